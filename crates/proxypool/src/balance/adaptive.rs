@@ -1,0 +1,80 @@
+use super::{Balancer, Candidates, random_below};
+
+/// The seed's adaptive quality selection: the eligible candidate with the best composite
+/// score
+///
+/// `0.4 × quality + 0.3 × availability + 0.2 × cost efficiency + 0.1 × recency`
+/// `+ 0.2 × success rate at the target host + trend`
+///
+/// where availability is `1 − in_flight / max_sessions` (or `1 / (1 + in_flight)` without
+/// a limit), cost efficiency is `1 − min(cost / cost_baseline, 1)`, recency decays from 1
+/// to 0 over 24 h since the last success, and trend is a tenth of the change in success
+/// rate over the last ten outcomes, within ±0.2. The seed's priority multiplier scales
+/// every candidate alike, so it cannot change the choice and is left out.
+#[derive(Debug, Clone)]
+pub struct AdaptiveQuality {
+    cost_baseline: f64,
+}
+
+impl Default for AdaptiveQuality {
+    fn default() -> Self {
+        AdaptiveQuality { cost_baseline: 0.01 }
+    }
+}
+
+impl AdaptiveQuality {
+    /// With the seed's cost baseline of 0.01 per request.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cost per request at or above which cost efficiency is zero. Non-positive or
+    /// non-finite values are ignored.
+    pub fn cost_baseline(mut self, cost: f64) -> Self {
+        if cost.is_finite() && cost > 0.0 {
+            self.cost_baseline = cost;
+        }
+        self
+    }
+
+    /// The composite score of candidate `i`; higher is better.
+    pub fn score(&self, c: &Candidates<'_>, i: usize) -> f64 {
+        let health = c.health(i);
+        let meta = c.proxy(i).meta();
+        let in_flight = f64::from(health.in_flight());
+        let availability = match meta.max_sessions {
+            Some(max) => (1.0 - in_flight / f64::from(max)).max(0.0),
+            None => 1.0 / (1.0 + in_flight),
+        };
+        let cost = 1.0 - (meta.cost_per_request / self.cost_baseline).min(1.0);
+        let recency = c.since_last_success(i).map_or(0.0, |age| (1.0 - age.as_secs_f64() / 86_400.0).max(0.0));
+        let site = c.target_host().and_then(|host| health.target_success_rate(host)).unwrap_or(0.0);
+        let trend = (health.trend() * 0.1).clamp(-0.2, 0.2);
+        0.4 * c.quality(i) + 0.3 * availability + 0.2 * cost + 0.1 * recency + 0.2 * site + trend
+    }
+}
+
+impl Balancer for AdaptiveQuality {
+    fn name(&self) -> &'static str {
+        "adaptive_quality"
+    }
+
+    fn pick(&self, c: &Candidates<'_>) -> Option<usize> {
+        let n = c.len();
+        if n == 0 {
+            return None;
+        }
+        let start = random_below(n);
+        let mut best: Option<(usize, f64)> = None;
+        for i in (start..n).chain(0..start) {
+            if !c.is_eligible(i) {
+                continue;
+            }
+            let score = self.score(c, i);
+            if best.is_none_or(|(_, b)| score > b) {
+                best = Some((i, score));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+}

@@ -1,0 +1,251 @@
+//! Pool configuration: plain structs with defaults, serde, and `validate()`.
+//!
+//! Every default is chosen for proxy fleets, which are far dirtier than the service
+//! fleets Envoy's defaults were made for; each field's doc says why.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// Everything a [`ProxyPool`](crate::ProxyPool) can be tuned with.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Passive health: latency averages, success window, quality score.
+    pub health: HealthConfig,
+    /// Outlier ejection of failing proxies.
+    pub ejection: EjectionConfig,
+    /// Bans of a proxy by one target host.
+    pub bans: BanConfig,
+}
+
+impl PoolConfig {
+    /// Refuses out-of-range values, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.health.validate()?;
+        self.ejection.validate()?;
+        self.bans.validate()
+    }
+}
+
+/// How each report updates a proxy's passive health.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Weight of the newest latency sample in the latency EWMA. Default 0.3: a proxy's
+    /// latency moves within a handful of requests, as exit IPs change under us.
+    pub latency_alpha: f64,
+    /// Time constant of the peak EWMA used by power-of-two-choices. Default 10 s, as
+    /// Finagle: a latency spike is forgotten within seconds, not requests.
+    #[serde(with = "humantime_serde")]
+    pub peak_decay: Duration,
+    /// How many recent outcomes the success rate is computed over (1..=56). Default 50.
+    pub success_window: u32,
+    /// Latency at or below which the latency part of the quality score is full. Default 2 s (the seed).
+    #[serde(with = "humantime_serde")]
+    pub good_latency: Duration,
+    /// Latency at or above which the latency part of the quality score is zero. Default 5 s (the seed).
+    #[serde(with = "humantime_serde")]
+    pub bad_latency: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            latency_alpha: 0.3,
+            peak_decay: Duration::from_secs(10),
+            success_window: 50,
+            good_latency: Duration::from_secs(2),
+            bad_latency: Duration::from_secs(5),
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The largest success window: the outcome history is packed into one atomic word.
+    pub const MAX_SUCCESS_WINDOW: u32 = 56;
+
+    /// Refuses out-of-range values, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.latency_alpha > 0.0 && self.latency_alpha <= 1.0) {
+            return Err(ConfigError::new("health.latency_alpha", format!("{} must be in (0, 1]", self.latency_alpha)));
+        }
+        if self.peak_decay.is_zero() {
+            return Err(ConfigError::new("health.peak_decay", "must be greater than zero"));
+        }
+        if !(1..=Self::MAX_SUCCESS_WINDOW).contains(&self.success_window) {
+            return Err(ConfigError::new(
+                "health.success_window",
+                format!("{} must be in 1..={}", self.success_window, Self::MAX_SUCCESS_WINDOW),
+            ));
+        }
+        if self.bad_latency <= self.good_latency {
+            return Err(ConfigError::new("health.bad_latency", "must be greater than health.good_latency"));
+        }
+        Ok(())
+    }
+}
+
+/// When a failing proxy is taken out of rotation, and for how long.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EjectionConfig {
+    /// Turn outlier ejection on or off. Default on.
+    pub enabled: bool,
+    /// Eject after this many network failures or timeouts in a row. Default 5, as Envoy.
+    pub consecutive_failures: u32,
+    /// Eject when the windowed success rate falls below this. Default 0.5: a proxy that
+    /// fails every other request costs more in retries than it brings.
+    pub min_success_rate: f64,
+    /// Outcomes needed in the window before the success rate may eject. Default 20.
+    pub min_requests: u32,
+    /// First ejection time; the n-th ejection lasts n times this. Default 30 s, as Envoy.
+    #[serde(with = "humantime_serde")]
+    pub base_ejection: Duration,
+    /// Longest ejection. Default 300 s, as Envoy.
+    #[serde(with = "humantime_serde")]
+    pub max_ejection: Duration,
+    /// Largest share of the pool ejected at once (at least one proxy may always be).
+    /// Default 0.5, not Envoy's 0.1: in a proxy fleet a fifth dead is an ordinary day,
+    /// and a 10 % cap would keep most dead proxies in rotation; beyond half, the fault
+    /// is more likely the target's or our own network's than the proxies'.
+    pub max_ejected_fraction: f64,
+    /// Panic mode: when fewer than this share of the pool is healthy (not ejected),
+    /// ejections are ignored and every proxy is used. Default 0.3.
+    pub panic_threshold: f64,
+}
+
+impl Default for EjectionConfig {
+    fn default() -> Self {
+        EjectionConfig {
+            enabled: true,
+            consecutive_failures: 5,
+            min_success_rate: 0.5,
+            min_requests: 20,
+            base_ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(300),
+            max_ejected_fraction: 0.5,
+            panic_threshold: 0.3,
+        }
+    }
+}
+
+impl EjectionConfig {
+    /// Refuses out-of-range values, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.consecutive_failures == 0 {
+            return Err(ConfigError::new("ejection.consecutive_failures", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.min_success_rate) {
+            return Err(ConfigError::new(
+                "ejection.min_success_rate",
+                format!("{} must be in [0, 1]", self.min_success_rate),
+            ));
+        }
+        if self.min_requests == 0 || self.min_requests > HealthConfig::MAX_SUCCESS_WINDOW {
+            return Err(ConfigError::new(
+                "ejection.min_requests",
+                format!("{} must be in 1..={}", self.min_requests, HealthConfig::MAX_SUCCESS_WINDOW),
+            ));
+        }
+        if self.base_ejection.is_zero() {
+            return Err(ConfigError::new("ejection.base_ejection", "must be greater than zero"));
+        }
+        if self.max_ejection < self.base_ejection {
+            return Err(ConfigError::new("ejection.max_ejection", "must be at least ejection.base_ejection"));
+        }
+        if !(0.0..=1.0).contains(&self.max_ejected_fraction) {
+            return Err(ConfigError::new(
+                "ejection.max_ejected_fraction",
+                format!("{} must be in [0, 1]", self.max_ejected_fraction),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.panic_threshold) {
+            return Err(ConfigError::new(
+                "ejection.panic_threshold",
+                format!("{} must be in [0, 1]", self.panic_threshold),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How long a proxy stays banned by a target host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BanConfig {
+    /// First ban without Retry-After; each further ban by the same host doubles it.
+    /// Default 60 s: sites that ban usually forgive within minutes.
+    #[serde(with = "humantime_serde")]
+    pub base_cooldown: Duration,
+    /// Longest ban without Retry-After. Default 1 h, as scrapy-rotating-proxies.
+    #[serde(with = "humantime_serde")]
+    pub max_cooldown: Duration,
+    /// Longest Retry-After honoured; a site asking for more gets this. Default 1 h.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
+    /// Target hosts remembered per proxy; beyond it the least recently seen host without
+    /// an active ban is forgotten. Default 1024.
+    pub max_hosts_per_proxy: usize,
+}
+
+impl Default for BanConfig {
+    fn default() -> Self {
+        BanConfig {
+            base_cooldown: Duration::from_secs(60),
+            max_cooldown: Duration::from_secs(3600),
+            max_retry_after: Duration::from_secs(3600),
+            max_hosts_per_proxy: 1024,
+        }
+    }
+}
+
+impl BanConfig {
+    /// Refuses out-of-range values, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.base_cooldown.is_zero() {
+            return Err(ConfigError::new("bans.base_cooldown", "must be greater than zero"));
+        }
+        if self.max_cooldown < self.base_cooldown {
+            return Err(ConfigError::new("bans.max_cooldown", "must be at least bans.base_cooldown"));
+        }
+        if self.max_hosts_per_proxy == 0 {
+            return Err(ConfigError::new("bans.max_hosts_per_proxy", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        PoolConfig::default().validate().expect("defaults must validate");
+    }
+
+    #[test]
+    fn each_bad_value_names_its_field() {
+        let mut c = PoolConfig::default();
+        c.ejection.max_ejected_fraction = 1.5;
+        assert_eq!(c.validate().map_err(|e| e.field), Err("ejection.max_ejected_fraction"));
+        let mut c = PoolConfig::default();
+        c.health.success_window = 57;
+        assert_eq!(c.validate().map_err(|e| e.field), Err("health.success_window"));
+        let mut c = PoolConfig::default();
+        c.bans.max_cooldown = Duration::from_secs(1);
+        assert_eq!(c.validate().map_err(|e| e.field), Err("bans.max_cooldown"));
+    }
+
+    #[test]
+    fn config_reads_from_toml_with_human_durations() {
+        let c: PoolConfig =
+            toml::from_str("[ejection]\nbase_ejection = \"45s\"\n[bans]\nmax_cooldown = \"2h\"\n").expect("valid toml");
+        assert_eq!(c.ejection.base_ejection, Duration::from_secs(45));
+        assert_eq!(c.bans.max_cooldown, Duration::from_secs(7200));
+        assert_eq!(c.health, HealthConfig::default());
+    }
+}

@@ -1,0 +1,131 @@
+//! Pool-wide bookkeeping for outlier ejection: how many proxies are out, the cap on
+//! that number, and panic mode.
+//!
+//! The tracker keeps the end time of every running ejection, so its count is exact even
+//! for proxies no pick looks at any more (filtered out, or removed). Ejections are rare
+//! events, so that list sits behind a mutex; the pick path reads only two atomics unless
+//! an ejection has ended since the last look.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crate::clock::Nanos;
+use crate::config::EjectionConfig;
+
+#[derive(Debug, Default)]
+pub(crate) struct EjectionTracker {
+    pool_size: AtomicUsize,
+    ends: Mutex<Vec<Nanos>>,
+    /// Running ejections as of the last prune.
+    count: AtomicUsize,
+    /// The earliest end among them (0 when none): until then `count` is exact.
+    next_end: AtomicU64,
+}
+
+impl EjectionTracker {
+    pub(crate) fn set_pool_size(&self, size: usize) {
+        self.pool_size.store(size, Ordering::Release);
+    }
+
+    /// Running ejections at `now`.
+    pub(crate) fn ejected(&self, now: Nanos) -> usize {
+        let next = self.next_end.load(Ordering::Acquire);
+        if next == 0 || now < next {
+            return self.count.load(Ordering::Acquire);
+        }
+        let mut ends = self.lock();
+        self.prune(&mut ends, now);
+        ends.len()
+    }
+
+    /// Takes one of the places the cap allows for an ejection ending at `until`; false
+    /// when the cap is reached.
+    pub(crate) fn try_reserve(&self, until: Nanos, now: Nanos, cfg: &EjectionConfig) -> bool {
+        let size = self.pool_size.load(Ordering::Acquire);
+        let cap = ((size as f64 * cfg.max_ejected_fraction).floor() as usize).max(1);
+        let mut ends = self.lock();
+        self.prune(&mut ends, now);
+        if ends.len() >= cap {
+            return false;
+        }
+        ends.push(until);
+        self.publish(&ends);
+        true
+    }
+
+    /// Gives back the place of an ejection ending at `until` that ended early.
+    pub(crate) fn release(&self, until: Nanos) {
+        let mut ends = self.lock();
+        if let Some(pos) = ends.iter().position(|&e| e == until) {
+            ends.swap_remove(pos);
+        }
+        self.publish(&ends);
+    }
+
+    /// Panic mode: too few proxies are healthy to trust ejections, so all are used.
+    #[inline]
+    pub(crate) fn in_panic(&self, now: Nanos, cfg: &EjectionConfig) -> bool {
+        let ejected = self.ejected(now);
+        if ejected == 0 {
+            return false;
+        }
+        let size = self.pool_size.load(Ordering::Acquire);
+        size > 0 && (size.saturating_sub(ejected) as f64) < cfg.panic_threshold * size as f64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Nanos>> {
+        self.ends.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn prune(&self, ends: &mut Vec<Nanos>, now: Nanos) {
+        ends.retain(|&end| end > now);
+        self.publish(ends);
+    }
+
+    fn publish(&self, ends: &[Nanos]) {
+        self.count.store(ends.len(), Ordering::Release);
+        self.next_end.store(ends.iter().copied().min().unwrap_or(0), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_allows_at_least_one_ejection() {
+        let t = EjectionTracker::default();
+        t.set_pool_size(3);
+        let cfg = EjectionConfig { max_ejected_fraction: 0.1, ..EjectionConfig::default() };
+        assert!(t.try_reserve(100, 1, &cfg));
+        assert!(!t.try_reserve(100, 1, &cfg), "10 % of 3 rounds down, but one is always allowed, and only one");
+        t.release(100);
+        assert!(t.try_reserve(100, 1, &cfg));
+    }
+
+    #[test]
+    fn ended_ejections_leave_the_count_without_anyone_looking_at_the_proxy() {
+        let t = EjectionTracker::default();
+        t.set_pool_size(2);
+        let cfg = EjectionConfig { max_ejected_fraction: 0.5, ..EjectionConfig::default() };
+        assert!(t.try_reserve(100, 1, &cfg));
+        assert_eq!(t.ejected(99), 1);
+        assert!(!t.try_reserve(200, 99, &cfg));
+        assert_eq!(t.ejected(100), 0);
+        assert!(t.try_reserve(200, 100, &cfg));
+    }
+
+    #[test]
+    fn panic_starts_when_healthy_share_falls_below_threshold() {
+        let t = EjectionTracker::default();
+        t.set_pool_size(10);
+        let cfg = EjectionConfig { max_ejected_fraction: 1.0, panic_threshold: 0.3, ..EjectionConfig::default() };
+        for _ in 0..7 {
+            assert!(t.try_reserve(100, 1, &cfg));
+        }
+        assert!(!t.in_panic(1, &cfg), "3 of 10 healthy is not below 30 %");
+        assert!(t.try_reserve(100, 1, &cfg));
+        assert!(t.in_panic(1, &cfg), "2 of 10 healthy is");
+        assert!(!t.in_panic(100, &cfg), "panic ends when the ejections do");
+    }
+}

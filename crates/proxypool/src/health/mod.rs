@@ -1,0 +1,255 @@
+//! Passive health: what every reported [`Outcome`](crate::Outcome) teaches the pool.
+//!
+//! Each proxy's [`ProxyHealth`] is a set of atomics: in-flight count, latency EWMA and
+//! peak EWMA, a window of recent outcomes, consecutive failures, ejection state and
+//! counters, plus a per-target-host table of success and bans. From these come the
+//! seed's quality score (0.7 × success rate + 0.3 × latency part, the latency part full
+//! up to 2 s and falling linearly to 0 at 5 s) and outlier ejection: after N network
+//! failures or timeouts in a row, or a success rate below the floor, a proxy is out for
+//! a time that grows with each ejection, within a cap on the share of the pool ejected,
+//! and ignored altogether in panic mode.
+
+mod bans;
+mod ejection;
+mod ewma;
+mod window;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+pub(crate) use bans::ActiveBan;
+use bans::TargetTable;
+pub(crate) use ejection::EjectionTracker;
+use ewma::{Ewma, PeakEwma};
+use window::OutcomeWindow;
+
+use crate::clock::{Nanos, duration_to_nanos};
+use crate::config::{HealthConfig, PoolConfig};
+use crate::lease::{Outcome, OutcomeKind};
+
+/// The live state of one proxy, shared by the pool and every lease on it.
+#[derive(Debug, Default)]
+pub struct ProxyHealth {
+    in_flight: AtomicU32,
+    window: OutcomeWindow,
+    latency: Ewma,
+    peak: PeakEwma,
+    consecutive_failures: AtomicU32,
+    ejected_until: AtomicU64,
+    times_ejected: AtomicU32,
+    last_success: AtomicU64,
+    requests: AtomicU64,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    timeouts: AtomicU64,
+    bans: AtomicU64,
+    targets: TargetTable,
+    removed: AtomicBool,
+}
+
+/// What a report changed, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    None,
+    Ejected { until: Nanos },
+    Banned { until: Nanos },
+}
+
+impl ProxyHealth {
+    /// Requests in flight through this proxy now.
+    #[inline]
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Share of successes over the recent window; `None` before the first outcome.
+    pub fn success_rate(&self) -> Option<f64> {
+        self.window.view().success_rate()
+    }
+
+    /// Exponentially weighted average latency; `None` before the first sample.
+    pub fn latency(&self) -> Option<Duration> {
+        self.latency.get().map(Duration::from_secs_f64)
+    }
+
+    /// Network failures and timeouts in a row since the last success.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    /// How many times this proxy has been ejected.
+    pub fn times_ejected(&self) -> u32 {
+        self.times_ejected.load(Ordering::Relaxed)
+    }
+
+    /// Success rate at one target host; `None` if never used there (or forgotten).
+    pub fn target_success_rate(&self, host: &str) -> Option<f64> {
+        self.targets.success_rate(host)
+    }
+
+    /// The seed's trend: the newer half of the last ten outcomes' success rate minus
+    /// the older half's, in [-1, 1].
+    pub fn trend(&self) -> f64 {
+        self.window.view().trend()
+    }
+
+    /// The seed's quality score in [0, 1]. With no outcomes yet it is 1: a new proxy is
+    /// tried, and its first failures bring the score down within a few requests.
+    pub fn quality(&self, cfg: &HealthConfig) -> f64 {
+        let success = self.success_rate().unwrap_or(1.0);
+        let latency_part = match self.latency.get() {
+            None => 1.0,
+            Some(secs) => {
+                let good = cfg.good_latency.as_secs_f64();
+                let bad = cfg.bad_latency.as_secs_f64();
+                ((bad - secs) / (bad - good)).clamp(0.0, 1.0)
+            }
+        };
+        (0.7 * success + 0.3 * latency_part).min(1.0)
+    }
+
+    pub(crate) fn counters(&self) -> [u64; 5] {
+        [&self.requests, &self.successes, &self.failures, &self.timeouts, &self.bans].map(|c| c.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn last_success(&self) -> Option<Nanos> {
+        let at = self.last_success.load(Ordering::Relaxed);
+        (at != 0).then_some(at)
+    }
+
+    pub(crate) fn peak_latency(&self, now: Nanos, cfg: &HealthConfig) -> f64 {
+        self.peak.get(now, cfg.peak_decay.as_nanos() as f64)
+    }
+
+    /// Takes an in-flight place, refusing when `max_sessions` are already taken.
+    #[inline]
+    pub(crate) fn try_begin(&self, max_sessions: Option<u32>) -> bool {
+        match max_sessions {
+            None => {
+                self.in_flight.fetch_add(1, Ordering::AcqRel);
+                true
+            }
+            Some(max) => {
+                self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok()
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn end(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// When this proxy's ejection ends, or `None` if it is in rotation. An ejection found
+    /// expired is cleared here, once, with a fresh start: failures counted before it no
+    /// longer count.
+    #[inline]
+    pub(crate) fn ejected_until(&self, now: impl FnOnce() -> Nanos) -> Option<Nanos> {
+        let until = self.ejected_until.load(Ordering::Acquire);
+        if until == 0 {
+            return None;
+        }
+        if until > now() {
+            return Some(until);
+        }
+        if self.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.consecutive_failures.store(0, Ordering::Release);
+            self.window.reset();
+        }
+        None
+    }
+
+    #[inline]
+    pub(crate) fn banned_until(&self, host: Option<&str>, now: impl FnOnce() -> Nanos) -> Option<Nanos> {
+        self.targets.banned_until(host, now)
+    }
+
+    pub(crate) fn active_bans(&self, now: Nanos) -> Vec<ActiveBan> {
+        self.targets.active_bans(now)
+    }
+
+    /// A removed proxy leaves the ejection count and never enters it again; leases still
+    /// out may report on it without effect on the pool.
+    pub(crate) fn mark_removed(&self, tracker: &EjectionTracker) {
+        self.removed.store(true, Ordering::Release);
+        let until = self.ejected_until.swap(0, Ordering::AcqRel);
+        if until != 0 {
+            tracker.release(until);
+        }
+    }
+
+    pub(crate) fn record(
+        &self,
+        outcome: &Outcome,
+        host: Option<&str>,
+        now: Nanos,
+        cfg: &PoolConfig,
+        tracker: &EjectionTracker,
+    ) -> Effect {
+        let h = &cfg.health;
+        let secs = outcome.latency().as_secs_f64();
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match outcome.kind() {
+            OutcomeKind::Success => {
+                self.successes.fetch_add(1, Ordering::Relaxed);
+                self.window.record(true, h.success_window);
+                self.consecutive_failures.store(0, Ordering::Release);
+                self.latency.record(secs, h.latency_alpha);
+                self.peak.record(secs, now, h.peak_decay.as_nanos() as f64);
+                self.last_success.store(now, Ordering::Relaxed);
+                if let Some(host) = host {
+                    self.targets.record_result(host, true, now, h.success_window, &cfg.bans);
+                }
+                Effect::None
+            }
+            OutcomeKind::NetworkFailure | OutcomeKind::Timeout => {
+                if outcome.kind() == OutcomeKind::Timeout {
+                    self.timeouts.fetch_add(1, Ordering::Relaxed);
+                    // A timeout is a latency of at least the timeout: it must weigh on
+                    // latency-driven balancers. A refused connection is fast and must not
+                    // make the proxy look fast, so network failures leave latency alone.
+                    self.latency.record(secs, h.latency_alpha);
+                    self.peak.record(secs, now, h.peak_decay.as_nanos() as f64);
+                } else {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                }
+                self.window.record(false, h.success_window);
+                let in_a_row = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+                if let Some(host) = host {
+                    self.targets.record_result(host, false, now, h.success_window, &cfg.bans);
+                }
+                self.maybe_eject(in_a_row, now, cfg, tracker)
+            }
+            OutcomeKind::Ban { retry_after } => {
+                self.bans.fetch_add(1, Ordering::Relaxed);
+                let until = self.targets.ban(host, retry_after, now, h.success_window, &cfg.bans);
+                Effect::Banned { until }
+            }
+        }
+    }
+
+    fn maybe_eject(&self, in_a_row: u32, now: Nanos, cfg: &PoolConfig, tracker: &EjectionTracker) -> Effect {
+        let e = &cfg.ejection;
+        if !e.enabled || self.removed.load(Ordering::Acquire) || self.ejected_until(|| now).is_some() {
+            return Effect::None;
+        }
+        let view = self.window.view();
+        let low_rate = view.count() >= e.min_requests && view.success_rate().is_some_and(|r| r < e.min_success_rate);
+        if in_a_row < e.consecutive_failures && !low_rate {
+            return Effect::None;
+        }
+        let times = self.times_ejected.load(Ordering::Acquire).saturating_add(1);
+        let length = e.base_ejection.saturating_mul(times).min(e.max_ejection);
+        let until = now.saturating_add(duration_to_nanos(length));
+        if !tracker.try_reserve(until, now, e) {
+            return Effect::None;
+        }
+        if self.ejected_until.compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            // Another report ejected it first; give back the place we took.
+            tracker.release(until);
+            return Effect::None;
+        }
+        self.times_ejected.fetch_add(1, Ordering::AcqRel);
+        Effect::Ejected { until }
+    }
+}

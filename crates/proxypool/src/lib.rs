@@ -1,0 +1,54 @@
+//! # harvester-proxypool
+//!
+//! Which proxy a request goes through. A [`ProxyPool`] holds HTTP, HTTPS and SOCKS5
+//! proxies, hands out [`Lease`]s through a pluggable [`Balancer`], and learns from every
+//! [`Outcome`] reported on a lease: latency, success rate, consecutive failures, and bans
+//! per target host. Proxies that keep failing are ejected for a growing time; a proxy
+//! banned by one site stays available for every other site.
+//!
+//! ```
+//! use std::time::Duration;
+//! use harvester_proxypool::{Outcome, Proxy, ProxyPool, Requirements, balance::PowerOfTwoChoices};
+//!
+//! let pool = ProxyPool::builder().balancer(PowerOfTwoChoices::new()).build()?;
+//! pool.add(Proxy::parse("http://10.0.0.1:3128")?)?;
+//! pool.add(Proxy::parse("socks5h://user:secret@10.0.0.2:1080")?)?;
+//!
+//! let lease = pool.acquire(&Requirements::new().target_host("shop.example"))?;
+//! // ... send the request through lease.proxy() ...
+//! lease.report(Outcome::success(Duration::from_millis(180)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The pick path takes no lock: the pool's proxies live in an immutable snapshot that
+//! writers replace atomically, each proxy's live state is a set of atomics, and
+//! requirements on region, kind and provider are served from indexes precomputed
+//! in the snapshot.
+//!
+//! Modules: [`proxy`] (what a proxy is), [`list`] (loading proxy lists), [`pool`] (the
+//! pool and its snapshot), [`lease`] (leases and outcomes), [`balance`] (balancers),
+//! [`health`] (passive health, ejection and bans), [`config`], [`stats`].
+
+#![forbid(unsafe_code)]
+
+pub mod balance;
+mod clock;
+pub mod config;
+mod error;
+pub mod health;
+pub mod lease;
+pub mod list;
+pub mod pool;
+pub mod proxy;
+pub mod requirements;
+pub mod stats;
+
+pub use balance::Balancer;
+pub use config::{BanConfig, EjectionConfig, HealthConfig, PoolConfig};
+pub use error::{ConfigError, PoolError, ProxyError};
+pub use lease::{Lease, Outcome, OutcomeKind};
+pub use list::{ListError, ListFormat, Loaded, Location, ProxyList, RejectReason, Rejected};
+pub use pool::{ProxyPool, ProxyPoolBuilder};
+pub use proxy::{Credentials, Proxy, ProxyId, ProxyKind, ProxyMeta, Scheme};
+pub use requirements::Requirements;
+pub use stats::{HostBan, PoolStats, ProxyStats};

@@ -1,0 +1,348 @@
+//! The [`ProxyPool`]: proxies, their live health, and `acquire`.
+//!
+//! Picks read an immutable [`Snapshot`](snapshot) through an atomic pointer and take
+//! no lock; writers (add, remove, upsert, replace) serialise among themselves, build the
+//! next snapshot and swap it in. A proxy's health lives in its `Member`, which survives
+//! metadata updates and outlives its removal for as long as a lease holds it.
+
+pub(crate) mod snapshot;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
+
+use crate::balance::{Balancer, Candidates, PowerOfTwoChoices};
+use crate::clock::{Clock, Nanos, nanos_to_duration};
+use crate::config::PoolConfig;
+use crate::error::{ConfigError, PoolError};
+use crate::health::{EjectionTracker, ProxyHealth};
+use crate::lease::Lease;
+use crate::proxy::{Proxy, ProxyId};
+use crate::requirements::Requirements;
+use crate::stats::{PoolStats, ProxyStats};
+
+use snapshot::Snapshot;
+
+/// What every proxy's health needs from its pool: config, clock, ejection bookkeeping.
+/// Kept apart from the snapshot so that members can point at it without a cycle.
+#[derive(Debug)]
+pub(crate) struct PoolCore {
+    pub(crate) config: PoolConfig,
+    pub(crate) clock: Clock,
+    pub(crate) ejections: EjectionTracker,
+}
+
+/// A proxy's lasting state in the pool.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) health: ProxyHealth,
+    pub(crate) core: Arc<PoolCore>,
+}
+
+struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    core: Arc<PoolCore>,
+    balancer: Arc<dyn Balancer>,
+    writer: Mutex<()>,
+}
+
+/// A pool of proxies; cheap to clone, and every clone is the same pool.
+///
+/// See the [crate docs](crate) for an example.
+#[derive(Clone)]
+pub struct ProxyPool {
+    shared: Arc<Shared>,
+}
+
+/// Builds a [`ProxyPool`]; see [`ProxyPool::builder`].
+#[derive(Debug)]
+pub struct ProxyPoolBuilder {
+    config: PoolConfig,
+    balancer: Arc<dyn Balancer>,
+}
+
+impl ProxyPoolBuilder {
+    /// Health, ejection and ban settings (validated by `build`).
+    pub fn config(mut self, config: PoolConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The balancer `acquire` uses. Default: [`PowerOfTwoChoices`].
+    pub fn balancer(mut self, balancer: impl Balancer) -> Self {
+        self.balancer = Arc::new(balancer);
+        self
+    }
+
+    /// An empty pool, or the config field that is out of range.
+    pub fn build(self) -> Result<ProxyPool, ConfigError> {
+        self.config.validate()?;
+        Ok(ProxyPool::from_parts(self.config, self.balancer))
+    }
+}
+
+impl ProxyPool {
+    /// A builder with the default config and balancer.
+    pub fn builder() -> ProxyPoolBuilder {
+        ProxyPoolBuilder { config: PoolConfig::default(), balancer: Arc::new(PowerOfTwoChoices::new()) }
+    }
+
+    /// A pool with the default config and balancer holding `proxies`; fails on a
+    /// duplicate id.
+    pub fn new(proxies: impl IntoIterator<Item = Proxy>) -> Result<ProxyPool, PoolError> {
+        // The default config is valid (a unit test in `config` holds it to that).
+        let pool = ProxyPool::from_parts(PoolConfig::default(), Arc::new(PowerOfTwoChoices::new()));
+        pool.extend(proxies)?;
+        Ok(pool)
+    }
+
+    fn from_parts(config: PoolConfig, balancer: Arc<dyn Balancer>) -> ProxyPool {
+        let core = Arc::new(PoolCore { config, clock: Clock::new(), ejections: EjectionTracker::default() });
+        ProxyPool {
+            shared: Arc::new(Shared {
+                snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                core,
+                balancer,
+                writer: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Leases a proxy that meets `req`, chosen by the pool's balancer.
+    #[inline]
+    pub fn acquire(&self, req: &Requirements) -> Result<Lease, PoolError> {
+        self.acquire_with(req, &*self.shared.balancer)
+    }
+
+    /// Leases a proxy that meets `req`, chosen by `balancer` (e.g. one per target site).
+    pub fn acquire_with(&self, req: &Requirements, balancer: &dyn Balancer) -> Result<Lease, PoolError> {
+        let snap = self.shared.snapshot.load();
+        if snap.slots.is_empty() {
+            return Err(PoolError::Empty);
+        }
+        let core = &*self.shared.core;
+        let (filter, set) =
+            snap.resolve(req).map_err(|filter| PoolError::NoMatch { filter, pool_size: snap.slots.len() })?;
+        let host = req.target_host.as_deref();
+        let candidates =
+            Candidates::new(&snap.slots, set, &filter, host, req.sticky_key.as_deref(), core, snap.generation);
+        // A pick can lose a race for a proxy's last session; a few tries settle it.
+        for _ in 0..3 {
+            let Some(i) = balancer.pick(&candidates) else { break };
+            if i >= candidates.len() || !candidates.is_eligible(i) {
+                break; // a wrong answer from a user's balancer: explained below
+            }
+            let slot = candidates.slot_ref(i);
+            if slot.health().try_begin(slot.max_sessions) {
+                return Ok(Lease::new(slot.proxy.clone(), slot.member.clone(), req.target_host.clone()));
+            }
+        }
+        Err(self.explain_no_pick(&snap, &candidates, req, &filter, balancer))
+    }
+
+    /// The slow path: says why no proxy could be leased.
+    fn explain_no_pick(
+        &self,
+        snap: &Snapshot,
+        candidates: &Candidates<'_>,
+        req: &Requirements,
+        filter: &snapshot::Filter,
+        balancer: &dyn Balancer,
+    ) -> PoolError {
+        let core = &*self.shared.core;
+        let now = core.clock.now();
+        let host = req.target_host.as_deref();
+        let panic = core.ejections.in_panic(now, &core.config.ejection);
+        let (mut matching, mut busy, mut ejected, mut banned, mut available) = (0, 0, 0, 0, 0);
+        let (mut first_return, mut first_unban) = (Nanos::MAX, Nanos::MAX);
+        for i in 0..candidates.len() {
+            let slot = candidates.slot_ref(i);
+            if !filter.is_empty() && !slot.matches(filter, &core.config.health) {
+                continue;
+            }
+            matching += 1;
+            let health = slot.health();
+            let mut out = false;
+            if slot.max_sessions.is_some_and(|max| health.in_flight() >= max) {
+                busy += 1;
+                out = true;
+            }
+            if let Some(until) = health.ejected_until(|| now).filter(|_| !panic) {
+                ejected += 1;
+                first_return = first_return.min(until);
+                out = true;
+            }
+            if let Some(until) = health.banned_until(host, || now) {
+                banned += 1;
+                first_unban = first_unban.min(until);
+                out = true;
+            }
+            available += usize::from(!out);
+        }
+        let wait = |until: Nanos| nanos_to_duration(until.saturating_sub(now));
+        match () {
+            _ if matching == 0 => PoolError::NoMatch {
+                filter: snap.emptying_filter(filter, req, &core.config.health),
+                pool_size: snap.slots.len(),
+            },
+            _ if available > 0 => PoolError::BalancerDeclined { balancer: balancer.name(), available },
+            _ if busy == matching => PoolError::AllBusy { matching },
+            _ if ejected == matching => PoolError::AllEjected { matching, retry_in: wait(first_return) },
+            _ if banned == matching => {
+                PoolError::AllBanned { host: host.unwrap_or("*").to_owned(), matching, retry_in: wait(first_unban) }
+            }
+            _ => PoolError::NoneAvailable { matching, busy, ejected, banned },
+        }
+    }
+
+    /// Adds a proxy; fails if its id is taken.
+    pub fn add(&self, proxy: Proxy) -> Result<(), PoolError> {
+        self.extend([proxy]).map(|_| ())
+    }
+
+    /// Adds many proxies in one snapshot swap; all or none: fails on the first id that
+    /// is taken or repeated. Returns how many were added.
+    pub fn extend(&self, proxies: impl IntoIterator<Item = Proxy>) -> Result<usize, PoolError> {
+        self.write(|current, next| {
+            let mut seen: HashSet<ProxyId> = current.iter().map(|(p, _)| p.id().clone()).collect();
+            let before = next.len();
+            for proxy in proxies {
+                if !seen.insert(proxy.id().clone()) {
+                    return Err(PoolError::DuplicateId(proxy.id().clone()));
+                }
+                next.push((Arc::new(proxy), self.new_member()));
+            }
+            Ok(next.len() - before)
+        })
+    }
+
+    /// Adds the proxy, or replaces the metadata of the proxy with its id while keeping
+    /// that proxy's health. Returns true if it replaced one.
+    pub fn upsert(&self, proxy: Proxy) -> bool {
+        let result = self.write(|_, next| {
+            let proxy = Arc::new(proxy);
+            if let Some(entry) = next.iter_mut().find(|(p, _)| p.id() == proxy.id()) {
+                entry.0 = proxy;
+                return Ok(true);
+            }
+            next.push((proxy, self.new_member()));
+            Ok(false)
+        });
+        result.unwrap_or(false)
+    }
+
+    /// Removes the proxy with `id`. Leases on it stay valid until dropped.
+    pub fn remove(&self, id: &ProxyId) -> Result<Arc<Proxy>, PoolError> {
+        self.write(|_, next| {
+            let pos = next.iter().position(|(p, _)| p.id() == id).ok_or_else(|| PoolError::UnknownId(id.clone()))?;
+            let (proxy, member) = next.remove(pos);
+            member.health.mark_removed(&self.shared.core.ejections);
+            Ok(proxy)
+        })
+    }
+
+    /// Makes the pool hold exactly `proxies` (say, a reloaded list): proxies that stay
+    /// keep their health, new ones start fresh, missing ones are removed. Fails on a
+    /// repeated id without changing anything.
+    pub fn replace_all(&self, proxies: impl IntoIterator<Item = Proxy>) -> Result<(), PoolError> {
+        self.write(|current, next| {
+            let mut seen = HashSet::new();
+            let mut kept = Vec::new();
+            for proxy in proxies {
+                if !seen.insert(proxy.id().clone()) {
+                    return Err(PoolError::DuplicateId(proxy.id().clone()));
+                }
+                let member = current
+                    .iter()
+                    .find(|(p, _)| p.id() == proxy.id())
+                    .map_or_else(|| self.new_member(), |(_, m)| m.clone());
+                kept.push((Arc::new(proxy), member));
+            }
+            for (proxy, member) in current {
+                if !seen.contains(proxy.id()) {
+                    member.health.mark_removed(&self.shared.core.ejections);
+                }
+            }
+            *next = kept;
+            Ok(())
+        })
+    }
+
+    fn new_member(&self) -> Arc<Member> {
+        Arc::new(Member { health: ProxyHealth::default(), core: self.shared.core.clone() })
+    }
+
+    /// Runs one change under the writer lock: `change` sees the current members and edits
+    /// a copy, which becomes the next snapshot if it returns `Ok`.
+    fn write<T>(
+        &self,
+        change: impl FnOnce(&[(Arc<Proxy>, Arc<Member>)], &mut Vec<(Arc<Proxy>, Arc<Member>)>) -> Result<T, PoolError>,
+    ) -> Result<T, PoolError> {
+        let _writer = self.shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current_snap = self.shared.snapshot.load_full();
+        let current: Vec<(Arc<Proxy>, Arc<Member>)> =
+            current_snap.slots.iter().map(|s| (s.proxy.clone(), s.member.clone())).collect();
+        let mut next = current.clone();
+        let out = change(&current, &mut next)?;
+        self.shared.core.ejections.set_pool_size(next.len());
+        self.shared.snapshot.store(Arc::new(Snapshot::build(current_snap.generation + 1, next)));
+        Ok(out)
+    }
+
+    /// How many proxies the pool holds.
+    pub fn len(&self) -> usize {
+        self.shared.snapshot.load().slots.len()
+    }
+
+    /// True when the pool holds no proxy.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The proxy with `id`, if present.
+    pub fn get(&self, id: &str) -> Option<Arc<Proxy>> {
+        let snap = self.shared.snapshot.load();
+        snap.position(id).map(|pos| snap.slots[pos].proxy.clone())
+    }
+
+    /// Every proxy, in insertion order.
+    pub fn proxies(&self) -> Vec<Arc<Proxy>> {
+        self.shared.snapshot.load().slots.iter().map(|s| s.proxy.clone()).collect()
+    }
+
+    /// The pool's configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.core.config
+    }
+
+    /// The name of the pool's balancer.
+    pub fn balancer_name(&self) -> &'static str {
+        self.shared.balancer.name()
+    }
+
+    /// A point-in-time report of the pool and every proxy, without credentials.
+    pub fn stats(&self) -> PoolStats {
+        let snap = self.shared.snapshot.load();
+        let core = &*self.shared.core;
+        let now = core.clock.now();
+        let proxies: Vec<ProxyStats> =
+            snap.slots.iter().map(|s| ProxyStats::read(&s.proxy, s.health(), core, now)).collect();
+        PoolStats::summarise(proxies, core.ejections.in_panic(now, &core.config.ejection), snap.generation)
+    }
+
+    /// The report for one proxy.
+    pub fn proxy_stats(&self, id: &str) -> Option<ProxyStats> {
+        let snap = self.shared.snapshot.load();
+        let core = &*self.shared.core;
+        let slot = &snap.slots[snap.position(id)?];
+        Some(ProxyStats::read(&slot.proxy, slot.health(), core, core.clock.now()))
+    }
+}
+
+impl fmt::Debug for ProxyPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyPool").field("len", &self.len()).field("balancer", &self.balancer_name()).finish()
+    }
+}

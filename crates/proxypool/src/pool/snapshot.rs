@@ -1,0 +1,212 @@
+//! The immutable view of the pool that picks read: the proxies in slots, with region,
+//! provider, kind and tag indexes and interned ids so that filtering compares integers.
+//!
+//! Writers build a new snapshot and swap it in; a pick holds the one it loaded for its
+//! whole duration, so a concurrent add or remove never changes the set under it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::HealthConfig;
+use crate::health::ProxyHealth;
+use crate::proxy::{Proxy, ProxyId};
+use crate::requirements::Requirements;
+
+use super::Member;
+
+const NONE: u32 = u32::MAX;
+
+/// One proxy in one snapshot.
+pub(crate) struct Slot {
+    pub(crate) proxy: Arc<Proxy>,
+    pub(crate) member: Arc<Member>,
+    region: u32,
+    provider: u32,
+    kind_bit: u8,
+    tags: Box<[u32]>,
+    cost: f64,
+    pub(crate) max_sessions: Option<u32>,
+    pub(crate) id_hash: u64,
+}
+
+impl Slot {
+    #[inline]
+    pub(crate) fn health(&self) -> &ProxyHealth {
+        &self.member.health
+    }
+
+    #[inline]
+    pub(crate) fn matches(&self, f: &Filter, cfg: &HealthConfig) -> bool {
+        (0..Filter::STEPS).all(|step| self.matches_step(f, step, cfg))
+    }
+
+    /// One filter of the evaluation order `Filter::describe` names.
+    #[inline]
+    fn matches_step(&self, f: &Filter, step: usize, cfg: &HealthConfig) -> bool {
+        match step {
+            0 => f.region.is_none_or(|r| r == self.region),
+            1 => f.kinds == 0 || f.kinds & self.kind_bit != 0,
+            2 => f.providers.is_empty() || f.providers.contains(&self.provider),
+            3 => f.tags.iter().all(|t| self.tags.binary_search(t).is_ok()),
+            4 => f.max_cost.is_none_or(|max| self.cost <= max),
+            _ => f.min_quality.is_none_or(|min| self.health().quality(cfg) >= min),
+        }
+    }
+}
+
+/// Requirements with names resolved to the snapshot's interned ids.
+#[derive(Debug, Default)]
+pub(crate) struct Filter {
+    region: Option<u32>,
+    kinds: u8,
+    providers: Vec<u32>,
+    tags: Vec<u32>,
+    max_cost: Option<f64>,
+    min_quality: Option<f64>,
+}
+
+impl Filter {
+    const STEPS: usize = 6;
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.region.is_none()
+            && self.kinds == 0
+            && self.providers.is_empty()
+            && self.tags.is_empty()
+            && self.max_cost.is_none()
+            && self.min_quality.is_none()
+    }
+
+    fn describe(step: usize, req: &Requirements) -> String {
+        match step {
+            0 => format!("region={}", req.region.as_deref().unwrap_or_default()),
+            1 => format!("kind in [{}]", req.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")),
+            2 => format!("provider in [{}]", req.providers.join(", ")),
+            3 => format!("tags [{}]", req.tags.join(", ")),
+            4 => format!("max_cost={}", req.max_cost.unwrap_or_default()),
+            _ => format!("min_quality={}", req.min_quality.unwrap_or_default()),
+        }
+    }
+}
+
+/// The immutable set of proxies with its indexes.
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    pub(crate) generation: u64,
+    pub(crate) slots: Vec<Slot>,
+    by_id: HashMap<ProxyId, u32>,
+    regions: HashMap<Box<str>, u32>,
+    by_region: Vec<Vec<u32>>,
+    providers: HashMap<Box<str>, u32>,
+    by_provider: Vec<Vec<u32>>,
+    by_kind: [Vec<u32>; 3],
+    tags: HashMap<Box<str>, u32>,
+    by_tag: Vec<Vec<u32>>,
+}
+
+impl Snapshot {
+    pub(crate) fn build(generation: u64, members: impl IntoIterator<Item = (Arc<Proxy>, Arc<Member>)>) -> Snapshot {
+        let mut s = Snapshot { generation, ..Snapshot::default() };
+        for (proxy, member) in members {
+            let pos = s.slots.len() as u32;
+            let meta = proxy.meta();
+            let region = meta.region.as_deref().map_or(NONE, |r| intern(&mut s.regions, &mut s.by_region, r, pos));
+            let provider =
+                meta.provider.as_deref().map_or(NONE, |p| intern(&mut s.providers, &mut s.by_provider, p, pos));
+            let mut tags: Vec<u32> = meta.tags.iter().map(|t| intern(&mut s.tags, &mut s.by_tag, t, pos)).collect();
+            tags.sort_unstable();
+            let kind_bit = meta.kind.map_or(0, |k| {
+                s.by_kind[k as usize].push(pos);
+                k.bit()
+            });
+            s.by_id.insert(proxy.id().clone(), pos);
+            s.slots.push(Slot {
+                id_hash: hash_str(proxy.id().as_str()),
+                cost: meta.cost_per_request,
+                max_sessions: meta.max_sessions,
+                region,
+                provider,
+                kind_bit,
+                tags: tags.into_boxed_slice(),
+                proxy,
+                member,
+            });
+        }
+        s
+    }
+
+    pub(crate) fn position(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).map(|&p| p as usize)
+    }
+
+    /// Resolves the requirements into a filter and the smallest index list that can
+    /// serve them (`None`: scan the whole pool). `Err` names a filter value that no
+    /// proxy in the pool has at all.
+    pub(crate) fn resolve(&self, req: &Requirements) -> Result<(Filter, Option<&[u32]>), String> {
+        let mut filter = Filter { max_cost: req.max_cost, min_quality: req.min_quality, ..Filter::default() };
+        let mut pick: Option<&[u32]> = None;
+
+        if let Some(region) = &req.region {
+            let id = *self.regions.get(region.as_str()).ok_or_else(|| Filter::describe(0, req))?;
+            filter.region = Some(id);
+            pick = smaller(pick, &self.by_region[id as usize]);
+        }
+        for kind in &req.kinds {
+            filter.kinds |= kind.bit();
+        }
+        if let [kind] = req.kinds.as_slice() {
+            pick = smaller(pick, &self.by_kind[*kind as usize]);
+        }
+        if !req.providers.is_empty() {
+            filter.providers = req.providers.iter().filter_map(|p| self.providers.get(p.as_str()).copied()).collect();
+            if filter.providers.is_empty() {
+                return Err(Filter::describe(2, req));
+            }
+            if let [id] = filter.providers.as_slice() {
+                pick = smaller(pick, &self.by_provider[*id as usize]);
+            }
+        }
+        for tag in &req.tags {
+            let id = *self.tags.get(tag.as_str()).ok_or_else(|| format!("tag={tag}"))?;
+            filter.tags.push(id);
+            pick = smaller(pick, &self.by_tag[id as usize]);
+        }
+        Ok((filter, pick))
+    }
+
+    /// Names the first filter, in evaluation order, after which no proxy is left.
+    pub(crate) fn emptying_filter(&self, filter: &Filter, req: &Requirements, cfg: &HealthConfig) -> String {
+        let mut alive: Vec<&Slot> = self.slots.iter().collect();
+        for step in 0..Filter::STEPS {
+            alive.retain(|slot| slot.matches_step(filter, step, cfg));
+            if alive.is_empty() {
+                return Filter::describe(step, req);
+            }
+        }
+        "the requirements".to_owned()
+    }
+}
+
+fn smaller<'a>(current: Option<&'a [u32]>, candidate: &'a [u32]) -> Option<&'a [u32]> {
+    match current {
+        Some(c) if c.len() <= candidate.len() => Some(c),
+        _ => Some(candidate),
+    }
+}
+
+fn intern(names: &mut HashMap<Box<str>, u32>, lists: &mut Vec<Vec<u32>>, name: &str, pos: u32) -> u32 {
+    let id = *names.entry(Box::from(name)).or_insert_with(|| {
+        lists.push(Vec::new());
+        (lists.len() - 1) as u32
+    });
+    lists[id as usize].push(pos);
+    id
+}
+
+/// A stable 64-bit hash of a string (FNV-1a, then mixed), the same in every process, so
+/// sticky sessions land on the same proxy across restarts.
+pub(crate) fn hash_str(s: &str) -> u64 {
+    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    crate::balance::mix64(h)
+}

@@ -1,0 +1,273 @@
+//! Each balancer's distribution property, observed through the public pool API.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use harvester_proxypool::balance::{
+    AdaptiveQuality, LeastConnections, LeastLatency, PowerOfTwoChoices, RoundRobin, SmoothWeightedRoundRobin, Sticky,
+};
+use harvester_proxypool::{Balancer, Lease, Outcome, Proxy, ProxyMeta, ProxyPool, Requirements};
+use proptest::prelude::*;
+
+fn proxy(id: &str, meta: ProxyMeta) -> Proxy {
+    Proxy::with_meta("http://127.0.0.1:9", ProxyMeta { id: Some(id.into()), ..meta }).expect("valid proxy")
+}
+
+fn pool_of(balancer: impl Balancer, ids: &[&str]) -> ProxyPool {
+    let pool = ProxyPool::builder().balancer(balancer).build().expect("valid config");
+    pool.extend(ids.iter().map(|id| proxy(id, ProxyMeta::default()))).expect("unique ids");
+    pool
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("p{i:03}")).collect()
+}
+
+fn pick(pool: &ProxyPool, req: &Requirements) -> String {
+    pool.acquire(req).expect("a proxy").id().to_string()
+}
+
+/// Leases `id` by asking for it through a balancer that only takes that id.
+fn lease_of(pool: &ProxyPool, id: &str) -> Lease {
+    pool.acquire_with(&Requirements::new(), &Only(id.to_owned())).expect("the proxy is eligible")
+}
+
+fn report_latency(pool: &ProxyPool, id: &str, latency: Duration, times: usize) {
+    for _ in 0..times {
+        lease_of(pool, id).report(Outcome::success(latency));
+    }
+}
+
+#[test]
+fn round_robin_visits_every_proxy_once_per_cycle_and_skips_busy_ones() {
+    let pool = pool_of(RoundRobin::new(), &["a", "b", "c"]);
+    let cycle: Vec<String> = (0..6).map(|_| pick(&pool, &Requirements::new())).collect();
+    assert_eq!(cycle, ["a", "b", "c", "a", "b", "c"]);
+    pool.upsert(proxy("b", ProxyMeta { max_sessions: Some(1), ..Default::default() }));
+    let _held = lease_of(&pool, "b");
+    let picks: Vec<String> = (0..4).map(|_| pick(&pool, &Requirements::new())).collect();
+    assert!(!picks.contains(&"b".to_owned()), "b is at its session limit: {picks:?}");
+}
+
+#[test]
+fn smooth_weighted_round_robin_interleaves_like_nginx() {
+    let pool = ProxyPool::builder().balancer(SmoothWeightedRoundRobin::new()).build().expect("valid config");
+    for (id, weight) in [("a", 5), ("b", 1), ("c", 1)] {
+        pool.add(proxy(id, ProxyMeta { weight, ..Default::default() })).expect("unique");
+    }
+    let sequence: Vec<String> = (0..7).map(|_| pick(&pool, &Requirements::new())).collect();
+    assert_eq!(sequence, ["a", "a", "b", "a", "c", "a", "a"], "nginx's documented smooth sequence for 5:1:1");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn smooth_weighted_round_robin_hits_exact_proportions_every_cycle(weights in prop::collection::vec(1u32..20, 1..12)) {
+        let pool = ProxyPool::builder().balancer(SmoothWeightedRoundRobin::new()).build().expect("valid config");
+        for (i, &weight) in weights.iter().enumerate() {
+            pool.add(proxy(&format!("p{i}"), ProxyMeta { weight, ..Default::default() })).expect("unique");
+        }
+        let total: u32 = weights.iter().sum();
+        for _cycle in 0..3 {
+            let mut counts: HashMap<String, u32> = HashMap::new();
+            for _ in 0..total {
+                *counts.entry(pick(&pool, &Requirements::new())).or_default() += 1;
+            }
+            for (i, &weight) in weights.iter().enumerate() {
+                prop_assert_eq!(counts.get(&format!("p{i}")).copied().unwrap_or(0), weight);
+            }
+        }
+    }
+
+    #[test]
+    fn least_connections_never_picks_a_busier_proxy(holds in prop::collection::vec(0usize..5, 2..10)) {
+        let names = ids(holds.len());
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let pool = pool_of(LeastConnections::new(), &names);
+        let _held: Vec<Lease> = holds.iter().enumerate()
+            .flat_map(|(i, &n)| (0..n).map(move |_| i))
+            .map(|i| lease_of(&pool, names[i]))
+            .collect();
+        let fewest = *holds.iter().min().expect("non-empty");
+        for _ in 0..10 {
+            let lease = pool.acquire(&Requirements::new()).expect("a proxy");
+            let index = names.iter().position(|n| *n == lease.id().as_str()).expect("known id");
+            prop_assert_eq!(holds[index], fewest);
+        }
+    }
+}
+
+#[test]
+fn least_connections_spreads_ties() {
+    let pool = pool_of(LeastConnections::new(), &["a", "b", "c", "d"]);
+    let picked: std::collections::BTreeSet<String> = (0..200).map(|_| pick(&pool, &Requirements::new())).collect();
+    assert_eq!(picked.len(), 4, "idle proxies tie; the random scan start must rotate them");
+}
+
+#[test]
+fn least_latency_tries_unmeasured_proxies_then_takes_the_fastest() {
+    let pool = pool_of(LeastLatency::new(), &["slow", "fast", "new"]);
+    report_latency(&pool, "slow", Duration::from_millis(900), 3);
+    report_latency(&pool, "fast", Duration::from_millis(100), 3);
+    assert_eq!(pick(&pool, &Requirements::new()), "new", "a proxy without a sample is tried first");
+    report_latency(&pool, "new", Duration::from_millis(500), 3);
+    for _ in 0..20 {
+        assert_eq!(pick(&pool, &Requirements::new()), "fast");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn p2c_always_picks_the_better_of_two() {
+    let pool = pool_of(PowerOfTwoChoices::new(), &["good", "bad"]);
+    report_latency(&pool, "good", Duration::from_millis(100), 3);
+    report_latency(&pool, "bad", Duration::from_millis(400), 3);
+    for _ in 0..50 {
+        assert_eq!(pick(&pool, &Requirements::new()), "good");
+    }
+    // Load counts too: four requests in flight make 100 ms × 5 worse than 400 ms × 1.
+    let _held: Vec<Lease> = (0..4).map(|_| lease_of(&pool, "good")).collect();
+    assert_eq!(pick(&pool, &Requirements::new()), "bad");
+}
+
+#[tokio::test(start_paused = true)]
+async fn p2c_never_picks_the_worst_proxy_and_samples_two_distinct() {
+    let names = ids(8);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let pool = pool_of(PowerOfTwoChoices::new(), &names);
+    for (i, name) in names.iter().enumerate() {
+        report_latency(&pool, name, Duration::from_millis(100 * (i as u64 + 1)), 1);
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..4000 {
+        *counts.entry(pick(&pool, &Requirements::new())).or_default() += 1;
+    }
+    assert!(!counts.contains_key("p007"), "the worst is the worse of every pair it is in: {counts:?}");
+    // With two distinct samples out of 8, the best is chosen whenever sampled: 2/8 = 25 %.
+    let best = counts.get("p000").copied().unwrap_or(0) as f64 / 4000.0;
+    assert!((0.20..0.30).contains(&best), "best proxy share {best}, expected about 0.25");
+}
+
+#[tokio::test(start_paused = true)]
+async fn p2c_forgets_a_latency_spike_with_time() {
+    let pool = pool_of(PowerOfTwoChoices::new(), &["spiky", "steady"]);
+    report_latency(&pool, "steady", Duration::from_millis(200), 1);
+    report_latency(&pool, "spiky", Duration::from_secs(5), 1);
+    assert_eq!(pick(&pool, &Requirements::new()), "steady");
+    // The steady proxy keeps answering in 200 ms; the spike decays (time constant 10 s).
+    tokio::time::advance(Duration::from_secs(60)).await;
+    report_latency(&pool, "steady", Duration::from_millis(200), 1);
+    assert_eq!(pick(&pool, &Requirements::new()), "spiky", "5 s × e^-6 ≈ 12 ms is now the lower estimate");
+}
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_quality_prefers_quality_then_site_success() {
+    let pool = ProxyPool::builder().balancer(AdaptiveQuality::new()).build().expect("valid config");
+    pool.extend([
+        proxy("cheap", ProxyMeta { cost_per_request: 0.0, ..Default::default() }),
+        proxy("pricey", ProxyMeta { cost_per_request: 0.02, ..Default::default() }),
+    ])
+    .expect("unique");
+    // Equal history: cost efficiency decides.
+    report_latency(&pool, "cheap", Duration::from_millis(100), 5);
+    report_latency(&pool, "pricey", Duration::from_millis(100), 5);
+    assert_eq!(pick(&pool, &Requirements::new()), "cheap");
+    // At shop.example only the pricey one has succeeded; its per-site success outweighs cost.
+    let shop = Requirements::new().target_host("shop.example");
+    for _ in 0..5 {
+        pool.acquire_with(&shop, &Only("pricey".into()))
+            .expect("pricey")
+            .report(Outcome::success(Duration::from_millis(100)));
+        pool.acquire_with(&shop, &Only("cheap".into()))
+            .expect("cheap")
+            .report(Outcome::timeout(Duration::from_secs(10)));
+    }
+    assert_eq!(pick(&pool, &shop), "pricey");
+}
+
+#[test]
+fn sticky_keeps_a_key_on_one_proxy() {
+    let names = ids(10);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let pool = pool_of(Sticky::new(), &names);
+    for key in 0..50 {
+        let req = Requirements::new().sticky_key(format!("session-{key}"));
+        let first = pick(&pool, &req);
+        for _ in 0..5 {
+            assert_eq!(pick(&pool, &req), first);
+        }
+    }
+}
+
+#[test]
+fn sticky_moves_only_the_keys_of_a_proxy_that_leaves() {
+    let names = ids(10);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let pool = pool_of(Sticky::new(), &names);
+    let keys: Vec<Requirements> = (0..2000).map(|k| Requirements::new().sticky_key(format!("user-{k}"))).collect();
+    let before: Vec<String> = keys.iter().map(|r| pick(&pool, r)).collect();
+    pool.remove(&"p003".into()).expect("present");
+    let after: Vec<String> = keys.iter().map(|r| pick(&pool, r)).collect();
+    let moved: Vec<usize> = (0..keys.len()).filter(|&k| before[k] != after[k]).collect();
+    assert!(moved.iter().all(|&k| before[k] == "p003"), "only keys that lived on the removed proxy move");
+    let share = moved.len() as f64 / keys.len() as f64;
+    assert!((0.06..0.14).contains(&share), "about 1/10 of the keys move, got {share}");
+
+    pool.add(proxy("p010", ProxyMeta::default())).expect("new id");
+    let grown: Vec<String> = keys.iter().map(|r| pick(&pool, r)).collect();
+    let moved: Vec<usize> = (0..keys.len()).filter(|&k| after[k] != grown[k]).collect();
+    assert!(moved.iter().all(|&k| grown[k] == "p010"), "keys only move to the new proxy");
+    let share = moved.len() as f64 / keys.len() as f64;
+    assert!((0.06..0.14).contains(&share), "about 1/10 of the keys move to the new proxy, got {share}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sticky_moves_a_key_off_an_unhealthy_proxy_and_back_when_it_returns() {
+    let pool = pool_of(Sticky::new(), &["a", "b", "c"]);
+    let req = Requirements::new().sticky_key("cart-1").target_host("shop.example");
+    let home = pick(&pool, &req);
+    pool.acquire(&req).expect("home").report(Outcome::ban(Duration::from_millis(1), Some(Duration::from_secs(1))));
+    let away = pick(&pool, &req);
+    assert_ne!(away, home, "a banned home proxy is left");
+    assert_eq!(pick(&pool, &req), away, "the key stays on its second choice meanwhile");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(pick(&pool, &req), home, "the ban is over: the key goes home");
+}
+
+#[test]
+fn sticky_without_a_key_falls_back_to_round_robin() {
+    let pool = pool_of(Sticky::new(), &["a", "b", "c"]);
+    let picks: Vec<String> = (0..3).map(|_| pick(&pool, &Requirements::new())).collect();
+    assert_eq!(picks, ["a", "b", "c"]);
+}
+
+#[test]
+fn a_balancer_answering_out_of_range_gets_an_error_not_a_panic() {
+    #[derive(Debug)]
+    struct Broken;
+    impl Balancer for Broken {
+        fn name(&self) -> &'static str {
+            "broken"
+        }
+        fn pick(&self, c: &harvester_proxypool::balance::Candidates<'_>) -> Option<usize> {
+            Some(c.len() + 7)
+        }
+    }
+    let pool = pool_of(Broken, &["a"]);
+    let err = pool.acquire(&Requirements::new()).expect_err("no valid pick");
+    assert_eq!(err.to_string(), "the broken balancer picked no proxy although 1 were available");
+}
+
+/// Takes only the proxy with this id, if eligible.
+#[derive(Debug)]
+struct Only(String);
+
+impl Balancer for Only {
+    fn name(&self) -> &'static str {
+        "only"
+    }
+
+    fn pick(&self, c: &harvester_proxypool::balance::Candidates<'_>) -> Option<usize> {
+        (0..c.len()).find(|&i| c.proxy(i).id().as_str() == self.0 && c.is_eligible(i))
+    }
+}

@@ -1,0 +1,423 @@
+//! The pool's contract: acquire with requirements, leases, passive health, ejection,
+//! bans, hot changes, and the errors that say why nothing could be leased.
+
+use std::time::Duration;
+
+use harvester_proxypool::balance::RoundRobin;
+use harvester_proxypool::{
+    EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyKind, ProxyMeta, ProxyPool, Requirements,
+};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn proxy(id: &str, meta: ProxyMeta) -> Proxy {
+    let port = 1000 + id.bytes().map(u16::from).sum::<u16>();
+    Proxy::with_meta(&format!("http://127.0.0.1:{port}"), ProxyMeta { id: Some(id.into()), ..meta })
+        .expect("valid proxy")
+}
+
+fn plain(id: &str) -> Proxy {
+    proxy(id, ProxyMeta::default())
+}
+
+fn round_robin_pool(config: PoolConfig, ids: &[&str]) -> ProxyPool {
+    let pool = ProxyPool::builder().config(config).balancer(RoundRobin::new()).build().expect("valid config");
+    pool.extend(ids.iter().map(|id| plain(id))).expect("unique ids");
+    pool
+}
+
+fn fail(pool: &ProxyPool, req: &Requirements, times: usize) -> Vec<String> {
+    (0..times)
+        .map(|_| {
+            let lease = pool.acquire(req).expect("a proxy");
+            let id = lease.id().to_string();
+            lease.report(Outcome::network_failure(MS));
+            id
+        })
+        .collect()
+}
+
+#[test]
+fn empty_pool_says_so() {
+    let pool = ProxyPool::new([]).expect("empty pool");
+    assert_eq!(pool.acquire(&Requirements::new()).err(), Some(PoolError::Empty));
+}
+
+#[test]
+fn requirements_filter_by_region_kind_provider_tags_and_cost() {
+    let pool = ProxyPool::new([
+        proxy(
+            "us-res",
+            ProxyMeta { region: Some("us".into()), kind: Some(ProxyKind::Residential), ..Default::default() },
+        ),
+        proxy(
+            "us-dc",
+            ProxyMeta { region: Some("us".into()), kind: Some(ProxyKind::Datacenter), ..Default::default() },
+        ),
+        proxy(
+            "eu-res",
+            ProxyMeta {
+                region: Some("eu".into()),
+                kind: Some(ProxyKind::Residential),
+                provider: Some("acme".into()),
+                tags: ["shop".to_owned()].into(),
+                cost_per_request: 0.005,
+                ..Default::default()
+            },
+        ),
+    ])
+    .expect("unique ids");
+    let only = |req: Requirements| {
+        let ids: std::collections::BTreeSet<String> =
+            (0..20).map(|_| pool.acquire(&req).expect("a match").id().to_string()).collect();
+        ids.into_iter().collect::<Vec<_>>()
+    };
+    assert_eq!(only(Requirements::new().region("us").kind(ProxyKind::Datacenter)), ["us-dc"]);
+    assert_eq!(only(Requirements::new().kind(ProxyKind::Residential).region("us")), ["us-res"]);
+    assert_eq!(only(Requirements::new().provider("acme")), ["eu-res"]);
+    assert_eq!(only(Requirements::new().tag("shop")), ["eu-res"]);
+    assert_eq!(only(Requirements::new().max_cost(0.001)), ["us-dc", "us-res"]);
+}
+
+#[test]
+fn no_match_names_the_filter_that_emptied_the_set() {
+    let pool = ProxyPool::new([
+        proxy("a", ProxyMeta { region: Some("us".into()), kind: Some(ProxyKind::Datacenter), ..Default::default() }),
+        proxy("b", ProxyMeta { region: Some("eu".into()), kind: Some(ProxyKind::Residential), ..Default::default() }),
+    ])
+    .expect("unique ids");
+    let filter_of = |req: Requirements| match pool.acquire(&req) {
+        Err(PoolError::NoMatch { filter, pool_size }) => {
+            assert_eq!(pool_size, 2);
+            filter
+        }
+        other => panic!("expected NoMatch, got {other:?}"),
+    };
+    assert_eq!(filter_of(Requirements::new().region("asia")), "region=asia");
+    assert_eq!(filter_of(Requirements::new().region("us").kind(ProxyKind::Residential)), "kind in [residential]");
+    assert_eq!(filter_of(Requirements::new().tag("nope")), "tag=nope");
+    assert_eq!(filter_of(Requirements::new().max_cost(-1.0)), "max_cost=-1");
+    let message = pool.acquire(&Requirements::new().region("asia")).expect_err("no match").to_string();
+    assert_eq!(message, "no proxy matches the requirements: region=asia left none of 2 proxies");
+}
+
+#[test]
+fn lease_holds_a_session_until_dropped_and_max_sessions_is_respected() {
+    let pool =
+        ProxyPool::new([proxy("only", ProxyMeta { max_sessions: Some(2), ..Default::default() })]).expect("unique ids");
+    let first = pool.acquire(&Requirements::new()).expect("first session");
+    let second = pool.acquire(&Requirements::new()).expect("second session");
+    assert_eq!(pool.stats().in_flight, 2);
+    assert_eq!(pool.acquire(&Requirements::new()).err(), Some(PoolError::AllBusy { matching: 1 }));
+    drop(first);
+    let third = pool.acquire(&Requirements::new()).expect("a session was freed");
+    third.report(Outcome::success(MS));
+    drop(second);
+    assert_eq!(pool.stats().in_flight, 0);
+}
+
+#[tokio::test]
+async fn lease_is_released_when_its_task_panics_or_is_cancelled() {
+    let pool = ProxyPool::new([plain("a")]).expect("unique ids");
+    let p = pool.clone();
+    let panicked = tokio::spawn(async move {
+        let _lease = p.acquire(&Requirements::new()).expect("a proxy");
+        panic!("handler bug");
+    })
+    .await;
+    assert!(panicked.is_err());
+    let p = pool.clone();
+    let (held, hold) = tokio::sync::oneshot::channel::<()>();
+    let cancelled = tokio::spawn(async move {
+        let _lease = p.acquire(&Requirements::new()).expect("a proxy");
+        let _ = held.send(());
+        std::future::pending::<()>().await;
+    });
+    hold.await.expect("task holds its lease");
+    assert_eq!(pool.stats().in_flight, 1);
+    cancelled.abort();
+    let _ = cancelled.await;
+    assert_eq!(pool.stats().in_flight, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn proxy_is_ejected_after_consecutive_failures_for_a_growing_time() {
+    let config = PoolConfig {
+        ejection: EjectionConfig { max_ejected_fraction: 1.0, panic_threshold: 0.0, ..EjectionConfig::default() },
+        ..PoolConfig::default()
+    };
+    let pool = round_robin_pool(config, &["only"]);
+    let req = Requirements::new();
+    fail(&pool, &req, 5);
+    match pool.acquire(&req) {
+        Err(PoolError::AllEjected { matching: 1, retry_in }) => assert_eq!(retry_in, Duration::from_secs(30)),
+        other => panic!("expected the proxy ejected for 30 s, got {other:?}"),
+    }
+    tokio::time::advance(Duration::from_secs(30)).await;
+    fail(&pool, &req, 5);
+    let stats = pool.proxy_stats("only").expect("present");
+    assert_eq!(stats.times_ejected, 2);
+    assert_eq!(stats.ejected_for, Some(Duration::from_secs(60)), "the second ejection lasts twice as long");
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let lease = pool.acquire(&req).expect("back in rotation");
+    lease.report(Outcome::success(MS));
+    assert_eq!(pool.proxy_stats("only").expect("present").consecutive_failures, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ejection_time_is_capped() {
+    let config = PoolConfig {
+        ejection: EjectionConfig {
+            max_ejected_fraction: 1.0,
+            panic_threshold: 0.0,
+            max_ejection: Duration::from_secs(45),
+            ..EjectionConfig::default()
+        },
+        ..PoolConfig::default()
+    };
+    let pool = round_robin_pool(config, &["only"]);
+    for _ in 0..3 {
+        fail(&pool, &Requirements::new(), 5);
+        let ejected_for = pool.proxy_stats("only").and_then(|s| s.ejected_for).expect("ejected");
+        assert!(ejected_for <= Duration::from_secs(45));
+        tokio::time::advance(ejected_for).await;
+    }
+    assert_eq!(pool.proxy_stats("only").expect("present").times_ejected, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_low_success_rate_ejects_without_failures_in_a_row() {
+    let config = PoolConfig {
+        ejection: EjectionConfig {
+            max_ejected_fraction: 1.0,
+            panic_threshold: 0.0,
+            min_requests: 10,
+            min_success_rate: 0.5,
+            ..EjectionConfig::default()
+        },
+        ..PoolConfig::default()
+    };
+    let pool = round_robin_pool(config, &["flaky"]);
+    for i in 0..11 {
+        let lease = pool.acquire(&Requirements::new()).expect("not yet ejected");
+        // Two failures for every success: never five in a row, but a 33 % success rate.
+        lease.report(if i % 3 == 0 { Outcome::success(MS) } else { Outcome::network_failure(MS) });
+    }
+    assert!(pool.proxy_stats("flaky").expect("present").ejected_for.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn ejections_stop_at_the_cap_on_the_share_of_the_pool() {
+    let config = PoolConfig {
+        ejection: EjectionConfig { max_ejected_fraction: 0.5, ..EjectionConfig::default() },
+        ..PoolConfig::default()
+    };
+    let ids = ["a", "b", "c", "d"];
+    let pool = round_robin_pool(config, &ids);
+    fail(&pool, &Requirements::new(), 40);
+    let stats = pool.stats();
+    assert_eq!(stats.ejected, 2, "half of four may be ejected, no more");
+    assert_eq!(stats.healthy, 2);
+    assert!(!stats.panic);
+}
+
+#[tokio::test(start_paused = true)]
+async fn panic_mode_uses_ejected_proxies_when_too_few_are_healthy() {
+    let config = PoolConfig {
+        ejection: EjectionConfig { max_ejected_fraction: 1.0, panic_threshold: 0.5, ..EjectionConfig::default() },
+        ..PoolConfig::default()
+    };
+    let pool = round_robin_pool(config, &["a", "b", "c", "d"]);
+    // Fail until three are ejected: one healthy proxy of four is below the 50 % threshold.
+    let mut ejected = 0;
+    while ejected < 3 {
+        let lease = pool.acquire(&Requirements::new()).expect("a proxy");
+        let before = pool.proxy_stats(lease.id().as_str()).expect("present").times_ejected;
+        let id = lease.id().clone();
+        lease.report(Outcome::network_failure(MS));
+        if pool.proxy_stats(id.as_str()).expect("present").times_ejected > before {
+            ejected += 1;
+        }
+        assert!(pool.stats().requests < 100, "ejections must happen within a bounded number of failures");
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.ejected, 3);
+    assert!(stats.panic);
+    let used: std::collections::BTreeSet<String> =
+        (0..8).map(|_| pool.acquire(&Requirements::new()).expect("panic mode").id().to_string()).collect();
+    assert_eq!(used.len(), 4, "in panic mode every proxy is used again: {used:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ban_bars_a_proxy_from_its_host_only_until_retry_after() {
+    let pool = round_robin_pool(PoolConfig::default(), &["a", "b"]);
+    let shop = Requirements::new().target_host("shop.example");
+    let news = Requirements::new().target_host("news.example");
+    let lease = pool.acquire_with(&shop, &FirstById("a")).expect("a");
+    lease.report(Outcome::ban(MS, Some(Duration::from_secs(120))));
+    for _ in 0..4 {
+        assert_eq!(pool.acquire(&shop).expect("b serves the shop").id().as_str(), "b");
+    }
+    let news_ids: std::collections::BTreeSet<String> =
+        (0..4).map(|_| pool.acquire(&news).expect("both serve news").id().to_string()).collect();
+    assert_eq!(news_ids.len(), 2, "a banned proxy stays good for other hosts");
+    let lease = pool.acquire_with(&shop, &FirstById("b")).expect("b");
+    lease.report(Outcome::ban(MS, None));
+    match pool.acquire(&shop) {
+        Err(PoolError::AllBanned { host, matching: 2, retry_in }) => {
+            assert_eq!(host, "shop.example");
+            assert_eq!(retry_in, Duration::from_secs(60), "b's default cooldown ends first");
+        }
+        other => panic!("expected AllBanned, got {other:?}"),
+    }
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(pool.acquire(&shop).expect("b's ban ended").id().as_str(), "b");
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let ids: std::collections::BTreeSet<String> =
+        (0..4).map(|_| pool.acquire(&shop).expect("both again").id().to_string()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(pool.proxy_stats("a").expect("present").bans_active.is_empty());
+}
+
+#[test]
+fn bans_do_not_count_towards_ejection() {
+    let pool = round_robin_pool(PoolConfig::default(), &["a"]);
+    for site in 0..10 {
+        let req = Requirements::new().target_host(&format!("site{site}.example"));
+        pool.acquire(&req).expect("a is not banned here yet").report(Outcome::ban(MS, None));
+    }
+    let stats = pool.proxy_stats("a").expect("present");
+    assert_eq!((stats.times_ejected, stats.consecutive_failures, stats.bans), (0, 0, 10));
+    assert_eq!(stats.bans_active.len(), 10);
+    drop(pool.acquire(&Requirements::new().target_host("other.example")).expect("still good elsewhere"));
+}
+
+#[test]
+fn removing_a_leased_proxy_is_safe() {
+    let pool = round_robin_pool(PoolConfig::default(), &["a", "b"]);
+    let lease = pool.acquire_with(&Requirements::new(), &FirstById("a")).expect("a");
+    let removed = pool.remove(lease.id()).expect("present");
+    assert_eq!(removed.id().as_str(), "a");
+    assert_eq!(pool.len(), 1);
+    assert_eq!(lease.proxy().id().as_str(), "a", "the lease still knows its proxy");
+    lease.report(Outcome::network_failure(MS));
+    for _ in 0..5 {
+        assert_eq!(pool.acquire(&Requirements::new()).expect("b").id().as_str(), "b");
+    }
+    assert_eq!(pool.remove(&"a".into()).err(), Some(PoolError::UnknownId("a".into())));
+}
+
+#[test]
+fn removing_an_ejected_proxy_frees_its_place_under_the_cap() {
+    let config = PoolConfig {
+        ejection: EjectionConfig { max_ejected_fraction: 0.5, ..EjectionConfig::default() },
+        ..PoolConfig::default()
+    };
+    let pool = round_robin_pool(config, &["a", "b"]);
+    for _ in 0..5 {
+        pool.acquire_with(&Requirements::new(), &FirstById("a")).expect("a").report(Outcome::network_failure(MS));
+    }
+    assert_eq!(pool.stats().ejected, 1);
+    pool.remove(&"a".into()).expect("present");
+    pool.add(plain("c")).expect("new id");
+    for _ in 0..5 {
+        pool.acquire_with(&Requirements::new(), &FirstById("b")).expect("b").report(Outcome::network_failure(MS));
+    }
+    assert_eq!(pool.stats().ejected, 1, "b could be ejected: a's place was freed by its removal");
+}
+
+#[test]
+fn duplicate_ids_are_refused_and_extend_is_all_or_nothing() {
+    let pool = round_robin_pool(PoolConfig::default(), &["a"]);
+    assert_eq!(pool.add(plain("a")).err(), Some(PoolError::DuplicateId("a".into())));
+    assert_eq!(pool.extend([plain("b"), plain("b")]).err(), Some(PoolError::DuplicateId("b".into())));
+    assert_eq!(pool.len(), 1);
+}
+
+#[test]
+fn upsert_and_replace_all_keep_the_health_of_proxies_that_stay() {
+    let pool = round_robin_pool(PoolConfig::default(), &["a", "b"]);
+    for _ in 0..3 {
+        pool.acquire_with(&Requirements::new(), &FirstById("a")).expect("a").report(Outcome::network_failure(MS));
+    }
+    assert!(pool.upsert(proxy("a", ProxyMeta { region: Some("eu".into()), ..Default::default() })));
+    let a = pool.proxy_stats("a").expect("present");
+    assert_eq!((a.region.as_deref(), a.consecutive_failures), (Some("eu"), 3));
+    assert!(!pool.upsert(plain("c")));
+    pool.replace_all([plain("a"), plain("d")]).expect("unique ids");
+    let ids: Vec<String> = pool.proxies().iter().map(|p| p.id().to_string()).collect();
+    assert_eq!(ids, ["a", "d"]);
+    assert_eq!(pool.proxy_stats("a").expect("kept").consecutive_failures, 3);
+}
+
+#[test]
+fn min_quality_follows_reported_outcomes() {
+    let pool = round_robin_pool(PoolConfig::default(), &["good", "bad"]);
+    for _ in 0..4 {
+        pool.acquire_with(&Requirements::new(), &FirstById("bad")).expect("bad").report(Outcome::network_failure(MS));
+        pool.acquire_with(&Requirements::new(), &FirstById("good")).expect("good").report(Outcome::success(MS));
+    }
+    let quality = |id| pool.proxy_stats(id).expect("present").quality;
+    assert_eq!(quality("good"), 1.0);
+    assert!((quality("bad") - 0.3).abs() < 1e-9, "0.7 × 0 % success + 0.3 × fast latency part");
+    let picked: std::collections::BTreeSet<String> =
+        (0..6).map(|_| pool.acquire(&Requirements::new().min_quality(0.85)).expect("good").id().to_string()).collect();
+    assert_eq!(picked.into_iter().collect::<Vec<_>>(), ["good"]);
+    let slow = Outcome::success(Duration::from_millis(3500));
+    for _ in 0..20 {
+        pool.acquire_with(&Requirements::new(), &FirstById("good")).expect("good").report(slow);
+    }
+    assert!((quality("good") - 0.85).abs() < 0.01, "3.5 s halves the latency part: {}", quality("good"));
+}
+
+#[test]
+fn many_threads_pick_while_proxies_are_added_and_removed() {
+    let pool = round_robin_pool(PoolConfig::default(), &["base-0", "base-1", "base-2"]);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let pool = pool.clone();
+            s.spawn(move || {
+                for _ in 0..20_000 {
+                    let lease = pool.acquire(&Requirements::new()).expect("base proxies are never removed");
+                    lease.report(Outcome::success(MS));
+                }
+            });
+        }
+        for round in 0..200 {
+            let id = format!("hot-{round}");
+            pool.add(plain(&id)).expect("fresh id");
+            pool.remove(&id.as_str().into()).expect("just added");
+        }
+    });
+    let stats = pool.stats();
+    assert_eq!(stats.size, 3);
+    assert_eq!(stats.in_flight, 0, "every lease was released");
+}
+
+#[test]
+fn stats_describe_each_proxy() {
+    let pool = round_robin_pool(PoolConfig::default(), &["a"]);
+    pool.acquire(&Requirements::new()).expect("a").report(Outcome::success(Duration::from_millis(200)));
+    pool.acquire(&Requirements::new()).expect("a").report(Outcome::timeout(Duration::from_secs(10)));
+    let a = pool.proxy_stats("a").expect("present");
+    assert_eq!((a.requests, a.successes, a.timeouts, a.failures), (2, 1, 1, 0));
+    assert_eq!(a.success_rate, Some(0.5));
+    assert_eq!(a.latency, Some(Duration::from_secs_f64(0.2 * 0.7 + 10.0 * 0.3)));
+    let json = serde_json::to_value(pool.stats()).expect("serialisable");
+    assert_eq!(json["size"], 1);
+    assert_eq!(json["proxies"][0]["id"], "a");
+}
+
+/// Picks the candidate with the given id if it is eligible: lets a test aim at one proxy.
+#[derive(Debug)]
+struct FirstById(&'static str);
+
+impl harvester_proxypool::Balancer for FirstById {
+    fn name(&self) -> &'static str {
+        "first_by_id"
+    }
+
+    fn pick(&self, c: &harvester_proxypool::balance::Candidates<'_>) -> Option<usize> {
+        (0..c.len()).find(|&i| c.proxy(i).id().as_str() == self.0 && c.is_eligible(i))
+    }
+}

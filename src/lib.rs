@@ -1,0 +1,26 @@
+//! # harvester
+//!
+//! Collect web data at high volume through pools of outbound proxies. This crate is
+//! the facade: it re-exports the member crates so that one dependency brings them all.
+//!
+//! | module | crate | what it does |
+//! |---|---|---|
+//! | [`proxypool`] | `harvester-proxypool` | which proxy a request goes through: pool, balancers, leases, health, bans |
+//!
+//! ```
+//! use harvester::proxypool::{Proxy, ProxyPool, Requirements};
+//!
+//! let pool = ProxyPool::new([Proxy::parse("http://10.0.0.1:3128")?])?;
+//! let lease = pool.acquire(&Requirements::new())?;
+//! assert_eq!(lease.proxy().port(), 3128);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub use harvester_proxypool as proxypool;
+
+/// The README's examples, compiled and run as doctests so that it cannot drift.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
