@@ -26,7 +26,17 @@ impl PoolConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.health.validate()?;
         self.ejection.validate()?;
-        self.bans.validate()
+        self.bans.validate()?;
+        if self.ejection.min_requests > self.health.success_window {
+            return Err(ConfigError::new(
+                "ejection.min_requests",
+                format!(
+                    "{} exceeds health.success_window {}: the success rate could never eject",
+                    self.ejection.min_requests, self.health.success_window
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -112,8 +122,11 @@ pub struct EjectionConfig {
     /// and a 10 % cap would keep most dead proxies in rotation; beyond half, the fault
     /// is more likely the target's or our own network's than the proxies'.
     pub max_ejected_fraction: f64,
-    /// Panic mode: when fewer than this share of the pool is healthy (not ejected),
-    /// ejections are ignored and every proxy is used. Default 0.3.
+    /// Panic mode: when fewer than this share of the proxies a request may use (those
+    /// matching its requirements) are healthy, that request ignores ejections rather
+    /// than fail, as Envoy does per cluster; and when fewer than this share of the whole
+    /// pool is healthy (possible when `max_ejected_fraction` is above `1 − threshold`),
+    /// every request does. Default 0.3.
     pub panic_threshold: f64,
 }
 
@@ -238,6 +251,9 @@ mod tests {
         let mut c = PoolConfig::default();
         c.bans.max_cooldown = Duration::from_secs(1);
         assert_eq!(c.validate().map_err(|e| e.field), Err("bans.max_cooldown"));
+        let mut c = PoolConfig::default();
+        c.health.success_window = 10;
+        assert_eq!(c.validate().map_err(|e| e.field), Err("ejection.min_requests"), "20 outcomes never fit in 10");
     }
 
     #[test]

@@ -30,9 +30,10 @@ pub enum ProxyError {
     /// would be the password).
     #[error("invalid port: expected a number from 1 to 65535")]
     InvalidPort,
-    /// The port is 0 or above 65535.
-    #[error("port {0} out of range 1..=65535")]
-    PortOutOfRange(u64),
+    /// The port is 0 or above 65535. The number is kept only when it has at most five
+    /// digits: a longer one may be a numeric password before a missing `@`.
+    #[error("port {} out of range 1..=65535", .0.map_or_else(|| "***".to_owned(), |p| p.to_string()))]
+    PortOutOfRange(Option<u64>),
     /// The URL has a path, query or fragment, which a proxy URL cannot use.
     #[error("a proxy URL has no path, query or fragment")]
     UnexpectedPath,

@@ -77,29 +77,28 @@ impl Outcome {
 /// needs alive, and its report no longer affects the pool's ejection count.
 #[must_use = "a lease holds an in-flight place on its proxy until dropped; report how the request went"]
 pub struct Lease {
-    proxy: Arc<Proxy>,
     member: Arc<Member>,
     host: Option<Arc<str>>,
 }
 
 impl Lease {
-    pub(crate) fn new(proxy: Arc<Proxy>, member: Arc<Member>, host: Option<Arc<str>>) -> Self {
-        Lease { proxy, member, host }
+    pub(crate) fn new(member: Arc<Member>, host: Option<Arc<str>>) -> Self {
+        Lease { member, host }
     }
 
     /// The leased proxy.
     pub fn proxy(&self) -> &Proxy {
-        &self.proxy
+        &self.member.proxy
     }
 
     /// The leased proxy, shared.
     pub fn proxy_arc(&self) -> &Arc<Proxy> {
-        &self.proxy
+        &self.member.proxy
     }
 
     /// The leased proxy's id.
     pub fn id(&self) -> &ProxyId {
-        self.proxy.id()
+        self.member.proxy.id()
     }
 
     /// The target host the lease was taken for.
@@ -115,12 +114,12 @@ impl Lease {
         match effect {
             Effect::None => {}
             Effect::Ejected { until } => tracing::info!(
-                proxy = %self.proxy.id(),
+                proxy = %self.id(),
                 for_secs = (until.saturating_sub(now)) as f64 / 1e9,
                 "proxy ejected as an outlier"
             ),
             Effect::Banned { until } => tracing::debug!(
-                proxy = %self.proxy.id(),
+                proxy = %self.id(),
                 host = self.host.as_deref().unwrap_or("*"),
                 for_secs = (until.saturating_sub(now)) as f64 / 1e9,
                 "proxy banned by target host"
@@ -137,6 +136,6 @@ impl Drop for Lease {
 
 impl fmt::Debug for Lease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lease").field("proxy", &self.proxy.id()).field("target_host", &self.host).finish()
+        f.debug_struct("Lease").field("proxy", self.id()).field("target_host", &self.host).finish()
     }
 }

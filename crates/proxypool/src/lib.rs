@@ -21,9 +21,12 @@
 //! ```
 //!
 //! The pick path takes no lock: the pool's proxies live in an immutable snapshot that
-//! writers replace atomically, each proxy's live state is a set of atomics, and
-//! requirements on region, kind and provider are served from indexes precomputed
-//! in the snapshot.
+//! writers replace atomically, each proxy's live state is a set of atomics (its running
+//! bans a copy-on-write map behind an atomic pointer), and requirements on region, kind,
+//! provider and tags are served from indexes precomputed in the snapshot. Two exceptions,
+//! both off the common path: the smooth weighted round robin balancer, whose algorithm
+//! updates every candidate's score together, and the moment an ejection has ended, when
+//! the pool's ejection count is corrected once under a mutex.
 //!
 //! Modules: [`proxy`] (what a proxy is), [`list`] (loading proxy lists), [`pool`] (the
 //! pool and its snapshot), [`lease`] (leases and outcomes), [`balance`] (balancers),

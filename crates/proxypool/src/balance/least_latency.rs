@@ -2,8 +2,10 @@ use super::{Balancer, Candidates, random_below};
 
 /// The eligible candidate with the lowest latency EWMA.
 ///
-/// A proxy with no latency sample yet counts as fastest, so every new proxy is tried
-/// once before the averages decide. Ties rotate through a random scan start.
+/// A proxy with no latency sample yet counts as fastest while it is idle, so every new
+/// proxy is tried, and as slowest while it has a request in flight, so it cannot take
+/// every request before its first answer. Ties go to fewer requests in flight, then
+/// rotate through a random scan start.
 #[derive(Debug, Default)]
 pub struct LeastLatency;
 
@@ -25,17 +27,23 @@ impl Balancer for LeastLatency {
             return None;
         }
         let start = random_below(n);
-        let mut best: Option<(usize, f64)> = None;
+        let mut best: Option<(usize, (f64, u32))> = None;
         for i in (start..n).chain(0..start) {
             if !c.is_eligible(i) {
                 continue;
             }
-            let latency = c.health(i).latency().map_or(0.0, |d| d.as_secs_f64());
-            if best.is_none_or(|(_, b)| latency < b) {
-                best = Some((i, latency));
-                if latency == 0.0 {
-                    break;
+            let health = c.health(i);
+            let in_flight = health.in_flight();
+            let latency = match health.latency_secs() {
+                Some(secs) => secs,
+                None if in_flight == 0 => {
+                    best = Some((i, (f64::NEG_INFINITY, 0)));
+                    break; // nothing beats an idle proxy nobody has measured
                 }
+                None => f64::INFINITY,
+            };
+            if best.is_none_or(|(_, b)| (latency, in_flight) < b) {
+                best = Some((i, (latency, in_flight)));
             }
         }
         best.map(|(i, _)| i)

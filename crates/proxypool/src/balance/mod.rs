@@ -110,6 +110,8 @@ pub struct Candidates<'a> {
     generation: u64,
     now: Cell<Nanos>,
     panic: Cell<Option<bool>>,
+    /// The last position found eligible, so the pool need not check it twice.
+    last_eligible: Cell<usize>,
 }
 
 impl<'a> Candidates<'a> {
@@ -123,7 +125,31 @@ impl<'a> Candidates<'a> {
         core: &'a PoolCore,
         generation: u64,
     ) -> Self {
-        Candidates { slots, set, filter, host, sticky, core, generation, now: Cell::new(0), panic: Cell::new(None) }
+        Candidates {
+            slots,
+            set,
+            filter,
+            host,
+            sticky,
+            core,
+            generation,
+            now: Cell::new(0),
+            panic: Cell::new(None),
+            last_eligible: Cell::new(usize::MAX),
+        }
+    }
+
+    /// Treats ejected proxies as eligible for this request: panic mode for the set of
+    /// proxies this request can use, when too few of them are healthy.
+    pub(crate) fn force_panic(&self) {
+        self.panic.set(Some(true));
+    }
+
+    /// Checks a balancer's answer: in range and eligible (without a second check when
+    /// the balancer just found it eligible).
+    #[inline]
+    pub(crate) fn confirm(&self, i: usize) -> bool {
+        i < self.len() && (self.last_eligible.get() == i || self.is_eligible(i))
     }
 
     /// How many candidates there are (eligible or not).
@@ -173,23 +199,27 @@ impl<'a> Candidates<'a> {
     #[inline]
     pub fn is_eligible(&self, i: usize) -> bool {
         let slot = self.slot_ref(i);
-        if !self.filter.is_empty() && !slot.matches(self.filter, &self.core.config.health) {
+        if self.filter.needs_check() && !slot.matches(self.filter, &self.core.config.health) {
             return false;
         }
         let health = slot.health();
-        if slot.max_sessions.is_some_and(|max| health.in_flight() >= max) {
+        if slot.is_full(health) {
             return false;
         }
         if health.ejected_until(|| self.now()).is_some() && !self.in_panic() {
             return false;
         }
-        health.banned_until(self.host, || self.now()).is_none()
+        if health.banned_until(self.host, || self.now()).is_some() {
+            return false;
+        }
+        self.last_eligible.set(i);
+        true
     }
 
     /// The proxy at candidate `i`.
     #[inline]
     pub fn proxy(&self, i: usize) -> &'a Proxy {
-        &self.slot_ref(i).proxy
+        self.slot_ref(i).proxy()
     }
 
     /// The live health of candidate `i`.
@@ -207,6 +237,14 @@ impl<'a> Candidates<'a> {
     #[inline]
     pub fn peak_latency(&self, i: usize) -> f64 {
         self.health(i).peak_latency(self.now(), &self.core.config.health)
+    }
+
+    /// A key that orders candidates as their decayed peak EWMA latencies do, read
+    /// without the clock: `ln(peak) + time of the last sample / τ`; `-inf` before the
+    /// first sample.
+    #[inline]
+    pub fn peak_key(&self, i: usize) -> f64 {
+        self.health(i).peak_key()
     }
 
     /// Time since candidate `i` last succeeded; `None` if it never has.
@@ -250,6 +288,14 @@ impl<'a> Candidates<'a> {
         self.panic.set(Some(p));
         p
     }
+
+    pub(crate) fn panicking(&self) -> bool {
+        self.panic.get() == Some(true)
+    }
+
+    pub(crate) fn filter(&self) -> &'a Filter {
+        self.filter
+    }
 }
 
 impl fmt::Debug for Candidates<'_> {
@@ -258,11 +304,30 @@ impl fmt::Debug for Candidates<'_> {
     }
 }
 
-/// A uniformly random position below `n` (n > 0), from the thread's generator.
+thread_local! {
+    static WYRAND: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A uniformly random position below `n` (n > 0).
+///
+/// Hand-written on purpose: a pick draws two or three numbers, and `rand::rng()` costs
+/// about 5 ns a draw (thread-local handle plus a ChaCha block), a third of the whole
+/// pick's budget. wyrand in a thread-local cell costs about 1 ns and is plenty for
+/// spreading load; nothing here needs unpredictability. Lemire's multiply-shift maps it
+/// to `0..n` without a division.
 #[inline]
 pub(crate) fn random_below(n: usize) -> usize {
-    use rand::RngExt;
-    rand::rng().random_range(0..n)
+    let r = WYRAND.with(|state| {
+        let mut s = state.get();
+        if s == 0 {
+            s = rand::random::<u64>() | 1;
+        }
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    });
+    ((u128::from(r) * n as u128) >> 64) as usize
 }
 
 /// A 64-bit mixer (SplitMix64's finaliser): spreads rendezvous scores uniformly.

@@ -5,6 +5,12 @@ use super::{Balancer, Candidates, random_below};
 ///
 /// O(1) per pick: when a sample is ineligible it tries a few fresh pairs, and only then
 /// falls back to the first eligible candidate from a random position.
+///
+/// Comparing costs needs neither the clock nor `exp`: both peaks decay from the same
+/// `now`, so their order is the order of their log keys (see
+/// [`Candidates::peak_key`]). A proxy without a latency sample costs nothing while idle,
+/// so each new proxy is tried, but as much as the worst while it has a request in flight
+/// (Finagle's penalty), so a proxy nobody has heard from cannot take every request.
 #[derive(Debug, Default)]
 pub struct PowerOfTwoChoices;
 
@@ -17,16 +23,34 @@ impl PowerOfTwoChoices {
         PowerOfTwoChoices
     }
 
-    /// The load estimate the choice compares; lower is better.
+    /// The load estimate the choice compares, in seconds: the decayed peak EWMA ×
+    /// (in-flight + 1). Infinite for a proxy without a sample that has a request in
+    /// flight. Reads the clock: for reports; picks compare [`Self::better`] instead.
     pub fn cost(c: &Candidates<'_>, i: usize) -> f64 {
-        c.peak_latency(i) * f64::from(c.health(i).in_flight() + 1)
+        let in_flight = c.health(i).in_flight();
+        if c.peak_key(i) == f64::NEG_INFINITY {
+            return if in_flight == 0 { 0.0 } else { f64::INFINITY };
+        }
+        c.peak_latency(i) * f64::from(in_flight + 1)
     }
 
     /// Of two eligible candidates, the one with the lower cost (fewer in flight on a tie).
+    #[inline]
     pub fn better(c: &Candidates<'_>, a: usize, b: usize) -> usize {
-        let (ca, cb) = (Self::cost(c, a), Self::cost(c, b));
-        if cb < ca || (cb == ca && c.health(b).in_flight() < c.health(a).in_flight()) { b } else { a }
+        let (fa, fb) = (c.health(a).in_flight(), c.health(b).in_flight());
+        let (ka, kb) = (log_cost(c.peak_key(a), fa), log_cost(c.peak_key(b), fb));
+        if kb < ka || (kb == ka && fb < fa) { b } else { a }
     }
+}
+
+/// `ln(cost) + now / τ`: the peak key plus `ln(in_flight + 1)`, which keeps the order
+/// of the costs. The logarithm is skipped for the common idle case.
+#[inline]
+fn log_cost(key: f64, in_flight: u32) -> f64 {
+    if key == f64::NEG_INFINITY {
+        return if in_flight == 0 { f64::NEG_INFINITY } else { f64::INFINITY };
+    }
+    if in_flight == 0 { key } else { key + f64::from(in_flight + 1).ln() }
 }
 
 impl Balancer for PowerOfTwoChoices {

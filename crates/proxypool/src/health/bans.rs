@@ -1,13 +1,18 @@
 //! Per-target-host state of one proxy: its success there and its bans.
 //!
-//! A proxy banned by `shop.example` stays good for every other host. The table sits
-//! behind a lock, but the pick path reads it only while `ban_hint` says some ban may
-//! still run, so a pool without bans never touches the lock when picking.
+//! A proxy banned by `shop.example` stays good for every other host. Running bans live
+//! in a small copy-on-write map behind an atomic pointer, so the pick path reads them
+//! without a lock, and only while `ban_hint` says some ban may still run. The per-host
+//! statistics (success window, ban streak) change with every report and sit behind a
+//! lock that only reports and the adaptive balancer take.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use crate::clock::{Nanos, duration_to_nanos};
 use crate::config::BanConfig;
@@ -17,12 +22,17 @@ use super::window::OutcomeWindow;
 /// Key for bans reported without a target host: they bar the proxy from every host.
 const ANY_HOST: &str = "";
 
+/// `repr(C)` keeps the two words a pick reads at the front, where the proxy's health
+/// puts them on the same cache line as its other hot fields.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub(crate) struct TargetTable {
-    hosts: RwLock<HashMap<Box<str>, TargetState>>,
     /// The latest end of any ban ever set here; only while it lies in the future can a
-    /// ban be active, so picks skip the lock otherwise.
+    /// ban be active, so picks skip the ban map otherwise.
     ban_hint: AtomicU64,
+    /// Host → end of its running ban; replaced whole on every new ban.
+    bans: ArcSwap<HashMap<Box<str>, Nanos>>,
+    hosts: RwLock<HashMap<Box<str>, TargetState>>,
 }
 
 #[derive(Debug, Default)]
@@ -54,8 +64,8 @@ impl TargetTable {
         if hint <= now {
             return None;
         }
-        let hosts = self.hosts.read().unwrap_or_else(PoisonError::into_inner);
-        let until = |key: &str| hosts.get(key).map(|s| s.ban_until).filter(|&u| u > now);
+        let bans = self.bans.load();
+        let until = |key: &str| bans.get(key).copied().filter(|&u| u > now);
         match host {
             Some(h) => until(h).max(until(ANY_HOST)),
             None => until(ANY_HOST),
@@ -95,8 +105,15 @@ impl TargetTable {
         };
         let until = now.saturating_add(duration_to_nanos(length));
         state.ban_until = state.ban_until.max(until);
-        self.ban_hint.fetch_max(state.ban_until, Ordering::AcqRel);
-        state.ban_until
+        let until = state.ban_until;
+        let key = host.unwrap_or(ANY_HOST);
+        // Still under the write lock of `hosts`, so ban writers never race each other.
+        let mut bans: HashMap<Box<str>, Nanos> =
+            self.bans.load().iter().filter(|&(_, &end)| end > now).map(|(h, &end)| (h.clone(), end)).collect();
+        bans.insert(Box::from(key), until);
+        self.bans.store(Arc::new(bans));
+        self.ban_hint.fetch_max(until, Ordering::AcqRel);
+        until
     }
 
     pub(crate) fn success_rate(&self, host: &str) -> Option<f64> {

@@ -28,14 +28,20 @@ use crate::config::{HealthConfig, PoolConfig};
 use crate::lease::{Outcome, OutcomeKind};
 
 /// The live state of one proxy, shared by the pool and every lease on it.
+///
+/// Laid out with the fields a pick reads first (in-flight count, ejection, peak key, ban
+/// hint and ban map) and aligned to a cache line, so that a pick reads one line of it
+/// per proxy it looks at.
 #[derive(Debug, Default)]
+#[repr(C, align(64))]
 pub struct ProxyHealth {
     in_flight: AtomicU32,
+    ejected_until: AtomicU64,
+    peak: PeakEwma,
+    targets: TargetTable,
     window: OutcomeWindow,
     latency: Ewma,
-    peak: PeakEwma,
     consecutive_failures: AtomicU32,
-    ejected_until: AtomicU64,
     times_ejected: AtomicU32,
     last_success: AtomicU64,
     requests: AtomicU64,
@@ -43,9 +49,12 @@ pub struct ProxyHealth {
     failures: AtomicU64,
     timeouts: AtomicU64,
     bans: AtomicU64,
-    targets: TargetTable,
     removed: AtomicBool,
 }
+
+/// Latency samples are capped here (a day), so that `Duration::MAX` meaning "no timeout"
+/// cannot overflow the averages or the `Duration`s made from them.
+const MAX_SAMPLE_SECS: f64 = 86_400.0;
 
 /// What a report changed, for logs and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +62,12 @@ pub(crate) enum Effect {
     None,
     Ejected { until: Nanos },
     Banned { until: Nanos },
+}
+
+/// The peak EWMA's time constant in nanoseconds (`as_secs_f64` avoids a slow u128 to
+/// f64 conversion).
+fn tau_nanos(cfg: &HealthConfig) -> f64 {
+    cfg.peak_decay.as_secs_f64() * 1e9
 }
 
 impl ProxyHealth {
@@ -69,7 +84,13 @@ impl ProxyHealth {
 
     /// Exponentially weighted average latency; `None` before the first sample.
     pub fn latency(&self) -> Option<Duration> {
-        self.latency.get().map(Duration::from_secs_f64)
+        self.latency.get().map(|secs| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+    }
+
+    /// The latency EWMA in seconds, without building a `Duration`.
+    #[inline]
+    pub fn latency_secs(&self) -> Option<f64> {
+        self.latency.get()
     }
 
     /// Network failures and timeouts in a row since the last success.
@@ -118,7 +139,14 @@ impl ProxyHealth {
     }
 
     pub(crate) fn peak_latency(&self, now: Nanos, cfg: &HealthConfig) -> f64 {
-        self.peak.get(now, cfg.peak_decay.as_nanos() as f64)
+        self.peak.get(now, tau_nanos(cfg))
+    }
+
+    /// The peak EWMA's log key: orders proxies as their decayed estimates do, without
+    /// the clock (see `PeakEwma`). `-inf` before the first sample.
+    #[inline]
+    pub(crate) fn peak_key(&self) -> f64 {
+        self.peak.key()
     }
 
     /// Takes an in-flight place, refusing when `max_sessions` are already taken.
@@ -152,10 +180,11 @@ impl ProxyHealth {
         if until > now() {
             return Some(until);
         }
-        if self.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            self.consecutive_failures.store(0, Ordering::Release);
-            self.window.reset();
-        }
+        // Reset before the ejection visibly ends, so that no report sees the proxy back in
+        // rotation with the failures that ejected it still counted.
+        self.consecutive_failures.store(0, Ordering::Release);
+        self.window.reset();
+        let _ = self.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire);
         None
     }
 
@@ -187,7 +216,8 @@ impl ProxyHealth {
         tracker: &EjectionTracker,
     ) -> Effect {
         let h = &cfg.health;
-        let secs = outcome.latency().as_secs_f64();
+        let secs = outcome.latency().as_secs_f64().min(MAX_SAMPLE_SECS);
+        let tau = tau_nanos(h);
         self.requests.fetch_add(1, Ordering::Relaxed);
         match outcome.kind() {
             OutcomeKind::Success => {
@@ -195,7 +225,7 @@ impl ProxyHealth {
                 self.window.record(true, h.success_window);
                 self.consecutive_failures.store(0, Ordering::Release);
                 self.latency.record(secs, h.latency_alpha);
-                self.peak.record(secs, now, h.peak_decay.as_nanos() as f64);
+                self.peak.record(secs, now, tau);
                 self.last_success.store(now, Ordering::Relaxed);
                 if let Some(host) = host {
                     self.targets.record_result(host, true, now, h.success_window, &cfg.bans);
@@ -203,22 +233,28 @@ impl ProxyHealth {
                 Effect::None
             }
             OutcomeKind::NetworkFailure | OutcomeKind::Timeout => {
+                // An ejection that has run out ends here first, with its fresh start, so
+                // that a late report from before it cannot eject the proxy again at once.
+                let _ = self.ejected_until(|| now);
                 if outcome.kind() == OutcomeKind::Timeout {
                     self.timeouts.fetch_add(1, Ordering::Relaxed);
                     // A timeout is a latency of at least the timeout: it must weigh on
-                    // latency-driven balancers. A refused connection is fast and must not
-                    // make the proxy look fast, so network failures leave latency alone.
+                    // latency-driven balancers.
                     self.latency.record(secs, h.latency_alpha);
-                    self.peak.record(secs, now, h.peak_decay.as_nanos() as f64);
+                    self.peak.record(secs, now, tau);
                 } else {
                     self.failures.fetch_add(1, Ordering::Relaxed);
+                    // A refused connection is fast and must not make the proxy look fast:
+                    // the peak EWMA takes the bad-latency mark instead, so P2C avoids a
+                    // proxy that fails fast (the quality score counts the failure itself).
+                    self.peak.record(secs.max(h.bad_latency.as_secs_f64()), now, tau);
                 }
                 self.window.record(false, h.success_window);
-                let in_a_row = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+                self.consecutive_failures.fetch_add(1, Ordering::AcqRel);
                 if let Some(host) = host {
                     self.targets.record_result(host, false, now, h.success_window, &cfg.bans);
                 }
-                self.maybe_eject(in_a_row, now, cfg, tracker)
+                self.maybe_eject(now, cfg, tracker)
             }
             OutcomeKind::Ban { retry_after } => {
                 self.bans.fetch_add(1, Ordering::Relaxed);
@@ -228,11 +264,12 @@ impl ProxyHealth {
         }
     }
 
-    fn maybe_eject(&self, in_a_row: u32, now: Nanos, cfg: &PoolConfig, tracker: &EjectionTracker) -> Effect {
+    fn maybe_eject(&self, now: Nanos, cfg: &PoolConfig, tracker: &EjectionTracker) -> Effect {
         let e = &cfg.ejection;
         if !e.enabled || self.removed.load(Ordering::Acquire) || self.ejected_until(|| now).is_some() {
             return Effect::None;
         }
+        let in_a_row = self.consecutive_failures.load(Ordering::Acquire);
         let view = self.window.view();
         let low_rate = view.count() >= e.min_requests && view.success_rate().is_some_and(|r| r < e.min_success_rate);
         if in_a_row < e.consecutive_failures && !low_rate {
@@ -249,7 +286,31 @@ impl ProxyHealth {
             tracker.release(until);
             return Effect::None;
         }
+        // Removed meanwhile: `mark_removed` found nothing to release, so undo it here.
+        if self.removed.load(Ordering::Acquire)
+            && self.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            tracker.release(until);
+            return Effect::None;
+        }
         self.times_ejected.fetch_add(1, Ordering::AcqRel);
         Effect::Ejected { until }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_pick_reads_sits_in_the_first_cache_line() {
+        assert_eq!(std::mem::align_of::<ProxyHealth>(), 64);
+        let h = ProxyHealth::default();
+        let base = &h as *const ProxyHealth as usize;
+        let end_of = |field: usize, size: usize| field - base + size;
+        assert!(end_of(&h.in_flight as *const _ as usize, 4) <= 64);
+        assert!(end_of(&h.ejected_until as *const _ as usize, 8) <= 64);
+        assert!(end_of(&h.peak as *const _ as usize, std::mem::size_of::<PeakEwma>()) <= 64);
+        assert!(end_of(&h.targets as *const _ as usize, 16) <= 64, "ban hint and ban map");
     }
 }

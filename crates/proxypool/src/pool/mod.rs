@@ -34,11 +34,32 @@ pub(crate) struct PoolCore {
     pub(crate) ejections: EjectionTracker,
 }
 
-/// A proxy's lasting state in the pool.
+/// One version of a proxy in the pool: what a lease holds (one `Arc` per lease). An
+/// update of the proxy's metadata makes a new member that shares the old one's health,
+/// so leases taken before the update keep the proxy they were given.
 #[derive(Debug)]
 pub(crate) struct Member {
-    pub(crate) health: ProxyHealth,
+    pub(crate) proxy: Arc<Proxy>,
+    pub(crate) health: Arc<ProxyHealth>,
     pub(crate) core: Arc<PoolCore>,
+}
+
+/// What the slow path found.
+enum Diagnosis {
+    /// Retry with ejections ignored.
+    Panic,
+    Error(PoolError),
+}
+
+impl Diagnosis {
+    fn into_error(self) -> PoolError {
+        match self {
+            Diagnosis::Error(e) => e,
+            // Only returned when the request is not yet in panic mode; after the retry in
+            // panic mode the ejected proxies count as available.
+            Diagnosis::Panic => PoolError::NoneAvailable { matching: 0, busy: 0, ejected: 0, banned: 0 },
+        }
+    }
 }
 
 struct Shared {
@@ -125,21 +146,56 @@ impl ProxyPool {
         let core = &*self.shared.core;
         let (filter, set) =
             snap.resolve(req).map_err(|filter| PoolError::NoMatch { filter, pool_size: snap.slots.len() })?;
-        let host = req.target_host.as_deref();
-        let candidates =
-            Candidates::new(&snap.slots, set, &filter, host, req.sticky_key.as_deref(), core, snap.generation);
-        // A pick can lose a race for a proxy's last session; a few tries settle it.
-        for _ in 0..3 {
-            let Some(i) = balancer.pick(&candidates) else { break };
-            if i >= candidates.len() || !candidates.is_eligible(i) {
-                break; // a wrong answer from a user's balancer: explained below
-            }
-            let slot = candidates.slot_ref(i);
-            if slot.health().try_begin(slot.max_sessions) {
-                return Ok(Lease::new(slot.proxy.clone(), slot.member.clone(), req.target_host.clone()));
+        let candidates = Candidates::new(
+            &snap.slots,
+            set,
+            &filter,
+            req.target_host.as_deref(),
+            req.sticky_key.as_deref(),
+            core,
+            snap.generation,
+        );
+        let mut lost_race = false;
+        match self.pick(&candidates, req, balancer, &mut lost_race) {
+            Some(lease) => Ok(lease),
+            None => {
+                let why = self.explain_no_pick(&snap, &candidates, req, lost_race, balancer);
+                if let Diagnosis::Panic = why {
+                    // Too few of the proxies this request may use are healthy: like Envoy's
+                    // panic threshold per cluster, use the ejected ones rather than none.
+                    candidates.force_panic();
+                    if let Some(lease) = self.pick(&candidates, req, balancer, &mut lost_race) {
+                        return Ok(lease);
+                    }
+                    return Err(self.explain_no_pick(&snap, &candidates, req, lost_race, balancer).into_error());
+                }
+                Err(why.into_error())
             }
         }
-        Err(self.explain_no_pick(&snap, &candidates, req, &filter, balancer))
+    }
+
+    /// Asks the balancer and takes a session on its choice. A pick can lose a race for a
+    /// proxy's last session; a few tries settle it.
+    #[inline]
+    fn pick(
+        &self,
+        candidates: &Candidates<'_>,
+        req: &Requirements,
+        balancer: &dyn Balancer,
+        lost_race: &mut bool,
+    ) -> Option<Lease> {
+        for _ in 0..3 {
+            let i = balancer.pick(candidates)?;
+            if !candidates.confirm(i) {
+                return None; // a wrong answer from a user's balancer: explained by the caller
+            }
+            let slot = candidates.slot_ref(i);
+            if slot.health().try_begin(slot.max_sessions()) {
+                return Some(Lease::new(slot.member.clone(), req.target_host.clone()));
+            }
+            *lost_race = true;
+        }
+        None
     }
 
     /// The slow path: says why no proxy could be leased.
@@ -148,28 +204,26 @@ impl ProxyPool {
         snap: &Snapshot,
         candidates: &Candidates<'_>,
         req: &Requirements,
-        filter: &snapshot::Filter,
+        lost_race: bool,
         balancer: &dyn Balancer,
-    ) -> PoolError {
+    ) -> Diagnosis {
         let core = &*self.shared.core;
         let now = core.clock.now();
         let host = req.target_host.as_deref();
-        let panic = core.ejections.in_panic(now, &core.config.ejection);
+        let filter = candidates.filter();
+        // In panic mode (pool-wide, or forced for this request) ejected proxies were offered.
+        let ejections_count = !candidates.panicking();
         let (mut matching, mut busy, mut ejected, mut banned, mut available) = (0, 0, 0, 0, 0);
         let (mut first_return, mut first_unban) = (Nanos::MAX, Nanos::MAX);
         for i in 0..candidates.len() {
             let slot = candidates.slot_ref(i);
-            if !filter.is_empty() && !slot.matches(filter, &core.config.health) {
+            if filter.needs_check() && !slot.matches(filter, &core.config.health) {
                 continue;
             }
             matching += 1;
             let health = slot.health();
             let mut out = false;
-            if slot.max_sessions.is_some_and(|max| health.in_flight() >= max) {
-                busy += 1;
-                out = true;
-            }
-            if let Some(until) = health.ejected_until(|| now).filter(|_| !panic) {
+            if let Some(until) = health.ejected_until(|| now).filter(|_| ejections_count) {
                 ejected += 1;
                 first_return = first_return.min(until);
                 out = true;
@@ -179,22 +233,32 @@ impl ProxyPool {
                 first_unban = first_unban.min(until);
                 out = true;
             }
+            if slot.is_full(health) {
+                busy += 1;
+                out = true;
+            }
             available += usize::from(!out);
         }
         let wait = |until: Nanos| nanos_to_duration(until.saturating_sub(now));
-        match () {
+        let healthy_share = (matching - ejected) as f64 / matching.max(1) as f64;
+        let error = match () {
             _ if matching == 0 => PoolError::NoMatch {
                 filter: snap.emptying_filter(filter, req, &core.config.health),
                 pool_size: snap.slots.len(),
             },
+            _ if ejected > 0 && healthy_share < core.config.ejection.panic_threshold => {
+                return Diagnosis::Panic;
+            }
+            _ if available > 0 && lost_race => PoolError::AllBusy { matching },
             _ if available > 0 => PoolError::BalancerDeclined { balancer: balancer.name(), available },
-            _ if busy == matching => PoolError::AllBusy { matching },
             _ if ejected == matching => PoolError::AllEjected { matching, retry_in: wait(first_return) },
             _ if banned == matching => {
                 PoolError::AllBanned { host: host.unwrap_or("*").to_owned(), matching, retry_in: wait(first_unban) }
             }
+            _ if busy == matching => PoolError::AllBusy { matching },
             _ => PoolError::NoneAvailable { matching, busy, ejected, banned },
-        }
+        };
+        Diagnosis::Error(error)
     }
 
     /// Adds a proxy; fails if its id is taken.
@@ -206,28 +270,26 @@ impl ProxyPool {
     /// is taken or repeated. Returns how many were added.
     pub fn extend(&self, proxies: impl IntoIterator<Item = Proxy>) -> Result<usize, PoolError> {
         self.write(|current, next| {
-            let mut seen: HashSet<ProxyId> = current.iter().map(|(p, _)| p.id().clone()).collect();
-            let before = next.len();
+            let mut added: HashSet<ProxyId> = HashSet::new();
             for proxy in proxies {
-                if !seen.insert(proxy.id().clone()) {
+                if current.contains(proxy.id().as_str()) || !added.insert(proxy.id().clone()) {
                     return Err(PoolError::DuplicateId(proxy.id().clone()));
                 }
-                next.push((Arc::new(proxy), self.new_member()));
+                next.push(self.new_member(proxy, Arc::default()));
             }
-            Ok(next.len() - before)
+            Ok(added.len())
         })
     }
 
     /// Adds the proxy, or replaces the metadata of the proxy with its id while keeping
     /// that proxy's health. Returns true if it replaced one.
     pub fn upsert(&self, proxy: Proxy) -> bool {
-        let result = self.write(|_, next| {
-            let proxy = Arc::new(proxy);
-            if let Some(entry) = next.iter_mut().find(|(p, _)| p.id() == proxy.id()) {
-                entry.0 = proxy;
+        let result = self.write(|current, next| {
+            if let Some(pos) = current.position(proxy.id().as_str()) {
+                next[pos] = self.new_member(proxy, next[pos].health.clone());
                 return Ok(true);
             }
-            next.push((proxy, self.new_member()));
+            next.push(self.new_member(proxy, Arc::default()));
             Ok(false)
         });
         result.unwrap_or(false)
@@ -235,11 +297,11 @@ impl ProxyPool {
 
     /// Removes the proxy with `id`. Leases on it stay valid until dropped.
     pub fn remove(&self, id: &ProxyId) -> Result<Arc<Proxy>, PoolError> {
-        self.write(|_, next| {
-            let pos = next.iter().position(|(p, _)| p.id() == id).ok_or_else(|| PoolError::UnknownId(id.clone()))?;
-            let (proxy, member) = next.remove(pos);
+        self.write(|current, next| {
+            let pos = current.position(id.as_str()).ok_or_else(|| PoolError::UnknownId(id.clone()))?;
+            let member = next.remove(pos);
             member.health.mark_removed(&self.shared.core.ejections);
-            Ok(proxy)
+            Ok(member.proxy.clone())
         })
     }
 
@@ -254,15 +316,12 @@ impl ProxyPool {
                 if !seen.insert(proxy.id().clone()) {
                     return Err(PoolError::DuplicateId(proxy.id().clone()));
                 }
-                let member = current
-                    .iter()
-                    .find(|(p, _)| p.id() == proxy.id())
-                    .map_or_else(|| self.new_member(), |(_, m)| m.clone());
-                kept.push((Arc::new(proxy), member));
+                let health = current.position(proxy.id().as_str()).map(|pos| current.slots[pos].member.health.clone());
+                kept.push(self.new_member(proxy, health.unwrap_or_default()));
             }
-            for (proxy, member) in current {
-                if !seen.contains(proxy.id()) {
-                    member.health.mark_removed(&self.shared.core.ejections);
+            for slot in &current.slots {
+                if !seen.contains(slot.proxy().id()) {
+                    slot.member.health.mark_removed(&self.shared.core.ejections);
                 }
             }
             *next = kept;
@@ -270,24 +329,23 @@ impl ProxyPool {
         })
     }
 
-    fn new_member(&self) -> Arc<Member> {
-        Arc::new(Member { health: ProxyHealth::default(), core: self.shared.core.clone() })
+    fn new_member(&self, proxy: Proxy, health: Arc<ProxyHealth>) -> Arc<Member> {
+        Arc::new(Member { proxy: Arc::new(proxy), health, core: self.shared.core.clone() })
     }
 
-    /// Runs one change under the writer lock: `change` sees the current members and edits
-    /// a copy, which becomes the next snapshot if it returns `Ok`.
+    /// Runs one change under the writer lock: `change` sees the current snapshot and
+    /// edits a copy of its members (in slot order), which becomes the next snapshot if it
+    /// returns `Ok`. O(pool size) per change: batch with `extend` or `replace_all`.
     fn write<T>(
         &self,
-        change: impl FnOnce(&[(Arc<Proxy>, Arc<Member>)], &mut Vec<(Arc<Proxy>, Arc<Member>)>) -> Result<T, PoolError>,
+        change: impl FnOnce(&Snapshot, &mut Vec<Arc<Member>>) -> Result<T, PoolError>,
     ) -> Result<T, PoolError> {
         let _writer = self.shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let current_snap = self.shared.snapshot.load_full();
-        let current: Vec<(Arc<Proxy>, Arc<Member>)> =
-            current_snap.slots.iter().map(|s| (s.proxy.clone(), s.member.clone())).collect();
-        let mut next = current.clone();
+        let current = self.shared.snapshot.load_full();
+        let mut next: Vec<Arc<Member>> = current.slots.iter().map(|s| s.member.clone()).collect();
         let out = change(&current, &mut next)?;
         self.shared.core.ejections.set_pool_size(next.len());
-        self.shared.snapshot.store(Arc::new(Snapshot::build(current_snap.generation + 1, next)));
+        self.shared.snapshot.store(Arc::new(Snapshot::build(current.generation + 1, next)));
         Ok(out)
     }
 
@@ -304,12 +362,12 @@ impl ProxyPool {
     /// The proxy with `id`, if present.
     pub fn get(&self, id: &str) -> Option<Arc<Proxy>> {
         let snap = self.shared.snapshot.load();
-        snap.position(id).map(|pos| snap.slots[pos].proxy.clone())
+        snap.position(id).map(|pos| snap.slots[pos].member.proxy.clone())
     }
 
     /// Every proxy, in insertion order.
     pub fn proxies(&self) -> Vec<Arc<Proxy>> {
-        self.shared.snapshot.load().slots.iter().map(|s| s.proxy.clone()).collect()
+        self.shared.snapshot.load().slots.iter().map(|s| s.member.proxy.clone()).collect()
     }
 
     /// The pool's configuration.
@@ -328,7 +386,7 @@ impl ProxyPool {
         let core = &*self.shared.core;
         let now = core.clock.now();
         let proxies: Vec<ProxyStats> =
-            snap.slots.iter().map(|s| ProxyStats::read(&s.proxy, s.health(), core, now)).collect();
+            snap.slots.iter().map(|s| ProxyStats::read(s.proxy(), s.health(), core, now)).collect();
         PoolStats::summarise(proxies, core.ejections.in_panic(now, &core.config.ejection), snap.generation)
     }
 
@@ -337,7 +395,7 @@ impl ProxyPool {
         let snap = self.shared.snapshot.load();
         let core = &*self.shared.core;
         let slot = &snap.slots[snap.position(id)?];
-        Some(ProxyStats::read(&slot.proxy, slot.health(), core, core.clock.now()))
+        Some(ProxyStats::read(slot.proxy(), slot.health(), core, core.clock.now()))
     }
 }
 

@@ -16,23 +16,43 @@ use super::Member;
 
 const NONE: u32 = u32::MAX;
 
-/// One proxy in one snapshot.
+/// One proxy in one snapshot: exactly one cache line, holding what filtering reads, so
+/// a pick touches this line and the proxy's hot health line and nothing else.
+#[repr(align(64))]
 pub(crate) struct Slot {
-    pub(crate) proxy: Arc<Proxy>,
+    /// The same health as `member.health`, one pointer hop closer for picks.
+    health: Arc<ProxyHealth>,
     pub(crate) member: Arc<Member>,
-    region: u32,
-    provider: u32,
-    kind_bit: u8,
     tags: Box<[u32]>,
     cost: f64,
-    pub(crate) max_sessions: Option<u32>,
     pub(crate) id_hash: u64,
+    region: u32,
+    provider: u32,
+    /// 0 for no limit (0 sessions is refused when the proxy is built).
+    max_sessions: u32,
+    kind_bit: u8,
 }
 
 impl Slot {
     #[inline]
     pub(crate) fn health(&self) -> &ProxyHealth {
-        &self.member.health
+        &self.health
+    }
+
+    #[inline]
+    pub(crate) fn proxy(&self) -> &Proxy {
+        &self.member.proxy
+    }
+
+    /// At its session limit.
+    #[inline]
+    pub(crate) fn is_full(&self, health: &ProxyHealth) -> bool {
+        self.max_sessions != 0 && health.in_flight() >= self.max_sessions
+    }
+
+    #[inline]
+    pub(crate) fn max_sessions(&self) -> Option<u32> {
+        (self.max_sessions != 0).then_some(self.max_sessions)
     }
 
     #[inline]
@@ -63,19 +83,18 @@ pub(crate) struct Filter {
     tags: Vec<u32>,
     max_cost: Option<f64>,
     min_quality: Option<f64>,
+    /// False when no filter is set, or when the one filter set is exactly what the
+    /// index list serving the candidates holds: then no candidate needs checking.
+    check: bool,
 }
 
 impl Filter {
     const STEPS: usize = 6;
 
+    /// Must each candidate be checked against the filter?
     #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.region.is_none()
-            && self.kinds == 0
-            && self.providers.is_empty()
-            && self.tags.is_empty()
-            && self.max_cost.is_none()
-            && self.min_quality.is_none()
+    pub(crate) fn needs_check(&self) -> bool {
+        self.check
     }
 
     fn describe(step: usize, req: &Requirements) -> String {
@@ -106,9 +125,12 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn build(generation: u64, members: impl IntoIterator<Item = (Arc<Proxy>, Arc<Member>)>) -> Snapshot {
+    pub(crate) fn build(generation: u64, members: impl IntoIterator<Item = Arc<Member>>) -> Snapshot {
         let mut s = Snapshot { generation, ..Snapshot::default() };
-        for (proxy, member) in members {
+        let members = members.into_iter();
+        s.slots.reserve(members.size_hint().0);
+        for member in members {
+            let proxy = &member.proxy;
             let pos = s.slots.len() as u32;
             let meta = proxy.meta();
             let region = meta.region.as_deref().map_or(NONE, |r| intern(&mut s.regions, &mut s.by_region, r, pos));
@@ -124,16 +146,20 @@ impl Snapshot {
             s.slots.push(Slot {
                 id_hash: hash_str(proxy.id().as_str()),
                 cost: meta.cost_per_request,
-                max_sessions: meta.max_sessions,
+                max_sessions: meta.max_sessions.unwrap_or(0),
                 region,
                 provider,
                 kind_bit,
                 tags: tags.into_boxed_slice(),
-                proxy,
+                health: member.health.clone(),
                 member,
             });
         }
         s
+    }
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
     }
 
     pub(crate) fn position(&self, id: &str) -> Option<usize> {
@@ -144,34 +170,46 @@ impl Snapshot {
     /// serve them (`None`: scan the whole pool). `Err` names a filter value that no
     /// proxy in the pool has at all.
     pub(crate) fn resolve(&self, req: &Requirements) -> Result<(Filter, Option<&[u32]>), String> {
+        if req.is_unfiltered() {
+            return Ok((Filter::default(), None));
+        }
         let mut filter = Filter { max_cost: req.max_cost, min_quality: req.min_quality, ..Filter::default() };
+        // How many filters are set, and whether the chosen index list holds exactly one.
+        let mut set = usize::from(req.max_cost.is_some()) + usize::from(req.min_quality.is_some());
         let mut pick: Option<&[u32]> = None;
-
+        let mut exact = false;
         if let Some(region) = &req.region {
+            set += 1;
             let id = *self.regions.get(region.as_str()).ok_or_else(|| Filter::describe(0, req))?;
             filter.region = Some(id);
-            pick = smaller(pick, &self.by_region[id as usize]);
+            (pick, exact) = smaller((pick, exact), &self.by_region[id as usize], true);
         }
-        for kind in &req.kinds {
-            filter.kinds |= kind.bit();
-        }
-        if let [kind] = req.kinds.as_slice() {
-            pick = smaller(pick, &self.by_kind[*kind as usize]);
+        if !req.kinds.is_empty() {
+            set += 1;
+            for kind in &req.kinds {
+                filter.kinds |= kind.bit();
+            }
+            if let [kind] = req.kinds.as_slice() {
+                (pick, exact) = smaller((pick, exact), &self.by_kind[*kind as usize], true);
+            }
         }
         if !req.providers.is_empty() {
+            set += 1;
             filter.providers = req.providers.iter().filter_map(|p| self.providers.get(p.as_str()).copied()).collect();
             if filter.providers.is_empty() {
                 return Err(Filter::describe(2, req));
             }
             if let [id] = filter.providers.as_slice() {
-                pick = smaller(pick, &self.by_provider[*id as usize]);
+                (pick, exact) = smaller((pick, exact), &self.by_provider[*id as usize], true);
             }
         }
         for tag in &req.tags {
+            set += 1;
             let id = *self.tags.get(tag.as_str()).ok_or_else(|| format!("tag={tag}"))?;
             filter.tags.push(id);
-            pick = smaller(pick, &self.by_tag[id as usize]);
+            (pick, exact) = smaller((pick, exact), &self.by_tag[id as usize], true);
         }
+        filter.check = !(set == 1 && exact);
         Ok((filter, pick))
     }
 
@@ -188,10 +226,12 @@ impl Snapshot {
     }
 }
 
-fn smaller<'a>(current: Option<&'a [u32]>, candidate: &'a [u32]) -> Option<&'a [u32]> {
+/// The shorter of the current index list and `candidate`, with whether it alone
+/// implements the filter it came from.
+fn smaller<'a>(current: (Option<&'a [u32]>, bool), candidate: &'a [u32], exact: bool) -> (Option<&'a [u32]>, bool) {
     match current {
-        Some(c) if c.len() <= candidate.len() => Some(c),
-        _ => Some(candidate),
+        (Some(c), e) if c.len() <= candidate.len() => (Some(c), e),
+        _ => (Some(candidate), exact),
     }
 }
 
@@ -209,4 +249,14 @@ fn intern(names: &mut HashMap<Box<str>, u32>, lists: &mut Vec<Vec<u32>>, name: &
 pub(crate) fn hash_str(s: &str) -> u64 {
     let h = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     crate::balance::mix64(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Slot>(), 64);
+    }
 }

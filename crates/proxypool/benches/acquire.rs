@@ -1,0 +1,323 @@
+//! What one lease costs: `acquire` plus dropping the lease, for every balancer and pool
+//! size, next to the seed's way of picking a proxy (filter the list, sort it by a
+//! composite score, take the first) measured in the same run.
+//!
+//! ```text
+//! cargo bench -p harvester-proxypool --bench acquire
+//! python3 scripts/bench-summary.py     # ns/op table, naive/ours and 100k/1k ratios
+//! ```
+//!
+//! Groups (ids are `group/function/pool size`; every number is ns per lease + release):
+//! - `lease_release/1thread`: each balancer on a warm pool of 1k, 10k and 100k proxies;
+//!   `+report` adds the `Lease::report` a real request makes; `_region_r3` asks for one
+//!   region of eight, served from the snapshot's region index; `least_connections_all_busy`
+//!   holds one lease on every proxy, so its scan cannot stop early at an idle one.
+//! - `lease_release/2threads`: two threads hammer one pool; see [`bench_two_threads`].
+//! - `lease_release/seed_naive`: the seed's `get_optimal_proxy_pool` + select, see [`SeedList`].
+//!
+//! Pools hold `http://10.a.b.c:8080` proxies: the addresses are parsed, never contacted, and
+//! no traffic is sent. Timings are short on purpose (the machine has 2 shared cores); the
+//! O(candidates) balancers at 100k take milliseconds a pick and are sampled flat.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
+use harvester_proxypool::balance::{
+    AdaptiveQuality, LeastConnections, LeastLatency, PowerOfTwoChoices, RoundRobin, SmoothWeightedRoundRobin, Sticky,
+};
+use harvester_proxypool::{Lease, Outcome, Proxy, ProxyKind, ProxyMeta, ProxyPool, ProxyPoolBuilder, Requirements};
+
+const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+const REGIONS: [&str; 8] = ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"];
+/// What a `+report` case reports: a typical successful request through a proxy.
+const REQUEST_LATENCY: Duration = Duration::from_millis(180);
+
+/// A deterministic spread (SplitMix64) so every run builds the same pools.
+fn mix(i: usize) -> u64 {
+    let mut z = (i as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `n` proxies over 8 regions and 3 kinds with weights 1..=5.
+fn proxies(n: usize) -> Vec<Proxy> {
+    (0..n)
+        .map(|i| {
+            let r = mix(i);
+            let meta = ProxyMeta {
+                region: Some(REGIONS[(r % 8) as usize].to_owned()),
+                kind: Some(ProxyKind::ALL[((r >> 8) % 3) as usize]),
+                weight: 1 + ((r >> 16) % 5) as u32,
+                ..ProxyMeta::default()
+            };
+            let url = format!("http://10.{}.{}.{}:8080", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+            Proxy::with_meta(&url, meta).expect("generated proxy URLs are valid")
+        })
+        .collect()
+}
+
+/// A pool as it looks after running a while: every proxy has answered once, with a
+/// latency between 50 ms and 800 ms. On a cold pool least-latency would stop at the
+/// first proxy without a sample and P2C would skip its decay maths, which flatters both.
+fn warm_pool(builder: ProxyPoolBuilder, proxies: &[Proxy]) -> ProxyPool {
+    let pool = builder.build().expect("the default config is valid");
+    pool.extend(proxies.iter().cloned()).expect("generated proxy ids are unique");
+    // A fresh round robin visits the slots in order: one report for each proxy.
+    let in_order = RoundRobin::new();
+    let all = Requirements::new();
+    for i in 0..pool.len() {
+        let lease = pool.acquire_with(&all, &in_order).expect("a pool of idle proxies leases");
+        lease.report(Outcome::success(Duration::from_millis(50 + mix(i) % 750)));
+    }
+    pool
+}
+
+/// One lease on every proxy of the pool, held until dropped.
+fn lease_every_proxy(pool: &ProxyPool) -> Vec<Lease> {
+    let in_order = RoundRobin::new();
+    let all = Requirements::new();
+    (0..pool.len()).map(|_| pool.acquire_with(&all, &in_order).expect("proxies have no session limit")).collect()
+}
+
+/// A balancer to measure and how to ask it.
+struct Case {
+    name: &'static str,
+    builder: fn() -> ProxyPoolBuilder,
+    req: Requirements,
+    /// O(candidates) per pick: milliseconds at 100k, so sampled flat with fewer samples.
+    linear: bool,
+    /// Hold a lease on every proxy while measuring.
+    all_busy: bool,
+}
+
+impl Case {
+    fn new(name: &'static str, builder: fn() -> ProxyPoolBuilder, linear: bool) -> Case {
+        Case { name, builder, req: Requirements::new(), linear, all_busy: false }
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case::new("round_robin", || ProxyPool::builder().balancer(RoundRobin::new()), false),
+        Case::new("p2c", || ProxyPool::builder().balancer(PowerOfTwoChoices::new()), false),
+        Case::new(
+            "smooth_weighted_round_robin",
+            || ProxyPool::builder().balancer(SmoothWeightedRoundRobin::new()),
+            true,
+        ),
+        // Stops at the first idle proxy, which in one thread is nearly always the first one
+        // it looks at; the `all_busy` case below is its real O(candidates) cost.
+        Case::new("least_connections", || ProxyPool::builder().balancer(LeastConnections::new()), true),
+        Case {
+            all_busy: true,
+            ..Case::new("least_connections_all_busy", || ProxyPool::builder().balancer(LeastConnections::new()), true)
+        },
+        Case::new("least_latency", || ProxyPool::builder().balancer(LeastLatency::new()), true),
+        Case::new("adaptive_quality", || ProxyPool::builder().balancer(AdaptiveQuality::new()), true),
+        Case {
+            req: Requirements::new().sticky_key("session-4711"),
+            ..Case::new("sticky", || ProxyPool::builder().balancer(Sticky::new()), true)
+        },
+    ]
+}
+
+fn sample_slow(group: &mut BenchmarkGroup<'_, WallTime>, slow: bool) {
+    if slow {
+        group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    } else {
+        group.sampling_mode(SamplingMode::Auto).sample_size(20);
+    }
+}
+
+fn bench_one_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lease_release/1thread");
+    for size in SIZES {
+        let proxies = proxies(size);
+        for case in cases() {
+            let pool = warm_pool((case.builder)(), &proxies);
+            let _held = if case.all_busy { lease_every_proxy(&pool) } else { Vec::new() };
+            sample_slow(&mut group, case.linear && size >= 100_000);
+            group.bench_with_input(BenchmarkId::new(case.name, size), &case.req, |b, req| {
+                b.iter(|| {
+                    let lease = pool.acquire(req).expect("an idle pool always leases");
+                    black_box(&lease);
+                });
+            });
+            if matches!(case.name, "round_robin" | "p2c") {
+                group.bench_with_input(BenchmarkId::new(format!("{}+report", case.name), size), &case.req, |b, req| {
+                    b.iter(|| {
+                        pool.acquire(req).expect("an idle pool always leases").report(Outcome::success(REQUEST_LATENCY))
+                    });
+                });
+                if size == 10_000 {
+                    let req = Requirements::new().region("r3");
+                    group.bench_with_input(
+                        BenchmarkId::new(format!("{}_region_r3", case.name), size),
+                        &req,
+                        |b, req| {
+                            b.iter(|| {
+                                let lease = pool.acquire(req).expect("region r3 holds an eighth of the pool");
+                                black_box(&lease);
+                            });
+                        },
+                    );
+                }
+            }
+        }
+    }
+    group.finish();
+}
+
+/// Two threads lease and release from one pool, each `iters` times, started together.
+///
+/// The number criterion reports is wall time / `iters`: how long one acquire + drop takes
+/// for each thread while the other does the same. Equal to the 1-thread number means
+/// perfect scaling (twice the throughput); twice it means the threads serialise. The
+/// pool's throughput is 2 / that number.
+fn bench_two_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lease_release/2threads");
+    group.sample_size(20);
+    for size in [10_000, 100_000] {
+        let proxies = proxies(size);
+        let pools: [(&str, ProxyPool); 2] = [
+            ("round_robin", warm_pool(ProxyPool::builder().balancer(RoundRobin::new()), &proxies)),
+            ("p2c", warm_pool(ProxyPool::builder().balancer(PowerOfTwoChoices::new()), &proxies)),
+        ];
+        for (name, pool) in &pools {
+            let req = Requirements::new();
+            group.bench_function(BenchmarkId::new(*name, size), |b| {
+                b.iter_custom(|iters| hammer(pool, &req, iters));
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Wall time for two threads to do `iters` leases each on `pool`.
+fn hammer(pool: &ProxyPool, req: &Requirements, iters: u64) -> Duration {
+    let start_line = Barrier::new(3);
+    thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    start_line.wait();
+                    for _ in 0..iters {
+                        let lease = pool.acquire(req).expect("an idle pool always leases");
+                        black_box(&lease);
+                    }
+                })
+            })
+            .collect();
+        start_line.wait();
+        let start = Instant::now();
+        for worker in workers {
+            worker.join().expect("a bench thread panicked");
+        }
+        start.elapsed()
+    })
+}
+
+/// The seed's proxy record, reduced to what its pick reads.
+struct SeedProxy {
+    region: String,
+    quality: f64,
+    current_sessions: u32,
+    max_sessions: u32,
+    cost_per_request: f64,
+    /// Seconds relative to the list's epoch (negative: before it).
+    last_used: f64,
+}
+
+/// The seed's pick (`get_optimal_proxy_pool` then take the first, architecture guide
+/// lines ~503-560): filter every proxy into a candidate list, sort the list by composite
+/// score, take the best. Generous to the seed: no Redis, no JSON, no copies of the
+/// records (the sort moves `(score, index)` pairs), the clock read once per pick.
+struct SeedList {
+    proxies: Vec<SeedProxy>,
+    epoch: Instant,
+}
+
+impl SeedList {
+    fn new(n: usize) -> SeedList {
+        let proxies = (0..n)
+            .map(|i| {
+                let r = mix(i);
+                SeedProxy {
+                    region: REGIONS[(r % 8) as usize].to_owned(),
+                    // Above the seed's default min_quality of 0.7, so every proxy is a
+                    // candidate, as with `Requirements::new()`.
+                    quality: 0.7 + ((r >> 8) % 300) as f64 / 1000.0,
+                    current_sessions: 0,
+                    max_sessions: 100,
+                    cost_per_request: ((r >> 20) % 200) as f64 / 10_000.0,
+                    last_used: -(((r >> 32) % 86_400) as f64),
+                }
+            })
+            .collect();
+        SeedList { proxies, epoch: Instant::now() }
+    }
+
+    fn composite_score(p: &SeedProxy, now: f64) -> f64 {
+        let quality = p.quality * 0.4;
+        let availability = (1.0 - f64::from(p.current_sessions) / f64::from(p.max_sessions)) * 0.3;
+        let cost = (1.0 - (p.cost_per_request / 0.01).min(1.0)) * 0.2;
+        let hours = (now - p.last_used) / 3600.0;
+        let recency = (1.0 - hours / 24.0).max(0.0) * 0.1;
+        quality + availability + cost + recency
+    }
+
+    fn pick(&self, region: Option<&str>) -> Option<usize> {
+        let (min_quality, max_cost) = (0.7, f64::INFINITY);
+        let now = self.epoch.elapsed().as_secs_f64();
+        let mut candidates: Vec<(f64, usize)> = self
+            .proxies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                region.is_none_or(|r| p.region == r) && p.quality >= min_quality && p.cost_per_request <= max_cost
+            })
+            .map(|(i, p)| (Self::composite_score(p, now), i))
+            .collect();
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+        candidates.first().map(|&(_, i)| i)
+    }
+
+    /// Pick, take a session, give it back: the seed's lease + release.
+    fn lease_release(&mut self, region: Option<&str>) {
+        let i = self.pick(region).expect("every seed proxy is a candidate");
+        self.proxies[i].current_sessions += 1;
+        black_box(&self.proxies[i]);
+        self.proxies[i].current_sessions -= 1;
+    }
+}
+
+fn bench_seed_naive(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lease_release/seed_naive");
+    for size in SIZES {
+        let mut list = SeedList::new(size);
+        sample_slow(&mut group, size >= 10_000);
+        group.bench_function(BenchmarkId::new("filter_sort", size), |b| b.iter(|| list.lease_release(None)));
+        if size == 10_000 {
+            group.bench_function(BenchmarkId::new("filter_sort_region_r3", size), |b| {
+                b.iter(|| list.lease_release(Some("r3")));
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(20)
+        .without_plots();
+    targets = bench_one_thread, bench_two_threads, bench_seed_naive
+}
+criterion_main!(benches);
