@@ -1,4 +1,4 @@
-use super::{Balancer, Candidates, random_below};
+use super::{Balancer, Candidates, min_eligible_by};
 
 /// The seed's adaptive quality selection: the eligible candidate with the best composite
 /// score
@@ -60,21 +60,6 @@ impl Balancer for AdaptiveQuality {
     }
 
     fn pick(&self, c: &Candidates<'_>) -> Option<usize> {
-        let n = c.len();
-        if n == 0 {
-            return None;
-        }
-        let start = random_below(n);
-        let mut best: Option<(usize, f64)> = None;
-        for i in (start..n).chain(0..start) {
-            if !c.is_eligible(i) {
-                continue;
-            }
-            let score = self.score(c, i);
-            if best.is_none_or(|(_, b)| score > b) {
-                best = Some((i, score));
-            }
-        }
-        best.map(|(i, _)| i)
+        min_eligible_by(c, |i| -self.score(c, i), |_| false)
     }
 }

@@ -1,4 +1,4 @@
-use super::{Balancer, Candidates, random_below};
+use super::{Balancer, Candidates, min_eligible_by};
 
 /// The eligible candidate with the fewest requests in flight.
 ///
@@ -20,24 +20,6 @@ impl Balancer for LeastConnections {
     }
 
     fn pick(&self, c: &Candidates<'_>) -> Option<usize> {
-        let n = c.len();
-        if n == 0 {
-            return None;
-        }
-        let start = random_below(n);
-        let mut best: Option<(usize, u32)> = None;
-        for i in (start..n).chain(0..start) {
-            if !c.is_eligible(i) {
-                continue;
-            }
-            let load = c.health(i).in_flight();
-            if best.is_none_or(|(_, b)| load < b) {
-                best = Some((i, load));
-                if load == 0 {
-                    break;
-                }
-            }
-        }
-        best.map(|(i, _)| i)
+        min_eligible_by(c, |i| c.health(i).in_flight(), |&load| load == 0)
     }
 }

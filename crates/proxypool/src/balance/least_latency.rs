@@ -1,4 +1,4 @@
-use super::{Balancer, Candidates, random_below};
+use super::{Balancer, Candidates, min_eligible_by};
 
 /// The eligible candidate with the lowest latency EWMA.
 ///
@@ -22,30 +22,17 @@ impl Balancer for LeastLatency {
     }
 
     fn pick(&self, c: &Candidates<'_>) -> Option<usize> {
-        let n = c.len();
-        if n == 0 {
-            return None;
-        }
-        let start = random_below(n);
-        let mut best: Option<(usize, (f64, u32))> = None;
-        for i in (start..n).chain(0..start) {
-            if !c.is_eligible(i) {
-                continue;
-            }
+        let key = |i: usize| {
             let health = c.health(i);
             let in_flight = health.in_flight();
             let latency = match health.latency_secs() {
                 Some(secs) => secs,
-                None if in_flight == 0 => {
-                    best = Some((i, (f64::NEG_INFINITY, 0)));
-                    break; // nothing beats an idle proxy nobody has measured
-                }
+                None if in_flight == 0 => f64::NEG_INFINITY,
                 None => f64::INFINITY,
             };
-            if best.is_none_or(|(_, b)| (latency, in_flight) < b) {
-                best = Some((i, (latency, in_flight)));
-            }
-        }
-        best.map(|(i, _)| i)
+            (latency, in_flight)
+        };
+        // Nothing beats an idle proxy nobody has measured.
+        min_eligible_by(c, key, |&(latency, _)| latency == f64::NEG_INFINITY)
     }
 }

@@ -304,6 +304,36 @@ impl fmt::Debug for Candidates<'_> {
     }
 }
 
+/// The eligible candidate with the lowest `key`, for the balancers that scan. The scan
+/// starts at a random position, so ties rotate instead of piling on the first proxy, and
+/// stops early at a candidate whose key nothing can beat.
+pub(crate) fn min_eligible_by<K: PartialOrd>(
+    c: &Candidates<'_>,
+    mut key: impl FnMut(usize) -> K,
+    unbeatable: impl Fn(&K) -> bool,
+) -> Option<usize> {
+    let n = c.len();
+    if n == 0 {
+        return None;
+    }
+    let start = random_below(n);
+    let mut best: Option<(usize, K)> = None;
+    for i in (start..n).chain(0..start) {
+        if !c.is_eligible(i) {
+            continue;
+        }
+        let k = key(i);
+        if best.as_ref().is_none_or(|(_, b)| k < *b) {
+            let done = unbeatable(&k);
+            best = Some((i, k));
+            if done {
+                break;
+            }
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
 thread_local! {
     static WYRAND: Cell<u64> = const { Cell::new(0) };
 }
