@@ -15,6 +15,7 @@ enum Op {
     Drop { lease: usize },
     Add { id: u8, max_sessions: Option<u8> },
     Remove { id: u8 },
+    Advance { secs: u16 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -24,6 +25,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..64).prop_map(|lease| Op::Drop { lease }),
         1 => (0u8..12, proptest::option::of(1u8..3)).prop_map(|(id, max_sessions)| Op::Add { id, max_sessions }),
         1 => (0u8..12).prop_map(|id| Op::Remove { id }),
+        1 => (1u16..400).prop_map(|secs| Op::Advance { secs }),
     ]
 }
 
@@ -47,6 +49,10 @@ proptest! {
         which in 0u8..7,
         ops in prop::collection::vec(op(), 1..120),
     ) {
+        // The pool's clock is tokio's: a paused runtime lets the test move time, so that
+        // ejections and bans run out in the middle of the sequence.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime");
+        let _clock = rt.enter();
         let pool = ProxyPool::builder().balancer(balancer(which)).config(PoolConfig::default()).build().expect("valid");
         let mut leases: Vec<Lease> = Vec::new();
         for op in ops {
@@ -80,6 +86,7 @@ proptest! {
                 Op::Remove { id } => {
                     let _ = pool.remove(&format!("p{id}").as_str().into());
                 }
+                Op::Advance { secs } => rt.block_on(tokio::time::advance(Duration::from_secs(u64::from(secs)))),
                 _ => {}
             }
             let stats = pool.stats();
@@ -92,6 +99,9 @@ proptest! {
             prop_assert_eq!(stats.in_flight, in_pool as u64);
             let cap = ((stats.size as f64 * pool.config().ejection.max_ejected_fraction).floor() as usize).max(1);
             prop_assert!(stats.ejected <= cap, "{} ejected of {} exceeds the cap {}", stats.ejected, stats.size, cap);
+            for p in stats.proxies.iter().filter(|p| p.ejected_for.is_some()) {
+                prop_assert!(p.ejected_for <= Some(pool.config().ejection.max_ejection), "{} ejected too long", p.id);
+            }
             for p in &stats.proxies {
                 if let Some(max) = pool.get(p.id.as_str()).and_then(|x| x.meta().max_sessions) {
                     prop_assert!(p.in_flight <= max, "{} has {} in flight over its max {}", p.id, p.in_flight, max);
