@@ -32,18 +32,32 @@ def target_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "target"
 
 
-def load(criterion: Path) -> dict:
-    """(group, function, size) -> mean ns per iteration."""
+def load(criterion: Path, prefix: str = GROUP_PREFIX) -> dict:
+    """(group, function, size) -> mean ns per iteration, for groups starting with `prefix`."""
     results = {}
     for bench in criterion.glob("**/new/benchmark.json"):
         meta = json.loads(bench.read_text())
         group = meta.get("group_id", "")
-        if not group.startswith(GROUP_PREFIX):
+        if not group.startswith(prefix):
             continue
         estimates = json.loads((bench.parent / "estimates.json").read_text())
-        key = (group[len(GROUP_PREFIX):], meta.get("function_id") or "", meta.get("value_str") or "")
+        key = (group[len(prefix):], meta.get("function_id") or "", meta.get("value_str") or "")
         results[key] = estimates["mean"]["point_estimate"]
     return results
+
+
+def client_summary(criterion: Path) -> None:
+    """The `client` bench of the root package: ProxyClient against bare reqwest."""
+    r = load(criterion, "through_tinyproxy")
+    bare, ours = r.get(("", "bare_reqwest", "")), r.get(("", "proxy_client", ""))
+    if bare is None or ours is None:
+        return
+    print("### Through tinyproxy on loopback: ProxyClient against bare reqwest (16 at a time)\n")
+    ratio = bare / ours
+    table(["client", "per request", "requests/s"],
+          [["bare reqwest", fmt_ns(bare), f"{1e9 / bare:,.0f}"],
+           ["ProxyClient", fmt_ns(ours), f"{1e9 / ours:,.0f}"]])
+    print(f"ProxyClient / bare reqwest throughput: {ratio:.2f}× (target ≥ 0.9×: {'ok' if ratio >= 0.9 else 'MISS'})\n")
 
 
 def fmt_ns(ns) -> str:
@@ -70,6 +84,7 @@ def table(header, rows):
 
 def main() -> int:
     criterion = target_dir() / "criterion"
+    client_summary(criterion)
     r = load(criterion)
     if not r:
         print(f"no lease_release results under {criterion}; run "

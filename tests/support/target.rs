@@ -1,136 +1,65 @@
 //! The site the test traffic is for: a tiny HTTP/1.1 server inside the test process.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use super::in_process::InProcessServer;
+use super::pages::{self, PageStats};
 
-/// Longest request head it reads before giving up on a connection.
-const MAX_HEAD: usize = 64 * 1024;
-
-/// An HTTP/1.1 server on 127.0.0.1 that answers one request per connection:
+/// An HTTP/1.1 server on 127.0.0.1 that answers one request per connection, every response
+/// with `Content-Length` and `Connection: close`:
 ///
 /// - `GET /` → `200` with body `hello`;
-/// - `GET /status/NNN` → status `NNN` with body `status NNN`;
-/// - anything else → `404`.
+/// - `GET /status/NNN` → status `NNN` (200..=599) with body `status NNN` (empty for 204, 304);
+/// - `GET /slow?ms=N` → `200` with body `slow` after N milliseconds (`tokio::time::sleep`, so
+///   a paused test clock skips the wait);
+/// - `GET /retry-after?secs=N&status=S` → status S (default 429) with `Retry-After: N`;
+/// - `GET /captcha` → `200`, an HTML page containing [`super::CAPTCHA_MARKER`] and `captcha`;
+/// - `GET /bytes?n=N` → `200` with a body of N bytes of `x`;
+/// - `GET /echo-headers` → `200`, the request's header fields one per line as
+///   `name: value` with lower-cased names, in the order received;
+/// - anything else → `404`; a malformed or oversized request head → `400`.
 ///
 /// Accepts both origin-form (`/path`) and absolute-form (`http://host/path`) request targets,
 /// so it can also be addressed directly as if it were a proxy. Stops when dropped, open
 /// connections included. Must be started inside a tokio runtime.
 pub struct TargetServer {
-    addr: SocketAddr,
-    requests: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
+    server: InProcessServer,
+    stats: Arc<PageStats>,
 }
 
 impl TargetServer {
     /// Binds a free port on 127.0.0.1 and starts serving.
     pub async fn start() -> Self {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind the target server on 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address of a bound listener");
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&requests);
-        let task = tokio::spawn(async move {
-            // Dropping the set (when the task is aborted) aborts every open connection.
-            let mut connections = JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                while connections.try_join_next().is_some() {}
-                connections.spawn(serve(stream, Arc::clone(&counter)));
-            }
-        });
-        TargetServer { addr, requests, task }
+        let stats = Arc::new(PageStats::default());
+        let shared = Arc::clone(&stats);
+        let server = InProcessServer::start(move |stream| pages::serve(stream, Arc::clone(&shared))).await;
+        TargetServer { server, stats }
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
-    /// How many requests it has answered.
+    /// How many requests it has answered (responses written completely).
     pub fn requests_served(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        self.stats.answered()
     }
-}
 
-impl Drop for TargetServer {
-    fn drop(&mut self) {
-        self.task.abort();
+    /// How many well-formed requests for `path` (without the query: `/slow`, `/status/503`)
+    /// have arrived, answered or not yet.
+    pub fn requests_to(&self, path: &str) -> usize {
+        self.stats.requests_to(path)
     }
-}
 
-async fn serve(mut stream: TcpStream, requests: Arc<AtomicUsize>) {
-    let Some(head) = read_head(&mut stream).await else {
-        return;
-    };
-    let target = head.lines().next().and_then(|line| line.split_whitespace().nth(1)).unwrap_or("/");
-    let (status, body) = route(origin_form(target));
-    let response = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{body}",
-        reason = reason(status),
-        length = body.len(),
-    );
-    if stream.write_all(response.as_bytes()).await.is_ok() {
-        requests.fetch_add(1, Ordering::SeqCst);
-        let _ = stream.shutdown().await;
-    }
-}
-
-/// Reads up to the blank line that ends the request head; `None` if the client goes away first.
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
-        let read = stream.read(&mut buf).await.ok()?;
-        if read == 0 || head.len() > MAX_HEAD {
-            return None;
-        }
-        head.extend_from_slice(&buf[..read]);
-    }
-    Some(String::from_utf8_lossy(&head).into_owned())
-}
-
-/// `http://host:port/path` → `/path`; an origin-form target as it is.
-fn origin_form(target: &str) -> &str {
-    match target.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |slash| &rest[slash..]),
-        None => target,
-    }
-}
-
-fn route(path: &str) -> (u16, String) {
-    if path == "/" {
-        return (200, "hello".to_owned());
-    }
-    match path.strip_prefix("/status/").map(str::parse::<u16>) {
-        Some(Ok(status)) if (100..=999).contains(&status) => (status, format!("status {status}")),
-        _ => (404, "not found".to_owned()),
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        407 => "Proxy Authentication Required",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
+    /// How many connections it has accepted.
+    pub fn connections(&self) -> usize {
+        self.server.connections()
     }
 }

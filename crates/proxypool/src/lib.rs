@@ -35,10 +35,12 @@
 #![forbid(unsafe_code)]
 
 pub mod balance;
+pub mod client;
 mod clock;
 pub mod config;
 mod error;
 pub mod health;
+pub mod health_check;
 pub mod lease;
 pub mod list;
 pub mod pool;
@@ -47,6 +49,7 @@ pub mod requirements;
 pub mod stats;
 
 pub use balance::Balancer;
+pub use client::{ClientError, ProxiedResponse, ProxyClient, ProxyClientBuilder};
 pub use config::{BanConfig, EjectionConfig, HealthConfig, PoolConfig};
 pub use error::{ConfigError, PoolError, ProxyError};
 pub use lease::{Lease, Outcome, OutcomeKind};

@@ -207,6 +207,33 @@ impl ProxyHealth {
         }
     }
 
+    /// Records an active probe. A successful probe of an ejected proxy ends the
+    /// ejection at once, with a fresh start; returns true when it did.
+    pub(crate) fn record_probe(
+        &self,
+        success: bool,
+        latency: Duration,
+        now: Nanos,
+        cfg: &PoolConfig,
+        tracker: &EjectionTracker,
+    ) -> bool {
+        if !success {
+            self.record(&Outcome::network_failure(latency), None, now, cfg, tracker);
+            return false;
+        }
+        let until = self.ejected_until.load(Ordering::Acquire);
+        let restored = until > now && {
+            self.consecutive_failures.store(0, Ordering::Release);
+            self.window.reset();
+            self.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        };
+        if restored {
+            tracker.release(until);
+        }
+        self.record(&Outcome::success(latency), None, now, cfg, tracker);
+        restored
+    }
+
     pub(crate) fn record(
         &self,
         outcome: &Outcome,

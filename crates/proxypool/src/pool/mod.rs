@@ -349,6 +349,29 @@ impl ProxyPool {
         Ok(out)
     }
 
+    /// Records an active health probe of `proxy` (ignored if that proxy has left the pool
+    /// or changed since): its result counts like a request's outcome, and a success ends
+    /// a running ejection at once. Returns true when it brought the proxy back.
+    pub fn record_probe(&self, proxy: &Arc<Proxy>, result: crate::health_check::ProbeResult) -> bool {
+        let snap = self.shared.snapshot.load();
+        let Some(slot) = snap.position(proxy.id().as_str()).map(|pos| &snap.slots[pos]) else { return false };
+        if !Arc::ptr_eq(&slot.member.proxy, proxy) {
+            return false;
+        }
+        let core = &*self.shared.core;
+        let restored =
+            slot.health().record_probe(result.success, result.latency, core.clock.now(), &core.config, &core.ejections);
+        if restored {
+            tracing::info!(proxy = %proxy.id(), "proxy back in rotation after a successful probe");
+        }
+        restored
+    }
+
+    /// Changes with every add, remove, upsert or replace.
+    pub fn generation(&self) -> u64 {
+        self.shared.snapshot.load().generation
+    }
+
     /// How many proxies the pool holds.
     pub fn len(&self) -> usize {
         self.shared.snapshot.load().slots.len()

@@ -1,0 +1,219 @@
+//! What an answer, or its absence, says about the proxy that carried the request.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode, header};
+
+use crate::lease::Outcome;
+
+/// The judgement on one request through one proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// The target answered as it should.
+    Success,
+    /// The target refused this proxy; bars it from this host for `retry_after` when the
+    /// target said how long, else for a growing cooldown.
+    Ban {
+        /// The target's Retry-After, if it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// The target answered with an error of its own (404, 500…): not the proxy's fault,
+    /// so it counts as a success for the proxy's health.
+    TargetError,
+    /// The proxy failed: refused or reset connection, bad proxy credentials, handshake.
+    ProxyFailure,
+    /// No answer within the timeout.
+    Timeout,
+}
+
+impl Verdict {
+    /// The outcome to report on the lease.
+    pub fn outcome(self, latency: Duration) -> Outcome {
+        match self {
+            Verdict::Success | Verdict::TargetError => Outcome::success(latency),
+            Verdict::Ban { retry_after } => Outcome::ban(latency, retry_after),
+            Verdict::ProxyFailure => Outcome::network_failure(latency),
+            Verdict::Timeout => Outcome::timeout(latency),
+        }
+    }
+
+    /// True for a ban.
+    pub fn is_ban(self) -> bool {
+        matches!(self, Verdict::Ban { .. })
+    }
+}
+
+/// Why a request failed before any answer came, as a classifier sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The request or the connection timed out.
+    Timeout,
+    /// The connection to the proxy, or through it, could not be made.
+    Connect,
+    /// The connection broke while sending or receiving.
+    Transport,
+}
+
+/// Decides what an answer means for the proxy. Replace the default to teach the pool
+/// the signs of a ban on the sites you collect from.
+pub trait Classifier: Send + Sync + fmt::Debug + 'static {
+    /// Judges a response by its status, headers and (size-capped) body.
+    fn classify_response(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict;
+
+    /// Judges a request that got no answer. The default: timeouts are timeouts, every
+    /// other failure is the proxy's.
+    fn classify_failure(&self, kind: FailureKind) -> Verdict {
+        match kind {
+            FailureKind::Timeout => Verdict::Timeout,
+            FailureKind::Connect | FailureKind::Transport => Verdict::ProxyFailure,
+        }
+    }
+}
+
+/// The default judgement, and why:
+///
+/// - **2xx and 3xx are success**, unless the body carries a ban marker: sites serve
+///   captcha and "access denied" pages with 200.
+/// - **403, 429 and 503 are bans for the target host** (Retry-After honoured, in seconds
+///   or as an HTTP date): these are what sites answer an IP they throttle or block, and
+///   the same proxy usually still works for other sites.
+/// - **407 is a proxy failure**, not a ban: it means the proxy refuses our credentials,
+///   which no other site would change, so the proxy should be ejected rather than tried
+///   host after host.
+/// - **Other statuses (404, 500, 502…) are the target's own errors**: the proxy delivered
+///   them faithfully.
+/// - **No answer**: a timeout is a timeout; a refused, reset or failed connection is the
+///   proxy's failure.
+#[derive(Clone, Debug)]
+pub struct DefaultClassifier {
+    ban_statuses: Vec<u16>,
+    proxy_failure_statuses: Vec<u16>,
+    markers: Vec<String>,
+}
+
+impl Default for DefaultClassifier {
+    fn default() -> Self {
+        DefaultClassifier { ban_statuses: vec![403, 429, 503], proxy_failure_statuses: vec![407], markers: Vec::new() }
+    }
+}
+
+impl DefaultClassifier {
+    /// The default rules.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also treats a response whose body contains `marker` (ASCII case-insensitive) as a
+    /// ban, e.g. `"captcha"` or `"access denied"`.
+    pub fn ban_marker(mut self, marker: impl Into<String>) -> Self {
+        let marker = marker.into().to_ascii_lowercase();
+        if !marker.is_empty() {
+            self.markers.push(marker);
+        }
+        self
+    }
+
+    /// Replaces the statuses that mean a ban (default 403, 429, 503).
+    pub fn ban_statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        self.ban_statuses = statuses.into_iter().collect();
+        self
+    }
+
+    /// Replaces the statuses that mean the proxy failed (default 407).
+    pub fn proxy_failure_statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        self.proxy_failure_statuses = statuses.into_iter().collect();
+        self
+    }
+
+    fn has_marker(&self, body: &[u8]) -> bool {
+        self.markers.iter().any(|m| contains_ignore_ascii_case(body, m.as_bytes()))
+    }
+}
+
+impl Classifier for DefaultClassifier {
+    fn classify_response(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        let code = status.as_u16();
+        if self.proxy_failure_statuses.contains(&code) {
+            Verdict::ProxyFailure
+        } else if self.ban_statuses.contains(&code) {
+            Verdict::Ban { retry_after: retry_after(headers, SystemTime::now()) }
+        } else if (status.is_success() || status.is_redirection()) && self.has_marker(body) {
+            Verdict::Ban { retry_after: None }
+        } else if status.is_success() || status.is_redirection() {
+            Verdict::Success
+        } else {
+            Verdict::TargetError
+        }
+    }
+}
+
+/// The Retry-After header as a duration from `now`: delta-seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(status: u16, headers: &[(&str, &str)], body: &str) -> Verdict {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("valid name"),
+                v.parse().expect("valid value"),
+            );
+        }
+        DefaultClassifier::new().ban_marker("CAPTCHA").classify_response(
+            StatusCode::from_u16(status).expect("valid status"),
+            &map,
+            body.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn default_rules_follow_their_documentation() {
+        assert_eq!(classify(200, &[], "hello"), Verdict::Success);
+        assert_eq!(classify(301, &[], ""), Verdict::Success);
+        assert_eq!(classify(404, &[], ""), Verdict::TargetError);
+        assert_eq!(classify(500, &[], ""), Verdict::TargetError);
+        assert_eq!(classify(407, &[], ""), Verdict::ProxyFailure);
+        assert_eq!(classify(403, &[], ""), Verdict::Ban { retry_after: None });
+        assert_eq!(classify(503, &[], ""), Verdict::Ban { retry_after: None });
+        assert_eq!(
+            classify(429, &[("retry-after", "120")], ""),
+            Verdict::Ban { retry_after: Some(Duration::from_secs(120)) }
+        );
+        assert_eq!(classify(200, &[], "<title>Please solve this Captcha</title>"), Verdict::Ban { retry_after: None });
+    }
+
+    #[test]
+    fn retry_after_reads_http_dates() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2026 07:28:00 GMT").expect("valid date");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, "Wed, 21 Oct 2026 07:30:00 GMT".parse().expect("valid"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(120)));
+        headers.insert(header::RETRY_AFTER, "soon".parse().expect("valid"));
+        assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn verdicts_map_to_outcomes() {
+        let ms = Duration::from_millis(5);
+        assert_eq!(Verdict::TargetError.outcome(ms), Outcome::success(ms));
+        assert_eq!(Verdict::ProxyFailure.outcome(ms), Outcome::network_failure(ms));
+        assert_eq!(Verdict::Timeout.outcome(ms), Outcome::timeout(ms));
+    }
+}

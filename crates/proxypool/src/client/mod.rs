@@ -1,0 +1,526 @@
+//! The pool over the wire: [`ProxyClient`], a tower `Service` that sends each request
+//! through a leased proxy and teaches the pool from the answer.
+//!
+//! Per request the client picks [`Requirements`] (from the request's extensions, else
+//! from the [`HostPolicy`] for its host), leases a proxy for the target host, sends the
+//! request through a reqwest client built for that proxy (HTTP, HTTPS through CONNECT,
+//! SOCKS5 and SOCKS5h, with proxy authentication), reads the body up to a cap, asks the
+//! [`Classifier`] what the answer means, reports that on the lease, and returns the
+//! response with the id of the proxy that served it.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use harvester_proxypool::client::ProxyClient;
+//! use harvester_proxypool::{Proxy, ProxyPool};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = ProxyPool::new([Proxy::parse("socks5h://user:secret@127.0.0.1:1080")?])?;
+//! let client = ProxyClient::builder(pool).build()?;
+//! let request = http::Request::get("http://127.0.0.1:8080/").body(Bytes::new())?;
+//! let response = client.send(request).await?;
+//! println!("{} via {}", response.status(), response.proxy());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! TLS is rustls with the ring provider; the client installs ring as the process's
+//! default rustls provider when none is installed yet.
+
+mod cache;
+mod classify;
+mod error;
+mod policy;
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+pub use classify::{Classifier, DefaultClassifier, FailureKind, Verdict, retry_after};
+pub use error::ClientError;
+pub use policy::{HostPolicy, HostRule, Priority, Route};
+
+use cache::{ClientCache, error_chain};
+
+use crate::balance::Balancer;
+use crate::error::ConfigError;
+use crate::lease::{Lease, Outcome};
+use crate::pool::ProxyPool;
+use crate::proxy::{Proxy, ProxyId};
+use crate::requirements::Requirements;
+
+/// A response that came back through a proxy, with the proxy's id and the verdict.
+#[derive(Debug)]
+pub struct ProxiedResponse {
+    proxy: ProxyId,
+    verdict: Verdict,
+    latency: Duration,
+    response: http::Response<Bytes>,
+}
+
+impl ProxiedResponse {
+    /// The id of the proxy that carried the request.
+    pub fn proxy(&self) -> &ProxyId {
+        &self.proxy
+    }
+
+    /// What the classifier made of the answer (a ban page is a response too).
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// From sending the request to the end of the body.
+    pub fn latency(&self) -> Duration {
+        self.latency
+    }
+
+    /// The status.
+    pub fn status(&self) -> http::StatusCode {
+        self.response.status()
+    }
+
+    /// The response with its whole body.
+    pub fn response(&self) -> &http::Response<Bytes> {
+        &self.response
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        self.response.body()
+    }
+
+    /// Takes the response.
+    pub fn into_response(self) -> http::Response<Bytes> {
+        self.response
+    }
+}
+
+/// How each per-proxy HTTP client is built.
+pub(crate) struct ClientSettings {
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_body_bytes: usize,
+    max_cached_clients: usize,
+    max_idle_per_proxy: usize,
+    root_certificates: Vec<reqwest::Certificate>,
+    configure: Option<Arc<ConfigureFn>>,
+}
+
+type ConfigureFn = dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync;
+
+impl ClientSettings {
+    fn build_client(&self, proxy: &Proxy) -> Result<reqwest::Client, reqwest::Error> {
+        // reqwest is built without a crypto provider of its own: ring is the one TLS stack
+        // of this project. Installing fails harmlessly when the host already chose one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(proxy.url_with_credentials())?)
+            .connect_timeout(self.connect_timeout)
+            .pool_max_idle_per_host(self.max_idle_per_proxy);
+        if !self.root_certificates.is_empty() {
+            builder = builder.tls_certs_merge(self.root_certificates.iter().cloned());
+        }
+        if let Some(configure) = &self.configure {
+            builder = configure(builder);
+        }
+        builder.build()
+    }
+}
+
+/// Builds a [`ProxyClient`]; see [`ProxyClient::builder`].
+pub struct ProxyClientBuilder {
+    pool: ProxyPool,
+    classifier: Arc<dyn Classifier>,
+    policy: HostPolicy,
+    settings: ClientSettings,
+}
+
+impl ProxyClientBuilder {
+    /// Time to connect to the proxy. Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// Time for the whole exchange, body included; past it the request fails with
+    /// [`ClientError::TimedOut`] and the proxy is reported timed out. Default 30 s (the
+    /// seed's timeout).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.request_timeout = timeout;
+        self
+    }
+
+    /// Largest body read; a larger one fails with [`ClientError::BodyTooLarge`].
+    /// Default 10 MiB.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_body_bytes = bytes;
+        self
+    }
+
+    /// Per-proxy clients kept; the least recently used goes beyond it. Default 1024.
+    pub fn max_cached_clients(mut self, clients: usize) -> Self {
+        self.settings.max_cached_clients = clients;
+        self
+    }
+
+    /// Idle keep-alive connections kept per proxy. Default 8.
+    pub fn max_idle_per_proxy(mut self, connections: usize) -> Self {
+        self.settings.max_idle_per_proxy = connections;
+        self
+    }
+
+    /// The classifier. Default: [`DefaultClassifier`].
+    pub fn classifier(mut self, classifier: impl Classifier) -> Self {
+        self.classifier = Arc::new(classifier);
+        self
+    }
+
+    /// Requirements per target host. Default: no rules, empty requirements.
+    pub fn policy(mut self, policy: HostPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Also trusts this certificate (PEM) for HTTPS targets, beside the system's roots.
+    pub fn trust_root_pem(mut self, pem: &[u8]) -> Result<Self, ConfigError> {
+        let cert = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| ConfigError::new("client.trust_root_pem", format!("not a PEM certificate: {e}")))?;
+        self.settings.root_certificates.push(cert);
+        Ok(self)
+    }
+
+    /// A last say over each per-proxy reqwest client (redirect policy, headers, HTTP/2…).
+    /// The proxy and the timeouts are already set.
+    pub fn configure_client(
+        mut self,
+        configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.settings.configure = Some(Arc::new(configure));
+        self
+    }
+
+    /// The client, or the setting that is out of range.
+    pub fn build(self) -> Result<ProxyClient, ConfigError> {
+        let s = &self.settings;
+        for (field, d) in [("client.connect_timeout", s.connect_timeout), ("client.request_timeout", s.request_timeout)]
+        {
+            if d.is_zero() {
+                return Err(ConfigError::new(field, "must be greater than zero"));
+            }
+        }
+        if s.max_body_bytes == 0 {
+            return Err(ConfigError::new("client.max_body_bytes", "must be at least 1"));
+        }
+        if s.max_cached_clients == 0 {
+            return Err(ConfigError::new("client.max_cached_clients", "must be at least 1"));
+        }
+        let settings = Arc::new(self.settings);
+        Ok(ProxyClient {
+            inner: Arc::new(Inner {
+                cache: ClientCache::new(settings.clone()),
+                settings,
+                pool: self.pool,
+                classifier: self.classifier,
+                policy: self.policy,
+            }),
+        })
+    }
+}
+
+/// Sends requests through the pool's proxies; cheap to clone, every clone shares the
+/// cache of per-proxy clients. See the [module docs](self).
+#[derive(Clone)]
+pub struct ProxyClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: ProxyPool,
+    classifier: Arc<dyn Classifier>,
+    policy: HostPolicy,
+    settings: Arc<ClientSettings>,
+    cache: ClientCache,
+}
+
+/// What came back from one exchange with a proxy.
+enum Exchange {
+    Complete(http::Response<Bytes>),
+    TooLarge,
+}
+
+impl ProxyClient {
+    /// A builder over `pool` with the defaults.
+    pub fn builder(pool: ProxyPool) -> ProxyClientBuilder {
+        ProxyClientBuilder {
+            pool,
+            classifier: Arc::new(DefaultClassifier::new()),
+            policy: HostPolicy::default(),
+            settings: ClientSettings {
+                connect_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(30),
+                max_body_bytes: 10 * 1024 * 1024,
+                max_cached_clients: 1024,
+                max_idle_per_proxy: 8,
+                root_certificates: Vec::new(),
+                configure: None,
+            },
+        }
+    }
+
+    /// The pool the client leases from.
+    pub fn pool(&self) -> &ProxyPool {
+        &self.inner.pool
+    }
+
+    /// Per-proxy HTTP clients held now.
+    pub fn cached_clients(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// Sends `request` through a leased proxy.
+    ///
+    /// `Requirements` and [`Priority`] in the request's extensions are honoured; the
+    /// target host always comes from the URL.
+    pub async fn send<B>(&self, request: http::Request<B>) -> Result<ProxiedResponse, ClientError>
+    where
+        B: Into<reqwest::Body>,
+    {
+        let host = request
+            .uri()
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+            .ok_or_else(|| ClientError::InvalidRequest("the URL has no host".to_owned()))?;
+        let lease = self.lease_for(&host, request.extensions())?;
+        self.send_through(lease, request).await
+    }
+
+    fn lease_for(&self, host: &str, extensions: &http::Extensions) -> Result<Lease, ClientError> {
+        let pool = &self.inner.pool;
+        let no_proxy = |source| ClientError::NoProxy { host: host.to_owned(), source };
+        let with_host = |req: &Requirements| Requirements { target_host: Some(Arc::from(host)), ..req.clone() };
+        if let Some(explicit) = extensions.get::<Requirements>() {
+            return pool.acquire(&with_host(explicit)).map_err(no_proxy);
+        }
+        let route = self.inner.policy.route(host);
+        let acquire = |req: &Requirements, balancer: Option<&dyn Balancer>| match balancer {
+            Some(b) => pool.acquire_with(&with_host(req), b),
+            None => pool.acquire(&with_host(req)),
+        };
+        match acquire(route.requirements, route.balancer()) {
+            Ok(lease) => Ok(lease),
+            Err(first) => {
+                let priority = extensions.get::<Priority>().copied().unwrap_or_default();
+                match route.fallback_for(priority) {
+                    Some(fallback) => acquire(fallback, route.balancer()).map_err(no_proxy),
+                    None => Err(no_proxy(first)),
+                }
+            }
+        }
+    }
+
+    async fn send_through<B>(&self, lease: Lease, request: http::Request<B>) -> Result<ProxiedResponse, ClientError>
+    where
+        B: Into<reqwest::Body>,
+    {
+        let inner = &*self.inner;
+        let proxy = lease.proxy_arc().clone();
+        let client = inner.cache.client(&proxy, &inner.pool)?;
+        let request = reqwest::Request::try_from(request)
+            .map_err(|e| ClientError::InvalidRequest(scrub(&error_chain(&e), &proxy)))?;
+        let started = Instant::now();
+        let timeout = inner.settings.request_timeout;
+        let exchanged =
+            tokio::time::timeout(timeout, exchange_once_more_if_stale(&client, request, inner.settings.max_body_bytes))
+                .await;
+        let latency = started.elapsed();
+        let id = proxy.id().clone();
+        match exchanged {
+            Err(_elapsed) => {
+                lease.report(Outcome::timeout(latency));
+                Err(ClientError::TimedOut { proxy: id, after: timeout })
+            }
+            Ok(Err(Failure { kind, message, .. })) => {
+                let verdict = inner.classifier.classify_failure(kind);
+                lease.report(verdict.outcome(latency));
+                Err(match verdict {
+                    Verdict::Timeout => ClientError::TimedOut { proxy: id, after: latency },
+                    _ => ClientError::ProxyFailed { proxy: id, message: scrub(&message, &proxy) },
+                })
+            }
+            Ok(Ok(Exchange::TooLarge)) => {
+                lease.report(Outcome::success(latency));
+                Err(ClientError::BodyTooLarge { proxy: id, limit: inner.settings.max_body_bytes })
+            }
+            Ok(Ok(Exchange::Complete(response))) => {
+                let verdict =
+                    inner.classifier.classify_response(response.status(), response.headers(), response.body());
+                lease.report(verdict.outcome(latency));
+                Ok(ProxiedResponse { proxy: id, verdict, latency, response })
+            }
+        }
+    }
+
+    /// Sends a GET for `url` through `proxy` itself, bypassing the balancer and not
+    /// reporting anything: for active health checks, which decide what to record.
+    pub(crate) async fn probe(&self, proxy: &Arc<Proxy>, url: &str, timeout: Duration) -> Result<Verdict, Verdict> {
+        let inner = &*self.inner;
+        let client = inner.cache.client(proxy, &inner.pool).map_err(|_| Verdict::ProxyFailure)?;
+        let request = client.get(url).build().map_err(|_| Verdict::ProxyFailure)?;
+        match tokio::time::timeout(
+            timeout,
+            exchange_once_more_if_stale(&client, request, inner.settings.max_body_bytes),
+        )
+        .await
+        {
+            Err(_) => Err(Verdict::Timeout),
+            Ok(Err(failure)) => Err(inner.classifier.classify_failure(failure.kind)),
+            Ok(Ok(Exchange::TooLarge)) => Ok(Verdict::Success),
+            Ok(Ok(Exchange::Complete(r))) => {
+                match inner.classifier.classify_response(r.status(), r.headers(), r.body()) {
+                    v @ (Verdict::Success | Verdict::TargetError) => Ok(v),
+                    v => Err(v),
+                }
+            }
+        }
+    }
+}
+
+/// Why an exchange got no answer.
+struct Failure {
+    kind: FailureKind,
+    message: String,
+    /// The connection closed before any answer: typically a kept-alive connection the
+    /// proxy had just closed (tinyproxy closes after every request without saying so).
+    stale: bool,
+}
+
+/// [`exchange`], sent once more on a fresh connection when the first attempt died on a
+/// stale kept-alive connection and the request is idempotent and cloneable: a race of
+/// connection reuse, not a failure of the proxy, as browsers also treat it.
+async fn exchange_once_more_if_stale(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    max_body: usize,
+) -> Result<Exchange, Failure> {
+    let idempotent = matches!(*request.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+    let again = if idempotent { request.try_clone() } else { None };
+    match exchange(client, request, max_body).await {
+        Err(failure) if failure.stale => match again {
+            Some(request) => exchange(client, request, max_body).await,
+            None => Err(failure),
+        },
+        other => other,
+    }
+}
+
+/// One request and its body, up to `max_body` bytes.
+async fn exchange(client: &reqwest::Client, request: reqwest::Request, max_body: usize) -> Result<Exchange, Failure> {
+    let mut response = client.execute(request).await.map_err(failure)?;
+    if response.content_length().is_some_and(|len| len > max_body as u64) {
+        return Ok(Exchange::TooLarge);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(failure)? {
+        if body.len() + chunk.len() > max_body {
+            return Ok(Exchange::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let mut out = http::Response::new(body.freeze());
+    *out.status_mut() = response.status();
+    *out.version_mut() = response.version();
+    *out.headers_mut() = std::mem::take(response.headers_mut());
+    Ok(Exchange::Complete(out))
+}
+
+fn failure(e: reqwest::Error) -> Failure {
+    let kind = if e.is_timeout() {
+        FailureKind::Timeout
+    } else if e.is_connect() {
+        FailureKind::Connect
+    } else {
+        FailureKind::Transport
+    };
+    let mut stale = false;
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        stale |= s.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_incomplete_message);
+        source = s.source();
+    }
+    Failure { kind, message: error_chain(&e), stale }
+}
+
+/// Removes the proxy's credentials, raw or percent-encoded, from a message of the HTTP
+/// stack: an error may quote the proxy URL it was given.
+pub(crate) fn scrub(message: &str, proxy: &Proxy) -> String {
+    let Some(credentials) = proxy.credentials() else { return message.to_owned() };
+    let mut out = message.to_owned();
+    let encoded = proxy.url_with_credentials();
+    let userinfo = encoded.split_once("://").and_then(|(_, rest)| rest.rsplit_once('@')).map(|(u, _)| u.to_owned());
+    for secret in [userinfo.as_deref().unwrap_or(""), credentials.password(), credentials.username()] {
+        if secret.len() >= 2 {
+            out = out.replace(secret, "***");
+        }
+    }
+    for part in userinfo.as_deref().unwrap_or("").split(':') {
+        if part.len() >= 2 {
+            out = out.replace(part, "***");
+        }
+    }
+    out
+}
+
+impl<B> tower::Service<http::Request<B>> for ProxyClient
+where
+    B: Into<reqwest::Body> + Send + 'static,
+{
+    type Response = ProxiedResponse;
+    type Error = ClientError;
+    type Future = BoxFuture<'static, Result<ProxiedResponse, ClientError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+        // Always ready: the pool says per request whether a proxy is free, and a layer
+        // above (concurrency limit, bulkhead) is the place to hold requests back.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let client = self.clone();
+        Box::pin(async move { client.send(request).await })
+    }
+}
+
+impl fmt::Debug for ProxyClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyClient")
+            .field("pool", &self.inner.pool)
+            .field("classifier", &self.inner.classifier)
+            .field("policy", &self.inner.policy)
+            .field("request_timeout", &self.inner.settings.request_timeout)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ProxyClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyClientBuilder").field("pool", &self.pool).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_raw_and_encoded_credentials() {
+        let proxy = Proxy::parse("http://us%40er:p%3Ass-w0rd@127.0.0.1:1").expect("valid");
+        let message = "error for http://us%40er:p%3Ass-w0rd@127.0.0.1:1 (user us@er, password p:ss-w0rd)";
+        let scrubbed = scrub(message, &proxy);
+        assert!(!scrubbed.contains("p:ss-w0rd") && !scrubbed.contains("p%3Ass") && !scrubbed.contains("us@er"));
+        assert!(scrubbed.contains("127.0.0.1:1"), "{scrubbed}");
+    }
+}

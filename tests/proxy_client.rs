@@ -1,0 +1,367 @@
+//! `ProxyClient` over the wire: real tinyproxy and danted, a TLS target, and fault proxies
+//! that fail the ways real proxies do. Every address is on 127.0.0.0/8.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use harvester::proxypool::client::{ClientError, DefaultClassifier, HostPolicy, HostRule, Priority, Verdict};
+use harvester::proxypool::health_check::{HealthCheckConfig, HealthChecker};
+use harvester::proxypool::{
+    EjectionConfig, PoolConfig, PoolError, Proxy, ProxyClient, ProxyMeta, ProxyPool, Requirements,
+};
+use support::{CAPTCHA_MARKER, Dante, FaultProxy, TargetServer, Tinyproxy, TlsTargetServer};
+
+/// Short, so that faults show quickly; generous for loopback.
+const TIMEOUT: Duration = Duration::from_millis(500);
+
+fn proxy(id: &str, url: &str) -> Proxy {
+    Proxy::with_meta(url, ProxyMeta { id: Some(id.into()), ..ProxyMeta::default() }).expect("valid proxy URL")
+}
+
+fn pool_of(proxies: impl IntoIterator<Item = Proxy>) -> ProxyPool {
+    let pool = ProxyPool::builder().build().expect("default config");
+    pool.extend(proxies).expect("unique ids");
+    pool
+}
+
+fn client(pool: &ProxyPool) -> ProxyClient {
+    ProxyClient::builder(pool.clone())
+        .request_timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .classifier(DefaultClassifier::new().ban_marker(CAPTCHA_MARKER))
+        .build()
+        .expect("valid settings")
+}
+
+fn get(url: &str) -> http::Request<Bytes> {
+    http::Request::get(url).body(Bytes::new()).expect("valid request")
+}
+
+#[tokio::test]
+async fn http_and_https_through_tinyproxy_with_auth() {
+    let target = TargetServer::start().await;
+    let tls = TlsTargetServer::start().await;
+    let tinyproxy = Tinyproxy::start_with_auth("scraper", "hunter2");
+    let pool = pool_of([proxy("tinyproxy", &tinyproxy.url())]);
+    let client = ProxyClient::builder(pool.clone())
+        .trust_root_pem(tls.cert_pem().as_bytes())
+        .expect("valid PEM")
+        .build()
+        .expect("valid settings");
+
+    let plain = client.send(get(&format!("{}/", target.url()))).await.expect("served over HTTP");
+    assert_eq!((plain.status().as_u16(), &plain.body()[..], plain.proxy().as_str()), (200, &b"hello"[..], "tinyproxy"));
+    assert_eq!(plain.verdict(), Verdict::Success);
+
+    let secure = client.send(get(&format!("{}/", tls.url()))).await.expect("served over HTTPS through CONNECT");
+    assert_eq!((secure.status().as_u16(), &secure.body()[..]), (200, &b"hello"[..]));
+    assert_eq!(tls.requests_served(), 1);
+
+    for url in [format!("{}/echo-headers", target.url()), format!("{}/echo-headers", tls.url())] {
+        let echoed = client.send(get(&url)).await.expect("served");
+        let headers = String::from_utf8_lossy(echoed.body()).to_lowercase();
+        assert!(!headers.contains("proxy-authorization") && !headers.contains("hunter2"), "{url}: {headers}");
+    }
+    assert_eq!(pool.proxy_stats("tinyproxy").expect("present").successes, 4);
+    assert_eq!(client.cached_clients(), 1, "one reqwest client serves every request through the proxy");
+}
+
+#[tokio::test]
+async fn socks5_and_socks5h_through_danted_with_and_without_auth() {
+    let target = TargetServer::start().await;
+    let open = Dante::start();
+    let port = open.addr().port();
+    let mut proxies = vec![
+        proxy("socks5", &format!("socks5://127.0.0.1:{port}")),
+        proxy("socks5h", &format!("socks5h://127.0.0.1:{port}")),
+    ];
+    let authed = Dante::start_with_auth("harvester-socks", "s0cks-Pass");
+    if let Some(authed) = &authed {
+        proxies.push(proxy("socks5-auth", &authed.url()));
+    }
+    let pool = pool_of(proxies);
+    let client = client(&pool);
+    for id in pool.proxies().iter().map(|p| p.id().to_string()) {
+        let mut request = get(&format!("{}/", target.url()));
+        request.extensions_mut().insert(Requirements::new().tag(id.clone()));
+        // Requirements name a tag no proxy has: the error proves the extension is read.
+        let err = client.send(request).await.expect_err("no proxy has that tag");
+        assert!(matches!(err, ClientError::NoProxy { source: PoolError::NoMatch { .. }, .. }), "{err}");
+    }
+    let mut served: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..(pool.len() * 3) {
+        let response = client.send(get(&format!("{}/", target.url()))).await.expect("served");
+        assert_eq!(&response.body()[..], b"hello");
+        *served.entry(response.proxy().to_string()).or_default() += 1;
+    }
+    assert_eq!(served.len(), pool.len(), "every SOCKS flavour carried requests: {served:?}");
+    if let Some(authed) = authed {
+        let wrong = pool_of([proxy("wrong", &format!("socks5://harvester-socks:nope@{}", authed.addr()))]);
+        let err = client_for(&wrong).send(get(&format!("{}/", target.url()))).await.expect_err("wrong password");
+        assert!(matches!(err, ClientError::ProxyFailed { .. }), "{err}");
+        assert!(!format!("{err} {err:?}").contains("nope"), "the password stays out of errors: {err}");
+    }
+}
+
+fn client_for(pool: &ProxyPool) -> ProxyClient {
+    client(pool)
+}
+
+#[tokio::test]
+async fn dead_and_hanging_proxies_fail_typed_and_get_ejected() {
+    let target = TargetServer::start().await;
+    let closed = FaultProxy::closed().await;
+    let hanging = FaultProxy::hanging().await;
+    let config = PoolConfig {
+        ejection: EjectionConfig { max_ejected_fraction: 1.0, panic_threshold: 0.0, ..EjectionConfig::default() },
+        ..PoolConfig::default()
+    };
+    for (id, fault, expect_timeout) in [("closed", &closed, false), ("hanging", &hanging, true)] {
+        let pool = ProxyPool::builder().config(config.clone()).build().expect("valid");
+        pool.add(proxy(id, &fault.url())).expect("fresh pool");
+        let client = client(&pool);
+        for _ in 0..5 {
+            let err = client.send(get(&format!("{}/", target.url()))).await.expect_err("a faulty proxy");
+            match (&err, expect_timeout) {
+                (ClientError::TimedOut { proxy, .. }, true) | (ClientError::ProxyFailed { proxy, .. }, false) => {
+                    assert_eq!(proxy.as_str(), id)
+                }
+                _ => panic!("{id}: unexpected {err:?}"),
+            }
+        }
+        let err = client.send(get(&format!("{}/", target.url()))).await.expect_err("ejected");
+        assert!(
+            matches!(err, ClientError::NoProxy { source: PoolError::AllEjected { .. }, .. }),
+            "{id}: after five failures the pool stops sending to it: {err}"
+        );
+    }
+    assert_eq!(target.requests_served(), 0);
+}
+
+#[tokio::test]
+async fn bans_bar_a_proxy_from_the_banning_host_only() {
+    let target = TargetServer::start().await;
+    let other_target = TargetServer::start().await;
+    let banning = FaultProxy::banning_403().await;
+    let limiting = FaultProxy::rate_limiting_429(120).await;
+    let captcha = FaultProxy::captcha().await;
+    for (id, fault, retry_after) in
+        [("403", &banning, None), ("429", &limiting, Some(Duration::from_secs(120))), ("captcha", &captcha, None)]
+    {
+        let pool = pool_of([proxy(id, &fault.url())]);
+        let client = client(&pool);
+        let response = client.send(get(&format!("{}/", target.url()))).await.expect("an answer, if a bad one");
+        assert_eq!(response.verdict(), Verdict::Ban { retry_after }, "{id}");
+        let err = client.send(get(&format!("{}/", target.url()))).await.expect_err("banned for this host");
+        assert!(matches!(err, ClientError::NoProxy { source: PoolError::AllBanned { .. }, .. }), "{id}: {err}");
+        // The same proxy is still tried for another site (the port differs, the host is the
+        // same loopback address, so the test names the other site by `localhost`).
+        let elsewhere = format!("http://localhost:{}/", other_target.addr().port());
+        let response = client.send(get(&elsewhere)).await.expect("not banned by another host");
+        assert!(response.verdict().is_ban(), "{id}: the fake exit IP is banned there too, which the pool learns");
+        let stats = pool.proxy_stats(id).expect("present");
+        assert_eq!(stats.bans_active.len(), 2, "{id}: one ban per host");
+        assert_eq!((stats.times_ejected, stats.consecutive_failures), (0, 0), "{id}: bans are not failures");
+    }
+}
+
+#[tokio::test]
+async fn a_flapping_proxy_is_ejected_while_down_and_back_after_a_probe() {
+    let target = TargetServer::start().await;
+    let flapping = FaultProxy::flapping().await;
+    let config = PoolConfig {
+        ejection: EjectionConfig { max_ejected_fraction: 1.0, panic_threshold: 0.0, ..EjectionConfig::default() },
+        ..PoolConfig::default()
+    };
+    let pool = ProxyPool::builder().config(config).build().expect("valid");
+    pool.add(proxy("flapping", &flapping.url())).expect("fresh pool");
+    let client = client(&pool);
+    let url = format!("{}/", target.url());
+    client.send(get(&url)).await.expect("up");
+    flapping.set_up(false);
+    for _ in 0..5 {
+        client.send(get(&url)).await.expect_err("down");
+    }
+    assert!(pool.proxy_stats("flapping").expect("present").ejected_for.is_some());
+    flapping.set_up(true);
+    let health = HealthCheckConfig { test_urls: vec![url.clone()], timeout: TIMEOUT, ..HealthCheckConfig::default() };
+    let report = HealthChecker::new(pool.clone(), client.clone(), health).expect("valid").run_cycle().await;
+    assert_eq!((report.probed, report.healthy, report.restored), (1, 1, 1));
+    let response = client.send(get(&url)).await.expect("back in rotation at once, not after 30 s");
+    assert_eq!(response.proxy().as_str(), "flapping");
+}
+
+#[tokio::test]
+async fn a_slow_proxy_loses_traffic_to_a_fast_one() {
+    let target = TargetServer::start().await;
+    let slow = FaultProxy::slow(Duration::from_millis(150)).await;
+    let fast = FaultProxy::slow(Duration::ZERO).await;
+    let pool = pool_of([proxy("slow", &slow.url()), proxy("fast", &fast.url())]);
+    let client = client(&pool);
+    let mut served: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..40 {
+        let response = client.send(get(&format!("{}/", target.url()))).await.expect("both work");
+        *served.entry(response.proxy().to_string()).or_default() += 1;
+    }
+    assert!(served["fast"] >= 30, "power of two choices prefers the fast proxy: {served:?}");
+}
+
+#[tokio::test]
+async fn bodies_are_capped_without_blaming_the_proxy() {
+    let target = TargetServer::start().await;
+    let forwarding = FaultProxy::slow(Duration::ZERO).await;
+    let pool = pool_of([proxy("p", &forwarding.url())]);
+    let client = ProxyClient::builder(pool.clone()).max_body_bytes(1000).build().expect("valid");
+    let ok = client.send(get(&format!("{}/bytes?n=1000", target.url()))).await.expect("exactly the cap");
+    assert_eq!(ok.body().len(), 1000);
+    let err = client.send(get(&format!("{}/bytes?n=1001", target.url()))).await.expect_err("over the cap");
+    assert_eq!(err, ClientError::BodyTooLarge { proxy: "p".into(), limit: 1000 });
+    assert_eq!(pool.proxy_stats("p").expect("present").successes, 2);
+}
+
+#[tokio::test]
+async fn host_rules_choose_the_proxies_and_high_priority_may_fall_back() {
+    let target = TargetServer::start().await;
+    let eu = FaultProxy::slow(Duration::ZERO).await;
+    let us = FaultProxy::slow(Duration::ZERO).await;
+    let with_region = |id: &str, url: &str, region: &str| {
+        Proxy::with_meta(url, ProxyMeta { id: Some(id.into()), region: Some(region.into()), ..ProxyMeta::default() })
+            .expect("valid")
+    };
+    let pool = pool_of([with_region("eu", &eu.url(), "eu"), with_region("us", &us.url(), "us")]);
+    let policy = HostPolicy::new(Requirements::new().region("us")).rule(
+        HostRule::new("localhost", Requirements::new().region("eu").tag("premium"))
+            .expect("valid pattern")
+            .fallback(Requirements::new().region("eu")),
+    );
+    let client = ProxyClient::builder(pool).policy(policy).build().expect("valid");
+    let by_ip = client.send(get(&format!("{}/", target.url()))).await.expect("default route");
+    assert_eq!(by_ip.proxy().as_str(), "us");
+
+    let by_name = format!("http://localhost:{}/", target.addr().port());
+    let err = client.send(get(&by_name)).await.expect_err("no premium eu proxy, normal priority");
+    assert!(matches!(err, ClientError::NoProxy { source: PoolError::NoMatch { .. }, .. }), "{err}");
+    let mut urgent = get(&by_name);
+    urgent.extensions_mut().insert(Priority::High);
+    assert_eq!(client.send(urgent).await.expect("the fallback serves it").proxy().as_str(), "eu");
+}
+
+#[tokio::test]
+async fn the_client_is_a_tower_service() {
+    use tower::Service;
+    let target = TargetServer::start().await;
+    let forwarding = FaultProxy::slow(Duration::ZERO).await;
+    let mut service = client(&pool_of([proxy("p", &forwarding.url())]));
+    futures::future::poll_fn(|cx| Service::<http::Request<Bytes>>::poll_ready(&mut service, cx))
+        .await
+        .expect("always ready");
+    let response = service.call(get(&format!("{}/status/404", target.url()))).await.expect("an answer");
+    assert_eq!((response.status().as_u16(), response.verdict()), (404, Verdict::TargetError));
+}
+
+/// A thousand requests over a fleet where half the proxies are faulty: each ends served by
+/// a good proxy, or with a typed reason; none is lost, none outlives its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
+    let target = TargetServer::start().await;
+    let tinyproxy = Tinyproxy::start();
+    let dante = Dante::start();
+    let closed = FaultProxy::closed().await;
+    let hanging = FaultProxy::hanging().await;
+    let banning = FaultProxy::banning_403().await;
+    let flapping = FaultProxy::flapping().await;
+    flapping.set_up(false);
+    let pool = pool_of([
+        proxy("tinyproxy", &tinyproxy.url()),
+        proxy("danted", &dante.url()),
+        proxy("closed", &closed.url()),
+        proxy("hanging", &hanging.url()),
+        proxy("banning", &banning.url()),
+        proxy("flapping", &flapping.url()),
+    ]);
+    let client = client(&pool);
+    let url = format!("{}/", target.url());
+    let outcomes: Vec<String> = futures::stream::iter(0..1000)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                // The guard is the request timeout plus slack: if it fires, a request hung.
+                match tokio::time::timeout(TIMEOUT * 4, client.send(get(&url))).await {
+                    Err(_) => "HUNG".to_owned(),
+                    Ok(Ok(r)) if r.verdict() == Verdict::Success => format!("served by {}", r.proxy()),
+                    Ok(Ok(r)) => format!("{:?} from {}", r.verdict(), r.proxy()),
+                    Ok(Err(ClientError::NoProxy { source, .. })) => format!("no proxy: {source:?}"),
+                    Ok(Err(e)) => format!("{} failed", e.proxy().map_or("?", |p| p.as_str())),
+                }
+            }
+        })
+        .buffer_unordered(50)
+        .collect()
+        .await;
+
+    assert_eq!(outcomes.len(), 1000, "none lost");
+    let mut tally: BTreeMap<&str, usize> = BTreeMap::new();
+    for outcome in &outcomes {
+        assert_ne!(outcome, "HUNG", "a request outlived its timeout");
+        let kind = match outcome.as_str() {
+            "served by tinyproxy" | "served by danted" => "served",
+            o if o.starts_with("Ban") && o.ends_with("from banning") => "banned",
+            "closed failed" | "hanging failed" | "flapping failed" => "faulty proxy",
+            o if o.starts_with("no proxy") => "no proxy",
+            other => panic!("an outcome that is neither a good proxy's answer nor a typed failure: {other}"),
+        };
+        *tally.entry(kind).or_default() += 1;
+    }
+    assert!(tally["served"] >= 900, "the pool learns fast which proxies to avoid: {tally:?}");
+    assert_eq!(target.requests_served(), tally["served"], "every served request reached the target once");
+    let stats = pool.stats();
+    for faulty in ["closed", "hanging", "flapping"] {
+        let s = stats.proxies.iter().find(|p| p.id.as_str() == faulty).expect("present");
+        assert!(s.ejected_for.is_some() && s.requests <= 60, "{faulty} is ejected and got little traffic: {s:?}");
+    }
+    let banning = stats.proxies.iter().find(|p| p.id.as_str() == "banning").expect("present");
+    assert_eq!(banning.bans_active.len(), 1);
+}
+
+/// A proxy like tinyproxy: it keeps the connection open after an answer without saying
+/// it will close it, then closes it when the next request arrives. The client must send
+/// that request again on a fresh connection rather than blame the proxy.
+#[tokio::test]
+async fn a_request_on_a_stale_kept_alive_connection_is_sent_again_not_blamed_on_the_proxy() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let Ok(n @ 1..) = stream.read(&mut buf).await else { return };
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello").await;
+                // The next request on this connection is read, then the connection dropped.
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    let pool = pool_of([proxy("stale", &format!("http://{addr}"))]);
+    let client = client(&pool);
+    for _ in 0..3 {
+        let response = client.send(get("http://127.0.0.1:9/")).await.expect("served, on a fresh connection if needed");
+        assert_eq!(&response.body()[..], b"hello");
+    }
+    let stats = pool.proxy_stats("stale").expect("present");
+    assert_eq!((stats.successes, stats.failures), (3, 0));
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 3, "each request needed its own connection");
+    server.abort();
+}
