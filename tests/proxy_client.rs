@@ -365,3 +365,30 @@ async fn a_request_on_a_stale_kept_alive_connection_is_sent_again_not_blamed_on_
     assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 3, "each request needed its own connection");
     server.abort();
 }
+
+#[tokio::test]
+async fn the_client_of_a_removed_proxy_is_dropped_and_the_cache_is_bounded() {
+    let target = TargetServer::start().await;
+    let (a, b, c) = (
+        FaultProxy::slow(Duration::ZERO).await,
+        FaultProxy::slow(Duration::ZERO).await,
+        FaultProxy::slow(Duration::ZERO).await,
+    );
+    let pool = ProxyPool::builder().balancer(harvester::proxypool::balance::RoundRobin::new()).build().expect("valid");
+    pool.extend([proxy("a", &a.url()), proxy("b", &b.url())]).expect("unique");
+    let client = ProxyClient::builder(pool.clone()).max_cached_clients(2).build().expect("valid");
+    let url = format!("{}/", target.url());
+    for _ in 0..2 {
+        client.send(get(&url)).await.expect("served");
+    }
+    assert_eq!(client.cached_clients(), 2);
+    pool.remove(&"a".into()).expect("present");
+    client.send(get(&url)).await.expect("served by b");
+    assert_eq!(client.cached_clients(), 1, "a's client left with a");
+    pool.add(proxy("c", &c.url())).expect("new id");
+    pool.add(proxy("a", &a.url())).expect("back again");
+    for _ in 0..3 {
+        client.send(get(&url)).await.expect("served");
+    }
+    assert_eq!(client.cached_clients(), 2, "never more than the bound");
+}
