@@ -5,7 +5,8 @@
 //!
 //! | module | crate | what it does |
 //! |---|---|---|
-//! | [`proxypool`] | `harvester-proxypool` | which proxy a request goes through: pool, balancers, leases, health, bans |
+//! | [`proxypool`] | `harvester-proxypool` | which proxy a request goes through: pool, balancers, leases, health, bans, and `ProxyClient` to send through it |
+//! | [`resilience`] | `harvester-resilience` | tower layers: circuit breaker, retry with budget, rate limit, bulkhead, timeout, fallback |
 //!
 //! ```
 //! use harvester::proxypool::{Proxy, ProxyPool, Requirements};
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub use harvester_proxypool as proxypool;
+pub use harvester_resilience as resilience;
 
 /// The README's examples, compiled and run as doctests so that it cannot drift.
 #[doc = include_str!("../README.md")]

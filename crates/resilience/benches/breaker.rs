@@ -1,0 +1,3 @@
+//! Placeholder until this benchmark lands.
+
+fn main() {}

@@ -1,0 +1,125 @@
+//! What the layers say when they refuse a call, and configuration errors.
+//!
+//! Services of this crate fail with [`BoxError`], as tower's own layers do, so that they
+//! stack in any order. A refusal is one of the concrete types below inside it; an error
+//! of the inner service passes through unchanged. [`Rejection::of`] looks inside:
+//!
+//! ```
+//! use std::time::Duration;
+//! use harvester_resilience::{BoxError, Rejection, RateLimited};
+//!
+//! let err: BoxError = Box::new(RateLimited { retry_in: Duration::from_millis(250), key: None });
+//! match Rejection::of(&*err) {
+//!     Some(Rejection::RateLimited(r)) => assert_eq!(r.retry_in, Duration::from_millis(250)),
+//!     other => panic!("{other:?}"),
+//! }
+//! ```
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// The error type of every service in this crate.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The circuit breaker refused the call.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("circuit {state}{}: call refused{}", key.as_ref().map(|k| format!(" for {k}")).unwrap_or_default(), retry_in.map(|d| format!(", may close in {d:?}")).unwrap_or_default())]
+pub struct CircuitOpen {
+    /// `open`, `half-open` (all probes taken) or `forced open`.
+    pub state: &'static str,
+    /// When the breaker may let a call through again; `None` when forced open.
+    pub retry_in: Option<Duration>,
+    /// The key of a keyed breaker.
+    pub key: Option<String>,
+}
+
+/// The rate limiter refused the call (reject mode, or the wait would exceed the maximum).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("rate limited{}: earliest retry in {retry_in:?}", key.as_ref().map(|k| format!(" for {k}")).unwrap_or_default())]
+pub struct RateLimited {
+    /// The earliest time from now a call may be allowed.
+    pub retry_in: Duration,
+    /// The key of a keyed limiter.
+    pub key: Option<String>,
+}
+
+/// The bulkhead had no free place within the wait allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("bulkhead '{partition}' full: {max_concurrent} calls running, waited {waited:?}")]
+pub struct BulkheadFull {
+    /// The partition's name.
+    pub partition: String,
+    /// Its limit.
+    pub max_concurrent: usize,
+    /// How long the call waited before giving up (zero when the queue was full).
+    pub waited: Duration,
+}
+
+/// The call did not finish in time.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("timed out after {after:?}")]
+pub struct TimedOut {
+    /// The limit that ran out.
+    pub after: Duration,
+}
+
+/// A retry was needed but the retry budget had no token: retries may not multiply load.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("retry budget exhausted after {attempts} attempt(s); last error: {last_error}")]
+pub struct RetryBudgetExhausted {
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last attempt's error, as text.
+    pub last_error: String,
+}
+
+/// Which layer refused a call, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection<'a> {
+    /// See [`CircuitOpen`].
+    CircuitOpen(&'a CircuitOpen),
+    /// See [`RateLimited`].
+    RateLimited(&'a RateLimited),
+    /// See [`BulkheadFull`].
+    BulkheadFull(&'a BulkheadFull),
+    /// See [`TimedOut`].
+    TimedOut(&'a TimedOut),
+    /// See [`RetryBudgetExhausted`].
+    RetryBudgetExhausted(&'a RetryBudgetExhausted),
+}
+
+impl<'a> Rejection<'a> {
+    /// The rejection inside `error`, if one of this crate's layers refused the call.
+    pub fn of(error: &'a (dyn std::error::Error + Send + Sync + 'static)) -> Option<Rejection<'a>> {
+        if let Some(e) = error.downcast_ref::<CircuitOpen>() {
+            Some(Rejection::CircuitOpen(e))
+        } else if let Some(e) = error.downcast_ref::<RateLimited>() {
+            Some(Rejection::RateLimited(e))
+        } else if let Some(e) = error.downcast_ref::<BulkheadFull>() {
+            Some(Rejection::BulkheadFull(e))
+        } else if let Some(e) = error.downcast_ref::<TimedOut>() {
+            Some(Rejection::TimedOut(e))
+        } else {
+            error.downcast_ref::<RetryBudgetExhausted>().map(Rejection::RetryBudgetExhausted)
+        }
+    }
+}
+
+/// A configuration value is out of range; `field` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid config {field}: {reason}")]
+pub struct ConfigError {
+    /// Dotted path of the field, e.g. `breaker.failure_rate_threshold`.
+    pub field: &'static str,
+    /// What is wrong and what is allowed.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// An error for `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError { field, reason: reason.into() }
+    }
+}

@@ -1,0 +1,23 @@
+//! # harvester-resilience
+//!
+//! tower layers that keep a collector standing when targets and proxies fail: a
+//! [`breaker`] that stops calling what keeps failing, [`retry`] with backoff and a retry
+//! budget shared by every clone, a GCRA [`rate_limit`] (direct or per key), a
+//! [`bulkhead`] with named partitions, a [`timeout`] and a [`fallback`].
+//!
+//! Every layer composes with `tower::ServiceBuilder`, is `Clone`, and every clone of a
+//! service shares one state: a breaker opened by one task is open for all, and a rate
+//! limit holds across every clone and thread. Time comes from tokio's clock, so tests run
+//! under `tokio::time::pause`. A refusal is a typed error (see [`error`]): the services
+//! return `tower::BoxError`, and [`Rejection::of`] tells which layer refused and why.
+//!
+//! Metrics go through the `metrics` facade and events through `tracing`; neither needs a
+//! recorder or subscriber to be installed.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+
+pub use error::{
+    BoxError, BulkheadFull, CircuitOpen, ConfigError, RateLimited, Rejection, RetryBudgetExhausted, TimedOut,
+};
