@@ -296,7 +296,7 @@ async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
                     Ok(Ok(r)) if r.verdict() == Verdict::Success => format!("served by {}", r.proxy()),
                     Ok(Ok(r)) => format!("{:?} from {}", r.verdict(), r.proxy()),
                     Ok(Err(ClientError::NoProxy { source, .. })) => format!("no proxy: {source:?}"),
-                    Ok(Err(e)) => format!("{} failed", e.proxy().map_or("?", |p| p.as_str())),
+                    Ok(Err(e)) => format!("{} failed: {e}", e.proxy().map_or("?", |p| p.as_str())),
                 }
             }
         })
@@ -311,7 +311,9 @@ async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
         let kind = match outcome.as_str() {
             "served by tinyproxy" | "served by danted" => "served",
             o if o.starts_with("Ban") && o.ends_with("from banning") => "banned",
-            "closed failed" | "hanging failed" | "flapping failed" => "faulty proxy",
+            o if ["closed failed", "hanging failed", "flapping failed"].iter().any(|p| o.starts_with(p)) => {
+                "faulty proxy"
+            }
             o if o.starts_with("no proxy") => "no proxy",
             other => panic!("an outcome that is neither a good proxy's answer nor a typed failure: {other}"),
         };
@@ -391,4 +393,84 @@ async fn the_client_of_a_removed_proxy_is_dropped_and_the_cache_is_bounded() {
         client.send(get(&url)).await.expect("served");
     }
     assert_eq!(client.cached_clients(), 2, "never more than the bound");
+}
+
+#[tokio::test]
+async fn a_dead_target_bars_the_proxy_from_that_host_without_ejecting_it() {
+    let target = TargetServer::start().await;
+    let dead_port = support::free_port();
+    let tinyproxy = Tinyproxy::start();
+    let dante = Dante::start();
+    for (id, url) in [("tinyproxy", tinyproxy.url()), ("danted", dante.url())] {
+        let pool = pool_of([proxy(id, &url)]);
+        let client = client(&pool);
+        // HTTPS goes through CONNECT (tinyproxy) or a SOCKS connect (danted) to a port
+        // where nothing listens: the proxy answers that it cannot reach the target.
+        let err = client.send(get(&format!("https://127.0.0.1:{dead_port}/"))).await.expect_err("dead target");
+        assert!(matches!(err, ClientError::TargetUnreachable { .. }), "{id}: {err}");
+        let err = client.send(get(&format!("https://127.0.0.1:{dead_port}/"))).await.expect_err("barred now");
+        assert!(matches!(err, ClientError::NoProxy { source: PoolError::AllBanned { .. }, .. }), "{id}: {err}");
+        let stats = pool.proxy_stats(id).expect("present");
+        assert_eq!((stats.times_ejected, stats.consecutive_failures), (0, 0), "{id}: the proxy is not to blame");
+        let alive = format!("http://localhost:{}/", target.addr().port());
+        client.send(get(&alive)).await.unwrap_or_else(|e| panic!("{id} still serves other hosts: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn a_proxy_refusing_our_credentials_is_the_proxys_failure_and_they_stay_secret() {
+    let target = TargetServer::start().await;
+    let refusing = FaultProxy::answering(407, &[("Proxy-Authenticate", "Basic realm=\"proxy\"")], "").await;
+    let port = refusing.addr().port();
+    let pool = pool_of([proxy("refusing", &format!("http://scraper:Wr0ng-Secret@127.0.0.1:{port}"))]);
+    let client = client(&pool);
+    for url in [format!("{}/", target.url()), format!("http://localhost:{}/", target.addr().port())] {
+        let err = client.send(get(&url)).await.expect_err("407");
+        assert!(matches!(err, ClientError::ProxyFailed { .. }), "{err}");
+        assert!(!format!("{err} {err:?}").contains("Wr0ng-Secret"), "{err:?}");
+    }
+    assert_eq!(pool.proxy_stats("refusing").expect("present").consecutive_failures, 2, "on any host");
+
+    // tinyproxy refuses wrong credentials with a plain 401 page of its own, which the
+    // default classifier cannot tell from a site's login page: the target's error.
+    let tinyproxy = Tinyproxy::start_with_auth("scraper", "hunter2");
+    let wrong = pool_of([proxy("wrong", &format!("http://scraper:Wr0ng-Secret@{}", tinyproxy.addr()))]);
+    let response = client_for(&wrong).send(get(&format!("{}/", target.url()))).await.expect("an answer");
+    assert_eq!((response.status().as_u16(), response.verdict()), (401, Verdict::TargetError));
+    assert!(!format!("{response:?}").contains("Wr0ng-Secret"));
+}
+
+#[tokio::test]
+async fn unsendable_requests_are_refused_before_any_proxy_is_blamed() {
+    let forwarding = FaultProxy::slow(Duration::ZERO).await;
+    let pool = pool_of([proxy("p", &forwarding.url())]);
+    let client = client(&pool);
+    for url in ["ftp://127.0.0.1/file", "/relative/path"] {
+        let err = client.send(get(url)).await.expect_err("not sendable");
+        assert!(matches!(err, ClientError::InvalidRequest(_)), "{url}: {err}");
+    }
+    assert_eq!(pool.proxy_stats("p").expect("present").requests, 0);
+}
+
+#[tokio::test]
+async fn a_request_given_up_by_the_caller_counts_as_a_timeout() {
+    let hanging = FaultProxy::hanging().await;
+    let pool = pool_of([proxy("hanging", &hanging.url())]);
+    let client = ProxyClient::builder(pool.clone()).request_timeout(Duration::from_secs(30)).build().expect("valid");
+    // A layer above with a shorter deadline drops the request future.
+    let gave_up = tokio::time::timeout(Duration::from_millis(200), client.send(get("http://127.0.0.1:9/"))).await;
+    assert!(gave_up.is_err());
+    let stats = pool.proxy_stats("hanging").expect("present");
+    assert_eq!((stats.timeouts, stats.in_flight), (1, 0));
+}
+
+#[tokio::test]
+async fn a_ban_page_too_large_to_read_is_still_a_ban() {
+    let target = TargetServer::start().await;
+    let big_ban = FaultProxy::answering(403, &[], &"x".repeat(5000)).await;
+    let pool = pool_of([proxy("big", &big_ban.url())]);
+    let client = ProxyClient::builder(pool.clone()).max_body_bytes(1000).build().expect("valid");
+    let err = client.send(get(&format!("{}/", target.url()))).await.expect_err("over the cap");
+    assert!(matches!(err, ClientError::BodyTooLarge { .. }), "{err}");
+    assert_eq!(pool.proxy_stats("big").expect("present").bans, 1);
 }

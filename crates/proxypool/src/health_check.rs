@@ -76,6 +76,11 @@ impl HealthCheckConfig {
         if self.timeout.is_zero() {
             return Err(ConfigError::new("health_check.timeout", "must be greater than zero"));
         }
+        // Far beyond any sensible value, and keeps `Instant + interval` from overflowing.
+        const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+        if self.interval > LONGEST || self.timeout > LONGEST {
+            return Err(ConfigError::new("health_check.interval", "interval and timeout must be at most a year"));
+        }
         if self.concurrency == 0 {
             return Err(ConfigError::new("health_check.concurrency", "must be at least 1"));
         }
@@ -97,8 +102,10 @@ impl HealthCheckConfig {
 /// The result of one probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeResult {
-    /// The proxy carried the request and the answer was not a ban.
+    /// The test page came back as it should (2xx/3xx, not a ban page).
     pub success: bool,
+    /// The probe got no answer in time (recorded as a timeout, not a network failure).
+    pub timed_out: bool,
     /// How long the probe took.
     pub latency: Duration,
 }
@@ -115,8 +122,9 @@ impl Prober for ProxyClient {
         let client = self.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let success = client.probe(&proxy, &url, timeout).await.is_ok();
-            ProbeResult { success, latency: started.elapsed() }
+            let verdict = client.probe(&proxy, &url, timeout).await;
+            let timed_out = verdict == Err(crate::client::Verdict::Timeout);
+            ProbeResult { success: verdict.is_ok(), timed_out, latency: started.elapsed() }
         })
     }
 }
@@ -172,6 +180,7 @@ impl HealthChecker {
             let proxies = self.pool.proxies();
             let step = self.config.interval / u32::try_from(proxies.len().max(1)).unwrap_or(u32::MAX);
             let mut probes = JoinSet::new();
+            let mut early = CycleReport::default();
             for (i, proxy) in proxies.into_iter().enumerate() {
                 let start_at = cycle_start + step * u32::try_from(i).unwrap_or(u32::MAX);
                 let permit = tokio::select! {
@@ -183,12 +192,15 @@ impl HealthChecker {
                 };
                 let Ok(permit) = permit else { return };
                 probes.spawn(self.check(proxy, permit));
-                while probes.try_join_next().is_some() {}
+                while let Some(done) = probes.try_join_next() {
+                    early.add(done);
+                }
             }
             tokio::select! {
                 _ = stopped.changed() => return,
                 report = async {
-                    let report = collect(probes).await;
+                    let mut report = collect(probes).await;
+                    report.merge(early);
                     tokio::time::sleep_until(cycle_start + self.config.interval).await;
                     report
                 } => tracing::debug!(?report, "active health check cycle done"),
@@ -211,7 +223,11 @@ impl HealthChecker {
             let mut checked = Checked::default();
             let mut all_ok = true;
             for url in urls {
-                let result = prober.probe(proxy.clone(), url, timeout).await;
+                let started = Instant::now();
+                // Bounded here too: a prober of the user's may ignore the timeout it is given.
+                let result = tokio::time::timeout(timeout, prober.probe(proxy.clone(), url, timeout))
+                    .await
+                    .unwrap_or(ProbeResult { success: false, timed_out: true, latency: started.elapsed() });
                 all_ok &= result.success;
                 checked.restored |= pool.record_probe(&proxy, result);
             }
@@ -230,14 +246,27 @@ struct Checked {
 async fn collect(mut probes: JoinSet<Checked>) -> CycleReport {
     let mut report = CycleReport::default();
     while let Some(done) = probes.join_next().await {
-        // A probe task cannot fail but by panicking in a user's prober: count it as probed.
-        report.probed += 1;
-        if let Ok(checked) = done {
-            report.healthy += usize::from(checked.healthy);
-            report.restored += usize::from(checked.restored);
-        }
+        report.add(done);
     }
     report
+}
+
+impl CycleReport {
+    /// Counts one finished probe task; one that panicked (in a user's prober) counts as
+    /// probed and not healthy.
+    fn add(&mut self, done: Result<Checked, tokio::task::JoinError>) {
+        self.probed += 1;
+        if let Ok(checked) = done {
+            self.healthy += usize::from(checked.healthy);
+            self.restored += usize::from(checked.restored);
+        }
+    }
+
+    fn merge(&mut self, other: CycleReport) {
+        self.probed += other.probed;
+        self.healthy += other.healthy;
+        self.restored += other.restored;
+    }
 }
 
 impl fmt::Debug for HealthChecker {

@@ -31,7 +31,7 @@ impl Prober for Recorder {
             tokio::time::sleep(me.hold).await;
             me.running.fetch_sub(1, Ordering::SeqCst);
             let success = !me.failing.lock().expect("not poisoned").contains(&proxy.id().to_string());
-            ProbeResult { success, latency: me.hold }
+            ProbeResult { success, timed_out: false, latency: me.hold }
         })
     }
 }
@@ -79,7 +79,8 @@ async fn probes_are_spread_evenly_over_the_interval() {
 #[tokio::test(start_paused = true)]
 async fn a_cycle_never_runs_more_probes_at_once_than_allowed() {
     let recorder = Recorder { hold: Duration::from_secs(2), ..Recorder::default() };
-    let checker = HealthChecker::new(pool(10), recorder.clone(), config(Duration::from_secs(60), 3)).expect("valid");
+    let config = HealthCheckConfig { timeout: Duration::from_secs(5), ..config(Duration::from_secs(60), 3) };
+    let checker = HealthChecker::new(pool(10), recorder.clone(), config).expect("valid");
     let started = Instant::now();
     let report = checker.run_cycle().await;
     assert_eq!((report.probed, report.healthy), (10, 10));
@@ -148,4 +149,32 @@ impl harvester_proxypool::Balancer for Only {
     fn pick(&self, c: &harvester_proxypool::balance::Candidates<'_>) -> Option<usize> {
         (0..c.len()).find(|&i| c.proxy(i).id().as_str() == self.0 && c.is_eligible(i))
     }
+}
+
+/// A prober that ignores the timeout it is given and never answers.
+struct Stuck;
+
+impl Prober for Stuck {
+    fn probe(&self, _: Arc<Proxy>, _: String, _: Duration) -> BoxFuture<'static, ProbeResult> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_probe_is_cut_at_the_timeout_and_recorded_as_one() {
+    let pool = pool(1);
+    let checker = HealthChecker::new(pool.clone(), Stuck, config(Duration::from_secs(60), 1)).expect("valid");
+    let started = Instant::now();
+    let report = checker.run_cycle().await;
+    assert_eq!((report.probed, report.healthy), (1, 0));
+    assert_eq!(started.elapsed(), Duration::from_secs(1), "the configured probe timeout");
+    assert_eq!(pool.proxy_stats("p0").expect("present").timeouts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_returns_even_with_a_probe_stuck() {
+    let handle = HealthChecker::new(pool(1), Stuck, config(Duration::from_secs(60), 1)).expect("valid").spawn();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(handle.is_running());
+    handle.shutdown().await;
 }

@@ -55,6 +55,14 @@ pub enum FailureKind {
     Connect,
     /// The connection broke while sending or receiving.
     Transport,
+    /// The proxy works but could not reach the target: it refused the tunnel (an HTTP
+    /// proxy's CONNECT answered with an error, e.g. 502 for a dead site or 403 for a
+    /// forbidden one) or its SOCKS server replied host or network unreachable or
+    /// connection refused.
+    TargetUnreachable,
+    /// The request itself could not be sent (a builder or redirect error): the caller's
+    /// doing, never reported on the proxy.
+    Caller,
 }
 
 /// Decides what an answer means for the proxy. Replace the default to teach the pool
@@ -63,11 +71,15 @@ pub trait Classifier: Send + Sync + fmt::Debug + 'static {
     /// Judges a response by its status, headers and (size-capped) body.
     fn classify_response(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict;
 
-    /// Judges a request that got no answer. The default: timeouts are timeouts, every
+    /// Judges a request that got no answer. The default: timeouts are timeouts; a target
+    /// the proxy cannot reach bars the proxy from that host only, for a cooldown (a site
+    /// that is down must not get healthy proxies ejected one after the other); every
     /// other failure is the proxy's.
     fn classify_failure(&self, kind: FailureKind) -> Verdict {
         match kind {
             FailureKind::Timeout => Verdict::Timeout,
+            FailureKind::TargetUnreachable => Verdict::Ban { retry_after: None },
+            FailureKind::Caller => Verdict::TargetError,
             FailureKind::Connect | FailureKind::Transport => Verdict::ProxyFailure,
         }
     }

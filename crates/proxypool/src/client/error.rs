@@ -44,6 +44,15 @@ pub enum ClientError {
         /// What the HTTP stack said, without credentials.
         message: String,
     },
+    /// The proxy could not reach the target (tunnel refused, SOCKS host unreachable): the
+    /// proxy is barred from this host for a while, not ejected.
+    #[error("proxy {proxy} could not reach the target: {message}")]
+    TargetUnreachable {
+        /// The proxy.
+        proxy: ProxyId,
+        /// What the HTTP stack said, without credentials.
+        message: String,
+    },
     /// No complete answer within the request timeout.
     #[error("request through proxy {proxy} timed out after {after:?}")]
     TimedOut {
@@ -68,6 +77,7 @@ impl ClientError {
         match self {
             ClientError::ClientBuild { proxy, .. }
             | ClientError::ProxyFailed { proxy, .. }
+            | ClientError::TargetUnreachable { proxy, .. }
             | ClientError::TimedOut { proxy, .. }
             | ClientError::BodyTooLarge { proxy, .. } => Some(proxy),
             ClientError::InvalidRequest(_) | ClientError::NoProxy { .. } => None,

@@ -117,17 +117,19 @@ impl ClientSettings {
         // reqwest is built without a crypto provider of its own: ring is the one TLS stack
         // of this project. Installing fails harmlessly when the host already chose one.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .proxy(reqwest::Proxy::all(proxy.url_with_credentials())?)
-            .connect_timeout(self.connect_timeout)
-            .pool_max_idle_per_host(self.max_idle_per_proxy);
-        if !self.root_certificates.is_empty() {
-            builder = builder.tls_certs_merge(self.root_certificates.iter().cloned());
-        }
+        let mut builder = reqwest::Client::builder();
+        // The user's say comes first, so that it cannot take the proxy or the timeouts away.
         if let Some(configure) = &self.configure {
             builder = configure(builder);
         }
-        builder.build()
+        if !self.root_certificates.is_empty() {
+            builder = builder.tls_certs_merge(self.root_certificates.iter().cloned());
+        }
+        builder
+            .proxy(reqwest::Proxy::all(proxy.url_with_credentials())?)
+            .connect_timeout(self.connect_timeout)
+            .pool_max_idle_per_host(self.max_idle_per_proxy)
+            .build()
     }
 }
 
@@ -167,7 +169,7 @@ impl ProxyClientBuilder {
         self
     }
 
-    /// Idle keep-alive connections kept per proxy. Default 8.
+    /// Idle keep-alive connections each per-proxy client keeps per target host. Default 8.
     pub fn max_idle_per_proxy(mut self, connections: usize) -> Self {
         self.settings.max_idle_per_proxy = connections;
         self
@@ -193,8 +195,9 @@ impl ProxyClientBuilder {
         Ok(self)
     }
 
-    /// A last say over each per-proxy reqwest client (redirect policy, headers, HTTP/2…).
-    /// The proxy and the timeouts are already set.
+    /// A say over each per-proxy reqwest client (redirect policy, default headers,
+    /// HTTP/2…). It runs first: the proxy, the connect timeout and the idle-connection
+    /// limit are set after it and cannot be overridden, so traffic cannot bypass the proxy.
     pub fn configure_client(
         mut self,
         configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
@@ -249,7 +252,33 @@ struct Inner {
 /// What came back from one exchange with a proxy.
 enum Exchange {
     Complete(http::Response<Bytes>),
-    TooLarge,
+    TooLarge { status: http::StatusCode, headers: http::HeaderMap },
+}
+
+/// Holds a lease while its request is out and reports a timeout if dropped unreported.
+struct ReportOnDrop {
+    lease: Option<Lease>,
+    started: Instant,
+}
+
+impl ReportOnDrop {
+    fn report(&mut self, outcome: Outcome) {
+        if let Some(lease) = self.lease.take() {
+            lease.report(outcome);
+        }
+    }
+
+    fn release(&mut self) {
+        self.lease = None;
+    }
+}
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.report(Outcome::timeout(self.started.elapsed()));
+        }
+    }
 }
 
 impl ProxyClient {
@@ -289,6 +318,9 @@ impl ProxyClient {
     where
         B: Into<reqwest::Body>,
     {
+        if !matches!(request.uri().scheme_str(), Some("http" | "https")) {
+            return Err(ClientError::InvalidRequest("only http and https URLs can be sent".to_owned()));
+        }
         let host = request
             .uri()
             .host()
@@ -331,34 +363,57 @@ impl ProxyClient {
         let client = inner.cache.client(&proxy, &inner.pool)?;
         let request = reqwest::Request::try_from(request)
             .map_err(|e| ClientError::InvalidRequest(scrub(&error_chain(&e), &proxy)))?;
-        let started = Instant::now();
+        // From here the request is out: if this future is dropped (a timeout or retry
+        // layer above gave up on it), the guard reports a timeout, so that a hanging proxy
+        // is penalised even when our own timeout never fires.
+        let mut guard = ReportOnDrop { lease: Some(lease), started: Instant::now() };
         let timeout = inner.settings.request_timeout;
         let exchanged =
             tokio::time::timeout(timeout, exchange_once_more_if_stale(&client, request, inner.settings.max_body_bytes))
                 .await;
-        let latency = started.elapsed();
+        let latency = guard.started.elapsed();
         let id = proxy.id().clone();
+        let message = |m: &str| scrub(m, &proxy);
         match exchanged {
             Err(_elapsed) => {
-                lease.report(Outcome::timeout(latency));
+                guard.report(Outcome::timeout(latency));
                 Err(ClientError::TimedOut { proxy: id, after: timeout })
             }
-            Ok(Err(Failure { kind, message, .. })) => {
+            Ok(Err(Failure { kind: FailureKind::Caller, message: m, .. })) => {
+                // Not the proxy's doing (an unsendable request): nothing to report.
+                guard.release();
+                Err(ClientError::InvalidRequest(message(&m)))
+            }
+            Ok(Err(Failure { kind, message: m, .. })) => {
                 let verdict = inner.classifier.classify_failure(kind);
-                lease.report(verdict.outcome(latency));
-                Err(match verdict {
-                    Verdict::Timeout => ClientError::TimedOut { proxy: id, after: latency },
-                    _ => ClientError::ProxyFailed { proxy: id, message: scrub(&message, &proxy) },
+                guard.report(verdict.outcome(latency));
+                Err(match (verdict, kind) {
+                    (Verdict::Timeout, _) => ClientError::TimedOut { proxy: id, after: latency },
+                    (_, FailureKind::TargetUnreachable) => {
+                        ClientError::TargetUnreachable { proxy: id, message: message(&m) }
+                    }
+                    _ => ClientError::ProxyFailed { proxy: id, message: message(&m) },
                 })
             }
-            Ok(Ok(Exchange::TooLarge)) => {
-                lease.report(Outcome::success(latency));
+            Ok(Ok(Exchange::TooLarge { status, headers })) => {
+                // Judged on status and headers alone: a ban page too large to read is a ban.
+                let verdict = inner.classifier.classify_response(status, &headers, &[]);
+                guard.report(verdict.outcome(latency));
                 Err(ClientError::BodyTooLarge { proxy: id, limit: inner.settings.max_body_bytes })
             }
             Ok(Ok(Exchange::Complete(response))) => {
                 let verdict =
                     inner.classifier.classify_response(response.status(), response.headers(), response.body());
-                lease.report(verdict.outcome(latency));
+                guard.report(verdict.outcome(latency));
+                if verdict == Verdict::ProxyFailure {
+                    // The proxy answered for itself (407: it refuses our credentials); the
+                    // same failure through CONNECT or SOCKS is an error, so this is one too.
+                    let status = response.status();
+                    return Err(ClientError::ProxyFailed {
+                        proxy: id,
+                        message: format!("the proxy answered {status}"),
+                    });
+                }
                 Ok(ProxiedResponse { proxy: id, verdict, latency, response })
             }
         }
@@ -378,10 +433,11 @@ impl ProxyClient {
         {
             Err(_) => Err(Verdict::Timeout),
             Ok(Err(failure)) => Err(inner.classifier.classify_failure(failure.kind)),
-            Ok(Ok(Exchange::TooLarge)) => Ok(Verdict::Success),
+            // The test URL is a page the user controls: only a plain success counts.
+            Ok(Ok(Exchange::TooLarge { .. })) => Ok(Verdict::Success),
             Ok(Ok(Exchange::Complete(r))) => {
                 match inner.classifier.classify_response(r.status(), r.headers(), r.body()) {
-                    v @ (Verdict::Success | Verdict::TargetError) => Ok(v),
+                    Verdict::Success => Ok(Verdict::Success),
                     v => Err(v),
                 }
             }
@@ -398,35 +454,45 @@ struct Failure {
     stale: bool,
 }
 
-/// [`exchange`], sent once more on a fresh connection when the first attempt died on a
-/// stale kept-alive connection and the request is idempotent and cloneable: a race of
-/// connection reuse, not a failure of the proxy, as browsers also treat it.
+/// [`exchange`], sent again when an attempt died on a stale kept-alive connection and
+/// the request is idempotent and cloneable: a race of connection reuse, not a failure of
+/// the proxy, as browsers also treat it. Another idle connection may be stale too (a
+/// proxy like tinyproxy closes every one), so up to [`STALE_RETRIES`] more attempts are
+/// made; each takes a stale connection out of the pool for good.
 async fn exchange_once_more_if_stale(
     client: &reqwest::Client,
     request: reqwest::Request,
     max_body: usize,
 ) -> Result<Exchange, Failure> {
     let idempotent = matches!(*request.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
-    let again = if idempotent { request.try_clone() } else { None };
-    match exchange(client, request, max_body).await {
-        Err(failure) if failure.stale => match again {
-            Some(request) => exchange(client, request, max_body).await,
-            None => Err(failure),
-        },
-        other => other,
+    let mut spare = if idempotent { request.try_clone() } else { None };
+    let mut result = exchange(client, request, max_body).await;
+    for _ in 0..STALE_RETRIES {
+        match (&result, spare.take()) {
+            (Err(failure), Some(again)) if failure.stale => {
+                spare = again.try_clone();
+                result = exchange(client, again, max_body).await;
+            }
+            _ => break,
+        }
     }
+    result
 }
+
+/// Further attempts after a stale kept-alive connection.
+const STALE_RETRIES: usize = 3;
 
 /// One request and its body, up to `max_body` bytes.
 async fn exchange(client: &reqwest::Client, request: reqwest::Request, max_body: usize) -> Result<Exchange, Failure> {
     let mut response = client.execute(request).await.map_err(failure)?;
+    let too_large = |r: &reqwest::Response| Exchange::TooLarge { status: r.status(), headers: r.headers().clone() };
     if response.content_length().is_some_and(|len| len > max_body as u64) {
-        return Ok(Exchange::TooLarge);
+        return Ok(too_large(&response));
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = response.chunk().await.map_err(failure)? {
         if body.len() + chunk.len() > max_body {
-            return Ok(Exchange::TooLarge);
+            return Ok(too_large(&response));
         }
         body.extend_from_slice(&chunk);
     }
@@ -438,8 +504,13 @@ async fn exchange(client: &reqwest::Client, request: reqwest::Request, max_body:
 }
 
 fn failure(e: reqwest::Error) -> Failure {
-    let kind = if e.is_timeout() {
+    let message = error_chain(&e);
+    let kind = if e.is_builder() || e.is_redirect() {
+        FailureKind::Caller
+    } else if e.is_timeout() {
         FailureKind::Timeout
+    } else if e.is_connect() && names_unreachable_target(&message) {
+        FailureKind::TargetUnreachable
     } else if e.is_connect() {
         FailureKind::Connect
     } else {
@@ -451,7 +522,18 @@ fn failure(e: reqwest::Error) -> Failure {
         stale |= s.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_incomplete_message);
         source = s.source();
     }
-    Failure { kind, message: error_chain(&e), stale }
+    Failure { kind, message, stale }
+}
+
+/// The tunnel and SOCKS errors of the HTTP stack are not public types, so their text is
+/// the only sign that the proxy answered but could not reach the target. A 407 to
+/// CONNECT ("proxy authorization required") stays the proxy's failure.
+fn names_unreachable_target(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["tunnel error: unsuccessful", "host unreachable", "network unreachable", "connection refused by destination"]
+        .iter()
+        .any(|sign| m.contains(sign))
+        || (m.contains("socks") && m.contains("connection refused"))
 }
 
 /// Removes the proxy's credentials, raw or percent-encoded, from a message of the HTTP

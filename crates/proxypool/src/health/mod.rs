@@ -211,14 +211,15 @@ impl ProxyHealth {
     /// ejection at once, with a fresh start; returns true when it did.
     pub(crate) fn record_probe(
         &self,
-        success: bool,
-        latency: Duration,
+        result: crate::health_check::ProbeResult,
         now: Nanos,
         cfg: &PoolConfig,
         tracker: &EjectionTracker,
     ) -> bool {
-        if !success {
-            self.record(&Outcome::network_failure(latency), None, now, cfg, tracker);
+        let latency = result.latency;
+        if !result.success {
+            let outcome = if result.timed_out { Outcome::timeout(latency) } else { Outcome::network_failure(latency) };
+            self.record(&outcome, None, now, cfg, tracker);
             return false;
         }
         let until = self.ejected_until.load(Ordering::Acquire);

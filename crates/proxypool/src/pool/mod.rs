@@ -359,8 +359,7 @@ impl ProxyPool {
             return false;
         }
         let core = &*self.shared.core;
-        let restored =
-            slot.health().record_probe(result.success, result.latency, core.clock.now(), &core.config, &core.ejections);
+        let restored = slot.health().record_probe(result, core.clock.now(), &core.config, &core.ejections);
         if restored {
             tracing::info!(proxy = %proxy.id(), "proxy back in rotation after a successful probe");
         }
