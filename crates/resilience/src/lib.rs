@@ -17,7 +17,13 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod fallback;
+pub mod retry;
+pub mod timeout;
 
 pub use error::{
     BoxError, BulkheadFull, CircuitOpen, ConfigError, RateLimited, Rejection, RetryBudgetExhausted, TimedOut,
 };
+pub use fallback::{Fallback, FallbackLayer};
+pub use retry::{Backoff, Retry, RetryBudget, RetryConfig, RetryLayer};
+pub use timeout::{Timeout, TimeoutLayer};

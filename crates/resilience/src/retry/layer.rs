@@ -1,0 +1,168 @@
+//! The retry layer: validated settings and policies, cheap to clone.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge};
+use tower::Layer;
+
+use super::backoff::Backoff;
+use super::budget::RetryBudget;
+use super::config::RetryConfig;
+use super::policy::{DefaultErrorPolicy, NeverRetryResponses};
+use super::service::{Retry, Shared};
+use crate::error::ConfigError;
+
+/// Wraps services in [`Retry`].
+///
+/// Built from a [`RetryConfig`]; the policies, a custom backoff and a shared budget are set
+/// with the methods below. The retry budget is created here, once: every service this layer
+/// wraps, and every clone of those, draws on it.
+#[derive(Clone)]
+pub struct RetryLayer<R = NeverRetryResponses, E = DefaultErrorPolicy> {
+    settings: Settings,
+    response_policy: R,
+    error_policy: E,
+}
+
+/// What every attempt of every clone reads.
+#[derive(Clone)]
+pub(super) struct Settings {
+    pub(super) name: Arc<str>,
+    pub(super) max_attempts: u32,
+    pub(super) backoff: Backoff,
+    pub(super) attempt_timeout: Option<Duration>,
+    pub(super) max_retry_after: Duration,
+    pub(super) budget: Option<Arc<RetryBudget>>,
+    pub(super) metrics: RetryMetrics,
+}
+
+/// Handles registered once, so that counting costs no lookup per call.
+#[derive(Clone)]
+pub(super) struct RetryMetrics {
+    pub(super) attempts: Counter,
+    pub(super) retries: Counter,
+    pub(super) budget_exhausted: Counter,
+    pub(super) budget_tokens: Gauge,
+}
+
+impl RetryMetrics {
+    fn register(name: &str) -> Self {
+        metrics::describe_counter!("harvester_retry_attempts_total", "Attempts made, first attempts included.");
+        metrics::describe_counter!("harvester_retry_retries_total", "Retries made (attempts after the first).");
+        metrics::describe_counter!(
+            "harvester_retry_budget_exhausted_total",
+            "Retries refused because the retry budget had no token."
+        );
+        metrics::describe_gauge!("harvester_retry_budget_tokens", "Retry tokens left, as of the last retry.");
+        let label = name.to_owned();
+        RetryMetrics {
+            attempts: metrics::counter!("harvester_retry_attempts_total", "retry" => label.clone()),
+            retries: metrics::counter!("harvester_retry_retries_total", "retry" => label.clone()),
+            budget_exhausted: metrics::counter!("harvester_retry_budget_exhausted_total", "retry" => label.clone()),
+            budget_tokens: metrics::gauge!("harvester_retry_budget_tokens", "retry" => label),
+        }
+    }
+}
+
+impl RetryLayer {
+    /// A layer retrying every error but the pointless ones (see
+    /// [`decide_by_default`](super::decide_by_default)) and no response, or the first
+    /// field of `config` that is out of range.
+    pub fn new(config: &RetryConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::from_valid(config))
+    }
+
+    fn from_valid(config: &RetryConfig) -> Self {
+        let budget = config.budget.enabled.then(|| Arc::new(RetryBudget::from_valid(&config.budget)));
+        RetryLayer {
+            settings: Settings {
+                name: Arc::from(config.name.as_str()),
+                max_attempts: config.max_attempts,
+                backoff: config.to_backoff(),
+                attempt_timeout: config.attempt_timeout,
+                max_retry_after: config.max_retry_after,
+                budget,
+                metrics: RetryMetrics::register(&config.name),
+            },
+            response_policy: NeverRetryResponses,
+            error_policy: DefaultErrorPolicy,
+        }
+    }
+}
+
+impl Default for RetryLayer {
+    /// [`RetryConfig::default`]: 3 attempts, exponential backoff from 100 ms to 10 s with
+    /// full jitter, a budget of 20 % of calls plus 10 retries a second.
+    fn default() -> Self {
+        Self::from_valid(&RetryConfig::default())
+    }
+}
+
+impl<R, E> RetryLayer<R, E> {
+    /// Decide on successful responses with `policy`: a [`RetryOnStatus`](super::RetryOnStatus)
+    /// or any `Fn(&Res) -> Decision`.
+    pub fn retry_on_response<R2>(self, policy: R2) -> RetryLayer<R2, E> {
+        RetryLayer { settings: self.settings, response_policy: policy, error_policy: self.error_policy }
+    }
+
+    /// Decide on errors with `policy`, any `Fn(&BoxError) -> Decision`, instead of
+    /// [`decide_by_default`](super::decide_by_default).
+    pub fn retry_on_error<E2>(self, policy: E2) -> RetryLayer<R, E2> {
+        RetryLayer { settings: self.settings, response_policy: self.response_policy, error_policy: policy }
+    }
+
+    /// Replace the configured backoff, e.g. with [`Backoff::custom`].
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.settings.backoff = backoff;
+        self
+    }
+
+    /// Draw on `budget` instead of the layer's own, e.g. one budget for several layers
+    /// that call the same upstream.
+    pub fn budget(mut self, budget: Arc<RetryBudget>) -> Self {
+        self.settings.budget = Some(budget);
+        self
+    }
+
+    /// The budget this layer's services draw on, if any.
+    pub fn retry_budget(&self) -> Option<&Arc<RetryBudget>> {
+        self.settings.budget.as_ref()
+    }
+}
+
+impl<S, R: Clone, E: Clone> Layer<S> for RetryLayer<R, E> {
+    type Service = Retry<S, R, E>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry::from_shared(
+            inner,
+            Arc::new(Shared {
+                settings: self.settings.clone(),
+                response_policy: self.response_policy.clone(),
+                error_policy: self.error_policy.clone(),
+            }),
+        )
+    }
+}
+
+impl<R, E> fmt::Debug for RetryLayer<R, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("name", &self.name)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("max_retry_after", &self.max_retry_after)
+            .field("budget", &self.budget)
+            .finish()
+    }
+}

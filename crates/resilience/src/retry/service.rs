@@ -1,0 +1,98 @@
+//! The retry service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower::Service;
+
+use super::budget::RetryBudget;
+use super::future::ResponseFuture;
+use super::layer::Settings;
+use super::policy::{DefaultErrorPolicy, ErrorPolicy, NeverRetryResponses, ResponsePolicy};
+use crate::error::BoxError;
+
+/// Retries failed calls of `S` with backoff, within a retry budget; made by
+/// [`RetryLayer`](super::RetryLayer).
+///
+/// Every clone shares the settings, the policies and the budget. Each call keeps a clone of
+/// its request for the attempts after the first, hence `Req: Clone` (see the
+/// [module docs](super) for requests with bodies).
+pub struct Retry<S, R = NeverRetryResponses, E = DefaultErrorPolicy> {
+    inner: S,
+    shared: Arc<Shared<R, E>>,
+}
+
+/// The part of a retry service shared by its clones and their calls.
+pub(super) struct Shared<R, E> {
+    pub(super) settings: Settings,
+    pub(super) response_policy: R,
+    pub(super) error_policy: E,
+}
+
+impl<S, R, E> Retry<S, R, E> {
+    pub(super) fn from_shared(inner: S, shared: Arc<Shared<R, E>>) -> Self {
+        Retry { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, consuming the retry.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The budget this service draws on, if any.
+    pub fn retry_budget(&self) -> Option<&Arc<RetryBudget>> {
+        self.shared.settings.budget.as_ref()
+    }
+}
+
+impl<S: Clone, R, E> Clone for Retry<S, R, E> {
+    fn clone(&self) -> Self {
+        Retry { inner: self.inner.clone(), shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl<S, Req, R, E> Service<Req> for Retry<S, R, E>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    Req: Clone,
+    R: ResponsePolicy<S::Response>,
+    E: ErrorPolicy,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, Req, R, E>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let settings = &self.shared.settings;
+        if let Some(budget) = &settings.budget {
+            budget.deposit();
+        }
+        settings.metrics.attempts.increment(1);
+        let spare = request.clone();
+        let future = self.inner.call(request);
+        // The clone is not ready yet: the future polls it ready before each retry.
+        ResponseFuture::new(future, self.inner.clone(), Arc::clone(&self.shared), spare)
+    }
+}
+
+impl<S: fmt::Debug, R, E> fmt::Debug for Retry<S, R, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry").field("inner", &self.inner).field("settings", &self.shared.settings).finish()
+    }
+}
