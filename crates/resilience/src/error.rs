@@ -28,7 +28,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct CircuitOpen {
     /// `open`, `half-open` (all probes taken) or `forced open`.
     pub state: &'static str,
-    /// When the breaker may let a call through again; `None` when forced open.
+    /// When the breaker may let a call through again; `None` when forced open, or when
+    /// half-open with every probe slot taken (no time can be promised then).
     pub retry_in: Option<Duration>,
     /// The key of a keyed breaker.
     pub key: Option<String>,

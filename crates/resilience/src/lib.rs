@@ -16,11 +16,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod error;
 pub mod fallback;
 pub mod retry;
 pub mod timeout;
 
+pub use breaker::{
+    Breaker, BreakerConfig, CircuitBreaker, CircuitBreakerLayer, KeyedBreaker, KeyedCircuitBreakerLayer,
+};
 pub use error::{
     BoxError, BulkheadFull, CircuitOpen, ConfigError, RateLimited, Rejection, RetryBudgetExhausted, TimedOut,
 };
