@@ -1,3 +1,105 @@
-//! Placeholder until this benchmark lands.
+//! What one uncontended call through the bulkhead costs, next to tower's
+//! `ConcurrencyLimitLayer` over the same no-op service, measured in the same run.
+//!
+//! ```text
+//! cargo bench -p harvester-resilience --bench bulkhead
+//! ```
+//!
+//! Each iteration is a whole call as a caller makes it: `poll_ready`, `call`, the response
+//! future pinned and polled once where it lies, as an executor does (the no-op service answers
+//! at once, so no runtime is needed), then dropped, which gives the place back. Functions of the
+//! `bulkhead/call` group:
+//! - `bare`: the no-op service alone (the floor);
+//! - `tower_concurrency_limit`: tower's layer, limit 50;
+//! - `ours`: our bulkhead, one partition of 50;
+//! - `ours_partitioned`: the seed's three partitions, chosen per request by a closure.
+//!
+//! The means are read back from criterion's estimates and printed with the ratio ours /
+//! tower. Timings are short on purpose: the machine has 2 shared cores.
 
-fn main() {}
+use std::future::Future;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::Criterion;
+use harvester_resilience::BoxError;
+use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer, PartitionConfig};
+use tower::limit::ConcurrencyLimitLayer;
+use tower::{Layer, Service, service_fn};
+
+/// One call: ready, call, poll the response once where it lies (as an executor does), drop it.
+#[inline]
+fn one_call<S: Service<Req>, Req>(svc: &mut S, req: Req) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    let ready = matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(())));
+    let response = pin!(svc.call(req));
+    ready && matches!(response.poll(&mut cx), Poll::Ready(Ok(_)))
+}
+
+fn bench_call(c: &mut Criterion) {
+    let mut group = c.benchmark_group("bulkhead/call");
+    let noop = service_fn(|_: &'static str| std::future::ready(Ok::<_, BoxError>(())));
+
+    let mut bare = noop;
+    group.bench_function("bare", |b| b.iter(|| black_box(one_call(&mut bare, "regular"))));
+
+    let mut tower = ConcurrencyLimitLayer::new(50).layer(noop);
+    group.bench_function("tower_concurrency_limit", |b| b.iter(|| black_box(one_call(&mut tower, "regular"))));
+
+    let single = BulkheadConfig::single(PartitionConfig::new(50));
+    let mut ours = BulkheadLayer::new(&single).expect("valid config").layer(noop);
+    group.bench_function("ours", |b| b.iter(|| black_box(one_call(&mut ours, "regular"))));
+
+    let layer = BulkheadLayer::partitioned(&BulkheadConfig::default(), |name: &&'static str| Some(*name));
+    let mut partitioned = layer.expect("valid config").layer(noop);
+    group.bench_function("ours_partitioned", |b| b.iter(|| black_box(one_call(&mut partitioned, "regular"))));
+    group.finish();
+}
+
+/// Where criterion wrote its estimates: `$CRITERION_HOME`, `$CARGO_TARGET_DIR/criterion`,
+/// else `<target>/criterion` next to this executable (`<target>/<profile>/deps/<bench>`).
+fn criterion_dir() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return Some(home.into());
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(PathBuf::from(target).join("criterion"));
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
+}
+
+/// Mean ns of `group/function` from its `new/estimates.json`.
+fn mean_ns(dir: &std::path::Path, group: &str, function: &str) -> Option<f64> {
+    let path = dir.join(group.replace('/', "_")).join(function).join("new/estimates.json");
+    let json = std::fs::read_to_string(path).ok()?;
+    let mean = &json[json.find("\"mean\"")?..];
+    let value = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = value.find(|ch: char| !(ch.is_ascii_digit() || matches!(ch, '.' | 'e' | 'E' | '-' | '+')))?;
+    value[..end].parse().ok()
+}
+
+fn print_ratios() {
+    let Some(dir) = criterion_dir() else { return };
+    let group = "bulkhead/call";
+    let Some(tower) = mean_ns(&dir, group, "tower_concurrency_limit") else { return };
+    println!("\nmean ns per call; ratio = ours / tower ConcurrencyLimit (same run):");
+    for function in ["bare", "tower_concurrency_limit", "ours", "ours_partitioned"] {
+        if let Some(ns) = mean_ns(&dir, group, function) {
+            println!("  {function:<24} {ns:>6.1} ns   ratio {:.2}", ns / tower);
+        }
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1500))
+        .configure_from_args();
+    bench_call(&mut c);
+    c.final_summary();
+    print_ratios();
+}

@@ -17,17 +17,21 @@
 #![forbid(unsafe_code)]
 
 pub mod breaker;
+pub mod bulkhead;
 pub mod error;
 pub mod fallback;
+pub mod rate_limit;
 pub mod retry;
 pub mod timeout;
 
 pub use breaker::{
     Breaker, BreakerConfig, CircuitBreaker, CircuitBreakerLayer, KeyedBreaker, KeyedCircuitBreakerLayer,
 };
+pub use bulkhead::{BulkheadConfig, BulkheadLayer};
 pub use error::{
     BoxError, BulkheadFull, CircuitOpen, ConfigError, RateLimited, Rejection, RetryBudgetExhausted, TimedOut,
 };
 pub use fallback::{Fallback, FallbackLayer};
+pub use rate_limit::{Quota, RateLimitConfig, RateLimitLayer};
 pub use retry::{Backoff, Retry, RetryBudget, RetryConfig, RetryLayer};
 pub use timeout::{Timeout, TimeoutLayer};
