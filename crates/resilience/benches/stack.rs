@@ -107,8 +107,14 @@ fn main() {
     let (bare, ours, tower) = (medians.median("bare"), medians.median("ours_full"), medians.median("tower_partial"));
     println!("\nstack, median ns per call:");
     println!("  bare no-op service                                       {bare:7.1} ns");
-    println!("  ours: rate limit + breaker + retry + bulkhead + timeout  {ours:7.1} ns  (overhead {:.1} ns)", ours - bare);
-    println!("  tower: concurrency limit + retry + timeout               {tower:7.1} ns  (overhead {:.1} ns)", tower - bare);
+    println!(
+        "  ours: rate limit + breaker + retry + bulkhead + timeout  {ours:7.1} ns  (overhead {:.1} ns)",
+        ours - bare
+    );
+    println!(
+        "  tower: concurrency limit + retry + timeout               {tower:7.1} ns  (overhead {:.1} ns)",
+        tower - bare
+    );
 }
 
 /// tower's retry policy that never retries, to stand beside ours when nothing fails.
