@@ -17,16 +17,18 @@
 //! After criterion's report, the bench prints the median of each function's samples and the
 //! ratio ours / tower. Timings are short on purpose (2 shared cores).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
+use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use harvester_resilience::retry::{BudgetConfig, RetryConfig, RetryLayer};
+use support::{Medians, call_once};
 use tower::retry::Policy;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Layer, Service, service_fn};
@@ -59,41 +61,6 @@ impl<Req: Clone, Res, E> Policy<Req, Res, E> for Attempts {
 
     fn clone_request(&mut self, request: &Req) -> Option<Req> {
         Some(request.clone())
-    }
-}
-
-/// One call, driven by hand: the no-op service answers at the first poll.
-fn call_once<S: Service<u64>>(service: &mut S, request: u64) -> Option<S::Response> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match service.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => return None,
-    }
-    match pin!(service.call(request)).poll(&mut cx) {
-        Poll::Ready(Ok(response)) => Some(response),
-        _ => None,
-    }
-}
-
-/// Median ns per call of each function's samples, for the ratios.
-#[derive(Default)]
-struct Medians(Mutex<Vec<(&'static str, Vec<f64>)>>);
-
-impl Medians {
-    fn record(&self, id: &'static str, iters: u64, elapsed: Duration) {
-        let ns = elapsed.as_nanos() as f64 / iters as f64;
-        let mut all = self.0.lock().expect("no test panics holding the lock");
-        match all.iter_mut().find(|(name, _)| *name == id) {
-            Some((_, samples)) => samples.push(ns),
-            None => all.push((id, vec![ns])),
-        }
-    }
-
-    fn median(&self, id: &str) -> f64 {
-        let all = self.0.lock().expect("no test panics holding the lock");
-        let mut samples = all.iter().find(|(name, _)| *name == id).map(|(_, s)| s.clone()).unwrap_or_default();
-        samples.sort_by(f64::total_cmp);
-        samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
     }
 }
 

@@ -12,12 +12,12 @@
 //! Each call: `poll_ready`, `call`, one poll of the response future (every layer answers
 //! at once), drop. After criterion's report the bench prints medians and the overhead.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::convert::Infallible;
-use std::future::{Future, ready};
+use std::future::ready;
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -26,40 +26,11 @@ use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer};
 use harvester_resilience::rate_limit::{Quota, RateLimitLayer};
 use harvester_resilience::retry::{RetryConfig, RetryLayer};
 use harvester_resilience::timeout::TimeoutLayer;
+use support::{Medians, call_once};
 use tower::{Service, ServiceBuilder, service_fn};
 
-/// One call driven by hand; every service here answers at the first poll.
-fn call_once<S: Service<u64>>(service: &mut S, request: u64) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    if !matches!(service.poll_ready(&mut cx), Poll::Ready(Ok(()))) {
-        return false;
-    }
-    matches!(pin!(service.call(request)).poll(&mut cx), Poll::Ready(Ok(_)))
-}
-
-#[derive(Default)]
-struct Medians(Mutex<Vec<(&'static str, Vec<f64>)>>);
-
-impl Medians {
-    fn record(&self, id: &'static str, iters: u64, elapsed: Duration) {
-        let ns = elapsed.as_nanos() as f64 / iters as f64;
-        let mut all = self.0.lock().expect("no panic holds the lock");
-        match all.iter_mut().find(|(name, _)| *name == id) {
-            Some((_, samples)) => samples.push(ns),
-            None => all.push((id, vec![ns])),
-        }
-    }
-
-    fn median(&self, id: &str) -> f64 {
-        let all = self.0.lock().expect("no panic holds the lock");
-        let mut samples = all.iter().find(|(name, _)| *name == id).map(|(_, s)| s.clone()).unwrap_or_default();
-        samples.sort_by(f64::total_cmp);
-        samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
-    }
-}
-
 fn bench<S: Service<u64>>(c: &mut Criterion, medians: &Medians, id: &'static str, mut service: S) {
-    assert!(call_once(&mut service, 0), "{id}: the stack must answer a call at once");
+    assert!(matches!(call_once(&mut service, 0), Some(Ok(_))), "{id}: the stack must answer a call at once");
     c.bench_function(&format!("stack/{id}"), |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
