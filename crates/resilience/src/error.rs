@@ -15,6 +15,8 @@
 //! }
 //! ```
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -66,14 +68,58 @@ pub struct TimedOut {
 }
 
 /// A retry was needed but the retry budget had no token: retries may not multiply load.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("retry budget exhausted after {attempts} attempt(s); last error: {last_error}")]
+///
+/// The last attempt's error is its [`source`](std::error::Error::source), so that an outer
+/// layer can still tell a [`TimedOut`] or a [`RateLimited`] inside. Equality compares
+/// `attempts` and `last_error` only (errors are not comparable).
+///
+/// ```
+/// use std::error::Error;
+/// use std::time::Duration;
+/// use harvester_resilience::{BoxError, RetryBudgetExhausted, TimedOut};
+///
+/// let refused = RetryBudgetExhausted::new(2, Box::new(TimedOut { after: Duration::from_secs(5) }));
+/// assert_eq!(refused.last_error, "timed out after 5s");
+/// assert!(refused.source().and_then(|e| e.downcast_ref::<TimedOut>()).is_some());
+/// ```
+#[derive(Debug, Clone)]
 pub struct RetryBudgetExhausted {
     /// Attempts made.
     pub attempts: u32,
     /// The last attempt's error, as text.
     pub last_error: String,
+    /// The last attempt's error itself (shared, so that the refusal stays `Clone`); `None`
+    /// only when built by hand without one.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+impl RetryBudgetExhausted {
+    /// A refusal after `attempts` attempts, the last of which failed with `last_error`.
+    pub fn new(attempts: u32, last_error: BoxError) -> Self {
+        RetryBudgetExhausted { attempts, last_error: last_error.to_string(), source: Some(Arc::from(last_error)) }
+    }
+}
+
+impl fmt::Display for RetryBudgetExhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "retry budget exhausted after {} attempt(s); last error: {}", self.attempts, self.last_error)
+    }
+}
+
+impl std::error::Error for RetryBudgetExhausted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The error inside the `Arc`, not the `Arc`: downcasting the source must find it.
+        self.source.as_deref().map(|error| error as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for RetryBudgetExhausted {
+    fn eq(&self, other: &Self) -> bool {
+        self.attempts == other.attempts && self.last_error == other.last_error
+    }
+}
+
+impl Eq for RetryBudgetExhausted {}
 
 /// Which layer refused a call, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

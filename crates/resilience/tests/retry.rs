@@ -180,6 +180,62 @@ fn out_of_range_budget_and_delays_are_refused_naming_the_field() {
 }
 
 #[test]
+fn durations_over_a_day_are_refused_naming_the_field_instead_of_panicking_later() {
+    let refused = |config: RetryConfig| RetryLayer::new(&config).expect_err("the call fails").field;
+    let day = RetryConfig::MAX_DURATION;
+    assert_eq!(day, Duration::from_secs(86_400));
+    assert_eq!(
+        refused(RetryConfig { attempt_timeout: Some(Duration::MAX), ..RetryConfig::default() }),
+        "retry.attempt_timeout"
+    );
+    assert_eq!(
+        refused(RetryConfig { max_retry_after: Duration::MAX, ..RetryConfig::default() }),
+        "retry.max_retry_after"
+    );
+    assert_eq!(refused(RetryConfig { max_delay: Duration::MAX, ..RetryConfig::default() }), "retry.max_delay");
+    assert_eq!(
+        refused(RetryConfig { backoff: BackoffKind::Constant, base_delay: Duration::MAX, ..RetryConfig::default() }),
+        "retry.base_delay"
+    );
+    let longest = RetryConfig {
+        attempt_timeout: Some(day),
+        max_retry_after: day,
+        max_delay: day,
+        base_delay: day,
+        ..RetryConfig::default()
+    };
+    assert!(longest.validate().is_ok(), "one day is allowed");
+}
+
+#[test]
+fn a_share_below_the_resolution_or_a_reserve_too_large_is_refused_naming_the_field() {
+    let refused = |budget: BudgetConfig| budget.validate().expect_err("refused").field;
+    // 0.0005 used to be rounded up to 0.001, twice the share asked for.
+    assert_eq!(
+        refused(BudgetConfig { retry_percent: 0.0005, ..BudgetConfig::default() }),
+        "retry.budget.retry_percent"
+    );
+    assert_eq!(
+        refused(BudgetConfig { retry_percent: 0.0009, ..BudgetConfig::default() }),
+        "retry.budget.retry_percent"
+    );
+    assert!(BudgetConfig { retry_percent: 0.001, ..BudgetConfig::default() }.validate().is_ok());
+    assert!(BudgetConfig { retry_percent: 0.0, ..BudgetConfig::default() }.validate().is_ok());
+
+    // A reserve of min_per_sec × ttl must fit a bucket's balance (2 147 483 retries).
+    let reserve = |min_per_sec: u32, ttl_secs: u64| BudgetConfig {
+        min_per_sec,
+        ttl: Duration::from_secs(ttl_secs),
+        ..BudgetConfig::default()
+    };
+    assert_eq!(refused(reserve(BudgetConfig::MAX_MIN_PER_SEC, 60)), "retry.budget.min_per_sec");
+    assert_eq!(refused(reserve(35_792, 60)), "retry.budget.min_per_sec");
+    assert!(reserve(35_791, 60).validate().is_ok());
+    assert!(reserve(BudgetConfig::MAX_MIN_PER_SEC, 1).validate().is_ok());
+    assert_eq!(refused(reserve(BudgetConfig::MAX_MIN_PER_SEC, 3)), "retry.budget.min_per_sec");
+}
+
+#[test]
 fn retry_services_and_their_futures_are_send_and_clone() {
     fn assert_send_clone<T: Send + Sync + Clone>(_: &T) {}
     fn assert_send<T: Send>(_: &T) {}
@@ -383,6 +439,38 @@ async fn a_retryable_response_is_returned_as_is_after_the_last_attempt() {
     assert_eq!(upstream.calls(), 2);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_huge_retry_after_is_capped_and_does_not_panic() {
+    let upstream = Upstream::new([Step::Status(503, Some(u64::MAX.to_string())), ok()]);
+    let config = RetryConfig { max_retry_after: RetryConfig::MAX_DURATION, ..config() };
+    let service = RetryLayer::new(&config)
+        .expect("valid config")
+        .retry_on_response(RetryOnStatus::transient())
+        .layer(upstream.clone());
+
+    service.oneshot(1).await.expect("the call succeeds");
+
+    assert_eq!(upstream.gaps(), [RetryConfig::MAX_DURATION]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_uncapped_custom_backoff_does_not_panic() {
+    // Backoff::custom is used as is: Duration::MAX cannot be added to an Instant, so the
+    // wait ends in the far future (about 30 years) instead of panicking.
+    let upstream = Upstream::new([fail("reset"), ok()]);
+    let config = RetryConfig { attempt_timeout: Some(RetryConfig::MAX_DURATION), ..config() };
+    let service = RetryLayer::new(&config)
+        .expect("valid config")
+        .backoff(Backoff::custom(|_| Duration::MAX))
+        .layer(upstream.clone());
+
+    service.oneshot(1).await.expect("the call succeeds");
+
+    let gaps = upstream.gaps();
+    assert_eq!(gaps.len(), 1);
+    assert!(gaps[0] >= Duration::from_secs(86_400 * 365 * 29), "{:?}", gaps[0]);
+}
+
 // ----- per-attempt timeout -----
 
 #[tokio::test(start_paused = true)]
@@ -528,7 +616,33 @@ async fn budget_refusal_says_how_many_attempts_were_made_and_the_last_error() {
     let error = retry(config, &upstream).oneshot(1).await.expect_err("the call fails");
 
     let refused = error.downcast_ref::<RetryBudgetExhausted>().expect("a budget refusal");
-    assert_eq!(refused, &RetryBudgetExhausted { attempts: 1, last_error: "connection reset by peer".into() });
+    assert_eq!(
+        refused,
+        &RetryBudgetExhausted { attempts: 1, last_error: "connection reset by peer".into(), source: None }
+    );
+    assert_eq!(
+        std::error::Error::source(refused).map(ToString::to_string).as_deref(),
+        Some("connection reset by peer")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_refusal_keeps_the_last_error_as_its_source() {
+    // Given an attempt that times out, and a budget that refuses the retry
+    let upstream = Upstream::new([Step::Hang, ok()]);
+    let config = RetryConfig {
+        attempt_timeout: Some(Duration::from_secs(2)),
+        budget: BudgetConfig { min_per_sec: 0, retry_percent: 0.0, ..BudgetConfig::default() },
+        ..config()
+    };
+
+    let error = retry(config, &upstream).oneshot(1).await.expect_err("the call fails");
+
+    // Then an outer layer can still see the timeout inside the refusal
+    assert!(matches!(Rejection::of(&*error), Some(Rejection::RetryBudgetExhausted(r)) if r.attempts == 1));
+    let source = error.source().expect("the last error is the source");
+    assert_eq!(source.downcast_ref::<TimedOut>(), Some(&TimedOut { after: Duration::from_secs(2) }));
+    assert_eq!(upstream.calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -618,6 +732,33 @@ async fn the_floor_allows_min_per_sec_times_ttl_retries_per_window() {
 
     tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!(withdrawals(&budget), 20, "withdrawals expire like deposits");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_share_finer_than_the_resolution_is_floored_not_rounded_up() {
+    // 0.0015 deposits 0.001 a call: 1000 calls buy one retry, not two.
+    let budget = budget(0.0015, 0, 10);
+    for _ in 0..1000 {
+        budget.deposit();
+    }
+    assert_eq!(withdrawals(&budget), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_token_reserve_grants_one_retry_across_a_bucket_edge() {
+    // A 1-token reserve (1/s over 1 s): buckets of 100 ms.
+    let budget = Arc::new(budget(0.0, 1, 1));
+    let other = Arc::clone(&budget);
+    tokio::time::advance(Duration::from_micros(99_990)).await;
+    assert!(budget.try_withdraw(), "the reserve's token, just before the edge");
+
+    tokio::time::advance(Duration::from_micros(20)).await;
+    assert!(!other.try_withdraw(), "just after the edge, the token is still spent");
+    assert_eq!(withdrawals(&budget), 0);
+
+    // Once the first bucket expires, the reserve is whole again.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(withdrawals(&budget), 1);
 }
 
 #[test]

@@ -36,20 +36,21 @@ pub struct RetryConfig {
     /// The backoff's shape. Default exponential. A custom function is set in code with
     /// `RetryLayer::backoff`.
     pub backoff: BackoffKind,
-    /// The first retry's delay (before jitter). Default 100 ms.
+    /// The first retry's delay (before jitter). At most one day. Default 100 ms.
     #[serde(with = "humantime_serde")]
     pub base_delay: Duration,
-    /// No backoff delay exceeds this. Default 10 s.
+    /// No backoff delay exceeds this. At most one day. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub max_delay: Duration,
     /// Randomise delays so that clients failing together do not retry together. Default on.
     pub jitter: bool,
     /// A limit on each attempt; an attempt exceeding it fails with `TimedOut` and counts as
-    /// a failed attempt. Default none (put a `Timeout` around the whole retry as well).
+    /// a failed attempt. At most one day. Default none (put a `Timeout` around the whole
+    /// retry as well).
     #[serde(with = "humantime_serde")]
     pub attempt_timeout: Option<Duration>,
     /// The longest wait a `Retry-After` header or a rate limiter's `retry_in` may impose;
-    /// longer requests are cut to it. Zero ignores them. Default 30 s, the default call
+    /// longer requests are cut to it. Zero ignores them. At most one day. Default 30 s, the default call
     /// timeout: a longer wait holds a worker idle longer than a call may take.
     #[serde(with = "humantime_serde")]
     pub max_retry_after: Duration,
@@ -74,6 +75,10 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
+    /// The longest `base_delay`, `max_delay`, `attempt_timeout` and `max_retry_after` may be:
+    /// one day. A longer wait is a mistake (or a hostile `Retry-After`), not a retry.
+    pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
     /// Refuses values out of range, naming the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_attempts == 0 {
@@ -96,6 +101,16 @@ impl RetryConfig {
         }
         if self.attempt_timeout.is_some_and(|t| t.is_zero()) {
             return Err(ConfigError::new("retry.attempt_timeout", "must be greater than zero (or left out)"));
+        }
+        for (field, value) in [
+            ("retry.base_delay", Some(self.base_delay)),
+            ("retry.max_delay", Some(self.max_delay)),
+            ("retry.attempt_timeout", self.attempt_timeout),
+            ("retry.max_retry_after", Some(self.max_retry_after)),
+        ] {
+            if let Some(value) = value.filter(|&value| value > Self::MAX_DURATION) {
+                return Err(ConfigError::new(field, format!("{value:?} exceeds {:?} (one day)", Self::MAX_DURATION)));
+            }
         }
         self.budget.validate()
     }
@@ -133,10 +148,12 @@ pub struct BudgetConfig {
     /// `max_attempts` times the load exactly when it can least take it.
     pub enabled: bool,
     /// Retries allowed per call, as a fraction: 0.2 allows one retry for every five calls.
-    /// In `[0, 1000]`, resolution 0.001. Default 0.2 (Finagle, tower).
+    /// 0, or in `[0.001, 1000]`; resolution 0.001 (finer digits are dropped, never rounded
+    /// up). Default 0.2 (Finagle, tower).
     pub retry_percent: f64,
     /// Retries allowed every second whatever the traffic, so that a quiet client can still
-    /// retry. Default 10 (Finagle, tower).
+    /// retry. At most 1 000 000, and `min_per_sec × ttl` (the reserve) below 2 147 483
+    /// retries: 35 791 a second over 60 s. Default 10 (Finagle, tower).
     pub min_per_sec: u32,
     /// How long a call's deposit and a retry's withdrawal count. Between 1 s and 60 s.
     /// Default 10 s.
@@ -162,7 +179,7 @@ impl BudgetConfig {
                 format!("{} must be in [0, 1000] (0.2 allows one retry per five calls)", self.retry_percent),
             ));
         }
-        if self.retry_percent > 0.0 && self.retry_percent < 0.0005 {
+        if self.retry_percent > 0.0 && self.retry_percent < 0.001 {
             return Err(ConfigError::new(
                 "retry.budget.retry_percent",
                 format!("{} is below the resolution 0.001 (use 0 for no share of calls)", self.retry_percent),
@@ -176,6 +193,21 @@ impl BudgetConfig {
         }
         if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&self.ttl) {
             return Err(ConfigError::new("retry.budget.ttl", format!("{:?} must be between 1 s and 60 s", self.ttl)));
+        }
+        // The reserve, in thousandths of a token, must fit a bucket's signed 32-bit balance:
+        // spending all of it within one bucket must still be recorded.
+        let reserve_units = f64::from(self.min_per_sec) * self.ttl.as_secs_f64() * 1000.0;
+        if reserve_units >= f64::from(i32::MAX) {
+            return Err(ConfigError::new(
+                "retry.budget.min_per_sec",
+                format!(
+                    "{} over a ttl of {:?} is a reserve of {} retries, above the {} a budget can hold (lower min_per_sec or ttl)",
+                    self.min_per_sec,
+                    self.ttl,
+                    reserve_units / 1000.0,
+                    i32::MAX / 1000
+                ),
+            ));
         }
         Ok(())
     }

@@ -50,7 +50,7 @@ where
     S: Service<Req>,
 {
     pub(super) fn new(future: S::Future, service: S, shared: Arc<Shared<R, E>>, request: Req) -> Self {
-        let sleep = shared.settings.attempt_timeout.map(tokio::time::sleep);
+        let sleep = shared.settings.attempt_timeout.map(|after| sleep_until(deadline_after(after)));
         ResponseFuture {
             state: State::Calling { future },
             sleep,
@@ -95,7 +95,7 @@ where
                         Next::Return(result) => return Poll::Ready(result),
                         Next::Retry(wait) if wait.is_zero() => this.state.set(State::Readying),
                         Next::Retry(wait) => {
-                            reset(this.sleep.as_mut(), Instant::now() + wait);
+                            reset(this.sleep.as_mut(), deadline_after(wait));
                             this.state.set(State::Waiting);
                         }
                     }
@@ -113,7 +113,7 @@ where
                     *this.attempts += 1;
                     this.shared.settings.metrics.attempts.increment(1);
                     if let Some(after) = this.shared.settings.attempt_timeout {
-                        reset(this.sleep.as_mut(), Instant::now() + after);
+                        reset(this.sleep.as_mut(), deadline_after(after));
                     }
                     let future = this.service.call(this.request.clone());
                     this.state.set(State::Calling { future });
@@ -122,6 +122,16 @@ where
             }
         }
     }
+}
+
+/// About 30 years: the deadline of a wait too long for `Instant` (tokio's `sleep` does the same).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `wait` from now, or [`FAR_FUTURE`] from now when that overflows `Instant`: a custom backoff
+/// or a caller's setting must not make a retry panic.
+fn deadline_after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait).unwrap_or_else(|| now + FAR_FUTURE)
 }
 
 fn reset(mut sleep: Pin<&mut Option<Sleep>>, deadline: Instant) {
@@ -166,9 +176,7 @@ where
             settings.metrics.budget_exhausted.increment(1);
             tracing::debug!(retry = %settings.name, attempts, "giving up: retry budget exhausted");
             // A response stays a response: the caller can still read its status and body.
-            return Next::Return(
-                result.map_err(|error| RetryBudgetExhausted { attempts, last_error: error.to_string() }.into()),
-            );
+            return Next::Return(result.map_err(|error| RetryBudgetExhausted::new(attempts, error).into()));
         }
     }
     let backoff = settings.backoff.delay(attempts, *previous);

@@ -52,7 +52,8 @@
 //! says: 1000 calls to a dead upstream with 3 attempts make about 1300 attempts, not 3000.
 //! It is shared by every clone of the layer's services. When it refuses a retry, an error
 //! becomes [`RetryBudgetExhausted`](crate::RetryBudgetExhausted) (with the last error as
-//! text); a retryable response is returned as it is, so its status and body stay readable.
+//! text and as its `source`); a retryable response is returned as it is, so its status and
+//! body stay readable.
 //!
 //! # Requests must be `Clone`
 //!
