@@ -133,6 +133,69 @@ async fn a_queued_call_runs_as_soon_as_a_place_frees() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn queued_futures_not_yet_polled_keep_no_free_place_idle() {
+    let layer = BulkheadLayer::new(&single(1, 1, Duration::from_secs(60))).expect("valid config");
+    let mut svc = layer.layer(service_fn(|_: ()| async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, BoxError>(Instant::now())
+    }));
+    let stats = || layer.bulkhead().stats("default").expect("partition exists");
+    let start = Instant::now();
+
+    // One call holds the place, one is queued but its future is not polled yet.
+    let first = svc.ready().await.expect("inner service ready").call(());
+    let queued = svc.ready().await.expect("inner service ready").call(());
+    assert_eq!((stats().in_flight, stats().queued), (1, 1));
+
+    // The place comes free while the queued future still sits unpolled: the next call takes
+    // it at once instead of being refused with the queue full.
+    drop(first);
+    assert_eq!((stats().available, stats().queued), (1, 1));
+    let second = svc.ready().await.expect("inner service ready").call(());
+    assert_eq!((stats().in_flight, stats().queued), (1, 1));
+    assert_eq!(second.await.expect("call allowed") - start, Duration::from_millis(100));
+
+    // The queue bound counts the queued call: with the place taken, one more is refused at once.
+    let third = svc.ready().await.expect("inner service ready").call(());
+    let full = svc.ready().await.expect("inner service ready").call(()).now_or_never();
+    let err = full.expect("refused without waiting").expect_err("refused");
+    assert_eq!(bulkhead_full(&err).waited, Duration::ZERO);
+
+    // Once polled, the queued call waits in the semaphore: the place given back is its own,
+    // and a new call cannot take it.
+    let waiter = tokio::spawn(queued);
+    tokio::task::yield_now().await;
+    drop(third);
+    assert_eq!(stats().available, 0);
+    let err = svc.ready().await.expect("inner service ready").call(()).await.expect_err("refused");
+    assert_eq!(bulkhead_full(&err).waited, Duration::ZERO);
+    assert_eq!(waiter.await.expect("task completed").expect("call allowed") - start, Duration::from_millis(200));
+    assert_eq!(stats(), idle(1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_wait_counts_from_the_call_not_the_first_poll() {
+    let layer = BulkheadLayer::new(&single(1, 2, Duration::from_secs(1))).expect("valid config");
+    let mut svc = layer.layer(Gauge::default().service::<()>(Duration::from_secs(10)));
+    let start = Instant::now();
+    let _held = svc.ready().await.expect("inner service ready").call(());
+    let late = svc.ready().await.expect("inner service ready").call(());
+    let very_late = svc.ready().await.expect("inner service ready").call(());
+
+    // First polled 600 ms after the call: refused 400 ms later, having waited the max wait.
+    tokio::time::advance(Duration::from_millis(600)).await;
+    let err = late.await.expect_err("refused");
+    assert_eq!(Instant::now() - start, Duration::from_secs(1));
+    assert_eq!(bulkhead_full(&err).waited, Duration::from_secs(1));
+
+    // First polled after its deadline, with no place free: refused at once.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let err = very_late.now_or_never().expect("refused without waiting").expect_err("refused");
+    assert_eq!(bulkhead_full(&err).waited, Duration::from_secs(1));
+    assert_eq!(layer.bulkhead().stats("default").expect("partition exists").queued, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn partitions_isolate_and_unknown_names_go_to_the_default() {
     let layer = BulkheadLayer::partitioned(&BulkheadConfig::default(), |name: &&'static str| Some(*name))
         .expect("valid config");

@@ -137,6 +137,36 @@ async fn stale_keys_are_evicted_and_the_table_never_exceeds_its_bound() {
     assert!(limiter.check_key("old-0").is_err());
 }
 
+/// A caller that read the clock before another thread's sweep, and decides after it, must
+/// not find the key it checks forgotten and start it over: eviction never moves a key back.
+#[test]
+fn a_key_evicted_at_a_later_reading_is_not_recreated_fresh_at_an_earlier_one() {
+    // One cell per 100 ms, burst 2; at most two keys.
+    let quota = Quota::per_second(10).expect("valid quota").allow_burst(2).expect("valid burst");
+    let limiter = KeyedRateLimiter::<String>::new(quota).with_max_keys(2).expect("valid max_keys");
+    let mut allowed = Vec::new();
+    let mut check = |key: &str, now_ms: u64| {
+        let ok = limiter.check_key_at_nanos(key, now_ms * 1_000_000).is_ok();
+        if ok && key == "a" {
+            allowed.push(now_ms * 1_000_000);
+        }
+        ok
+    };
+
+    // "a" takes its burst at 0 ms (TAT 200 ms); "b" fills the table.
+    assert!(check("a", 0) && check("a", 0) && !check("a", 0));
+    assert!(check("b", 0));
+    // A new key at 200 ms sweeps the full table: "a" (TAT 200 ms) is stale then, and dropped.
+    assert!(check("c", 200));
+    // A caller still holding a reading of 150 ms re-creates "a": as of 150 ms its old state
+    // allows one cell (at 100 ms), not a fresh burst of two.
+    for _ in 0..3 {
+        check("a", 150);
+    }
+    assert_eq!(allowed, [0, 0, 150_000_000]);
+    assert_within_quota(&allowed, 10, 1_000_000_000, 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn wait_mode_waits_the_exact_time_and_refuses_beyond_max_wait() {
     let layer = RateLimitLayer::direct(Quota::per_second(1).expect("valid quota")).wait_up_to(Duration::from_secs(3));

@@ -4,9 +4,12 @@
 //! Each partition has `max_concurrent` places (a `tokio::sync::Semaphore`), a queue of at
 //! most `max_queue` waiting calls and a `max_wait`. A call takes a free place at once; else
 //! it queues and waits; a call finding the queue full is refused at once
-//! ([`BulkheadFull`](crate::BulkheadFull) with `waited` zero), one still waiting after
-//! `max_wait` is refused then (`waited` = `max_wait`). Queued calls get places in the order
-//! their futures start waiting, and no new call takes a place while others are queued. A
+//! ([`BulkheadFull`](crate::BulkheadFull) with `waited` zero), one still waiting `max_wait`
+//! after the call is refused then (`waited` = `max_wait`). The wait counts from the call,
+//! but a queued call only claims a place once its response future is polled: queued calls
+//! get places in the order their futures start waiting, a place given back while they wait
+//! goes to them (the semaphore is fair; no new call can take it), and a place free while
+//! queued futures are not polled yet goes to the next call rather than sitting idle. A
 //! call's place is held by its response future and given back when that completes or is
 //! dropped — success, error, panic or cancellation alike.
 //!

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use super::config::{BulkheadConfig, PartitionConfig};
 use crate::error::{BulkheadFull, ConfigError};
@@ -38,19 +39,22 @@ impl Partition {
         }
     }
 
-    /// A place now, if one is free and nobody is queued for it.
+    /// A place now, if one is free.
+    ///
+    /// No check of the queue: a place given back while calls wait in the semaphore goes to
+    /// the longest waiting one (tokio's semaphore is fair), so `try_acquire` cannot take it
+    /// from them. A queued call whose future has not been polled yet is not waiting there,
+    /// and must not keep free places idle.
     #[inline]
     pub(crate) fn try_enter(self: &Arc<Self>) -> Option<Place> {
-        if self.queued.load(Ordering::Relaxed) != 0 {
-            return None;
-        }
         let permit = self.places.try_acquire().ok()?;
         permit.forget();
         Some(Place::new(Arc::clone(self)))
     }
 
-    /// A place in the queue, or the refusal when the queue is full (or waiting is off).
-    pub(crate) fn join_queue(self: &Arc<Self>) -> Result<QueueSlot, BulkheadFull> {
+    /// A place in the queue, its wait counted from `since` (the call), or the refusal when
+    /// the queue is full (or waiting is off).
+    pub(crate) fn join_queue(self: &Arc<Self>, since: Instant) -> Result<QueueSlot, BulkheadFull> {
         if self.max_wait.is_zero() {
             return Err(self.refuse(Duration::ZERO));
         }
@@ -62,16 +66,17 @@ impl Partition {
             match self.queued.compare_exchange_weak(queued, queued + 1, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => {
                     self.queued_gauge.increment(1.0);
-                    return Ok(QueueSlot(Arc::clone(self)));
+                    return Ok(QueueSlot { partition: Arc::clone(self), deadline: since + self.max_wait });
                 }
                 Err(actual) => queued = actual,
             }
         }
     }
 
-    /// Waits in the queue (holding `slot`) for a place, up to the partition's max wait.
+    /// Waits in the queue (holding `slot`) for a place, until the partition's max wait after
+    /// the call. The wait in the semaphore starts at the first poll, the deadline at the call.
     pub(crate) async fn wait_for_place(self: Arc<Self>, slot: QueueSlot) -> Result<Place, BulkheadFull> {
-        let acquired = tokio::time::timeout(self.max_wait, self.places.acquire()).await;
+        let acquired = tokio::time::timeout_at(slot.deadline, self.places.acquire()).await;
         drop(slot);
         match acquired {
             Ok(Ok(permit)) => {
@@ -120,13 +125,17 @@ impl Drop for Place {
     }
 }
 
-/// A waiting call's place in the queue; given back when dropped.
-pub(crate) struct QueueSlot(Arc<Partition>);
+/// A waiting call's place in the queue and the end of its wait; given back when dropped.
+pub(crate) struct QueueSlot {
+    partition: Arc<Partition>,
+    /// The call's instant plus the partition's max wait.
+    deadline: Instant,
+}
 
 impl Drop for QueueSlot {
     fn drop(&mut self) {
-        self.0.queued.fetch_sub(1, Ordering::Relaxed);
-        self.0.queued_gauge.decrement(1.0);
+        self.partition.queued.fetch_sub(1, Ordering::Relaxed);
+        self.partition.queued_gauge.decrement(1.0);
     }
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use tokio::time::Instant;
 use tower::Service;
 
 use super::future::ResponseFuture;
@@ -49,9 +50,10 @@ impl<Req> SelectPartition<Req> for DefaultPartition {
 /// balancers do) holds a place no call uses, and a caller waiting in `poll_ready` has no
 /// bound on its wait and no queue limit. Here `call` takes a free place at once; when none
 /// is free, the call joins the partition's bounded queue (refused at once if the queue is
-/// full) and its response future waits up to the max wait, then calls the inner service
-/// it took from `self` (the ready one; a clone stays behind). The place goes back when
-/// the response future completes or is dropped, on error, panic or cancellation alike.
+/// full) and its response future waits for a place, up to the max wait counted from the
+/// call, then calls the inner service it took from `self` (the ready one; a clone stays
+/// behind). The place goes back when the response future completes or is dropped, on
+/// error, panic or cancellation alike.
 pub struct BulkheadService<S, P> {
     inner: S,
     bulkhead: Bulkhead,
@@ -100,11 +102,13 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let partition = self.bulkhead.partition(self.selector.select(&req));
-        // With calls queued, a place coming free is theirs: a new call queues behind them.
+        // A place given back while calls wait goes to them (the semaphore is fair), so a free
+        // place is one no waiting call needs.
         if let Some(place) = partition.try_enter() {
             return ResponseFuture::running(self.inner.call(req), place);
         }
-        match partition.join_queue() {
+        // The max wait counts from the call, not from the response future's first poll.
+        match partition.join_queue(Instant::now()) {
             Ok(slot) => {
                 let wait = Box::pin(Arc::clone(partition).wait_for_place(slot));
                 let clone = self.inner.clone();

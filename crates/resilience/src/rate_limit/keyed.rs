@@ -4,6 +4,9 @@
 //! Each key's state is a single `AtomicU64` TAT in a [`DashMap`]: a check is a read-locked
 //! shard lookup plus one compare-and-swap. A key whose TAT is not after now decides every
 //! later call exactly as a fresh key would, so dropping it loses nothing: eviction is exact.
+//! A caller may still hold a clock reading older than the sweep's (read before it, decided
+//! after it), so a key is created with its TAT at the latest sweep's reading, not at zero:
+//! at least the TAT of any state a sweep dropped, so no key goes back in time.
 //! When a new key finds the table holding `max_keys` keys, the table is swept of stale
 //! keys; if every key is still live, the new key is refused until the first one goes
 //! stale (a hard memory bound, and the limiter never forgets a live key's debt).
@@ -54,6 +57,9 @@ pub struct KeyedRateLimiter<K, C = TokioClock, S = RandomState> {
     /// No stored key can be stale before this clock reading: a sweep earlier would free
     /// nothing, so a full table refuses new keys without scanning.
     next_sweep: AtomicU64,
+    /// The latest clock reading a sweep dropped keys at: not before the TAT of any dropped
+    /// key, so a key (re)created starts from here, never from an earlier state.
+    last_sweep: AtomicU64,
 }
 
 impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
@@ -96,6 +102,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> KeyedRateLimiter<K,
             keys: AtomicUsize::new(0),
             max_keys: DEFAULT_MAX_KEYS,
             next_sweep: AtomicU64::new(0),
+            last_sweep: AtomicU64::new(0),
         }
     }
 
@@ -206,9 +213,18 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> KeyedRateLimiter<K,
                 self.gcra.reserve(entry.get(), now, max_wait)
             }
             Entry::Vacant(entry) => {
-                let tat = AtomicU64::new(0);
+                // Not zero: a sweep at a later reading than `now` may have dropped this key
+                // with a TAT after `now`. Read under the shard's lock, which orders this after
+                // the sweep's removal, itself after its store; `last_sweep <= now` (readings
+                // not older than the latest sweep) decides exactly as a fresh key.
+                let tat = AtomicU64::new(self.last_sweep.load(Ordering::Relaxed));
                 let decision = self.gcra.reserve(&tat, now, max_wait);
-                entry.insert(tat);
+                if decision.is_ok() {
+                    entry.insert(tat);
+                } else {
+                    // Refused: nothing to remember (the state is the table's floor already).
+                    self.keys.fetch_sub(1, Ordering::Relaxed);
+                }
                 decision
             }
         }
@@ -238,6 +254,8 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> KeyedRateLimiter<K,
         if now < self.next_sweep.load(Ordering::Relaxed) {
             return 0;
         }
+        // Before any removal: whoever finds a key missing then reads at least `now` here.
+        self.last_sweep.fetch_max(now, Ordering::Relaxed);
         let mut freed = 0;
         let mut first_stale = u64::MAX;
         self.states.retain(|_, tat| {

@@ -4,8 +4,8 @@
 //! enforces one quota for everything; a [`KeyedRateLimiter`] enforces it per key (target
 //! host, client, proxy), evicting keys that no longer matter without a background task.
 //! A decision is one compare-and-swap on a key's single atomic (for a keyed limiter, after
-//! a read-locked shard lookup in a `DashMap`): exact under any number of threads (at most
-//! `rate × t + burst` calls over any span `t`), no allocation per call.
+//! a read-locked shard lookup in a `DashMap`): exact under any number of threads, evictions
+//! included (at most `rate × t + burst` calls over any span `t`), no allocation per call.
 //!
 //! [`RateLimitLayer`] puts a limit in front of a service. Every clone of the service, and
 //! every service built from the same layer, shares the one limit. Two modes:
