@@ -592,6 +592,23 @@ async fn keyed_breakers_take_a_closure_as_key_extractor() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_evicted_key_still_in_use_publishes_nothing() {
+    let breakers =
+        KeyedBreaker::new(BreakerConfig { max_keys: 2, key_idle_timeout: 60 * SEC, ..config() }).expect("valid config");
+    let mut events = breakers.subscribe();
+    let in_flight = breakers.breaker(&"a".to_owned());
+    advance(SEC).await;
+    breakers.breaker(&"b".to_owned());
+    advance(SEC).await;
+    breakers.breaker(&"c".to_owned());
+    assert!(breakers.get("a").is_none(), "a was evicted");
+
+    record(&in_flight, failure(), 5);
+    assert_eq!(in_flight.state(), BreakerState::Open, "the orphan still guards its calls");
+    assert!(events.try_recv().is_err(), "but it publishes nothing");
+}
+
+#[tokio::test(start_paused = true)]
 async fn keyed_events_carry_the_key() {
     let breakers = KeyedBreaker::new(config()).expect("valid config");
     let opened = Arc::new(AtomicUsize::new(0));
@@ -695,6 +712,73 @@ fn concurrent_calls_leave_exact_window_totals() {
     record(&breaker, success(), 8);
     let snapshot = breaker.snapshot();
     assert_eq!((snapshot.calls_in_window, snapshot.failed_calls, snapshot.slow_calls), (8, 0, 0));
+}
+
+/// Resets and mode changes racing with calls must never leave the window's totals off: with
+/// the defaults (100 calls at least in a window of 100) a single lost call would keep the
+/// breaker from ever opening again. A large window makes a reset take long enough to race.
+#[test]
+fn resets_racing_with_calls_leave_the_window_consistent() {
+    const SLOTS: usize = 4096;
+    let config = BreakerConfig { window: SlidingWindow::Count { calls: SLOTS as u32 }, ..BreakerConfig::default() };
+    let breaker = breaker(config);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for thread in 0..4u32 {
+            let (breaker, stop) = (&breaker, &stop);
+            scope.spawn(move || {
+                let mut i = thread;
+                while !stop.load(Ordering::Relaxed) {
+                    i = i.wrapping_add(1);
+                    let outcome = if i % 5 == 0 { Outcome::failure(SEC * 100) } else { success() };
+                    // Refused while open; the resetter closes it again.
+                    if let Ok(permit) = breaker.try_acquire() {
+                        permit.record(outcome);
+                    }
+                }
+            });
+        }
+        let (breaker, stop) = (&breaker, &stop);
+        scope.spawn(move || {
+            for round in 0..3_000u32 {
+                breaker.reset();
+                if round % 3 == 0 {
+                    breaker.metrics_only();
+                }
+            }
+            breaker.reset();
+            stop.store(true, Ordering::Relaxed);
+        });
+    });
+
+    // Whatever the race left behind (no reset may repair it now), a full window's worth of
+    // calls fills every slot.
+    assert_eq!(breaker.state(), BreakerState::Closed, "a fifth of the calls fail");
+    record(&breaker, success(), SLOTS);
+    let snapshot = breaker.snapshot();
+    assert_eq!((snapshot.calls_in_window, snapshot.failed_calls, snapshot.slow_calls), (SLOTS as u64, 0, 0));
+    breaker.reset();
+    record(&breaker, failure(), 99);
+    assert_eq!(breaker.snapshot().calls_in_window, 99);
+    assert_eq!(breaker.state(), BreakerState::Closed, "fewer calls than the minimum");
+    // And the breaker still opens once the window holds the minimum number of calls.
+    record(&breaker, failure(), 1);
+    assert_eq!(breaker.state(), BreakerState::Open);
+}
+
+#[test]
+fn open_wait_growth_never_panics_on_a_multiplier_it_would_refuse() {
+    let (base, max) = (10 * SEC, 60 * SEC);
+    for multiplier in [-2.0, -0.5, 0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MAX, 1e308] {
+        for reopened in [0, 1, 2, 3, 1000, u32::MAX] {
+            for jitter in [Jitter::None, Jitter::Full, Jitter::Equal] {
+                let wait = OpenWaitGrowth::Exponential { multiplier, jitter }.wait(base, max, reopened);
+                assert!(base <= wait && wait <= max, "{multiplier} ^ {reopened}: {wait:?}");
+            }
+        }
+    }
+    let huge = OpenWaitGrowth::Exponential { multiplier: 2.0, jitter: Jitter::None };
+    assert_eq!(huge.wait(base, Duration::MAX, 1000), Duration::MAX);
 }
 
 proptest! {

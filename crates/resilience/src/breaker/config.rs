@@ -252,9 +252,17 @@ impl OpenWaitGrowth {
         };
         let max = max_open_wait.max(open_wait);
         let grown = open_wait.as_secs_f64() * multiplier.powi(reopened.min(i32::MAX as u32) as i32);
-        // `from_secs_f64` would panic on overflow; the cap makes any larger value moot.
-        let grown = if grown.is_finite() && grown < max.as_secs_f64() { Duration::from_secs_f64(grown) } else { max };
-        let grown = grown.max(open_wait);
+        // Only a validated multiplier (finite, at least 1) grows the wait; any other value
+        // (negative, zero, NaN: this function is public) falls back to `open_wait`. An overflow
+        // to infinity, or past what a `Duration` holds, is capped.
+        let grown = if grown.is_nan() || grown <= 0.0 {
+            open_wait
+        } else if grown < max.as_secs_f64() {
+            Duration::try_from_secs_f64(grown).unwrap_or(max)
+        } else {
+            max
+        };
+        let grown = grown.clamp(open_wait, max);
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         match jitter {
             Jitter::None => grown,

@@ -168,7 +168,8 @@ impl Emitter {
         tracing::warn!(breaker = %self.name, key = key.unwrap_or(""), ?reason, "circuit breaker would open (metrics only)");
     }
 
-    /// A key's breaker was forgotten in `state`.
+    /// A key's breaker was forgotten in `state` (called under that breaker's lock, after
+    /// which it publishes nothing).
     pub(crate) fn key_evicted(&self, state: BreakerState) {
         if let Some(open_keys) = &self.open_keys
             && state.refuses()
@@ -177,9 +178,9 @@ impl Emitter {
         }
     }
 
-    /// Publishes a transition. Runs after the breaker's lock is released, so a callback may
-    /// call back into the breaker.
-    pub(crate) fn state_changed(&self, change: StateChange) {
+    /// Publishes a transition: log, metrics and broadcast. Runs under the breaker's lock, so
+    /// that the state gauge and the subscribers see one breaker's transitions in order.
+    pub(crate) fn publish(&self, change: &StateChange) {
         let key = change.key.as_deref().unwrap_or("");
         if change.to == BreakerState::Open {
             tracing::warn!(
@@ -201,11 +202,17 @@ impl Emitter {
                 _ => {}
             }
         }
+        // No subscriber is not an error.
+        let _ = self.sender.send(change.clone());
+    }
+
+    /// Calls the callbacks with a published transition. Runs after the breaker's lock is
+    /// released, so a callback may call back into the breaker; callbacks on different threads
+    /// may therefore see two quick transitions in either order (the broadcast does not).
+    pub(crate) fn notify(&self, change: StateChange) {
         let callbacks = self.callbacks.read().unwrap_or_else(PoisonError::into_inner).clone();
         for callback in callbacks {
             callback(change.clone());
         }
-        // No subscriber is not an error.
-        let _ = self.sender.send(change);
     }
 }

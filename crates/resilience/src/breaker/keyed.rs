@@ -9,7 +9,8 @@
 //! idle for longer than `key_idle_timeout` are forgotten; if the map is still full, the least
 //! recently used keys are (a sixteenth of `max_keys` at once, so that the scan is paid once
 //! per many new keys). Tasks inserting at the same instant may overshoot the bound by their
-//! number. A forgotten key starts again closed.
+//! number. A forgotten key starts again closed; a forgotten key's breaker still held by calls
+//! in flight keeps guarding them but publishes nothing more (no event, no `open_keys` change).
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -235,7 +236,7 @@ impl<K: Hash + Eq + Clone + fmt::Display> KeyedBreaker<K> {
         inner.map.retain(|_, entry| {
             let keep = stamp.saturating_sub(entry.last_used.load(Relaxed)) < idle;
             if !keep {
-                inner.emitter.key_evicted(entry.breaker.state());
+                entry.breaker.shared.evict();
             }
             keep
         });
@@ -252,7 +253,7 @@ impl<K: Hash + Eq + Clone + fmt::Display> KeyedBreaker<K> {
         for (used, key) in by_age.into_iter().take(evict) {
             // A key used since the scan stays.
             if let Some((_, entry)) = inner.map.remove_if(&key, |_, entry| entry.last_used.load(Relaxed) == used) {
-                inner.emitter.key_evicted(entry.breaker.state());
+                entry.breaker.shared.evict();
             }
         }
     }

@@ -2,13 +2,16 @@
 //! carry a call from "may I?" to "how did it go".
 //!
 //! The whole state is one `AtomicU64` (see [`word`]). Asking for a permit while closed is one
-//! load; recording a success is one more load plus the window's `fetch_add`. Transitions are
-//! rare and take a mutex, so that the open wait is written before the open state is published
-//! and that two threads never both win the same transition; half-open probe slots are taken
-//! and given back with compare-and-swap on the state word.
+//! load; recording a success is one more load, the load of the current [`Period`] and the
+//! window's `fetch_add`. Transitions are rare and take a mutex, so that the open wait is written
+//! before the open state is published, that two threads never both win the same transition and
+//! that transitions are published in the order they happen; half-open probe slots are taken and
+//! given back with compare-and-swap on the state word.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+
+use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -130,17 +133,44 @@ pub(crate) enum Ticket {
 struct Control {
     /// Reopenings from half-open in a row: the exponent of the open wait's growth.
     reopened: u32,
+    /// The breaker's key was evicted from its keyed breaker: it still guards the calls that
+    /// hold it, but its transitions are no longer published (the key may have a new breaker).
+    evicted: bool,
+}
+
+/// The window of one closed or metrics-only period, with what goes with it.
+///
+/// A window is never cleared in place (a call recording concurrently could leave its totals
+/// off for good): every transition into a judging state, and every reset, installs a fresh
+/// period, and a call records only into the period of its own generation, so a late call
+/// lands in a discarded window or nowhere.
+#[derive(Debug)]
+struct Period {
+    /// The generation of the state word this period was installed for.
+    generation: u64,
+    window: Window,
+    /// Metrics-only mode: a threshold is crossed and was reported.
+    over_threshold: AtomicBool,
+}
+
+impl Period {
+    fn new(settings: &Settings, generation: u64) -> Arc<Period> {
+        Arc::new(Period {
+            generation,
+            window: Window::new(&settings.config.window),
+            over_threshold: AtomicBool::new(false),
+        })
+    }
 }
 
 /// The state shared by every clone of a breaker.
 pub(crate) struct Shared {
     word: AtomicU64,
-    window: Window,
+    /// Replaced (under `control`) before the word of a new judging generation is published.
+    period: ArcSwap<Period>,
     /// End of the open wait, in nanoseconds since `base`; written before `Open` is published.
     open_until: AtomicU64,
     rejected: AtomicU64,
-    /// Metrics-only mode: a threshold is crossed and was reported.
-    over_threshold: AtomicBool,
     control: Mutex<Control>,
     settings: Arc<Settings>,
     emitter: Arc<Emitter>,
@@ -251,19 +281,28 @@ impl Shared {
         if word::generation(w) != generation {
             return;
         }
+        // A guard, not a clone: no reference count is touched. The period of `generation`
+        // was installed before its word was published, so it is this one unless a transition
+        // has happened since, and then the call counts nowhere.
+        let period = self.period.load();
+        if period.generation != generation {
+            return;
+        }
         let now_nanos = || self.nanos(now.unwrap_or_else(Instant::now));
-        let Some(counts) = self.window.record(window::encode(failed, slow), self.settings.min_calls, now_nanos) else {
+        let Some(counts) = period.window.record(window::encode(failed, slow), self.settings.min_calls, now_nanos)
+        else {
             return;
         };
         match (self.judge(counts), word::state(w)) {
             (Some(reason), BreakerState::Closed) => {
+                drop(period);
                 self.move_to(Some(generation), BreakerState::Open, reason);
             }
-            (Some(reason), BreakerState::MetricsOnly) if !self.over_threshold.swap(true, Relaxed) => {
+            (Some(reason), BreakerState::MetricsOnly) if !period.over_threshold.swap(true, Relaxed) => {
                 self.emitter.would_open(reason, self.key.as_deref());
             }
-            (None, BreakerState::MetricsOnly) if self.over_threshold.load(Relaxed) => {
-                self.over_threshold.store(false, Relaxed);
+            (None, BreakerState::MetricsOnly) if period.over_threshold.load(Relaxed) => {
+                period.over_threshold.store(false, Relaxed);
             }
             _ => {}
         }
@@ -324,14 +363,21 @@ impl Shared {
     /// Moves to `to` if the state is still of `generation` (any, when `None`) and is not
     /// already `to`. Returns whether it moved.
     fn move_to(&self, generation: Option<u64>, to: BreakerState, reason: Reason) -> bool {
+        self.transition(generation, to, reason, false)
+    }
+
+    /// [`move_to`](Self::move_to); with `renew`, a breaker already in `to` still starts a new
+    /// generation with a fresh window (silently: nothing changed state).
+    fn transition(&self, generation: Option<u64>, to: BreakerState, reason: Reason, renew: bool) -> bool {
         let now = Instant::now();
         let change = {
             let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
             let w = self.word.load(Acquire);
             let from = word::state(w);
-            if generation.is_some_and(|g| g != word::generation(w)) || from == to {
+            if generation.is_some_and(|g| g != word::generation(w)) || (from == to && !renew) {
                 return false;
             }
+            let next = word::pack(to, word::generation(w) + 1);
             let mut open_for = None;
             match to {
                 BreakerState::Open => {
@@ -345,23 +391,40 @@ impl Shared {
                 BreakerState::HalfOpen => {}
                 _ => {
                     control.reopened = 0;
-                    self.window.clear();
-                    self.over_threshold.store(false, Relaxed);
+                    // Before the word: a call of the new generation must find its period.
+                    self.period.store(Period::new(&self.settings, word::generation(next)));
                 }
             }
             // A plain store is enough: the lock excludes other transitions, and a probe's
             // compare-and-swap against the old word fails and sees the new generation.
-            self.word.store(word::pack(to, word::generation(w) + 1), Release);
-            StateChange { from, to, reason, key: self.key.clone(), at: now, open_for }
+            self.word.store(next, Release);
+            if from == to || control.evicted {
+                return true;
+            }
+            let change = StateChange { from, to, reason, key: self.key.clone(), at: now, open_for };
+            // Under the lock, so that the gauge and the channel see transitions in order.
+            self.emitter.publish(&change);
+            change
         };
-        self.emitter.state_changed(change);
+        // Outside the lock: a callback may call back into the breaker.
+        self.emitter.notify(change);
         true
+    }
+
+    /// The breaker's key was evicted: from now on its transitions are not published, and it
+    /// no longer counts in the `open_keys` gauge.
+    pub(crate) fn evict(&self) {
+        let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+        if !control.evicted {
+            control.evicted = true;
+            self.emitter.key_evicted(self.state());
+        }
     }
 
     fn snapshot(&self) -> Snapshot {
         let w = self.word.load(Acquire);
         let now = self.nanos(Instant::now());
-        let counts = self.window.counts(|| now);
+        let counts = self.period.load().window.counts(|| now);
         let state = word::state(w);
         Snapshot {
             state,
@@ -537,10 +600,9 @@ impl Breaker {
         Breaker {
             shared: Arc::new(Shared {
                 word: AtomicU64::new(word::pack(BreakerState::Closed, 0)),
-                window: Window::new(&settings.config.window),
+                period: ArcSwap::new(Period::new(&settings, 0)),
                 open_until: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
-                over_threshold: AtomicBool::new(false),
                 control: Mutex::new(Control::default()),
                 settings,
                 emitter,
@@ -584,7 +646,8 @@ impl Breaker {
 
     /// Calls `callback` on every later state change, on the task that caused it, after the
     /// breaker's lock is released (so it may call into the breaker). Keep it short: it runs in
-    /// the path of a request.
+    /// the path of a request. Two transitions in quick succession on different tasks may reach
+    /// the callbacks in either order; [`subscribe`](Breaker::subscribe) sees them in order.
     pub fn on_state_change(&self, callback: impl Fn(StateChange) + Send + Sync + 'static) {
         self.shared.emitter.on_state_change(Arc::new(callback));
     }
@@ -614,8 +677,7 @@ impl Breaker {
 
     /// Closes the breaker with an empty window and the first open wait, from any state.
     pub fn reset(&self) {
-        if !self.shared.move_to(None, BreakerState::Closed, Reason::Manual) {
-            self.shared.window.clear();
-        }
+        // From closed too: a new generation, so that calls granted before cannot count.
+        self.shared.transition(None, BreakerState::Closed, Reason::Manual, true);
     }
 }

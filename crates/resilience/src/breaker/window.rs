@@ -4,6 +4,11 @@
 //! verdict never scans the window. Totals are signed and clamped when read: under contention
 //! an update may land before the one it logically follows and dip a total below zero for a
 //! moment; the totals are exact again once the updates in flight have landed.
+//!
+//! A window is never cleared in place: clearing slot by slot while calls record would let a
+//! call swap a slot already zeroed before the totals are, leaving the totals off for good. The
+//! breaker installs a fresh window instead (see `state::Period`), and late calls land in the
+//! discarded one.
 
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering::*};
 
@@ -59,12 +64,6 @@ impl Totals {
         let clamp = |v: i64| (v.max(0) as u64).min(calls);
         Counts { calls, failures: clamp(self.failures.load(Relaxed)), slow: clamp(self.slow.load(Relaxed)) }
     }
-
-    fn clear(&self) {
-        self.calls.store(0, Relaxed);
-        self.failures.store(0, Relaxed);
-        self.slow.store(0, Relaxed);
-    }
 }
 
 /// A count- or time-based window.
@@ -106,14 +105,6 @@ impl Window {
                 w.advance(now_nanos() / w.bucket_nanos);
                 w.totals.read()
             }
-        }
-    }
-
-    /// Forgets everything (when the breaker closes again or changes mode).
-    pub(crate) fn clear(&self) {
-        match self {
-            Window::Count(w) => w.clear(),
-            Window::Time(w) => w.clear(),
         }
     }
 }
@@ -160,13 +151,6 @@ impl CountWindow {
         let counts = self.totals.read();
         let bad = outcome & (FAILED | SLOW) != 0;
         (bad || (new_call && counts.calls >= min_calls)).then_some(counts)
-    }
-
-    fn clear(&self) {
-        for slot in self.slots.iter() {
-            slot.store(0, Relaxed);
-        }
-        self.totals.clear();
     }
 }
 
@@ -252,15 +236,6 @@ impl TimeWindow {
                 Err(actual) => current = actual,
             }
         }
-    }
-
-    fn clear(&self) {
-        for bucket in self.buckets.iter() {
-            bucket.calls.store(0, Relaxed);
-            bucket.failures.store(0, Relaxed);
-            bucket.slow.store(0, Relaxed);
-        }
-        self.totals.clear();
     }
 }
 
