@@ -6,6 +6,7 @@
 //! | module | crate | what it does |
 //! |---|---|---|
 //! | [`proxypool`] | `harvester-proxypool` | which proxy a request goes through: pool, balancers, leases, health, bans, and `ProxyClient` to send through it |
+//! | [`pipeline`] | `harvester-pipeline` | staged stream processor, sinks (under construction) |
 //! | [`resilience`] | `harvester-resilience` | tower layers: circuit breaker, retry with budget, rate limit, bulkhead, timeout, fallback |
 //!
 //! ```
@@ -19,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+pub use harvester_pipeline as pipeline;
 pub use harvester_proxypool as proxypool;
 pub use harvester_resilience as resilience;
 

@@ -1,0 +1,58 @@
+//! Where records leave the pipeline: the [`Sink`] trait, and the dead-letter entry.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+/// Why a sink could not take a batch. The sink's own words; the pipeline retries a
+/// failing write with backoff before it dead-letters the batch.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("sink {sink} failed: {message}")]
+pub struct SinkError {
+    /// The sink's name.
+    pub sink: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl SinkError {
+    /// An error of sink `sink`.
+    pub fn new(sink: impl Into<String>, message: impl Into<String>) -> Self {
+        SinkError { sink: sink.into(), message: message.into() }
+    }
+}
+
+/// Takes records out of the pipeline, a batch at a time.
+///
+/// `write` must either store the whole batch or fail: on failure the pipeline keeps the
+/// batch, retries, and dead-letters it only after the retries. `flush` makes written
+/// records durable (fsync, a round trip); it is called on shutdown.
+#[async_trait]
+pub trait Sink<T: Send + 'static>: Send + Sync + 'static {
+    /// A short name for errors, logs and metrics.
+    fn name(&self) -> &str;
+
+    /// Stores `batch` (never empty).
+    async fn write(&self, batch: &[T]) -> Result<(), SinkError>;
+
+    /// Makes everything written durable. Default: nothing to do.
+    async fn flush(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// A record that could not be processed: it goes to the dead-letter sink with why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DeadLetter<T> {
+    /// The record as it was when it failed.
+    pub record: T,
+    /// The stage (or sink) it failed in.
+    pub stage: String,
+    /// The last error, as text.
+    pub error: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it was given up.
+    pub at: SystemTime,
+}
