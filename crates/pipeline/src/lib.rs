@@ -6,11 +6,18 @@
 //! backpressure, error policies ending in a dead-letter sink, batching sinks, and a
 //! graceful shutdown that accounts for every record.
 //!
-//! Status: under construction (see the README). [`sink`] defines what the processor
-//! writes to.
+//! Status: under construction (see the README). [`processor`] is the staged stream
+//! processor; [`sink`] defines what it writes to; [`batch`] groups records for a sink by
+//! count, bytes and wait; [`sinks`] has ready sinks (memory, callback, JSONL file);
+//! [`record`] has the seed's `DataRecord` and ready-made cleaning and validation steps.
 
 #![forbid(unsafe_code)]
 
+pub mod batch;
+pub mod processor;
+pub mod record;
 pub mod sink;
+pub mod sinks;
 
+pub use processor::{ErrorPolicy, Outcome, Report, SendError, Sender, Stage, StreamProcessor, StreamProcessorBuilder};
 pub use sink::{DeadLetter, Sink, SinkError};

@@ -1,0 +1,445 @@
+//! [`BatchSink`]: groups records into batches by count, bytes and age, writes them to an
+//! inner [`Sink`] with retries, and dead-letters a batch only after the retries.
+//!
+//! A background task owns the batch being built; callers [`push`](BatchSink::push)
+//! records through a bounded channel, so a slow sink slows the producers down instead of
+//! growing memory. A batch is written when it reaches `max_records` or `max_bytes`, or
+//! `max_wait` after its *first* record arrived, whichever comes first.
+//! [`close`](BatchSink::close) writes the partial batch, flushes the inner sink and
+//! reports what happened; dropping the `BatchSink` does the same in the background.
+//!
+//! ```
+//! use harvester_pipeline::batch::{BatchConfig, BatchSink};
+//! use harvester_pipeline::sinks::MemorySink;
+//! use std::sync::Arc;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime").block_on(async {
+//! let out = Arc::new(MemorySink::new("out"));
+//! let batch = BatchSink::builder(out.clone(), BatchConfig::default()).spawn().expect("valid config");
+//! batch.push(1u32).await.expect("running");
+//! batch.push(2u32).await.expect("running");
+//! let report = batch.close().await.expect("no panic");
+//! assert_eq!(out.records(), vec![1, 2]);
+//! assert_eq!(report.written, 2);
+//! # });
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::sink::{DeadLetter, Sink, SinkError};
+
+/// How records are grouped and how a failing write is retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchConfig {
+    /// A batch is written when it holds this many records. Default 1 000 (the seed and
+    /// Vector agree).
+    pub max_records: usize,
+    /// A batch is written when its records' sizes add up to this many bytes; a record
+    /// that would push a non-empty batch past it starts the next batch. Default 10 MiB.
+    pub max_bytes: usize,
+    /// A batch is written this long after its first record arrived. Default 1 s (Vector;
+    /// the seed waited 30 s).
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+    /// Records that may wait in the channel before `push` waits. Default 10 000 (the seed's
+    /// queue size).
+    pub channel_capacity: usize,
+    /// Retries of a failing write.
+    pub retry: RetryConfig,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_records: 1_000,
+            max_bytes: 10 * 1024 * 1024,
+            max_wait: Duration::from_secs(1),
+            channel_capacity: 10_000,
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+/// Exponential backoff between attempts to write one batch: `base`, `2 × base`, … capped
+/// at `max`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included (1 = no retry). Default 5.
+    pub attempts: u32,
+    /// Wait after the first failed attempt. Default 100 ms.
+    #[serde(with = "humantime_serde")]
+    pub base: Duration,
+    /// Longest wait between attempts. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig { attempts: 5, base: Duration::from_millis(100), max: Duration::from_secs(10) }
+    }
+}
+
+impl RetryConfig {
+    /// The wait after failed attempt number `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.base.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// A configuration value that cannot work, with the field named.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("batch config: `{field}` {reason}")]
+pub struct BatchConfigError {
+    /// The offending field, e.g. `retry.attempts`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl BatchConfig {
+    /// Refuses values that cannot work.
+    pub fn validate(&self) -> Result<(), BatchConfigError> {
+        let invalid = |field, reason| Err(BatchConfigError { field, reason });
+        if self.max_records == 0 {
+            return invalid("max_records", "must be at least 1");
+        }
+        if self.max_bytes == 0 {
+            return invalid("max_bytes", "must be at least 1");
+        }
+        if self.max_wait.is_zero() {
+            return invalid("max_wait", "must be longer than zero");
+        }
+        if self.channel_capacity == 0 {
+            return invalid("channel_capacity", "must be at least 1");
+        }
+        if self.retry.attempts == 0 {
+            return invalid("retry.attempts", "must be at least 1 (the first attempt)");
+        }
+        if self.retry.base > self.retry.max {
+            return invalid("retry.base", "must not exceed retry.max");
+        }
+        Ok(())
+    }
+}
+
+/// What a closed [`BatchSink`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Records the inner sink accepted.
+    pub written: u64,
+    /// Batches the inner sink accepted.
+    pub batches: u64,
+    /// Records handed to the dead-letter sink after the retries.
+    pub dead_lettered: u64,
+    /// Records lost: the write failed and there was no dead-letter sink, or it failed too.
+    pub lost: u64,
+    /// Failed attempts, retried or not.
+    pub failed_attempts: u64,
+}
+
+/// Why a [`BatchSink`] could not take a record or finish.
+#[derive(Debug, Error)]
+pub enum BatchError<T> {
+    /// The background task is gone (it panicked); the record is handed back.
+    #[error("batch sink {sink} is no longer running")]
+    Closed {
+        /// The sink's name.
+        sink: String,
+        /// The record that was not taken.
+        record: T,
+    },
+    /// The background task panicked; what it had buffered is lost.
+    #[error("batch sink {sink} task failed: {message}")]
+    TaskFailed {
+        /// The sink's name.
+        sink: String,
+        /// The join error.
+        message: String,
+    },
+}
+
+type SizeFn<T> = Arc<dyn Fn(&T) -> usize + Send + Sync>;
+
+enum Command<T> {
+    Record(T),
+    Flush(oneshot::Sender<Result<(), SinkError>>),
+}
+
+/// Sets up a [`BatchSink`]: [`BatchSink::builder`] or [`BatchSink::builder_with_size`].
+pub struct BatchSinkBuilder<T: Send + 'static> {
+    inner: Arc<dyn Sink<T>>,
+    config: BatchConfig,
+    size: SizeFn<T>,
+    dead_letter: Option<Arc<dyn Sink<DeadLetter<T>>>>,
+}
+
+impl<T: Send + 'static> fmt::Debug for BatchSinkBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchSinkBuilder").field("inner", &self.inner.name()).field("config", &self.config).finish()
+    }
+}
+
+impl<T: Send + 'static> BatchSinkBuilder<T> {
+    /// Measures records with `size` (bytes) instead of the default.
+    pub fn size_with(mut self, size: impl Fn(&T) -> usize + Send + Sync + 'static) -> Self {
+        self.size = Arc::new(size);
+        self
+    }
+
+    /// Where a batch goes, one [`DeadLetter`] per record, when every attempt failed.
+    /// Without one such records are logged and counted as lost.
+    pub fn dead_letter(mut self, sink: Arc<dyn Sink<DeadLetter<T>>>) -> Self {
+        self.dead_letter = Some(sink);
+        self
+    }
+
+    /// Validates the configuration and starts the background task (needs a tokio
+    /// runtime with time enabled).
+    pub fn spawn(self) -> Result<BatchSink<T>, BatchConfigError> {
+        self.config.validate()?;
+        let (tx, rx) = mpsc::channel(self.config.channel_capacity);
+        let name = self.inner.name().to_owned();
+        let worker = Worker {
+            inner: self.inner,
+            dead_letter: self.dead_letter,
+            size: self.size,
+            config: self.config,
+            batch: Vec::new(),
+            bytes: 0,
+            report: BatchReport::default(),
+        };
+        let task = tokio::spawn(worker.run(rx));
+        Ok(BatchSink { name, tx: Some(tx), task: Some(task) })
+    }
+}
+
+/// Batches records for an inner [`Sink`]; see the [module docs](self).
+pub struct BatchSink<T: Send + 'static> {
+    name: String,
+    tx: Option<mpsc::Sender<Command<T>>>,
+    task: Option<JoinHandle<BatchReport>>,
+}
+
+impl<T: Send + 'static> fmt::Debug for BatchSink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchSink").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> BatchSink<T> {
+    /// A builder measuring records by the length of their JSON.
+    pub fn builder(inner: Arc<dyn Sink<T>>, config: BatchConfig) -> BatchSinkBuilder<T>
+    where
+        T: Serialize,
+    {
+        Self::builder_with_size(inner, config, json_len::<T>)
+    }
+
+    /// A builder measuring records with `size` (bytes), for records that are not
+    /// `Serialize` or have a cheaper measure.
+    pub fn builder_with_size(
+        inner: Arc<dyn Sink<T>>,
+        config: BatchConfig,
+        size: impl Fn(&T) -> usize + Send + Sync + 'static,
+    ) -> BatchSinkBuilder<T> {
+        BatchSinkBuilder { inner, config, size: Arc::new(size), dead_letter: None }
+    }
+
+    /// Adds a record to the current batch; waits while the channel is full.
+    pub async fn push(&self, record: T) -> Result<(), BatchError<T>> {
+        let Some(tx) = &self.tx else {
+            return Err(BatchError::Closed { sink: self.name.clone(), record });
+        };
+        tx.send(Command::Record(record)).await.map_err(|e| match e.0 {
+            Command::Record(record) => BatchError::Closed { sink: self.name.clone(), record },
+            Command::Flush(_) => unreachable!("a record was sent"),
+        })
+    }
+
+    /// Writes the partial batch now and flushes the inner sink.
+    pub async fn flush_now(&self) -> Result<(), SinkError> {
+        let gone = || SinkError::new(&self.name, "batch sink is no longer running");
+        let tx = self.tx.as_ref().ok_or_else(gone)?;
+        let (ack, done) = oneshot::channel();
+        tx.send(Command::Flush(ack)).await.map_err(|_| gone())?;
+        done.await.map_err(|_| gone())?
+    }
+
+    /// Stops taking records, writes the partial batch, flushes the inner sink and
+    /// reports. Waits for writes and their retries.
+    pub async fn close(mut self) -> Result<BatchReport, BatchError<T>> {
+        self.tx = None;
+        let Some(task) = self.task.take() else { return Ok(BatchReport::default()) };
+        task.await.map_err(|e| BatchError::TaskFailed { sink: self.name.clone(), message: e.to_string() })
+    }
+}
+
+// Dropping the sender is enough: the task sees the channel close, writes the partial
+// batch, flushes and ends on its own. Aborting it would lose records.
+impl<T: Send + 'static> Drop for BatchSink<T> {
+    fn drop(&mut self) {
+        self.tx = None;
+    }
+}
+
+#[async_trait]
+impl<T: Clone + Send + Sync + 'static> Sink<T> for BatchSink<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Pushes every record; they are written later, in batches of this sink's own.
+    async fn write(&self, batch: &[T]) -> Result<(), SinkError> {
+        for record in batch {
+            self.push(record.clone()).await.map_err(|e| SinkError::new(&self.name, e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        self.flush_now().await
+    }
+}
+
+fn json_len<T: Serialize>(record: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // A record that cannot be serialized counts as what was produced before the error;
+    // the sink will report the error itself.
+    let _ = serde_json::to_writer(&mut counter, record);
+    counter.0
+}
+
+struct Worker<T: Send + 'static> {
+    inner: Arc<dyn Sink<T>>,
+    dead_letter: Option<Arc<dyn Sink<DeadLetter<T>>>>,
+    size: SizeFn<T>,
+    config: BatchConfig,
+    batch: Vec<T>,
+    bytes: usize,
+    report: BatchReport,
+}
+
+impl<T: Send + 'static> Worker<T> {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command<T>>) -> BatchReport {
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        loop {
+            let armed = !self.batch.is_empty();
+            let command = tokio::select! {
+                biased;
+                () = &mut timer, if armed => {
+                    self.write_batch().await;
+                    continue;
+                }
+                command = rx.recv() => command,
+            };
+            match command {
+                Some(Command::Record(record)) => {
+                    let size = (self.size)(&record);
+                    if !self.batch.is_empty() && self.bytes.saturating_add(size) > self.config.max_bytes {
+                        self.write_batch().await;
+                    }
+                    if self.batch.is_empty() {
+                        timer.as_mut().reset(Instant::now() + self.config.max_wait);
+                    }
+                    self.batch.push(record);
+                    self.bytes = self.bytes.saturating_add(size);
+                    if self.batch.len() >= self.config.max_records || self.bytes >= self.config.max_bytes {
+                        self.write_batch().await;
+                    }
+                }
+                Some(Command::Flush(ack)) => {
+                    self.write_batch().await;
+                    let _ = ack.send(self.inner.flush().await);
+                }
+                None => break,
+            }
+        }
+        self.write_batch().await;
+        if let Err(e) = self.inner.flush().await {
+            tracing::error!(sink = self.inner.name(), error = %e, "flush on close failed");
+        }
+        if let Some(dead_letter) = &self.dead_letter
+            && let Err(e) = dead_letter.flush().await
+        {
+            tracing::error!(sink = dead_letter.name(), error = %e, "dead-letter flush on close failed");
+        }
+        self.report
+    }
+
+    async fn write_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.bytes = 0;
+        let retry = &self.config.retry;
+        let mut attempt = 1;
+        let error = loop {
+            match self.inner.write(&batch).await {
+                Ok(()) => {
+                    self.report.written += batch.len() as u64;
+                    self.report.batches += 1;
+                    return;
+                }
+                Err(e) => {
+                    self.report.failed_attempts += 1;
+                    if attempt >= retry.attempts {
+                        break e;
+                    }
+                    let wait = retry.backoff(attempt);
+                    tracing::warn!(sink = self.inner.name(), attempt, ?wait, error = %e, "batch write failed, retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        };
+        self.give_up(batch, error, attempt).await;
+    }
+
+    async fn give_up(&mut self, batch: Vec<T>, error: SinkError, attempts: u32) {
+        let count = batch.len() as u64;
+        let Some(dead_letter) = &self.dead_letter else {
+            tracing::error!(sink = self.inner.name(), records = count, error = %error, "batch lost: no dead-letter sink");
+            self.report.lost += count;
+            return;
+        };
+        let at = SystemTime::now();
+        let stage = self.inner.name().to_owned();
+        let message = error.to_string();
+        let letters: Vec<DeadLetter<T>> = batch
+            .into_iter()
+            .map(|record| DeadLetter { record, stage: stage.clone(), error: message.clone(), attempts, at })
+            .collect();
+        match dead_letter.write(&letters).await {
+            Ok(()) => self.report.dead_lettered += count,
+            Err(e) => {
+                tracing::error!(sink = dead_letter.name(), records = count, error = %e, "dead-letter write failed: batch lost");
+                self.report.lost += count;
+            }
+        }
+    }
+}

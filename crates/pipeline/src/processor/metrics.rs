@@ -1,0 +1,261 @@
+//! Per-stage counters: atomics read by [`StreamProcessor::metrics`](super::StreamProcessor::metrics),
+//! mirrored to the `metrics` facade through handles registered once at build time.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, counter, gauge};
+
+/// Latency buckets: bucket `i` holds latencies below `2^i` microseconds (the last one: everything above).
+const BUCKETS: usize = 32;
+
+/// A fixed-bucket, lock-free latency histogram with power-of-two bucket bounds.
+pub(crate) struct LatencyHistogram {
+    buckets: [AtomicU64; BUCKETS],
+}
+
+impl LatencyHistogram {
+    fn new() -> Self {
+        LatencyHistogram { buckets: std::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+
+    fn record(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let index = (u64::BITS - micros.leading_zeros()) as usize;
+        self.buckets[index.min(BUCKETS - 1)].fetch_add(1, Relaxed);
+    }
+
+    /// The upper bound of the bucket holding quantile `q` (0..=1); zero when empty.
+    fn quantile(&self, q: f64) -> Duration {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return Duration::ZERO;
+        }
+        let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (index, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Duration::from_micros(1u64 << index);
+            }
+        }
+        Duration::from_micros(1u64 << (BUCKETS - 1))
+    }
+}
+
+/// The live counters of one stage.
+pub(crate) struct StageMetrics {
+    pub(crate) received: AtomicU64,
+    pub(crate) ok: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) workers: AtomicUsize,
+    busy_nanos: AtomicU64,
+    latency: LatencyHistogram,
+    facade: FacadeHandles,
+}
+
+struct FacadeHandles {
+    received: Counter,
+    ok: Counter,
+    dropped: Counter,
+    failed: Counter,
+    timed_out: Counter,
+    retried: Counter,
+    dead_lettered: Counter,
+    in_flight: Gauge,
+    workers: Gauge,
+    queue_depth: Gauge,
+}
+
+/// Which counter an event bumps.
+#[derive(Clone, Copy)]
+pub(crate) enum Event {
+    Received,
+    Ok,
+    Dropped,
+    Failed,
+    TimedOut,
+    Retried,
+    DeadLettered,
+}
+
+impl StageMetrics {
+    pub(crate) fn new(stage: &str) -> Self {
+        let label = stage.to_owned();
+        let c = |name: &'static str| counter!(name, "stage" => label.clone());
+        let g = |name: &'static str| gauge!(name, "stage" => label.clone());
+        StageMetrics {
+            received: AtomicU64::new(0),
+            ok: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            workers: AtomicUsize::new(0),
+            busy_nanos: AtomicU64::new(0),
+            latency: LatencyHistogram::new(),
+            facade: FacadeHandles {
+                received: c("pipeline_stage_received_total"),
+                ok: c("pipeline_stage_ok_total"),
+                dropped: c("pipeline_stage_dropped_total"),
+                failed: c("pipeline_stage_failed_total"),
+                timed_out: c("pipeline_stage_timed_out_total"),
+                retried: c("pipeline_stage_retried_total"),
+                dead_lettered: c("pipeline_stage_dead_lettered_total"),
+                in_flight: g("pipeline_stage_in_flight"),
+                workers: g("pipeline_stage_workers"),
+                queue_depth: g("pipeline_stage_queue_depth"),
+            },
+        }
+    }
+
+    pub(crate) fn count(&self, event: Event) {
+        let (atomic, counter) = match event {
+            Event::Received => (&self.received, &self.facade.received),
+            Event::Ok => (&self.ok, &self.facade.ok),
+            Event::Dropped => (&self.dropped, &self.facade.dropped),
+            Event::Failed => (&self.failed, &self.facade.failed),
+            Event::TimedOut => (&self.timed_out, &self.facade.timed_out),
+            Event::Retried => (&self.retried, &self.facade.retried),
+            Event::DeadLettered => (&self.dead_lettered, &self.facade.dead_lettered),
+        };
+        atomic.fetch_add(1, Relaxed);
+        counter.increment(1);
+    }
+
+    pub(crate) fn start_record(&self) {
+        self.in_flight.fetch_add(1, Relaxed);
+        self.facade.in_flight.increment(1.0);
+    }
+
+    pub(crate) fn finish_record(&self, busy: Duration) {
+        self.in_flight.fetch_sub(1, Relaxed);
+        self.facade.in_flight.decrement(1.0);
+        self.busy_nanos.fetch_add(u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        self.latency.record(busy);
+    }
+
+    /// Counts `count` workers about to start (counted before they run, so a concurrent
+    /// scale-down sees them).
+    pub(crate) fn add_workers(&self, count: usize) {
+        self.workers.fetch_add(count, Relaxed);
+        self.facade.workers.increment(count as f64);
+    }
+
+    /// Retires the calling worker if there are more live workers than `target`.
+    pub(crate) fn try_retire(&self, target: usize) -> bool {
+        let mut live = self.workers.load(Relaxed);
+        while live > target {
+            match self.workers.compare_exchange_weak(live, live - 1, Relaxed, Relaxed) {
+                Ok(_) => {
+                    self.facade.workers.decrement(1.0);
+                    return true;
+                }
+                Err(now) => live = now,
+            }
+        }
+        false
+    }
+
+    pub(crate) fn worker_stopped(&self) {
+        self.workers.fetch_sub(1, Relaxed);
+        self.facade.workers.decrement(1.0);
+    }
+
+    pub(crate) fn snapshot(&self, name: &str, queue_depth: usize, uptime: Duration) -> StageSnapshot {
+        self.facade.queue_depth.set(queue_depth as f64);
+        let workers = self.workers.load(Relaxed);
+        let capacity = uptime.as_nanos() as f64 * workers.max(1) as f64;
+        let busy = self.busy_nanos.load(Relaxed) as f64;
+        StageSnapshot {
+            name: name.to_owned(),
+            received: self.received.load(Relaxed),
+            ok: self.ok.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            timed_out: self.timed_out.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            queue_depth,
+            in_flight: self.in_flight.load(Relaxed),
+            workers,
+            busy_fraction: if capacity > 0.0 { (busy / capacity).min(1.0) } else { 0.0 },
+            latency_p50: self.latency.quantile(0.50),
+            latency_p99: self.latency.quantile(0.99),
+        }
+    }
+}
+
+/// A point-in-time view of one stage.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StageSnapshot {
+    /// The stage's name.
+    pub name: String,
+    /// Records taken from the stage's queue.
+    pub received: u64,
+    /// Records kept and passed on.
+    pub ok: u64,
+    /// Records the handler dropped, or dropped by [`ErrorPolicy::Drop`](super::ErrorPolicy::Drop).
+    pub dropped: u64,
+    /// Failed attempts (errors and timeouts), retried or not.
+    pub failed: u64,
+    /// Attempts that ran past the stage's timeout (also counted in `failed`).
+    pub timed_out: u64,
+    /// Attempts repeated under [`ErrorPolicy::Retry`](super::ErrorPolicy::Retry).
+    pub retried: u64,
+    /// Records sent to the dead-letter sink.
+    pub dead_lettered: u64,
+    /// Records waiting in the stage's queue.
+    pub queue_depth: usize,
+    /// Records a worker is handling now.
+    pub in_flight: usize,
+    /// Live workers (retiring workers count until they finish their record).
+    pub workers: usize,
+    /// Time spent in the handler over uptime × current workers, in `0..=1` (approximate when
+    /// the worker count changed).
+    pub busy_fraction: f64,
+    /// Median handler latency, as the upper bound of a power-of-two bucket (microseconds).
+    #[serde(with = "humantime_serde")]
+    pub latency_p50: Duration,
+    /// 99th percentile handler latency, as the upper bound of a power-of-two bucket.
+    #[serde(with = "humantime_serde")]
+    pub latency_p99: Duration,
+}
+
+/// A point-in-time view of the whole processor.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProcessorMetrics {
+    /// One entry per stage, in order.
+    pub stages: Vec<StageSnapshot>,
+    /// Records accepted by a [`Sender`](super::Sender).
+    pub received: u64,
+    /// Records written to the sink.
+    pub output: u64,
+    /// Records dropped by a stage.
+    pub dropped: u64,
+    /// Records sent to the dead-letter sink (by a stage or after failed sink writes).
+    pub dead_lettered: u64,
+    /// Records refused by [`Sender::try_send`](super::Sender::try_send) because the first queue was
+    /// full (never received, so not part of the conservation sum).
+    pub rejected: u64,
+    /// Dead letters the dead-letter sink failed to store after its retries (logged and lost).
+    pub dead_letters_lost: u64,
+}
+
+/// Counters of the processor as a whole (the sink side and the input side).
+#[derive(Default)]
+pub(crate) struct TotalCounters {
+    pub(crate) received: AtomicU64,
+    pub(crate) output: AtomicU64,
+    pub(crate) sink_dead_lettered: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) dead_letters_lost: AtomicU64,
+}

@@ -1,0 +1,222 @@
+//! A stage: a named async handler run by a pool of workers, with a per-record timeout and a
+//! policy for records that fail.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use tokio::sync::{Mutex, mpsc};
+
+use super::metrics::{Event, StageMetrics};
+use crate::sink::DeadLetter;
+
+/// What a handler decided about one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    /// Pass the (possibly changed) record on to the next stage.
+    Keep(T),
+    /// Discard the record on purpose (counted as dropped).
+    Drop,
+    /// The record failed; it comes back so the stage can retry or dead-letter it.
+    Error(T, String),
+}
+
+/// What a stage does with a record whose handler returned [`Outcome::Error`] or timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPolicy {
+    /// Run the handler again, up to `max_attempts` attempts in all, waiting `backoff`, then
+    /// twice that, and so on between attempts; dead-letter the record when attempts run out.
+    Retry {
+        /// Attempts in all, the first included (1 means no retry).
+        max_attempts: u32,
+        /// Wait before the second attempt; doubled before each further one.
+        backoff: Duration,
+    },
+    /// Send the record to the dead-letter sink at once.
+    DeadLetter,
+    /// Discard the record (counted as dropped).
+    Drop,
+}
+
+type Handler<T> = Arc<dyn Fn(T) -> BoxFuture<'static, Outcome<T>> + Send + Sync>;
+
+/// One step of the pipeline: a name, an async handler, its workers, a timeout and an error policy.
+///
+/// The default is one worker, no timeout and [`ErrorPolicy::DeadLetter`].
+pub struct Stage<T> {
+    pub(crate) name: String,
+    pub(crate) workers: usize,
+    pub(crate) timeout: Option<Duration>,
+    /// Copies the record before a timed attempt, so a timed-out record can still be retried
+    /// or dead-lettered. Set only by [`Stage::timeout`], which is why only that needs `T: Clone`.
+    pub(crate) backup: Option<fn(&T) -> T>,
+    pub(crate) policy: ErrorPolicy,
+    pub(crate) handler: Handler<T>,
+}
+
+impl<T> fmt::Debug for Stage<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stage")
+            .field("name", &self.name)
+            .field("workers", &self.workers)
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> Stage<T> {
+    /// A stage named `name` running `handler` on each record.
+    pub fn new<F, Fut>(name: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome<T>> + Send + 'static,
+    {
+        Stage {
+            name: name.into(),
+            workers: 1,
+            timeout: None,
+            backup: None,
+            policy: ErrorPolicy::DeadLetter,
+            handler: Arc::new(move |record| Box::pin(handler(record))),
+        }
+    }
+
+    /// How many records the stage handles at once (at least 1; checked by `build`).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// What to do with a record that fails.
+    pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+impl<T: Clone + Send + 'static> Stage<T> {
+    /// Gives each attempt at most `limit`; an attempt that runs longer is cancelled and counts
+    /// as an error "timed out after …". Needs `T: Clone`: the record is copied before each
+    /// attempt because a cancelled handler cannot give it back.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self.backup = Some(T::clone);
+        self
+    }
+}
+
+/// What one worker needs; shared by all workers of a stage.
+pub(crate) struct StageRuntime<T> {
+    pub(crate) name: String,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) backup: Option<fn(&T) -> T>,
+    pub(crate) policy: ErrorPolicy,
+    pub(crate) handler: Handler<T>,
+    pub(crate) input: Arc<Mutex<mpsc::Receiver<T>>>,
+    pub(crate) metrics: StageMetrics,
+}
+
+/// Where a worker sends what it is done with.
+pub(crate) struct WorkerOutputs<T> {
+    pub(crate) next: mpsc::Sender<T>,
+    pub(crate) dead_letters: mpsc::Sender<DeadLetter<T>>,
+}
+
+/// Takes records until the queue closes, or until the stage has more workers than its target
+/// (then this worker retires between records, so none is lost).
+pub(crate) async fn run_worker<T: Send + 'static>(
+    stage: Arc<StageRuntime<T>>,
+    outputs: WorkerOutputs<T>,
+    target: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        if stage.metrics.try_retire(target.load(Relaxed)) {
+            return;
+        }
+        let record = {
+            let mut input = stage.input.lock().await;
+            // Checked again: the target may have dropped while this worker waited for the lock.
+            if stage.metrics.try_retire(target.load(Relaxed)) {
+                return;
+            }
+            input.recv().await
+        };
+        let Some(record) = record else { break };
+        stage.metrics.count(Event::Received);
+        stage.metrics.start_record();
+        let started = tokio::time::Instant::now();
+        let finished = handle_record(&stage, &outputs, record).await;
+        stage.metrics.finish_record(started.elapsed());
+        if finished.is_err() {
+            // The next queue is gone: only abort does that, so there is nothing left to do.
+            break;
+        }
+    }
+    stage.metrics.worker_stopped();
+}
+
+/// The next queue closed while a record was being passed on (the processor is being aborted).
+pub(crate) struct Closed;
+
+async fn handle_record<T: Send + 'static>(
+    stage: &StageRuntime<T>,
+    outputs: &WorkerOutputs<T>,
+    mut record: T,
+) -> Result<(), Closed> {
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let outcome = match (stage.timeout, stage.backup) {
+            (Some(limit), Some(backup)) => {
+                let copy = backup(&record);
+                match tokio::time::timeout(limit, (stage.handler)(record)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        stage.metrics.count(Event::TimedOut);
+                        Outcome::Error(copy, format!("timed out after {limit:?}"))
+                    }
+                }
+            }
+            _ => (stage.handler)(record).await,
+        };
+        match outcome {
+            Outcome::Keep(kept) => {
+                stage.metrics.count(Event::Ok);
+                return outputs.next.send(kept).await.map_err(|_| Closed);
+            }
+            Outcome::Drop => {
+                stage.metrics.count(Event::Dropped);
+                return Ok(());
+            }
+            Outcome::Error(failed, error) => {
+                stage.metrics.count(Event::Failed);
+                match stage.policy {
+                    ErrorPolicy::Retry { max_attempts, backoff } if attempts < max_attempts => {
+                        stage.metrics.count(Event::Retried);
+                        tokio::time::sleep(backoff.saturating_mul(1u32 << (attempts - 1).min(16))).await;
+                        record = failed;
+                    }
+                    ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter => {
+                        stage.metrics.count(Event::DeadLettered);
+                        let letter = DeadLetter {
+                            record: failed,
+                            stage: stage.name.clone(),
+                            error,
+                            attempts,
+                            at: SystemTime::now(),
+                        };
+                        return outputs.dead_letters.send(letter).await.map_err(|_| Closed);
+                    }
+                    ErrorPolicy::Drop => {
+                        stage.metrics.count(Event::Dropped);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
