@@ -1,0 +1,189 @@
+//! Throughput of [`StreamProcessor`] with three trivial stages against a hand-rolled tokio mpsc
+//! pipeline and a `futures` `buffered` chain: `cargo bench -p harvester-pipeline --bench throughput`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use criterion::{Criterion, Throughput};
+use futures::{StreamExt, stream};
+use harvester_pipeline::processor::{Outcome, Stage, StreamProcessor};
+use harvester_pipeline::{Sink, SinkError};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+/// Records pushed through per iteration.
+const N: u64 = 100_000;
+/// Capacity of every queue, ours and the baseline's.
+const QUEUE: usize = 1_024;
+/// Sink batch size (ours) and `recv_many` limit (baseline).
+const BATCH: usize = 1_000;
+
+/// Counts records without keeping them, so memory stays flat.
+struct CountingSink(Arc<AtomicUsize>);
+
+#[async_trait]
+impl Sink<u64> for CountingSink {
+    fn name(&self) -> &str {
+        "count"
+    }
+
+    async fn write(&self, batch: &[u64]) -> Result<(), SinkError> {
+        self.0.fetch_add(batch.len(), Relaxed);
+        Ok(())
+    }
+}
+
+/// Seconds per record of each measured call (`elapsed / iters / N`), by benchmark id.
+type Samples = Mutex<BTreeMap<&'static str, Vec<f64>>>;
+
+/// One benchmark case: starts a run and resolves to its measured time.
+type Case = fn() -> std::pin::Pin<Box<dyn Future<Output = Duration>>>;
+
+fn record(samples: &Samples, id: &'static str, elapsed: Duration, iters: u64) {
+    let per_record = elapsed.as_secs_f64() / (iters as f64 * N as f64);
+    samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(id).or_default().push(per_record);
+}
+
+/// Sends N records through our processor; times the first send to `shutdown` returning.
+async fn run_ours(workers: usize) -> Duration {
+    let count = Arc::new(AtomicUsize::new(0));
+    let stage = |name: &'static str| Stage::new(name, |r: u64| async move { Outcome::Keep(r) }).workers(workers);
+    let processor = StreamProcessor::builder()
+        .stage(stage("a"))
+        .stage(stage("b"))
+        .stage(stage("c"))
+        .queue_size(QUEUE)
+        .batch_size(BATCH)
+        .sink(CountingSink(count.clone()))
+        .build()
+        .expect("valid configuration");
+    let sender = processor.sender();
+    let started = Instant::now();
+    for r in 0..N {
+        sender.send(r).await.expect("processor open");
+    }
+    drop(sender);
+    let report = processor.shutdown(Duration::from_secs(60)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(count.load(Relaxed), N as usize);
+    assert_eq!(report.output, N);
+    elapsed
+}
+
+/// One task per stage joined by bounded mpsc channels of the same size, counting at the end.
+async fn run_mpsc() -> Duration {
+    let count = Arc::new(AtomicUsize::new(0));
+    let (input, mut rx) = mpsc::channel::<u64>(QUEUE);
+    let mut stages = Vec::new();
+    for _ in 0..3 {
+        let (tx, next_rx) = mpsc::channel::<u64>(QUEUE);
+        let mut stage_rx = std::mem::replace(&mut rx, next_rx);
+        stages.push(tokio::spawn(async move {
+            while let Some(r) = stage_rx.recv().await {
+                let kept = async move { r }.await;
+                if tx.send(kept).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    let counter = count.clone();
+    let sink = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            counter.fetch_add(batch.len(), Relaxed);
+            batch.clear();
+        }
+    });
+    let started = Instant::now();
+    for r in 0..N {
+        input.send(r).await.expect("pipeline open");
+    }
+    drop(input);
+    sink.await.expect("sink task");
+    let elapsed = started.elapsed();
+    for stage in stages {
+        stage.await.expect("stage task");
+    }
+    assert_eq!(count.load(Relaxed), N as usize);
+    elapsed
+}
+
+/// Three `buffered(64)` steps in one task, then a count.
+async fn run_futures() -> Duration {
+    let started = Instant::now();
+    let count = stream::iter(0..N)
+        .map(|r| async move { r })
+        .buffered(64)
+        .map(|r| async move { r })
+        .buffered(64)
+        .map(|r| async move { r })
+        .buffered(64)
+        .fold(0usize, |n, r| async move {
+            black_box(r);
+            n + 1
+        })
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(count, N as usize);
+    elapsed
+}
+
+fn bench(c: &mut Criterion, runtime: &Runtime, samples: &Samples) {
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(N));
+    let cases: [(&'static str, Case); 4] = [
+        ("ours_w1", || Box::pin(run_ours(1))),
+        ("ours_w2", || Box::pin(run_ours(2))),
+        ("mpsc_baseline", || Box::pin(run_mpsc())),
+        ("futures_buffered", || Box::pin(run_futures())),
+    ];
+    for (id, run) in cases {
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let elapsed: Duration = (0..iters).map(|_| runtime.block_on(run())).sum();
+                record(samples, id, elapsed, iters);
+                elapsed
+            });
+        });
+    }
+    group.finish();
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let samples = Samples::default();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10)
+        .configure_from_args();
+    bench(&mut c, &runtime, &samples);
+    c.final_summary();
+
+    let mut samples = samples.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if samples.is_empty() {
+        return;
+    }
+    let rates: BTreeMap<&str, f64> = samples.iter_mut().map(|(id, v)| (*id, 1.0 / median(v))).collect();
+    println!("\nrecords/s (median over measured calls, warm-up included; N = {N}):");
+    for (id, rate) in &rates {
+        println!("  pipeline/{id:<18} {:>12.0} records/s ({:.0} ns/record)", rate, 1e9 / rate);
+    }
+    if let Some(anchor) = rates.get("mpsc_baseline") {
+        println!("ratios against pipeline/mpsc_baseline:");
+        for (id, rate) in &rates {
+            println!("  pipeline/{id:<18} {:.2}x", rate / anchor);
+        }
+    }
+}
