@@ -19,10 +19,11 @@ impl LatencyHistogram {
         LatencyHistogram { buckets: std::array::from_fn(|_| AtomicU64::new(0)) }
     }
 
-    fn record(&self, latency: Duration) {
+    /// Records `count` latencies of `latency` each.
+    fn record_many(&self, latency: Duration, count: u64) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         let index = (u64::BITS - micros.leading_zeros()) as usize;
-        self.buckets[index.min(BUCKETS - 1)].fetch_add(1, Relaxed);
+        self.buckets[index.min(BUCKETS - 1)].fetch_add(count, Relaxed);
     }
 
     /// The upper bound of the bucket holding quantile `q` (0..=1); zero when empty.
@@ -54,6 +55,8 @@ pub(crate) struct StageMetrics {
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) in_flight: AtomicUsize,
+    /// Records a worker has taken from the queue but not started yet.
+    pub(crate) held: AtomicUsize,
     pub(crate) workers: AtomicUsize,
     busy_nanos: AtomicU64,
     latency: LatencyHistogram,
@@ -76,7 +79,6 @@ struct FacadeHandles {
 /// Which counter an event bumps.
 #[derive(Clone, Copy)]
 pub(crate) enum Event {
-    Received,
     Ok,
     Dropped,
     Failed,
@@ -99,6 +101,7 @@ impl StageMetrics {
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
             workers: AtomicUsize::new(0),
             busy_nanos: AtomicU64::new(0),
             latency: LatencyHistogram::new(),
@@ -119,7 +122,6 @@ impl StageMetrics {
 
     pub(crate) fn count(&self, event: Event) {
         let (atomic, counter) = match event {
-            Event::Received => (&self.received, &self.facade.received),
             Event::Ok => (&self.ok, &self.facade.ok),
             Event::Dropped => (&self.dropped, &self.facade.dropped),
             Event::Failed => (&self.failed, &self.facade.failed),
@@ -131,16 +133,33 @@ impl StageMetrics {
         counter.increment(1);
     }
 
+    /// A worker took `len` records from the queue; each is held until it starts.
+    pub(crate) fn take_run(&self, len: usize) {
+        self.held.fetch_add(len, Relaxed);
+        self.received.fetch_add(len as u64, Relaxed);
+        self.facade.received.increment(len as u64);
+    }
+
+    /// A held record starts: it moves from held to in flight.
     pub(crate) fn start_record(&self) {
+        self.held.fetch_sub(1, Relaxed);
         self.in_flight.fetch_add(1, Relaxed);
         self.facade.in_flight.increment(1.0);
     }
 
-    pub(crate) fn finish_record(&self, busy: Duration) {
+    pub(crate) fn finish_record(&self) {
         self.in_flight.fetch_sub(1, Relaxed);
         self.facade.in_flight.decrement(1.0);
+    }
+
+    /// A run of `len` records took `busy`: busy time is added once, and each record's latency
+    /// is taken as the run's mean.
+    pub(crate) fn finish_run(&self, len: usize, busy: Duration) {
+        if len == 0 {
+            return;
+        }
         self.busy_nanos.fetch_add(u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX), Relaxed);
-        self.latency.record(busy);
+        self.latency.record_many(busy / len as u32, len as u64);
     }
 
     /// Counts `count` workers about to start (counted before they run, so a concurrent
@@ -170,7 +189,10 @@ impl StageMetrics {
         self.facade.workers.decrement(1.0);
     }
 
+    /// `queue_depth` is the channel's depth; records taken by a worker but not started yet
+    /// are added to it.
     pub(crate) fn snapshot(&self, name: &str, queue_depth: usize, uptime: Duration) -> StageSnapshot {
+        let queue_depth = queue_depth + self.held.load(Relaxed);
         self.facade.queue_depth.set(queue_depth as f64);
         let workers = self.workers.load(Relaxed);
         let capacity = uptime.as_nanos() as f64 * workers.max(1) as f64;
@@ -213,11 +235,12 @@ pub struct StageSnapshot {
     pub retried: u64,
     /// Records sent to the dead-letter sink.
     pub dead_lettered: u64,
-    /// Records waiting in the stage's queue.
+    /// Records waiting in the stage's queue, including those a worker has taken in its current
+    /// run but not started yet.
     pub queue_depth: usize,
     /// Records a worker is handling now.
     pub in_flight: usize,
-    /// Live workers (retiring workers count until they finish their record).
+    /// Live workers (retiring workers count until they finish their run).
     pub workers: usize,
     /// Time spent in the handler over uptime × current workers, in `0..=1` (approximate when
     /// the worker count changed).

@@ -234,7 +234,7 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
     }
 
     /// Sets the number of workers of stage `stage`: new workers start at once, surplus
-    /// workers retire after the record they hold (none is lost).
+    /// workers retire after the run of records they hold (none is lost).
     pub fn set_workers(&self, stage: &str, workers: usize) -> Result<(), ProcessorError> {
         let slot = self
             .stages
