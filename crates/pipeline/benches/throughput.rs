@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use criterion::{Criterion, Throughput};
 use futures::{StreamExt, stream};
 use harvester_pipeline::processor::{Outcome, Stage, StreamProcessor};
-use harvester_pipeline::{Sink, SinkError};
+use harvester_pipeline::sinks::CountingSink;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
@@ -21,21 +20,6 @@ const N: u64 = 100_000;
 const QUEUE: usize = 1_024;
 /// Sink batch size (ours) and `recv_many` limit (baseline).
 const BATCH: usize = 1_000;
-
-/// Counts records without keeping them, so memory stays flat.
-struct CountingSink(Arc<AtomicUsize>);
-
-#[async_trait]
-impl Sink<u64> for CountingSink {
-    fn name(&self) -> &str {
-        "count"
-    }
-
-    async fn write(&self, batch: &[u64]) -> Result<(), SinkError> {
-        self.0.fetch_add(batch.len(), Relaxed);
-        Ok(())
-    }
-}
 
 /// Seconds per record of each measured call (`elapsed / iters / N`), by benchmark id.
 type Samples = Mutex<BTreeMap<&'static str, Vec<f64>>>;
@@ -58,7 +42,7 @@ async fn run_ours(workers: usize) -> Duration {
         .stage(stage("c"))
         .queue_size(QUEUE)
         .batch_size(BATCH)
-        .sink(CountingSink(count.clone()))
+        .sink(CountingSink::new(count.clone()))
         .build()
         .expect("valid configuration");
     let sender = processor.sender();

@@ -6,24 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use harvester_pipeline::processor::{Outcome, Stage, StreamProcessor};
-use harvester_pipeline::{Sink, SinkError};
-
-/// Counts records without keeping them.
-struct CountingSink(Arc<AtomicUsize>);
-
-#[async_trait]
-impl Sink<u64> for CountingSink {
-    fn name(&self) -> &str {
-        "count"
-    }
-
-    async fn write(&self, batch: &[u64]) -> Result<(), SinkError> {
-        self.0.fetch_add(batch.len(), Relaxed);
-        Ok(())
-    }
-}
+use harvester_pipeline::sinks::CountingSink;
 
 /// A field of /proc/self/status such as `VmHWM`, as written there (e.g. "5120 kB").
 fn proc_status(field: &str) -> String {
@@ -49,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .stage(stage("a"))
             .stage(stage("b"))
             .stage(stage("c"))
-            .sink(CountingSink(count.clone()))
+            .sink(CountingSink::new(count.clone()))
             .build()?;
         let sender = processor.sender();
         let started = Instant::now();

@@ -22,11 +22,12 @@
 //!
 //! Timings are short on purpose: the machine has 2 shared cores.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -35,7 +36,7 @@ use futures::FutureExt;
 use harvester_resilience::breaker::{
     Breaker, BreakerConfig, CircuitBreakerLayer, KeyedCircuitBreakerLayer, Outcome, SlidingWindow,
 };
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use support::AtomicRecorder;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 fn no_op<R>(_: R) -> Ready<Result<(), Infallible>> {
@@ -47,24 +48,6 @@ fn call_once<S: Service<R>, R>(service: &mut S, request: R) -> Option<Result<S::
     match service.ready().now_or_never()? {
         Ok(ready) => ready.call(request).now_or_never(),
         Err(error) => Some(Err(error)),
-    }
-}
-
-/// A recorder whose counters and gauges are plain atomics: the cheapest live recorder.
-struct AtomicRecorder;
-
-impl Recorder for AtomicRecorder {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(Arc::new(AtomicU64::new(0)))
-    }
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(Arc::new(AtomicU64::new(0)))
-    }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
     }
 }
 

@@ -17,69 +17,37 @@
 //! The means are read back from criterion's estimates and printed with the ratio ours /
 //! tower. Timings are short on purpose: the machine has 2 shared cores.
 
-use std::future::Future;
+#[path = "support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::Criterion;
 use harvester_resilience::BoxError;
 use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer, PartitionConfig};
+use support::{answers_at_once, criterion_dir, mean_ns};
 use tower::limit::ConcurrencyLimitLayer;
-use tower::{Layer, Service, service_fn};
-
-/// One call: ready, call, poll the response once where it lies (as an executor does), drop it.
-#[inline]
-fn one_call<S: Service<Req>, Req>(svc: &mut S, req: Req) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    let ready = matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(())));
-    let response = pin!(svc.call(req));
-    ready && matches!(response.poll(&mut cx), Poll::Ready(Ok(_)))
-}
+use tower::{Layer, service_fn};
 
 fn bench_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("bulkhead/call");
     let noop = service_fn(|_: &'static str| std::future::ready(Ok::<_, BoxError>(())));
 
     let mut bare = noop;
-    group.bench_function("bare", |b| b.iter(|| black_box(one_call(&mut bare, "regular"))));
+    group.bench_function("bare", |b| b.iter(|| black_box(answers_at_once(&mut bare, "regular"))));
 
     let mut tower = ConcurrencyLimitLayer::new(50).layer(noop);
-    group.bench_function("tower_concurrency_limit", |b| b.iter(|| black_box(one_call(&mut tower, "regular"))));
+    group.bench_function("tower_concurrency_limit", |b| b.iter(|| black_box(answers_at_once(&mut tower, "regular"))));
 
     let single = BulkheadConfig::single(PartitionConfig::new(50));
     let mut ours = BulkheadLayer::new(&single).expect("valid config").layer(noop);
-    group.bench_function("ours", |b| b.iter(|| black_box(one_call(&mut ours, "regular"))));
+    group.bench_function("ours", |b| b.iter(|| black_box(answers_at_once(&mut ours, "regular"))));
 
     let layer = BulkheadLayer::partitioned(&BulkheadConfig::default(), |name: &&'static str| Some(*name));
     let mut partitioned = layer.expect("valid config").layer(noop);
-    group.bench_function("ours_partitioned", |b| b.iter(|| black_box(one_call(&mut partitioned, "regular"))));
+    group.bench_function("ours_partitioned", |b| b.iter(|| black_box(answers_at_once(&mut partitioned, "regular"))));
     group.finish();
-}
-
-/// Where criterion wrote its estimates: `$CRITERION_HOME`, `$CARGO_TARGET_DIR/criterion`,
-/// else `<target>/criterion` next to this executable (`<target>/<profile>/deps/<bench>`).
-fn criterion_dir() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return Some(home.into());
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return Some(PathBuf::from(target).join("criterion"));
-    }
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
-}
-
-/// Mean ns of `group/function` from its `new/estimates.json`.
-fn mean_ns(dir: &std::path::Path, group: &str, function: &str) -> Option<f64> {
-    let path = dir.join(group.replace('/', "_")).join(function).join("new/estimates.json");
-    let json = std::fs::read_to_string(path).ok()?;
-    let mean = &json[json.find("\"mean\"")?..];
-    let value = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = value.find(|ch: char| !(ch.is_ascii_digit() || matches!(ch, '.' | 'e' | 'E' | '-' | '+')))?;
-    value[..end].parse().ok()
 }
 
 fn print_ratios() {

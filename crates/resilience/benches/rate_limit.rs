@@ -23,14 +23,11 @@
 //! the ratios to governor (the DESIGN.md target: keyed ≤ governor's keyed check). Timings
 //! are short on purpose: the machine has 2 shared cores.
 
-use std::future::Future;
+#[path = "support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
-use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::Criterion;
@@ -39,8 +36,8 @@ use harvester_resilience::BoxError;
 use harvester_resilience::rate_limit::{
     Clock, HostKey, KeyedRateLimiter, Quota, RateLimitLayer, RateLimiter, TokioClock,
 };
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use tower::{Layer, Service, service_fn};
+use support::{AtomicRecorder, answers_at_once, criterion_dir, mean_ns};
+use tower::{Layer, service_fn};
 
 const KEYS: usize = 1024;
 const HIGH_RATE: u32 = 1_000_000_000;
@@ -141,44 +138,17 @@ fn bench_keyed(c: &mut Criterion) {
     group.finish();
 }
 
-/// A recorder whose counters are plain atomics, as a real exporter's would be.
-struct CountingRecorder;
-
-impl Recorder for CountingRecorder {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(Arc::new(AtomicU64::new(0)))
-    }
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(Arc::new(AtomicU64::new(0)))
-    }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
-    }
-}
-
-/// One call: ready, call, poll the response once where it lies (as an executor does), drop it.
-#[inline]
-fn one_call<S: Service<Req>, Req>(svc: &mut S, req: Req) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    let ready = matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(())));
-    let response = pin!(svc.call(req));
-    ready && matches!(response.poll(&mut cx), Poll::Ready(Ok(_)))
-}
-
 fn bench_service(c: &mut Criterion) {
     let mut group = c.benchmark_group("rate_limit/service");
     let noop = service_fn(|_: ()| std::future::ready(Ok::<_, BoxError>(())));
 
     let mut plain = RateLimitLayer::direct(ours_quota()).layer(noop);
-    group.bench_function("ours", |b| b.iter(|| black_box(one_call(&mut plain, ()))));
+    group.bench_function("ours", |b| b.iter(|| black_box(answers_at_once(&mut plain, ()))));
 
-    let recorder = CountingRecorder;
+    let recorder = AtomicRecorder;
     let layer = metrics::with_local_recorder(&recorder, || RateLimitLayer::direct(ours_quota()).named("bench"));
     let mut recorded = layer.layer(noop);
-    group.bench_function("ours+recorder", |b| b.iter(|| black_box(one_call(&mut recorded, ()))));
+    group.bench_function("ours+recorder", |b| b.iter(|| black_box(answers_at_once(&mut recorded, ()))));
 
     let mut keyed = RateLimitLayer::keyed(ours_quota(), |req: &u32| *req)
         .layer(service_fn(|_: u32| std::future::ready(Ok::<_, BoxError>(()))));
@@ -186,33 +156,10 @@ fn bench_service(c: &mut Criterion) {
     group.bench_function("ours_keyed_1024", |b| {
         b.iter(|| {
             i = (i + 1) % KEYS as u32;
-            black_box(one_call(&mut keyed, i))
+            black_box(answers_at_once(&mut keyed, i))
         })
     });
     group.finish();
-}
-
-/// Where criterion wrote its estimates: `$CRITERION_HOME`, `$CARGO_TARGET_DIR/criterion`,
-/// else `<target>/criterion` next to this executable (`<target>/<profile>/deps/<bench>`).
-fn criterion_dir() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return Some(home.into());
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return Some(PathBuf::from(target).join("criterion"));
-    }
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
-}
-
-/// Mean ns of `group/function` from its `new/estimates.json`.
-fn mean_ns(dir: &std::path::Path, group: &str, function: &str) -> Option<f64> {
-    let path = dir.join(group.replace('/', "_")).join(function).join("new/estimates.json");
-    let json = std::fs::read_to_string(path).ok()?;
-    let mean = &json[json.find("\"mean\"")?..];
-    let value = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = value.find(|ch: char| !(ch.is_ascii_digit() || matches!(ch, '.' | 'e' | 'E' | '-' | '+')))?;
-    value[..end].parse().ok()
 }
 
 fn print_ratios() {

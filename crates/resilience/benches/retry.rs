@@ -22,16 +22,13 @@ mod support;
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
-use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use criterion::Criterion;
 use harvester_resilience::retry::{BudgetConfig, RetryConfig, RetryLayer};
-use support::{Medians, call_once};
+use support::{Medians, bench_calls, quick_criterion};
 use tower::retry::Policy;
 use tower::retry::budget::{Budget, TpsBudget};
-use tower::{Layer, Service, service_fn};
+use tower::{Layer, service_fn};
 
 /// tower's policy equivalent to ours: retry errors up to `attempts` in all, never a success.
 #[derive(Clone)]
@@ -64,26 +61,8 @@ impl<Req: Clone, Res, E> Policy<Req, Res, E> for Attempts {
     }
 }
 
-fn bench<S: Service<u64>>(c: &mut Criterion, medians: &Medians, id: &'static str, mut service: S) {
-    c.bench_function(&format!("retry_first_success/{id}"), |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(call_once(&mut service, black_box(i)));
-            }
-            let elapsed = start.elapsed();
-            medians.record(id, iters, elapsed);
-            elapsed
-        })
-    });
-}
-
 fn main() {
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(50)
-        .configure_from_args();
+    let mut c = quick_criterion();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
     let _context = runtime.enter();
     let medians = Medians::default();
@@ -91,11 +70,35 @@ fn main() {
 
     let without_budget =
         RetryConfig { budget: BudgetConfig { enabled: false, ..BudgetConfig::default() }, ..RetryConfig::default() };
-    bench(&mut c, &medians, "ours/no_budget", RetryLayer::new(&without_budget).expect("valid config").layer(noop));
-    bench(&mut c, &medians, "tower/no_budget", tower::retry::Retry::new(Attempts { left: 3, budget: None }, noop));
-    bench(&mut c, &medians, "ours/budget", RetryLayer::new(&RetryConfig::default()).expect("valid config").layer(noop));
+    bench_calls(
+        &mut c,
+        &medians,
+        "retry_first_success/ours/no_budget",
+        "ours/no_budget",
+        RetryLayer::new(&without_budget).expect("valid config").layer(noop),
+    );
+    bench_calls(
+        &mut c,
+        &medians,
+        "retry_first_success/tower/no_budget",
+        "tower/no_budget",
+        tower::retry::Retry::new(Attempts { left: 3, budget: None }, noop),
+    );
+    bench_calls(
+        &mut c,
+        &medians,
+        "retry_first_success/ours/budget",
+        "ours/budget",
+        RetryLayer::new(&RetryConfig::default()).expect("valid config").layer(noop),
+    );
     let tps = Some(Arc::new(TpsBudget::default()));
-    bench(&mut c, &medians, "tower/tps_budget", tower::retry::Retry::new(Attempts { left: 3, budget: tps }, noop));
+    bench_calls(
+        &mut c,
+        &medians,
+        "retry_first_success/tower/tps_budget",
+        "tower/tps_budget",
+        tower::retry::Retry::new(Attempts { left: 3, budget: tps }, noop),
+    );
     c.final_summary();
 
     println!("\nretry_first_success, median ns per call (ratio ours / tower):");

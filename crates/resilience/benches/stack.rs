@@ -17,45 +17,24 @@ mod support;
 
 use std::convert::Infallible;
 use std::future::ready;
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use criterion::Criterion;
 use harvester_resilience::breaker::{BreakerConfig, CircuitBreakerLayer};
 use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer};
 use harvester_resilience::rate_limit::{Quota, RateLimitLayer};
 use harvester_resilience::retry::{RetryConfig, RetryLayer};
 use harvester_resilience::timeout::TimeoutLayer;
-use support::{Medians, call_once};
-use tower::{Service, ServiceBuilder, service_fn};
-
-fn bench<S: Service<u64>>(c: &mut Criterion, medians: &Medians, id: &'static str, mut service: S) {
-    assert!(matches!(call_once(&mut service, 0), Some(Ok(_))), "{id}: the stack must answer a call at once");
-    c.bench_function(&format!("stack/{id}"), |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(call_once(&mut service, black_box(i)));
-            }
-            let elapsed = start.elapsed();
-            medians.record(id, iters, elapsed);
-            elapsed
-        })
-    });
-}
+use support::{Medians, answers_at_once, bench_calls, quick_criterion};
+use tower::{ServiceBuilder, service_fn};
 
 fn main() {
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(50)
-        .configure_from_args();
+    let mut c = quick_criterion();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
     let _context = runtime.enter();
     let medians = Medians::default();
     let noop = service_fn(|request: u64| ready(Ok::<_, Infallible>(request)));
 
-    let ours = ServiceBuilder::new()
+    let mut ours = ServiceBuilder::new()
         .layer(RateLimitLayer::direct(
             Quota::per_second(1_000_000_000).and_then(|q| q.allow_burst(1_000_000_000)).expect("valid quota"),
         ))
@@ -64,15 +43,18 @@ fn main() {
         .layer(BulkheadLayer::new(&BulkheadConfig::default()).expect("valid config"))
         .layer(TimeoutLayer::new(Duration::from_secs(30)))
         .service(noop);
-    let towers = ServiceBuilder::new()
+    let mut towers = ServiceBuilder::new()
         .concurrency_limit(50)
         .layer(tower::retry::RetryLayer::new(NeverRetry))
         .timeout(Duration::from_secs(30))
         .service(noop);
 
-    bench(&mut c, &medians, "bare", noop);
-    bench(&mut c, &medians, "ours_full", ours);
-    bench(&mut c, &medians, "tower_partial", towers);
+    // A stack that refused or deferred calls would be timed doing nothing.
+    assert!(answers_at_once(&mut ours, 0), "ours: the stack must answer a call at once");
+    assert!(answers_at_once(&mut towers, 0), "tower: the stack must answer a call at once");
+    bench_calls(&mut c, &medians, "stack/bare", "bare", noop);
+    bench_calls(&mut c, &medians, "stack/ours_full", "ours_full", ours);
+    bench_calls(&mut c, &medians, "stack/tower_partial", "tower_partial", towers);
     c.final_summary();
 
     let (bare, ours, tower) = (medians.median("bare"), medians.median("ours_full"), medians.median("tower_partial"));

@@ -1,5 +1,6 @@
 //! Ready sinks: [`MemorySink`] keeps records in memory (tests, embedding), [`CallbackSink`]
-//! hands each batch to an async closure, and [`JsonlSink`] appends JSON lines to a file.
+//! hands each batch to an async closure, [`JsonlSink`] appends JSON lines to a file, and
+//! [`CountingSink`] only counts (for throughput and memory measurements).
 //!
 //! ```
 //! use harvester_pipeline::Sink;
@@ -16,9 +17,11 @@
 //! ```
 
 mod callback;
+mod counting;
 mod jsonl;
 mod memory;
 
 pub use callback::CallbackSink;
+pub use counting::CountingSink;
 pub use jsonl::{FsyncPolicy, JsonlSink};
 pub use memory::MemorySink;

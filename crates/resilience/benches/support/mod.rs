@@ -4,11 +4,16 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use criterion::Criterion;
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use tower::Service;
 
 /// One call driven by hand: `poll_ready`, `call`, one poll of the response future. The
@@ -47,5 +52,84 @@ impl Medians {
         let mut samples = all.iter().find(|(name, _)| *name == id).map(|(_, s)| s.clone()).unwrap_or_default();
         samples.sort_by(f64::total_cmp);
         samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// True when the service answers `request` successfully at the first poll.
+#[inline]
+pub fn answers_at_once<S: Service<R>, R>(service: &mut S, request: R) -> bool {
+    matches!(call_once(service, request), Some(Ok(_)))
+}
+
+/// Criterion with the short timings every bench here uses (2 shared cores).
+pub fn quick_criterion() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(50)
+        .configure_from_args()
+}
+
+/// Benches `call_once` of `service` with `u64` requests under `name`, recording each
+/// sample's ns per call under `id` for the medians printed after the run.
+pub fn bench_calls<S: Service<u64>>(
+    c: &mut Criterion,
+    medians: &Medians,
+    name: &str,
+    id: &'static str,
+    mut service: S,
+) {
+    c.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                black_box(call_once(&mut service, black_box(i)));
+            }
+            let elapsed = start.elapsed();
+            medians.record(id, iters, elapsed);
+            elapsed
+        })
+    });
+}
+
+/// Where criterion wrote its estimates: `$CRITERION_HOME`, `$CARGO_TARGET_DIR/criterion`,
+/// else `<target>/criterion` next to this executable (`<target>/<profile>/deps/<bench>`).
+pub fn criterion_dir() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return Some(home.into());
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(PathBuf::from(target).join("criterion"));
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
+}
+
+/// Mean ns of `group/function` from its `new/estimates.json`.
+pub fn mean_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
+    let path = dir.join(group.replace('/', "_")).join(function).join("new/estimates.json");
+    let json = std::fs::read_to_string(path).ok()?;
+    let mean = &json[json.find("\"mean\"")?..];
+    let value = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = value.find(|ch: char| !(ch.is_ascii_digit() || matches!(ch, '.' | 'e' | 'E' | '-' | '+')))?;
+    value[..end].parse().ok()
+}
+
+/// A metrics recorder whose counters and gauges are plain atomics, as a real exporter's
+/// would be: the cheapest live recorder, to price metric emission.
+pub struct AtomicRecorder;
+
+impl Recorder for AtomicRecorder {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+        Counter::from_arc(Arc::new(AtomicU64::new(0)))
+    }
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::from_arc(Arc::new(AtomicU64::new(0)))
+    }
+    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::noop()
     }
 }
