@@ -32,8 +32,12 @@ fn record(samples: &Samples, id: &'static str, elapsed: Duration, iters: u64) {
     samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(id).or_default().push(per_record);
 }
 
-/// Sends N records through our processor; times the first send to `shutdown` returning.
-async fn run_ours(workers: usize) -> Duration {
+/// Records per message in the batched cases (ours: per `send_all` call; the baseline: per chunk).
+const CHUNK: u64 = 64;
+
+/// Sends N records through our processor one `send` at a time (or in `send_all` groups of
+/// [`CHUNK`] when `batched`); times the first send to `shutdown` returning.
+async fn run_ours(workers: usize, batched: bool) -> Duration {
     let count = Arc::new(AtomicUsize::new(0));
     let stage = |name: &'static str| Stage::new(name, |r: u64| async move { Outcome::Keep(r) }).workers(workers);
     let processor = StreamProcessor::builder()
@@ -47,8 +51,14 @@ async fn run_ours(workers: usize) -> Duration {
         .expect("valid configuration");
     let sender = processor.sender();
     let started = Instant::now();
-    for r in 0..N {
-        sender.send(r).await.expect("processor open");
+    if batched {
+        for first in (0..N).step_by(CHUNK as usize) {
+            sender.send_all((first..(first + CHUNK).min(N)).collect()).await.expect("processor open");
+        }
+    } else {
+        for r in 0..N {
+            sender.send(r).await.expect("processor open");
+        }
     }
     drop(sender);
     let report = processor.shutdown(Duration::from_secs(60)).await;
@@ -97,6 +107,48 @@ async fn run_mpsc() -> Duration {
     elapsed
 }
 
+/// The batched anchor: one task per stage passing `Vec` chunks of [`CHUNK`] records through
+/// bounded mpsc channels holding the same number of records as ours.
+async fn run_mpsc_batched() -> Duration {
+    let count = Arc::new(AtomicUsize::new(0));
+    let chunks = QUEUE / CHUNK as usize;
+    let (input, mut rx) = mpsc::channel::<Vec<u64>>(chunks);
+    let mut stages = Vec::new();
+    for _ in 0..3 {
+        let (tx, next_rx) = mpsc::channel::<Vec<u64>>(chunks);
+        let mut stage_rx = std::mem::replace(&mut rx, next_rx);
+        stages.push(tokio::spawn(async move {
+            while let Some(chunk) = stage_rx.recv().await {
+                let mut kept = Vec::with_capacity(chunk.len());
+                for r in chunk {
+                    kept.push(async move { r }.await);
+                }
+                if tx.send(kept).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    let counter = count.clone();
+    let sink = tokio::spawn(async move {
+        while let Some(chunk) = rx.recv().await {
+            counter.fetch_add(chunk.len(), Relaxed);
+        }
+    });
+    let started = Instant::now();
+    for first in (0..N).step_by(CHUNK as usize) {
+        input.send((first..(first + CHUNK).min(N)).collect()).await.expect("pipeline open");
+    }
+    drop(input);
+    sink.await.expect("sink task");
+    let elapsed = started.elapsed();
+    for stage in stages {
+        stage.await.expect("stage task");
+    }
+    assert_eq!(count.load(Relaxed), N as usize);
+    elapsed
+}
+
 /// Three `buffered(64)` steps in one task, then a count.
 async fn run_futures() -> Duration {
     let started = Instant::now();
@@ -120,11 +172,14 @@ async fn run_futures() -> Duration {
 fn bench(c: &mut Criterion, runtime: &Runtime, samples: &Samples) {
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(N));
-    let cases: [(&'static str, Case); 4] = [
-        ("ours_w1", || Box::pin(run_ours(1))),
-        ("ours_w2", || Box::pin(run_ours(2))),
+    let cases: [(&'static str, Case); 7] = [
+        ("ours_w1", || Box::pin(run_ours(1, false))),
+        ("ours_w2", || Box::pin(run_ours(2, false))),
         ("mpsc_baseline", || Box::pin(run_mpsc())),
         ("futures_buffered", || Box::pin(run_futures())),
+        ("ours_batched_w1", || Box::pin(run_ours(1, true))),
+        ("ours_batched_w2", || Box::pin(run_ours(2, true))),
+        ("mpsc_batched_baseline", || Box::pin(run_mpsc_batched())),
     ];
     for (id, run) in cases {
         group.bench_function(id, |b| {
@@ -162,12 +217,15 @@ fn main() {
     let rates: BTreeMap<&str, f64> = samples.iter_mut().map(|(id, v)| (*id, 1.0 / median(v))).collect();
     println!("\nrecords/s (median over measured calls, warm-up included; N = {N}):");
     for (id, rate) in &rates {
-        println!("  pipeline/{id:<18} {:>12.0} records/s ({:.0} ns/record)", rate, 1e9 / rate);
+        println!("  pipeline/{id:<22} {:>12.0} records/s ({:.0} ns/record)", rate, 1e9 / rate);
     }
-    if let Some(anchor) = rates.get("mpsc_baseline") {
-        println!("ratios against pipeline/mpsc_baseline:");
-        for (id, rate) in &rates {
-            println!("  pipeline/{id:<18} {:.2}x", rate / anchor);
+    // Each case against its anchor: per-record cases against the per-record mpsc pipeline,
+    // batched cases against the batched one.
+    println!("ratios against the anchor of the same kind:");
+    for (id, rate) in &rates {
+        let anchor_id = if id.contains("batched") { "mpsc_batched_baseline" } else { "mpsc_baseline" };
+        if let Some(anchor) = rates.get(anchor_id) {
+            println!("  pipeline/{id:<22} {:.2}x of {anchor_id}", rate / anchor);
         }
     }
 }

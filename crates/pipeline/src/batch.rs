@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::sink::{DeadLetter, Sink, SinkError};
+use crate::sink_stats::{SinkStats, WriteStats};
 
 /// How records are grouped and how a failing write is retried.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,20 +136,8 @@ impl BatchConfig {
     }
 }
 
-/// What a closed [`BatchSink`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchReport {
-    /// Records the inner sink accepted.
-    pub written: u64,
-    /// Batches the inner sink accepted.
-    pub batches: u64,
-    /// Records handed to the dead-letter sink after the retries.
-    pub dead_lettered: u64,
-    /// Records lost: the write failed and there was no dead-letter sink, or it failed too.
-    pub lost: u64,
-    /// Failed attempts, retried or not.
-    pub failed_attempts: u64,
-}
+/// What a closed [`BatchSink`] did (the same counters [`BatchSink::stats`] reads live).
+pub type BatchReport = SinkStats;
 
 /// Why a [`BatchSink`] could not take a record or finish.
 #[derive(Debug, Error)]
@@ -212,6 +201,7 @@ impl<T: Send + 'static> BatchSinkBuilder<T> {
         self.config.validate()?;
         let (tx, rx) = mpsc::channel(self.config.channel_capacity);
         let name = self.inner.name().to_owned();
+        let stats = Arc::new(WriteStats::new(&name));
         let worker = Worker {
             inner: self.inner,
             dead_letter: self.dead_letter,
@@ -219,10 +209,10 @@ impl<T: Send + 'static> BatchSinkBuilder<T> {
             config: self.config,
             batch: Vec::new(),
             bytes: 0,
-            report: BatchReport::default(),
+            stats: stats.clone(),
         };
         let task = tokio::spawn(worker.run(rx));
-        Ok(BatchSink { name, tx: Some(tx), task: Some(task) })
+        Ok(BatchSink { name, tx: Some(tx), task: Some(task), stats })
     }
 }
 
@@ -231,6 +221,7 @@ pub struct BatchSink<T: Send + 'static> {
     name: String,
     tx: Option<mpsc::Sender<Command<T>>>,
     task: Option<JoinHandle<BatchReport>>,
+    stats: Arc<WriteStats>,
 }
 
 impl<T: Send + 'static> fmt::Debug for BatchSink<T> {
@@ -276,6 +267,12 @@ impl<T: Send + 'static> BatchSink<T> {
         let (ack, done) = oneshot::channel();
         tx.send(Command::Flush(ack)).await.map_err(|_| gone())?;
         done.await.map_err(|_| gone())?
+    }
+
+    /// What the batch sink's writes did so far (also exported through the `metrics` facade
+    /// as `pipeline_sink_*{sink="<name>"}`).
+    pub fn stats(&self) -> SinkStats {
+        self.stats.snapshot()
     }
 
     /// Stops taking records, writes the partial batch, flushes the inner sink and
@@ -339,7 +336,7 @@ struct Worker<T: Send + 'static> {
     config: BatchConfig,
     batch: Vec<T>,
     bytes: usize,
-    report: BatchReport,
+    stats: Arc<WriteStats>,
 }
 
 impl<T: Send + 'static> Worker<T> {
@@ -387,7 +384,7 @@ impl<T: Send + 'static> Worker<T> {
         {
             tracing::error!(sink = dead_letter.name(), error = %e, "dead-letter flush on close failed");
         }
-        self.report
+        self.stats.snapshot()
     }
 
     async fn write_batch(&mut self) {
@@ -399,14 +396,14 @@ impl<T: Send + 'static> Worker<T> {
         let retry = &self.config.retry;
         let mut attempt = 1;
         let error = loop {
+            let started = Instant::now();
             match self.inner.write(&batch).await {
                 Ok(()) => {
-                    self.report.written += batch.len() as u64;
-                    self.report.batches += 1;
+                    self.stats.written(batch.len(), started.elapsed());
                     return;
                 }
                 Err(e) => {
-                    self.report.failed_attempts += 1;
+                    self.stats.failed_attempt();
                     if attempt >= retry.attempts {
                         break e;
                     }
@@ -424,7 +421,7 @@ impl<T: Send + 'static> Worker<T> {
         let count = batch.len() as u64;
         let Some(dead_letter) = &self.dead_letter else {
             tracing::error!(sink = self.inner.name(), records = count, error = %error, "batch lost: no dead-letter sink");
-            self.report.lost += count;
+            self.stats.lost(count);
             return;
         };
         let at = SystemTime::now();
@@ -435,10 +432,10 @@ impl<T: Send + 'static> Worker<T> {
             .map(|record| DeadLetter { record, stage: stage.clone(), error: message.clone(), attempts, at })
             .collect();
         match dead_letter.write(&letters).await {
-            Ok(()) => self.report.dead_lettered += count,
+            Ok(()) => self.stats.dead_lettered(count),
             Err(e) => {
                 tracing::error!(sink = dead_letter.name(), records = count, error = %e, "dead-letter write failed: batch lost");
-                self.report.lost += count;
+                self.stats.lost(count);
             }
         }
     }

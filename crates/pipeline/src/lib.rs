@@ -6,8 +6,9 @@
 //! backpressure, error policies ending in a dead-letter sink, batching sinks, and a
 //! graceful shutdown that accounts for every record.
 //!
-//! Status: under construction (see the README). [`processor`] is the staged stream
-//! processor; [`sink`] defines what it writes to; [`batch`] groups records for a sink by
+//! [`processor`] is the staged stream processor (micro-batching between stages, optional
+//! ordered output, run-time worker counts through [`processor::StageControl`]); [`sink`]
+//! defines what it writes to; [`batch`] groups records for a sink by
 //! count, bytes and wait; [`sinks`] has ready sinks (memory, callback, JSONL file);
 //! [`record`] has the seed's `DataRecord` and ready-made cleaning and validation steps.
 
@@ -17,7 +18,9 @@ pub mod batch;
 pub mod processor;
 pub mod record;
 pub mod sink;
+mod sink_stats;
 pub mod sinks;
 
 pub use processor::{ErrorPolicy, Outcome, Report, SendError, Sender, Stage, StreamProcessor, StreamProcessorBuilder};
 pub use sink::{DeadLetter, Sink, SinkError};
+pub use sink_stats::SinkStats;

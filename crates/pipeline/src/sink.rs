@@ -42,6 +42,23 @@ pub trait Sink<T: Send + 'static>: Send + Sync + 'static {
     }
 }
 
+/// A shared sink is a sink: hand the processor an `Arc` and keep a clone to read it (a
+/// [`MemorySink`](crate::sinks::MemorySink) in a test, a sink with counters of its own).
+#[async_trait]
+impl<T: Send + Sync + 'static, S: Sink<T> + ?Sized> Sink<T> for std::sync::Arc<S> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    async fn write(&self, batch: &[T]) -> Result<(), SinkError> {
+        (**self).write(batch).await
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        (**self).flush().await
+    }
+}
+
 /// A record that could not be processed: it goes to the dead-letter sink with why.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DeadLetter<T> {

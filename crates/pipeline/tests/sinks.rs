@@ -306,6 +306,9 @@ async fn a_failing_write_is_retried_with_backoff_then_succeeds() {
 
     batch.push(1u32).await.expect("running");
     batch.push(2).await.expect("running");
+    tokio::time::sleep(ms(150)).await;
+    let live = batch.stats();
+    assert_eq!((live.written, live.failed_attempts), (0, 2), "two attempts failed, the third waits");
     let report = batch.close().await.expect("closes");
 
     assert_eq!(out.attempts(), vec![ms(0), ms(100), ms(300)]);

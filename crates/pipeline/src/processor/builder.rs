@@ -38,6 +38,9 @@ pub enum ConfigError {
     /// `sink_retry.max_attempts` is zero.
     #[error("sink_retry.max_attempts: must be at least 1")]
     ZeroSinkAttempts,
+    /// `ordered_window` is zero.
+    #[error("ordered_window: must be at least 1")]
+    ZeroOrderedWindow,
     /// No sink was given.
     #[error("sink: a sink is required")]
     NoSink,
@@ -53,6 +56,8 @@ pub struct StreamProcessorBuilder<T: Send + Sync + 'static> {
     pub(crate) batch_size: usize,
     pub(crate) sink_retry: SinkRetry,
     pub(crate) overflow: Overflow,
+    /// Ordered mode: `Some(None)` for the default window.
+    pub(crate) ordered: Option<Option<usize>>,
     pub(crate) sink: Option<Arc<dyn Sink<T>>>,
     pub(crate) dead_letter: Option<Arc<dyn Sink<DeadLetter<T>>>>,
 }
@@ -65,6 +70,7 @@ impl<T: Send + Sync + 'static> Default for StreamProcessorBuilder<T> {
             batch_size: 1_000,
             sink_retry: SinkRetry::default(),
             overflow: Overflow::Block,
+            ordered: None,
             sink: None,
             dead_letter: None,
         }
@@ -103,6 +109,23 @@ impl<T: Send + Sync + 'static> StreamProcessorBuilder<T> {
         self
     }
 
+    /// Ordered mode: records reach the sink in the order they were sent, whatever the stages'
+    /// parallelism (records dropped or dead-lettered on the way leave no hole). Records that
+    /// finish early wait for earlier ones; to bound that wait's memory, at most
+    /// `queue_size × (stages + 1)` records may be between the input and the sink, and the
+    /// input waits (or, with [`Overflow::DropNewest`], rejects) beyond that. See
+    /// [`ordered_window`](Self::ordered_window) to choose another bound.
+    pub fn ordered(mut self) -> Self {
+        self.ordered = Some(None);
+        self
+    }
+
+    /// Ordered mode with at most `window` records between the input and the sink.
+    pub fn ordered_window(mut self, window: usize) -> Self {
+        self.ordered = Some(Some(window));
+        self
+    }
+
     /// Where records that pass every stage go.
     pub fn sink(mut self, sink: impl Sink<T>) -> Self {
         self.sink = Some(Arc::new(sink));
@@ -135,6 +158,12 @@ impl<T: Send + Sync + 'static> StreamProcessorBuilder<T> {
         if self.batch_size == 0 {
             return Err(ConfigError::ZeroBatchSize);
         }
+        let ordered = match self.ordered {
+            None => None,
+            Some(None) => Some(self.queue_size.saturating_mul(self.stages.len() + 1)),
+            Some(Some(0)) => return Err(ConfigError::ZeroOrderedWindow),
+            Some(Some(window)) => Some(window),
+        };
         if self.sink_retry.max_attempts == 0 {
             return Err(ConfigError::ZeroSinkAttempts);
         }
@@ -144,6 +173,6 @@ impl<T: Send + Sync + 'static> StreamProcessorBuilder<T> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::NoRuntime);
         }
-        Ok(StreamProcessor::start(self, sink))
+        Ok(StreamProcessor::start(self, sink, ordered))
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, counter, gauge};
 
+use crate::sink_stats::{SinkStats, WriteStats};
+
 /// Latency buckets: bucket `i` holds latencies below `2^i` microseconds (the last one: everything above).
 const BUCKETS: usize = 32;
 
@@ -54,9 +56,11 @@ pub(crate) struct StageMetrics {
     pub(crate) timed_out: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
-    pub(crate) in_flight: AtomicUsize,
-    /// Records a worker has taken from the queue but not started yet.
-    pub(crate) held: AtomicUsize,
+    /// Records whose handling started; `received - started` are taken from the queue but
+    /// not started (held), `started - finished` are in flight. Two counters rather than
+    /// moving one record between two gauges: one atomic add per record and event.
+    started: AtomicU64,
+    finished: AtomicU64,
     pub(crate) workers: AtomicUsize,
     busy_nanos: AtomicU64,
     latency: LatencyHistogram,
@@ -79,7 +83,6 @@ struct FacadeHandles {
 /// Which counter an event bumps.
 #[derive(Clone, Copy)]
 pub(crate) enum Event {
-    Ok,
     Dropped,
     Failed,
     TimedOut,
@@ -100,8 +103,8 @@ impl StageMetrics {
             timed_out: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            held: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
             workers: AtomicUsize::new(0),
             busy_nanos: AtomicU64::new(0),
             latency: LatencyHistogram::new(),
@@ -122,7 +125,6 @@ impl StageMetrics {
 
     pub(crate) fn count(&self, event: Event) {
         let (atomic, counter) = match event {
-            Event::Ok => (&self.ok, &self.facade.ok),
             Event::Dropped => (&self.dropped, &self.facade.dropped),
             Event::Failed => (&self.failed, &self.facade.failed),
             Event::TimedOut => (&self.timed_out, &self.facade.timed_out),
@@ -135,21 +137,25 @@ impl StageMetrics {
 
     /// A worker took `len` records from the queue; each is held until it starts.
     pub(crate) fn take_run(&self, len: usize) {
-        self.held.fetch_add(len, Relaxed);
         self.received.fetch_add(len as u64, Relaxed);
         self.facade.received.increment(len as u64);
     }
 
     /// A held record starts: it moves from held to in flight.
     pub(crate) fn start_record(&self) {
-        self.held.fetch_sub(1, Relaxed);
-        self.in_flight.fetch_add(1, Relaxed);
-        self.facade.in_flight.increment(1.0);
+        self.started.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn finish_record(&self) {
-        self.in_flight.fetch_sub(1, Relaxed);
-        self.facade.in_flight.decrement(1.0);
+        self.finished.fetch_add(1, Relaxed);
+    }
+
+    /// `count` records were kept (counted once per run rather than per record).
+    pub(crate) fn kept(&self, count: u64) {
+        if count > 0 {
+            self.ok.fetch_add(count, Relaxed);
+            self.facade.ok.increment(count);
+        }
     }
 
     /// A run of `len` records took `busy`: busy time is added once, and each record's latency
@@ -192,14 +198,24 @@ impl StageMetrics {
     /// `queue_depth` is the channel's depth; records taken by a worker but not started yet
     /// are added to it.
     pub(crate) fn snapshot(&self, name: &str, queue_depth: usize, uptime: Duration) -> StageSnapshot {
-        let queue_depth = queue_depth + self.held.load(Relaxed);
+        // Read in the reverse order of their updates, so a racing update cannot make a
+        // difference negative.
+        let finished = self.finished.load(Relaxed);
+        let started = self.started.load(Relaxed);
+        let received = self.received.load(Relaxed);
+        let held = usize::try_from(received.saturating_sub(started)).unwrap_or(usize::MAX);
+        let in_flight = usize::try_from(started.saturating_sub(finished)).unwrap_or(usize::MAX);
+        let queue_depth = queue_depth + held;
+        // Gauges that move per record are set here rather than on every change: snapshots
+        // are taken every second by the processor (and whenever metrics are read).
         self.facade.queue_depth.set(queue_depth as f64);
+        self.facade.in_flight.set(in_flight as f64);
         let workers = self.workers.load(Relaxed);
         let capacity = uptime.as_nanos() as f64 * workers.max(1) as f64;
         let busy = self.busy_nanos.load(Relaxed) as f64;
         StageSnapshot {
             name: name.to_owned(),
-            received: self.received.load(Relaxed),
+            received,
             ok: self.ok.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             failed: self.failed.load(Relaxed),
@@ -207,9 +223,10 @@ impl StageMetrics {
             retried: self.retried.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
             queue_depth,
-            in_flight: self.in_flight.load(Relaxed),
+            in_flight,
             workers,
             busy_fraction: if capacity > 0.0 { (busy / capacity).min(1.0) } else { 0.0 },
+            busy: Duration::from_nanos(self.busy_nanos.load(Relaxed)),
             latency_p50: self.latency.quantile(0.50),
             latency_p99: self.latency.quantile(0.99),
         }
@@ -245,6 +262,10 @@ pub struct StageSnapshot {
     /// Time spent in the handler over uptime × current workers, in `0..=1` (approximate when
     /// the worker count changed).
     pub busy_fraction: f64,
+    /// Time spent in the handler since the start, all workers together. Two snapshots give the
+    /// recent load: `Δbusy / (Δtime × workers)`.
+    #[serde(with = "humantime_serde")]
+    pub busy: Duration,
     /// Median handler latency, as the upper bound of a power-of-two bucket (microseconds).
     #[serde(with = "humantime_serde")]
     pub latency_p50: Duration,
@@ -271,14 +292,26 @@ pub struct ProcessorMetrics {
     pub rejected: u64,
     /// Dead letters the dead-letter sink failed to store after its retries (logged and lost).
     pub dead_letters_lost: u64,
+    /// The sink's writes: batches, failed attempts, records dead-lettered after the retries.
+    pub sink: SinkStats,
 }
 
 /// Counters of the processor as a whole (the sink side and the input side).
-#[derive(Default)]
 pub(crate) struct TotalCounters {
     pub(crate) received: AtomicU64,
-    pub(crate) output: AtomicU64,
-    pub(crate) sink_dead_lettered: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) dead_letters_lost: AtomicU64,
+    /// The sink's writes: `written` is the processor's output.
+    pub(crate) sink: WriteStats,
+}
+
+impl TotalCounters {
+    pub(crate) fn new(sink: &str) -> Self {
+        TotalCounters {
+            received: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            dead_letters_lost: AtomicU64::new(0),
+            sink: WriteStats::new(sink),
+        }
+    }
 }

@@ -37,14 +37,39 @@
 //! # }
 //! ```
 //!
+//! # How records move
+//!
+//! - **Backpressure.** Every queue holds at most `queue_size` records; [`Sender::send`] waits
+//!   for room in the first. At any moment the processor holds at most
+//!   `(stages + 1) × queue_size + Σ workers × run + max(batch_size, run)` records, where
+//!   `run = min(queue_size, 64)`: a queue per stage and one before the sink, a run per worker,
+//!   and what the sink task is writing.
+//! - **Micro-batching.** A worker takes a run of up to 64 records from its queue with one
+//!   queue operation and passes the records it kept on as one chunk, so a busy pipeline pays
+//!   per run, not per record, for its queues. Nothing waits for a run to fill (an idle
+//!   pipeline moves runs of one), and a record whose handler had to wait (I/O, a timer) is
+//!   passed on at once. Handlers still see one record at a time, with the same outcomes,
+//!   timeouts and retries. [`Sender::send_all`] (and `feed`, which sends what its stream has
+//!   ready) put records in as chunks too.
+//! - **Ordered mode** ([`StreamProcessorBuilder::ordered`]). Records reach the sink in the
+//!   order they were sent, whatever the parallelism; dropped and dead-lettered records leave
+//!   no hole. A window bounds how far the input may run ahead of a slow record.
+//! - **One record type.** Stages map `T` to `T`. A pipeline whose records change shape uses
+//!   a type that can hold every shape (an enum, or a record with a JSON payload like
+//!   [`DataRecord`](crate::record::DataRecord)); that keeps one dead-letter sink able to hold
+//!   a record that failed in any stage.
+//!
 //! Records must be `Send + Sync + 'static` (the sink borrows a batch across an await).
 //! `T` needs `Clone` only for stages with a [`Stage::timeout`]: a handler cancelled by its
 //! timeout cannot hand the record back, so it is copied before each timed attempt. Retries
 //! without a timeout use the record returned in [`Outcome::Error`].
 
 mod builder;
+mod control;
 mod metrics;
+mod order;
 mod output;
+mod queue;
 mod report;
 mod sender;
 mod shutdown;
@@ -60,6 +85,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use builder::{ConfigError, StreamProcessorBuilder};
+pub use control::StageControl;
 pub use metrics::{ProcessorMetrics, StageSnapshot};
 pub use output::SinkRetry;
 pub use report::Report;
@@ -67,8 +93,11 @@ pub use sender::{SendError, Sender};
 pub use stage::{ErrorPolicy, Outcome, Stage};
 
 use self::metrics::{StageMetrics, TotalCounters};
+use self::order::{Reorder, Sequencer};
+use self::output::SinkInput;
+use self::queue::{InputQueue, QueueGauge, run_length};
 use self::stage::{StageRuntime, WorkerOutputs};
-use crate::sink::{DeadLetter, Sink};
+use crate::sink::Sink;
 
 /// What [`StreamProcessor::feed`] does with a record when the first queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,6 +118,9 @@ pub enum ProcessorError {
     /// A stage needs at least one worker.
     #[error("stage {0:?}: workers must be at least 1")]
     ZeroWorkers(String),
+    /// The processor was shut down or dropped.
+    #[error("stage {0:?}: the processor has stopped")]
+    Stopped(String),
 }
 
 fn lock<G>(mutex: &Mutex<G>) -> MutexGuard<'_, G> {
@@ -102,10 +134,10 @@ struct StageSlot<T> {
     target: Arc<AtomicUsize>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// Observes the stage's queue depth without keeping the queue open.
-    queue: mpsc::WeakSender<T>,
-    /// Templates handed to new workers; dropped at shutdown so the next queue can close.
-    next: Mutex<Option<mpsc::Sender<T>>>,
-    dead_letters: Mutex<Option<mpsc::Sender<DeadLetter<T>>>>,
+    queue: QueueGauge,
+    /// Handed to new workers; dropped at shutdown so the next queue can close.
+    outputs: Mutex<Option<WorkerOutputs<T>>>,
+    started: Instant,
 }
 
 /// A running staged stream processor. See the [module documentation](self).
@@ -113,12 +145,16 @@ struct StageSlot<T> {
 /// Dropping it aborts every task at once (records in flight are lost); call
 /// [`shutdown`](Self::shutdown) to drain.
 pub struct StreamProcessor<T: Send + Sync + 'static> {
-    stages: Vec<StageSlot<T>>,
-    input: Arc<Mutex<Option<mpsc::Sender<T>>>>,
+    stages: Vec<Arc<StageSlot<T>>>,
+    input: Arc<InputQueue<T>>,
+    sequencer: Option<Arc<Sequencer>>,
+    run_length: usize,
     totals: Arc<TotalCounters>,
     sink_task: Mutex<Option<JoinHandle<()>>>,
     dead_letter_task: Mutex<Option<JoinHandle<()>>>,
     feeds: Mutex<Vec<JoinHandle<()>>>,
+    /// Refreshes the facade's gauges every second.
+    gauges: JoinHandle<()>,
     overflow: Overflow,
     started: Instant,
 }
@@ -129,8 +165,10 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
         StreamProcessorBuilder::default()
     }
 
-    fn start(config: StreamProcessorBuilder<T>, sink: Arc<dyn Sink<T>>) -> Self {
-        let totals = Arc::new(TotalCounters::default());
+    fn start(config: StreamProcessorBuilder<T>, sink: Arc<dyn Sink<T>>, ordered: Option<usize>) -> Self {
+        let started = Instant::now();
+        let run_length = run_length(config.queue_size);
+        let totals = Arc::new(TotalCounters::new(sink.name()));
         let (dl_tx, dl_rx) = mpsc::channel(config.queue_size);
         let dead_letter_task = tokio::spawn(output::run_dead_letters(
             config.dead_letter,
@@ -139,10 +177,18 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
             config.sink_retry,
             totals.clone(),
         ));
-        let (out_tx, out_rx) = mpsc::channel(config.queue_size);
+        let (out_tx, out_rx, _) = queue::queue(config.queue_size);
+        let (sequencer, gaps_tx, order) = match ordered {
+            Some(window) => {
+                let (sequencer, window) = Sequencer::new(window);
+                let (gaps_tx, gaps_rx) = mpsc::unbounded_channel();
+                (Some(sequencer), Some(gaps_tx), Some((Reorder::new(window), gaps_rx)))
+            }
+            None => (None, None, None),
+        };
         let sink_task = tokio::spawn(output::run_sink(
             sink,
-            out_rx,
+            SinkInput { queue: out_rx, order },
             dl_tx.clone(),
             config.batch_size,
             config.sink_retry,
@@ -152,7 +198,7 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
         let mut next = out_tx;
         let mut stages = Vec::with_capacity(config.stages.len());
         for stage in config.stages.into_iter().rev() {
-            let (tx, rx) = mpsc::channel(config.queue_size);
+            let (tx, rx, gauge) = queue::queue(config.queue_size);
             let runtime = Arc::new(StageRuntime {
                 metrics: StageMetrics::new(&stage.name),
                 name: stage.name,
@@ -161,35 +207,40 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
                 policy: stage.policy,
                 handler: stage.handler,
                 input: Arc::new(tokio::sync::Mutex::new(rx)),
+                run_length,
             });
-            let slot = StageSlot {
+            let slot = Arc::new(StageSlot {
                 runtime,
                 target: Arc::new(AtomicUsize::new(0)),
                 workers: Mutex::new(Vec::new()),
-                queue: tx.downgrade(),
-                next: Mutex::new(Some(next)),
-                dead_letters: Mutex::new(Some(dl_tx.clone())),
-            };
+                queue: gauge,
+                outputs: Mutex::new(Some(WorkerOutputs { next, dead_letters: dl_tx.clone(), gaps: gaps_tx.clone() })),
+                started,
+            });
             slot.scale_to(stage.workers);
             stages.push(slot);
             next = tx;
         }
         stages.reverse();
+        let gauges = tokio::spawn(refresh_gauges(stages.iter().map(|slot| StageControl::new(slot.clone())).collect()));
         StreamProcessor {
+            gauges,
             stages,
-            input: Arc::new(Mutex::new(Some(next))),
+            input: Arc::new(InputQueue::new(next)),
+            sequencer,
+            run_length,
             totals,
             sink_task: Mutex::new(Some(sink_task)),
             dead_letter_task: Mutex::new(Some(dead_letter_task)),
             feeds: Mutex::new(Vec::new()),
             overflow: config.overflow,
-            started: Instant::now(),
+            started,
         }
     }
 
     /// A cloneable handle that puts records into the first stage's queue.
     pub fn sender(&self) -> Sender<T> {
-        Sender::new(self.input.clone(), self.totals.clone())
+        Sender::new(self.input.clone(), self.totals.clone(), self.sequencer.clone(), self.run_length)
     }
 
     /// Spawns a task that sends every item of `stream`, waiting or dropping when the first queue
@@ -200,14 +251,18 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
     {
         let sender = self.sender();
         let overflow = self.overflow;
+        let run_length = self.run_length;
         let task = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Some(record) = stream.next().await {
-                let sent = match overflow {
-                    Overflow::Block => sender.send(record).await,
-                    Overflow::DropNewest => sender.try_send(record),
+            // What the stream has ready is sent as one chunk; nothing waits for a chunk to fill.
+            let mut chunks = std::pin::pin!(stream.ready_chunks(run_length));
+            while let Some(records) = chunks.next().await {
+                let open = match overflow {
+                    Overflow::Block => sender.send_all(records).await.is_ok(),
+                    Overflow::DropNewest => {
+                        records.into_iter().all(|record| !matches!(sender.try_send(record), Err(SendError::Closed(_))))
+                    }
                 };
-                if let Err(SendError::Closed(_)) = sent {
+                if !open {
                     break;
                 }
             }
@@ -223,9 +278,9 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
         S: Stream<Item = T> + Send,
     {
         let sender = self.sender();
-        let mut stream = std::pin::pin!(stream);
-        while let Some(record) = stream.next().await {
-            if sender.send(record).await.is_err() {
+        let mut chunks = std::pin::pin!(stream.ready_chunks(self.run_length));
+        while let Some(records) = chunks.next().await {
+            if sender.send_all(records).await.is_err() {
                 break;
             }
         }
@@ -236,16 +291,18 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
     /// Sets the number of workers of stage `stage`: new workers start at once, surplus
     /// workers retire after the run of records they hold (none is lost).
     pub fn set_workers(&self, stage: &str, workers: usize) -> Result<(), ProcessorError> {
+        self.stage_control(stage)?.set_workers(workers)
+    }
+
+    /// A handle on stage `stage` that can read its metrics and set its workers while the
+    /// processor runs; what a scaler needs. It does not keep the processor alive.
+    pub fn stage_control(&self, stage: &str) -> Result<StageControl, ProcessorError> {
         let slot = self
             .stages
             .iter()
             .find(|slot| slot.runtime.name == stage)
             .ok_or_else(|| ProcessorError::UnknownStage(stage.to_owned()))?;
-        if workers == 0 {
-            return Err(ProcessorError::ZeroWorkers(stage.to_owned()));
-        }
-        slot.scale_to(workers);
-        Ok(())
+        Ok(StageControl::new(slot.clone()))
     }
 
     /// Counters of every stage and of the whole processor, now.
@@ -254,21 +311,33 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
         let stages: Vec<StageSnapshot> = self
             .stages
             .iter()
-            .map(|slot| {
-                let depth = slot.queue.upgrade().map_or(0, |tx| tx.max_capacity() - tx.capacity());
-                slot.runtime.metrics.snapshot(&slot.runtime.name, depth, uptime)
-            })
+            .map(|slot| slot.runtime.metrics.snapshot(&slot.runtime.name, slot.queue.depth(), uptime))
             .collect();
         let dropped = stages.iter().map(|s| s.dropped).sum();
+        let sink = self.totals.sink.snapshot();
         let stage_dead = stages.iter().map(|s| s.dead_lettered).sum::<u64>();
         ProcessorMetrics {
             received: self.totals.received.load(Relaxed),
-            output: self.totals.output.load(Relaxed),
+            output: sink.written,
             dropped,
-            dead_lettered: stage_dead + self.totals.sink_dead_lettered.load(Relaxed),
+            dead_lettered: stage_dead + sink.dead_lettered,
             rejected: self.totals.rejected.load(Relaxed),
             dead_letters_lost: self.totals.dead_letters_lost.load(Relaxed),
+            sink,
             stages,
+        }
+    }
+}
+
+/// Takes a snapshot of every stage each second, which sets the facade's gauges (queue depth,
+/// in flight) without a gauge update per record. Ends when the processor is gone.
+async fn refresh_gauges(stages: Vec<StageControl>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if stages.iter().any(|stage| stage.snapshot().is_err()) {
+            return;
         }
     }
 }
@@ -276,9 +345,8 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
 impl<T: Send + Sync + 'static> StageSlot<T> {
     /// Sets the target and starts the missing workers; surplus workers retire on their own.
     fn scale_to(&self, target: usize) {
-        let (Some(next), Some(dead_letters)) = (lock(&self.next).clone(), lock(&self.dead_letters).clone()) else {
-            return;
-        };
+        let outputs = lock(&self.outputs);
+        let Some(outputs) = outputs.as_ref() else { return };
         // Held while counting and spawning, so two concurrent calls cannot both fill the gap.
         let mut workers = lock(&self.workers);
         self.target.store(target, Relaxed);
@@ -287,7 +355,11 @@ impl<T: Send + Sync + 'static> StageSlot<T> {
         workers.retain(|worker| !worker.is_finished());
         self.runtime.metrics.add_workers(missing);
         for _ in 0..missing {
-            let outputs = WorkerOutputs { next: next.clone(), dead_letters: dead_letters.clone() };
+            let outputs = WorkerOutputs {
+                next: outputs.next.clone(),
+                dead_letters: outputs.dead_letters.clone(),
+                gaps: outputs.gaps.clone(),
+            };
             workers.push(tokio::spawn(stage::run_worker(self.runtime.clone(), outputs, self.target.clone())));
         }
     }

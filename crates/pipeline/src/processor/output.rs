@@ -8,7 +8,10 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 use super::metrics::TotalCounters;
+use super::order::Reorder;
+use super::queue::QueueReceiver;
 use crate::sink::{DeadLetter, Sink};
+use crate::sink_stats::WriteStats;
 
 /// How often, and how patiently, a failing sink write is tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +33,19 @@ async fn write_with_retry<R: Send + Sync + 'static>(
     sink: &dyn Sink<R>,
     batch: &[R],
     retry: SinkRetry,
+    stats: Option<&WriteStats>,
 ) -> Result<(), (String, u32)> {
     let mut attempt = 1;
     loop {
-        match sink.write(batch).await {
+        let started = tokio::time::Instant::now();
+        let written = sink.write(batch).await;
+        if let Some(stats) = stats {
+            match &written {
+                Ok(()) => stats.written(batch.len(), started.elapsed()),
+                Err(_) => stats.failed_attempt(),
+            }
+        }
+        match written {
             Ok(()) => return Ok(()),
             Err(error) if attempt >= retry.max_attempts => return Err((error.to_string(), attempt)),
             Err(error) => {
@@ -58,42 +70,135 @@ async fn next_batch<R>(input: &mut mpsc::Receiver<R>, batch: &mut Vec<R>, max: u
     true
 }
 
-/// Drains the output queue into the sink; records of a batch that cannot be written are dead-lettered.
+/// The sink side of the processor: the output queue, and in ordered mode the reorder buffer
+/// with the stages' gap reports.
+pub(crate) struct SinkInput<T> {
+    pub(crate) queue: QueueReceiver<T>,
+    pub(crate) order: Option<(Reorder<T>, mpsc::UnboundedReceiver<u64>)>,
+}
+
+/// Drains the output queue into the sink (in input order in ordered mode); records of a batch
+/// that cannot be written are dead-lettered.
 pub(crate) async fn run_sink<T: Send + Sync + 'static>(
     sink: Arc<dyn Sink<T>>,
-    mut input: mpsc::Receiver<T>,
+    input: SinkInput<T>,
     dead_letters: mpsc::Sender<DeadLetter<T>>,
     batch_size: usize,
     retry: SinkRetry,
     totals: Arc<TotalCounters>,
 ) {
+    let writer = BatchWriter { sink: sink.as_ref(), dead_letters: &dead_letters, retry, totals: &totals };
+    let mut run = Vec::with_capacity(batch_size);
     let mut batch = Vec::with_capacity(batch_size);
-    while next_batch(&mut input, &mut batch, batch_size).await {
-        match write_with_retry(sink.as_ref(), &batch, retry).await {
-            Ok(()) => {
-                totals.output.fetch_add(batch.len() as u64, Relaxed);
-                batch.clear();
+    let SinkInput { mut queue, order } = input;
+    match order {
+        None => {
+            while queue.recv_run(&mut run, batch_size).await > 0 {
+                batch.extend(run.drain(..).map(|entry| entry.record));
+                // A run may end past `batch_size` (it stops after the chunk that reaches it).
+                if writer.write_all(&mut batch, batch_size).await.is_err() {
+                    return;
+                }
             }
-            Err((error, attempts)) => {
-                tracing::error!(sink = sink.name(), %error, records = batch.len(), "sink write gave up, dead-lettering");
-                for record in batch.drain(..) {
-                    totals.sink_dead_lettered.fetch_add(1, Relaxed);
-                    let letter = DeadLetter {
-                        record,
-                        stage: sink.name().to_owned(),
-                        error: error.clone(),
-                        attempts,
-                        at: SystemTime::now(),
-                    };
-                    if dead_letters.send(letter).await.is_err() {
+        }
+        Some((mut reorder, mut gaps)) => {
+            let mut open = true;
+            while open {
+                tokio::select! {
+                    // Gaps first: they may unblock records already waiting in the buffer.
+                    biased;
+                    gap = gaps.recv() => match gap {
+                        Some(seq) => reorder.skip(seq),
+                        // Every stage is gone, so nothing more can arrive either.
+                        None => open = false,
+                    },
+                    taken = queue.recv_run(&mut run, batch_size) => {
+                        for entry in run.drain(..) {
+                            reorder.insert(entry.seq, entry.record);
+                        }
+                        if taken == 0 {
+                            // Closed: only gap reports may still be on their way.
+                            while let Some(seq) = gaps.recv().await {
+                                reorder.skip(seq);
+                            }
+                            open = false;
+                        }
+                    }
+                }
+                loop {
+                    reorder.release(&mut batch, batch_size);
+                    if batch.is_empty() {
+                        break;
+                    }
+                    if writer.write(&mut batch).await.is_err() {
                         return;
                     }
                 }
+            }
+            // Numbers whose senders were cancelled at shutdown never arrive: pass over them.
+            while queue.recv_run(&mut run, usize::MAX).await > 0 {
+                for entry in run.drain(..) {
+                    reorder.insert(entry.seq, entry.record);
+                }
+            }
+            reorder.release_all(&mut batch);
+            if writer.write_all(&mut batch, batch_size).await.is_err() {
+                return;
             }
         }
     }
     if let Err(error) = sink.flush().await {
         tracing::error!(sink = sink.name(), %error, "sink flush failed at shutdown");
+    }
+}
+
+/// Writes batches to the sink, counting them, and dead-letters a batch the sink refuses.
+struct BatchWriter<'a, T> {
+    sink: &'a dyn Sink<T>,
+    dead_letters: &'a mpsc::Sender<DeadLetter<T>>,
+    retry: SinkRetry,
+    totals: &'a TotalCounters,
+}
+
+impl<T: Send + Sync + 'static> BatchWriter<'_, T> {
+    /// Writes and empties `records` in batches of at most `batch_size`.
+    async fn write_all(&self, records: &mut Vec<T>, batch_size: usize) -> Result<(), ()> {
+        if records.len() <= batch_size {
+            // The usual case, kept apart so the buffer keeps its allocation.
+            return if records.is_empty() { Ok(()) } else { self.write(records).await };
+        }
+        while !records.is_empty() {
+            let rest = records.split_off(records.len().min(batch_size));
+            self.write(records).await?;
+            *records = rest;
+        }
+        Ok(())
+    }
+
+    /// Writes and empties `batch`; fails only when the dead-letter queue is gone (abort).
+    async fn write(&self, batch: &mut Vec<T>) -> Result<(), ()> {
+        match write_with_retry(self.sink, batch, self.retry, Some(&self.totals.sink)).await {
+            Ok(()) => {
+                batch.clear();
+                Ok(())
+            }
+            Err((error, attempts)) => {
+                let sink = self.sink.name();
+                tracing::error!(sink, %error, records = batch.len(), "sink write gave up, dead-lettering");
+                for record in batch.drain(..) {
+                    self.totals.sink.dead_lettered(1);
+                    let letter = DeadLetter {
+                        record,
+                        stage: sink.to_owned(),
+                        error: error.clone(),
+                        attempts,
+                        at: SystemTime::now(),
+                    };
+                    self.dead_letters.send(letter).await.map_err(|_| ())?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -109,7 +214,7 @@ pub(crate) async fn run_dead_letters<T: Send + Sync + 'static>(
     while next_batch(&mut input, &mut batch, batch_size).await {
         match &sink {
             Some(sink) => {
-                if let Err((error, _)) = write_with_retry(sink.as_ref(), &batch, retry).await {
+                if let Err((error, _)) = write_with_retry(sink.as_ref(), &batch, retry, None).await {
                     totals.dead_letters_lost.fetch_add(batch.len() as u64, Relaxed);
                     tracing::error!(sink = sink.name(), %error, records = batch.len(), "dead letters lost");
                 }

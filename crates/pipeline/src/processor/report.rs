@@ -26,6 +26,8 @@ pub struct Report {
     pub in_flight_at_end: u64,
     /// True when shutdown stopped because the deadline passed (the rest was aborted).
     pub deadline_exceeded: bool,
+    /// The sink's writes: batches, failed attempts, records dead-lettered after the retries.
+    pub sink: crate::SinkStats,
 }
 
 impl Report {
@@ -41,6 +43,7 @@ impl Report {
             rejected: metrics.rejected,
             dead_letters_lost: metrics.dead_letters_lost,
             deadline_exceeded,
+            sink: metrics.sink,
         }
     }
 }

@@ -1,13 +1,12 @@
 //! The input side: a cloneable [`Sender`] into the first stage's queue.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 
-use thiserror::Error;
-use tokio::sync::mpsc;
-
-use super::lock;
 use super::metrics::TotalCounters;
+use super::order::Sequencer;
+use super::queue::{Chunk, Entry, InputQueue};
+use thiserror::Error;
 
 /// Why a record was not accepted; the record comes back.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -22,54 +21,135 @@ pub enum SendError<T> {
 
 /// Puts records into a [`StreamProcessor`](super::StreamProcessor). Cheap to clone.
 pub struct Sender<T> {
-    input: Arc<Mutex<Option<mpsc::Sender<T>>>>,
+    input: Arc<InputQueue<T>>,
     totals: Arc<TotalCounters>,
+    /// Ordered mode only.
+    sequencer: Option<Arc<Sequencer>>,
+    run_length: usize,
 }
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        Sender { input: self.input.clone(), totals: self.totals.clone() }
+        Sender {
+            input: self.input.clone(),
+            totals: self.totals.clone(),
+            sequencer: self.sequencer.clone(),
+            run_length: self.run_length,
+        }
     }
 }
 
 impl<T> std::fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sender").finish_non_exhaustive()
+        f.debug_struct("Sender").field("ordered", &self.sequencer.is_some()).finish_non_exhaustive()
     }
 }
 
 impl<T> Sender<T> {
-    pub(crate) fn new(input: Arc<Mutex<Option<mpsc::Sender<T>>>>, totals: Arc<TotalCounters>) -> Self {
-        Sender { input, totals }
-    }
-
-    fn queue(&self) -> Option<mpsc::Sender<T>> {
-        // A clone per send, so shutdown closes the queue by dropping the one in the slot.
-        lock(&self.input).clone()
+    pub(crate) fn new(
+        input: Arc<InputQueue<T>>,
+        totals: Arc<TotalCounters>,
+        sequencer: Option<Arc<Sequencer>>,
+        run_length: usize,
+    ) -> Self {
+        Sender { input, totals, sequencer, run_length }
     }
 
     /// Sends `record`, waiting while the first queue is full (backpressure).
     pub async fn send(&self, record: T) -> Result<(), SendError<T>> {
-        let Some(queue) = self.queue() else { return Err(SendError::Closed(record)) };
-        queue.send(record).await.map_err(|error| SendError::Closed(error.0))?;
-        self.totals.received.fetch_add(1, Relaxed);
+        let mut records = vec![record];
+        match self.send_chunk(&mut records).await {
+            Ok(()) => Ok(()),
+            Err(()) => Err(SendError::Closed(take_one(records))),
+        }
+    }
+
+    /// Sends every record of `records` in order, waiting for room as needed. Moving records
+    /// in groups is cheaper than one by one: prefer this when records come in batches.
+    ///
+    /// On error, the records not accepted come back (those before them were accepted).
+    pub async fn send_all(&self, records: Vec<T>) -> Result<(), SendError<Vec<T>>> {
+        let mut rest = records;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(self.run_length));
+            let mut chunk = std::mem::replace(&mut rest, tail);
+            if self.send_chunk(&mut chunk).await.is_err() {
+                chunk.append(&mut rest);
+                return Err(SendError::Closed(chunk));
+            }
+        }
         Ok(())
+    }
+
+    /// Sends `records` (at most the run length) as one chunk; on error they stay in `records`.
+    async fn send_chunk(&self, records: &mut Vec<T>) -> Result<(), ()> {
+        let count = records.len();
+        let admitted = match &self.sequencer {
+            Some(sequencer) => Some(sequencer.admit(count).await.ok_or(())?),
+            None => None,
+        };
+        let reserved = self.input.reserve(count).await.map_err(|_| ())?;
+        // No waiting from here on: a cancelled send cannot leave a number unused.
+        let first = match (&self.sequencer, admitted) {
+            (Some(sequencer), Some(admitted)) => sequencer.number(admitted, count),
+            _ => 0,
+        };
+        let chunk = number(std::mem::take(records), first);
+        match self.input.send(reserved, chunk) {
+            Ok(()) => {
+                self.totals.received.fetch_add(count as u64, Relaxed);
+                Ok(())
+            }
+            Err(chunk) => {
+                records.extend(chunk.into_iter().map(|entry| entry.record));
+                Err(())
+            }
+        }
     }
 
     /// Sends `record` if there is room now; otherwise counts it as rejected and gives it back
     /// (drop-newest admission).
     pub fn try_send(&self, record: T) -> Result<(), SendError<T>> {
-        let Some(queue) = self.queue() else { return Err(SendError::Closed(record)) };
-        match queue.try_send(record) {
+        let reserved = match self.input.try_reserve(1) {
+            Ok(Some(reserved)) => reserved,
+            Ok(None) => return Err(self.reject(record)),
+            Err(_) => return Err(SendError::Closed(record)),
+        };
+        let admitted = match &self.sequencer {
+            Some(sequencer) => match sequencer.try_admit(1) {
+                Some(admitted) => Some(admitted),
+                None => return Err(self.reject(record)),
+            },
+            None => None,
+        };
+        let seq = match (&self.sequencer, admitted) {
+            (Some(sequencer), Some(admitted)) => sequencer.number(admitted, 1),
+            _ => 0,
+        };
+        match self.input.send(reserved, vec![Entry { seq, record }]) {
             Ok(()) => {
                 self.totals.received.fetch_add(1, Relaxed);
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(record)) => {
-                self.totals.rejected.fetch_add(1, Relaxed);
-                Err(SendError::Full(record))
-            }
-            Err(mpsc::error::TrySendError::Closed(record)) => Err(SendError::Closed(record)),
+            Err(chunk) => Err(SendError::Closed(take_one(chunk.into_iter().map(|entry| entry.record).collect()))),
         }
+    }
+
+    fn reject(&self, record: T) -> SendError<T> {
+        self.totals.rejected.fetch_add(1, Relaxed);
+        SendError::Full(record)
+    }
+}
+
+/// Numbers records from `first` on (all zero outside ordered mode).
+fn number<T>(records: Vec<T>, first: u64) -> Chunk<T> {
+    records.into_iter().zip(first..).map(|(record, seq)| Entry { seq, record }).collect()
+}
+
+fn take_one<T>(mut records: Vec<T>) -> T {
+    match records.pop() {
+        Some(record) => record,
+        // A chunk of one comes back whole; an empty one cannot be sent.
+        None => unreachable!("a refused chunk of one record came back empty"),
     }
 }

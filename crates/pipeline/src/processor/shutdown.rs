@@ -15,7 +15,7 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
         for feed in lock(&self.feeds).drain(..) {
             feed.abort();
         }
-        lock(&self.input).take();
+        self.input.close();
         // Taken before draining: the drain moves handles out, and a late abort must reach them.
         let everything = self.abort_handles();
         let drained = tokio::time::timeout(deadline, self.drain()).await.is_ok();
@@ -31,7 +31,7 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
 
     /// Cancels every task at once and reports what was queued or in flight.
     pub async fn abort(self) -> Report {
-        lock(&self.input).take();
+        self.input.close();
         self.cancel().await;
         Report::from_metrics(self.metrics(), false)
     }
@@ -40,12 +40,12 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
         // A stage's queue closes once the previous stage's workers are gone and the template
         // sender is dropped; stage by stage, everything queued is handled first.
         for slot in &self.stages {
+            // Taken first, so no worker can be started behind the drain's back.
+            lock(&slot.outputs).take();
             let workers = std::mem::take(&mut *lock(&slot.workers));
             for worker in workers {
                 let _ = worker.await;
             }
-            lock(&slot.next).take();
-            lock(&slot.dead_letters).take();
         }
         let sink = lock(&self.sink_task).take();
         if let Some(sink) = sink {
@@ -59,6 +59,7 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
 
     fn abort_handles(&self) -> Vec<AbortHandle> {
         let mut handles: Vec<AbortHandle> = lock(&self.feeds).iter().map(JoinHandle::abort_handle).collect();
+        handles.push(self.gauges.abort_handle());
         for slot in &self.stages {
             handles.extend(lock(&slot.workers).iter().map(JoinHandle::abort_handle));
         }

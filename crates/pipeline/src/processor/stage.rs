@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{Mutex, mpsc};
 
 use super::metrics::{Event, StageMetrics};
+use super::queue::{Chunk, Entry, QueueReceiver, QueueSender};
 use crate::sink::DeadLetter;
 
 /// What a handler decided about one record.
@@ -115,22 +116,31 @@ pub(crate) struct StageRuntime<T> {
     pub(crate) backup: Option<fn(&T) -> T>,
     pub(crate) policy: ErrorPolicy,
     pub(crate) handler: Handler<T>,
-    pub(crate) input: Arc<Mutex<mpsc::Receiver<T>>>,
+    pub(crate) input: Arc<Mutex<QueueReceiver<T>>>,
     pub(crate) metrics: StageMetrics,
+    /// Most records taken per lock and passed on per chunk.
+    pub(crate) run_length: usize,
 }
 
 /// Where a worker sends what it is done with.
 pub(crate) struct WorkerOutputs<T> {
-    pub(crate) next: mpsc::Sender<T>,
+    pub(crate) next: QueueSender<T>,
     pub(crate) dead_letters: mpsc::Sender<DeadLetter<T>>,
+    /// Ordered mode: numbers of records that left the pipeline early, so the output stops
+    /// waiting for them.
+    pub(crate) gaps: Option<mpsc::UnboundedSender<u64>>,
 }
 
-/// Most records a worker takes from its queue per lock.
-pub(crate) const RUN: usize = 64;
+/// The next queue closed while records were being passed on (the processor is being aborted).
+pub(crate) struct Closed;
 
-/// Takes runs of records (up to [`RUN`] per lock) until the queue closes, or until the stage
-/// has more workers than its target (then this worker retires between runs, after handling
-/// every record of its run, so none is lost).
+/// Takes runs of records (up to the run length per lock) until the queue closes, or until the
+/// stage has more workers than its target (then this worker retires between runs, after
+/// handling every record of its run, so none is lost).
+///
+/// Kept records are passed on as one chunk per run (micro-batching), except that a record
+/// whose handler had to wait (real I/O, a timer) is passed on at once with what precedes it:
+/// batching must not add latency to a stage that is slow anyway.
 ///
 /// Records taken but not yet started are counted as held (reported with the queue depth);
 /// one record at a time is in flight. Time is read once before and once after a run: busy
@@ -141,7 +151,9 @@ pub(crate) async fn run_worker<T: Send + 'static>(
     target: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut run: Vec<T> = Vec::with_capacity(RUN);
+    let max = stage.run_length;
+    let mut run: Vec<Entry<T>> = Vec::with_capacity(max);
+    let mut kept: Chunk<T> = Vec::with_capacity(max);
     'runs: loop {
         if stage.metrics.try_retire(target.load(Relaxed)) {
             return;
@@ -152,7 +164,7 @@ pub(crate) async fn run_worker<T: Send + 'static>(
             if stage.metrics.try_retire(target.load(Relaxed)) {
                 return;
             }
-            if input.recv_many(&mut run, RUN).await == 0 {
+            if input.recv_run(&mut run, max).await == 0 {
                 break;
             }
             // Counted before the lock is released, so taken records are never unaccounted.
@@ -160,53 +172,93 @@ pub(crate) async fn run_worker<T: Send + 'static>(
         }
         let len = run.len();
         let started = tokio::time::Instant::now();
-        for record in run.drain(..) {
+        let mut kept_in_run = 0u64;
+        for entry in run.drain(..) {
             stage.metrics.start_record();
-            let finished = handle_record(&stage, &outputs, record).await;
+            let before = kept.len();
+            let waited = handle_record(&stage, &outputs, entry, &mut kept).await;
+            kept_in_run += (kept.len() > before) as u64;
             stage.metrics.finish_record();
-            if finished.is_err() {
+            let passed_on = match waited {
+                Ok(true) => pass_on(&outputs, &mut kept, max).await,
+                Ok(false) => Ok(()),
+                Err(closed) => Err(closed),
+            };
+            if passed_on.is_err() {
+                stage.metrics.kept(kept_in_run);
                 // The next queue is gone: only abort does that, so there is nothing left to do
                 // (the rest of the run stays counted as held, like records left in a queue).
                 break 'runs;
             }
+        }
+        stage.metrics.kept(kept_in_run);
+        if pass_on(&outputs, &mut kept, max).await.is_err() {
+            break;
         }
         stage.metrics.finish_run(len, started.elapsed());
     }
     stage.metrics.worker_stopped();
 }
 
-/// The next queue closed while a record was being passed on (the processor is being aborted).
-pub(crate) struct Closed;
+/// Sends the kept records on as one chunk.
+async fn pass_on<T>(outputs: &WorkerOutputs<T>, kept: &mut Chunk<T>, max: usize) -> Result<(), Closed> {
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let chunk = std::mem::replace(kept, Vec::with_capacity(max));
+    outputs.next.send(chunk).await.map_err(|_| Closed)
+}
 
+/// Runs `handler` on one record, counting whether its future ever had to wait.
+async fn call<T>(handler: &Handler<T>, record: T, waited: &mut bool) -> Outcome<T> {
+    let mut future = handler(record);
+    let mut polls = 0u32;
+    let outcome = std::future::poll_fn(|cx| {
+        polls += 1;
+        future.as_mut().poll(cx)
+    })
+    .await;
+    *waited |= polls > 1;
+    outcome
+}
+
+/// Handles one record to the end: kept (pushed to `kept`), dropped, or dead-lettered, with
+/// retries as the policy says. Returns whether anything had to wait.
 async fn handle_record<T: Send + 'static>(
     stage: &StageRuntime<T>,
     outputs: &WorkerOutputs<T>,
-    mut record: T,
-) -> Result<(), Closed> {
+    entry: Entry<T>,
+    kept: &mut Chunk<T>,
+) -> Result<bool, Closed> {
+    let Entry { seq, mut record } = entry;
     let mut attempts = 0u32;
+    let mut waited = false;
     loop {
         attempts += 1;
         let outcome = match (stage.timeout, stage.backup) {
             (Some(limit), Some(backup)) => {
                 let copy = backup(&record);
-                match tokio::time::timeout(limit, (stage.handler)(record)).await {
+                match tokio::time::timeout(limit, call(&stage.handler, record, &mut waited)).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
+                        waited = true;
                         stage.metrics.count(Event::TimedOut);
                         Outcome::Error(copy, format!("timed out after {limit:?}"))
                     }
                 }
             }
-            _ => (stage.handler)(record).await,
+            _ => call(&stage.handler, record, &mut waited).await,
         };
         match outcome {
-            Outcome::Keep(kept) => {
-                stage.metrics.count(Event::Ok);
-                return outputs.next.send(kept).await.map_err(|_| Closed);
+            Outcome::Keep(record) => {
+                // Counted by the caller, once per run.
+                kept.push(Entry { seq, record });
+                return Ok(waited);
             }
             Outcome::Drop => {
                 stage.metrics.count(Event::Dropped);
-                return Ok(());
+                leave(outputs, seq);
+                return Ok(waited);
             }
             Outcome::Error(failed, error) => {
                 stage.metrics.count(Event::Failed);
@@ -214,10 +266,12 @@ async fn handle_record<T: Send + 'static>(
                     ErrorPolicy::Retry { max_attempts, backoff } if attempts < max_attempts => {
                         stage.metrics.count(Event::Retried);
                         tokio::time::sleep(backoff.saturating_mul(1u32 << (attempts - 1).min(16))).await;
+                        waited = true;
                         record = failed;
                     }
                     ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter => {
                         stage.metrics.count(Event::DeadLettered);
+                        leave(outputs, seq);
                         let letter = DeadLetter {
                             record: failed,
                             stage: stage.name.clone(),
@@ -225,14 +279,24 @@ async fn handle_record<T: Send + 'static>(
                             attempts,
                             at: SystemTime::now(),
                         };
-                        return outputs.dead_letters.send(letter).await.map_err(|_| Closed);
+                        outputs.dead_letters.send(letter).await.map_err(|_| Closed)?;
+                        return Ok(waited);
                     }
                     ErrorPolicy::Drop => {
                         stage.metrics.count(Event::Dropped);
-                        return Ok(());
+                        leave(outputs, seq);
+                        return Ok(waited);
                     }
                 }
             }
         }
+    }
+}
+
+/// Record `seq` leaves the pipeline before the output; ordered mode must stop waiting for it.
+fn leave<T>(outputs: &WorkerOutputs<T>, seq: u64) {
+    if let Some(gaps) = &outputs.gaps {
+        // Fails only when the output is gone (abort), and then nobody waits for it.
+        let _ = gaps.send(seq);
     }
 }
