@@ -475,3 +475,38 @@ async fn a_ban_page_too_large_to_read_is_still_a_ban() {
     assert!(matches!(err, ClientError::BodyTooLarge { .. }), "{err}");
     assert_eq!(pool.proxy_stats("big").expect("present").bans, 1);
 }
+
+#[tokio::test]
+async fn attempts_sharing_tried_proxies_go_through_a_new_proxy_each_until_all_were_tried() {
+    use harvester::proxypool::client::TriedProxies;
+
+    let target = TargetServer::start().await;
+    let fleet = [FaultProxy::slow(Duration::ZERO).await, FaultProxy::slow(Duration::ZERO).await];
+    // Sticky keeps one key on one proxy: without `TriedProxies` every attempt would go there.
+    let pool = ProxyPool::builder().balancer(harvester::proxypool::balance::Sticky::new()).build().expect("valid");
+    pool.extend(fleet.iter().enumerate().map(|(i, p)| proxy(&format!("p{i}"), &p.url()))).expect("unique ids");
+    let client = client(&pool);
+    let attempt = |tried: &TriedProxies| {
+        let mut request = get(&format!("{}/", target.url()));
+        request.extensions_mut().insert(Requirements::new().sticky_key("one-session"));
+        request.extensions_mut().insert(tried.clone());
+        request
+    };
+
+    let alone: Vec<String> = {
+        let mut used = Vec::new();
+        for _ in 0..2 {
+            let response = client.send(attempt(&TriedProxies::default())).await.expect("served");
+            used.push(response.proxy().as_str().to_owned());
+        }
+        used
+    };
+    assert_eq!(alone[0], alone[1], "sticky: the same proxy for the same key");
+
+    let tried = TriedProxies::default();
+    let first = client.send(attempt(&tried)).await.expect("served");
+    let second = client.send(attempt(&tried)).await.expect("served");
+    assert_ne!(first.proxy(), second.proxy(), "the second attempt avoids the first proxy");
+    let third = client.send(attempt(&tried)).await.expect("served once every proxy was tried");
+    assert_eq!(tried.proxies(), vec![first.proxy().clone(), second.proxy().clone(), third.proxy().clone()]);
+}

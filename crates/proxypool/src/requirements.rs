@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::proxy::ProxyKind;
+use crate::proxy::{ProxyId, ProxyKind};
 
 /// Filters and context for one `acquire`. Empty requirements match every proxy.
 ///
@@ -44,6 +44,13 @@ pub struct Requirements {
     pub target_host: Option<Arc<str>>,
     /// Keeps requests with the same key on the same proxy (sticky balancer).
     pub sticky_key: Option<String>,
+    /// Never these proxies: the ones a retried request already went through. A filter like
+    /// the others (an `acquire` fails when it leaves no proxy); the
+    /// [`ProxyClient`](crate::client::ProxyClient) fills it from
+    /// [`TriedProxies`](crate::client::TriedProxies) and falls back to the whole set.
+    /// Per request, so never read from or written to configuration.
+    #[serde(skip)]
+    pub avoid: Vec<ProxyId>,
 }
 
 impl Requirements {
@@ -107,9 +114,16 @@ impl Requirements {
         self.target_host.as_deref()
     }
 
+    /// Passes over `proxy` (see [`avoid`](Self::avoid)).
+    pub fn avoid(mut self, proxy: ProxyId) -> Self {
+        self.avoid.push(proxy);
+        self
+    }
+
     /// True when no filter is set (context fields do not count).
     pub fn is_unfiltered(&self) -> bool {
-        self.region.is_none()
+        self.avoid.is_empty()
+            && self.region.is_none()
             && self.kinds.is_empty()
             && self.providers.is_empty()
             && self.tags.is_empty()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use harvester_proxypool::balance::RoundRobin;
 use harvester_proxypool::{
-    EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyKind, ProxyMeta, ProxyPool, Requirements,
+    EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyId, ProxyKind, ProxyMeta, ProxyPool, Requirements,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -97,6 +97,10 @@ fn no_match_names_the_filter_that_emptied_the_set() {
     assert_eq!(filter_of(Requirements::new().region("us").kind(ProxyKind::Residential)), "kind in [residential]");
     assert_eq!(filter_of(Requirements::new().tag("nope")), "tag=nope");
     assert_eq!(filter_of(Requirements::new().max_cost(-1.0)), "max_cost=-1");
+    let both_tried = Requirements::new().avoid(ProxyId::from("a")).avoid(ProxyId::from("b"));
+    assert_eq!(filter_of(both_tried), "avoid [a, b]");
+    let not_a = (0..10).map(|_| pool.acquire(&Requirements::new().avoid(ProxyId::from("a"))).expect("b is left"));
+    assert!(not_a.into_iter().all(|lease| lease.id().as_str() == "b"));
     let message = pool.acquire(&Requirements::new().region("asia")).expect_err("no match").to_string();
     assert_eq!(message, "no proxy matches the requirements: region=asia left none of 2 proxies");
 }

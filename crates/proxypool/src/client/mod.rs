@@ -53,6 +53,33 @@ use crate::pool::ProxyPool;
 use crate::proxy::{Proxy, ProxyId};
 use crate::requirements::Requirements;
 
+/// The proxies a request went through, shared by its attempts: put a clone in every
+/// attempt's extensions and the [`ProxyClient`] sends each attempt through a proxy not tried
+/// yet (any proxy once all were), and records the one it chose.
+///
+/// ```
+/// use harvester_proxypool::client::TriedProxies;
+///
+/// let tried = TriedProxies::default();
+/// let mut request = http::Request::get("http://127.0.0.1:8080/").body(bytes::Bytes::new()).expect("valid");
+/// request.extensions_mut().insert(tried.clone());
+/// assert!(tried.proxies().is_empty()); // filled in by the client as attempts go out
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct TriedProxies(Arc<std::sync::Mutex<Vec<ProxyId>>>);
+
+impl TriedProxies {
+    /// The proxies tried so far, in order.
+    pub fn proxies(&self) -> Vec<ProxyId> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn push(&self, proxy: ProxyId) {
+        // A poisoned lock only means a panic elsewhere mid-push; the list is still valid.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(proxy);
+    }
+}
+
 /// A response that came back through a proxy, with the proxy's id and the verdict.
 #[derive(Debug)]
 pub struct ProxiedResponse {
@@ -331,9 +358,38 @@ impl ProxyClient {
     }
 
     fn lease_for(&self, host: &str, extensions: &http::Extensions) -> Result<Lease, ClientError> {
+        let tried = extensions.get::<TriedProxies>();
+        let avoid = tried.map(TriedProxies::proxies).unwrap_or_default();
+        if !avoid.is_empty() {
+            // Another proxy if there is one; else any, as if nothing had been tried.
+            if let Ok(lease) = self.lease_avoiding(host, extensions, avoid) {
+                return Ok(Self::remember(tried, lease));
+            }
+        }
+        let lease = self.lease_avoiding(host, extensions, Vec::new())?;
+        Ok(Self::remember(tried, lease))
+    }
+
+    fn remember(tried: Option<&TriedProxies>, lease: Lease) -> Lease {
+        if let Some(tried) = tried {
+            tried.push(lease.proxy().id().clone());
+        }
+        lease
+    }
+
+    fn lease_avoiding(
+        &self,
+        host: &str,
+        extensions: &http::Extensions,
+        avoid: Vec<ProxyId>,
+    ) -> Result<Lease, ClientError> {
         let pool = &self.inner.pool;
         let no_proxy = |source| ClientError::NoProxy { host: host.to_owned(), source };
-        let with_host = |req: &Requirements| Requirements { target_host: Some(Arc::from(host)), ..req.clone() };
+        let with_host = |req: &Requirements| Requirements {
+            target_host: Some(Arc::from(host)),
+            avoid: avoid.clone(),
+            ..req.clone()
+        };
         if let Some(explicit) = extensions.get::<Requirements>() {
             return pool.acquire(&with_host(explicit)).map_err(no_proxy);
         }

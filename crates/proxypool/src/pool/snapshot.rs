@@ -69,6 +69,7 @@ impl Slot {
             2 => f.providers.is_empty() || f.providers.contains(&self.provider),
             3 => f.tags.iter().all(|t| self.tags.binary_search(t).is_ok()),
             4 => f.max_cost.is_none_or(|max| self.cost <= max),
+            5 => !f.avoid.contains(&self.id_hash),
             _ => f.min_quality.is_none_or(|min| self.health().quality(cfg) >= min),
         }
     }
@@ -83,13 +84,15 @@ pub(crate) struct Filter {
     tags: Vec<u32>,
     max_cost: Option<f64>,
     min_quality: Option<f64>,
+    /// Id hashes of proxies to pass over (a retry's earlier proxies); a few at most.
+    avoid: Vec<u64>,
     /// False when no filter is set, or when the one filter set is exactly what the
     /// index list serving the candidates holds: then no candidate needs checking.
     check: bool,
 }
 
 impl Filter {
-    const STEPS: usize = 6;
+    const STEPS: usize = 7;
 
     /// Must each candidate be checked against the filter?
     #[inline]
@@ -104,6 +107,7 @@ impl Filter {
             2 => format!("provider in [{}]", req.providers.join(", ")),
             3 => format!("tags [{}]", req.tags.join(", ")),
             4 => format!("max_cost={}", req.max_cost.unwrap_or_default()),
+            5 => format!("avoid [{}]", req.avoid.iter().map(ProxyId::as_str).collect::<Vec<_>>().join(", ")),
             _ => format!("min_quality={}", req.min_quality.unwrap_or_default()),
         }
     }
@@ -175,7 +179,10 @@ impl Snapshot {
         }
         let mut filter = Filter { max_cost: req.max_cost, min_quality: req.min_quality, ..Filter::default() };
         // How many filters are set, and whether the chosen index list holds exactly one.
-        let mut set = usize::from(req.max_cost.is_some()) + usize::from(req.min_quality.is_some());
+        filter.avoid = req.avoid.iter().map(|id| hash_str(id.as_str())).collect();
+        let mut set = usize::from(req.max_cost.is_some())
+            + usize::from(req.min_quality.is_some())
+            + usize::from(!filter.avoid.is_empty());
         let mut pick: Option<&[u32]> = None;
         let mut exact = false;
         if let Some(region) = &req.region {
