@@ -201,7 +201,7 @@ impl<T: Send + 'static> BatchSinkBuilder<T> {
         self.config.validate()?;
         let (tx, rx) = mpsc::channel(self.config.channel_capacity);
         let name = self.inner.name().to_owned();
-        let stats = Arc::new(WriteStats::new(&name));
+        let stats = Arc::new(WriteStats::new(&name, "batch_sink"));
         let worker = Worker {
             inner: self.inner,
             dead_letter: self.dead_letter,
@@ -270,7 +270,7 @@ impl<T: Send + 'static> BatchSink<T> {
     }
 
     /// What the batch sink's writes did so far (also exported through the `metrics` facade
-    /// as `pipeline_sink_*{sink="<name>"}`).
+    /// as `pipeline_sink_*{sink="<name>", via="batch_sink"}`).
     pub fn stats(&self) -> SinkStats {
         self.stats.snapshot()
     }

@@ -44,10 +44,12 @@ struct Facade {
 }
 
 impl WriteStats {
-    pub(crate) fn new(sink: &str) -> Self {
+    /// Counters for sink `sink` written to by `via` (`processor` or `batch_sink`: a processor
+    /// writing into a `BatchSink` of the same name must not count each record twice).
+    pub(crate) fn new(sink: &str, via: &'static str) -> Self {
         let label = sink.to_owned();
-        let c = |name: &'static str| counter!(name, "sink" => label.clone());
-        let h = |name: &'static str| histogram!(name, "sink" => label.clone());
+        let c = |name: &'static str| counter!(name, "sink" => label.clone(), "via" => via);
+        let h = |name: &'static str| histogram!(name, "sink" => label.clone(), "via" => via);
         WriteStats {
             written: AtomicU64::new(0),
             batches: AtomicU64::new(0),

@@ -41,6 +41,18 @@ pub enum ConfigError {
     /// `ordered_window` is zero.
     #[error("ordered_window: must be at least 1")]
     ZeroOrderedWindow,
+    /// `ordered_window` is larger than a semaphore can count.
+    #[error("ordered_window: must be at most {max}")]
+    OrderedWindowTooLarge {
+        /// The largest window.
+        max: usize,
+    },
+    /// `queue_size` is larger than a semaphore can count.
+    #[error("queue_size: must be at most {max}")]
+    QueueSizeTooLarge {
+        /// The largest queue.
+        max: usize,
+    },
     /// No sink was given.
     #[error("sink: a sink is required")]
     NoSink,
@@ -158,12 +170,19 @@ impl<T: Send + Sync + 'static> StreamProcessorBuilder<T> {
         if self.batch_size == 0 {
             return Err(ConfigError::ZeroBatchSize);
         }
+        let max_window = tokio::sync::Semaphore::MAX_PERMITS;
         let ordered = match self.ordered {
             None => None,
-            Some(None) => Some(self.queue_size.saturating_mul(self.stages.len() + 1)),
+            Some(None) => Some(self.queue_size.saturating_mul(self.stages.len() + 1).min(max_window)),
             Some(Some(0)) => return Err(ConfigError::ZeroOrderedWindow),
+            Some(Some(window)) if window > max_window => {
+                return Err(ConfigError::OrderedWindowTooLarge { max: max_window });
+            }
             Some(Some(window)) => Some(window),
         };
+        if self.queue_size > max_window {
+            return Err(ConfigError::QueueSizeTooLarge { max: max_window });
+        }
         if self.sink_retry.max_attempts == 0 {
             return Err(ConfigError::ZeroSinkAttempts);
         }

@@ -311,7 +311,7 @@ impl TotalCounters {
             received: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             dead_letters_lost: AtomicU64::new(0),
-            sink: WriteStats::new(sink),
+            sink: WriteStats::new(sink, "processor"),
         }
     }
 }

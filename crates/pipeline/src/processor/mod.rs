@@ -40,15 +40,17 @@
 //! # How records move
 //!
 //! - **Backpressure.** Every queue holds at most `queue_size` records; [`Sender::send`] waits
-//!   for room in the first. At any moment the processor holds at most
-//!   `(stages + 1) × queue_size + Σ workers × run + max(batch_size, run)` records, where
-//!   `run = min(queue_size, 64)`: a queue per stage and one before the sink, a run per worker,
-//!   and what the sink task is writing.
+//!   for room in the first. Without ordered mode the processor holds at most
+//!   `(stages + 1) × queue_size + Σ workers × run + max(batch_size, run)` records in its
+//!   stages, where `run = min(queue_size, 64)`: a queue per stage and one before the sink, a
+//!   run per worker, and what the sink task is writing (plus, for failures, the dead-letter
+//!   queue of `queue_size` and its batch). In ordered mode records that finished early wait
+//!   for earlier ones outside the queues: the ordered window bounds them instead.
 //! - **Micro-batching.** A worker takes a run of up to 64 records from its queue with one
 //!   queue operation and passes the records it kept on as one chunk, so a busy pipeline pays
 //!   per run, not per record, for its queues. Nothing waits for a run to fill (an idle
-//!   pipeline moves runs of one), and a record whose handler had to wait (I/O, a timer) is
-//!   passed on at once. Handlers still see one record at a time, with the same outcomes,
+//!   pipeline moves runs of one), and whenever a handler has to wait (I/O, a timer, a
+//!   retry's backoff) the records kept before it are passed on first. Handlers still see one record at a time, with the same outcomes,
 //!   timeouts and retries. [`Sender::send_all`] (and `feed`, which sends what its stream has
 //!   ready) put records in as chunks too.
 //! - **Ordered mode** ([`StreamProcessorBuilder::ordered`]). Records reach the sink in the
@@ -167,7 +169,8 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
 
     fn start(config: StreamProcessorBuilder<T>, sink: Arc<dyn Sink<T>>, ordered: Option<usize>) -> Self {
         let started = Instant::now();
-        let run_length = run_length(config.queue_size);
+        // A chunk must fit the ordered window too, or its sender could never be admitted.
+        let run_length = run_length(config.queue_size).min(ordered.unwrap_or(usize::MAX));
         let totals = Arc::new(TotalCounters::new(sink.name()));
         let (dl_tx, dl_rx) = mpsc::channel(config.queue_size);
         let dead_letter_task = tokio::spawn(output::run_dead_letters(
@@ -178,9 +181,11 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
             totals.clone(),
         ));
         let (out_tx, out_rx, _) = queue::queue(config.queue_size);
+        let mut input_window = None;
         let (sequencer, gaps_tx, order) = match ordered {
             Some(window) => {
                 let (sequencer, window) = Sequencer::new(window);
+                input_window = Some(window.clone());
                 let (gaps_tx, gaps_rx) = mpsc::unbounded_channel();
                 (Some(sequencer), Some(gaps_tx), Some((Reorder::new(window), gaps_rx)))
             }
@@ -226,7 +231,7 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
         StreamProcessor {
             gauges,
             stages,
-            input: Arc::new(InputQueue::new(next)),
+            input: Arc::new(InputQueue::new(next, input_window)),
             sequencer,
             run_length,
             totals,

@@ -82,11 +82,13 @@ impl<T> QueueSender<T> {
 pub(crate) struct InputQueue<T> {
     permits: Arc<Semaphore>,
     tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Chunk<T>>>>,
+    /// Ordered mode's window, closed with the input so that no sender waits on it forever.
+    window: Option<Arc<Semaphore>>,
 }
 
 impl<T> InputQueue<T> {
-    pub(crate) fn new(queue: QueueSender<T>) -> Self {
-        InputQueue { permits: queue.permits, tx: std::sync::Mutex::new(Some(queue.tx)) }
+    pub(crate) fn new(queue: QueueSender<T>, window: Option<Arc<Semaphore>>) -> Self {
+        InputQueue { permits: queue.permits, tx: std::sync::Mutex::new(Some(queue.tx)), window }
     }
 
     /// Waits until there is room for `count` records; fails once the input is closed.
@@ -120,6 +122,9 @@ impl<T> InputQueue<T> {
     pub(crate) fn close(&self) {
         super::lock(&self.tx).take();
         self.permits.close();
+        if let Some(window) = &self.window {
+            window.close();
+        }
     }
 }
 

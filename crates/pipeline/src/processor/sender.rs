@@ -95,12 +95,13 @@ impl<T> Sender<T> {
             _ => 0,
         };
         let chunk = number(std::mem::take(records), first);
+        // Counted before the records can reach a stage, so no snapshot sees more leave than
+        // arrived; taken back if the send fails.
+        self.totals.received.fetch_add(count as u64, Relaxed);
         match self.input.send(reserved, chunk) {
-            Ok(()) => {
-                self.totals.received.fetch_add(count as u64, Relaxed);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(chunk) => {
+                self.totals.received.fetch_sub(count as u64, Relaxed);
                 records.extend(chunk.into_iter().map(|entry| entry.record));
                 Err(())
             }
@@ -126,12 +127,13 @@ impl<T> Sender<T> {
             (Some(sequencer), Some(admitted)) => sequencer.number(admitted, 1),
             _ => 0,
         };
+        self.totals.received.fetch_add(1, Relaxed);
         match self.input.send(reserved, vec![Entry { seq, record }]) {
-            Ok(()) => {
-                self.totals.received.fetch_add(1, Relaxed);
-                Ok(())
+            Ok(()) => Ok(()),
+            Err(chunk) => {
+                self.totals.received.fetch_sub(1, Relaxed);
+                Err(SendError::Closed(take_one(chunk.into_iter().map(|entry| entry.record).collect())))
             }
-            Err(chunk) => Err(SendError::Closed(take_one(chunk.into_iter().map(|entry| entry.record).collect()))),
         }
     }
 

@@ -69,6 +69,10 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
     }
 
     async fn cancel(&self) {
+        // First, so that a concurrent `set_workers` cannot start a worker behind the abort.
+        for slot in &self.stages {
+            lock(&slot.outputs).take();
+        }
         for handle in self.abort_handles() {
             handle.abort();
         }
@@ -87,6 +91,10 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
 
 impl<T: Send + Sync + 'static> Drop for StreamProcessor<T> {
     fn drop(&mut self) {
+        self.input.close();
+        for slot in &self.stages {
+            lock(&slot.outputs).take();
+        }
         for handle in self.abort_handles() {
             handle.abort();
         }

@@ -138,9 +138,9 @@ pub(crate) struct Closed;
 /// stage has more workers than its target (then this worker retires between runs, after
 /// handling every record of its run, so none is lost).
 ///
-/// Kept records are passed on as one chunk per run (micro-batching), except that a record
-/// whose handler had to wait (real I/O, a timer) is passed on at once with what precedes it:
-/// batching must not add latency to a stage that is slow anyway.
+/// Kept records are passed on as one chunk per run (micro-batching), except that whenever a
+/// handler (or a retry's backoff) has to wait, what was kept before it is passed on first:
+/// batching never holds a finished record behind a slow one.
 ///
 /// Records taken but not yet started are counted as held (reported with the queue depth);
 /// one record at a time is in flight. Time is read once before and once after a run: busy
@@ -153,7 +153,7 @@ pub(crate) async fn run_worker<T: Send + 'static>(
     use std::sync::atomic::Ordering::Relaxed;
     let max = stage.run_length;
     let mut run: Vec<Entry<T>> = Vec::with_capacity(max);
-    let mut kept: Chunk<T> = Vec::with_capacity(max);
+    let mut kept = Kept { records: Vec::with_capacity(max), max };
     'runs: loop {
         if stage.metrics.try_retire(target.load(Relaxed)) {
             return;
@@ -172,27 +172,17 @@ pub(crate) async fn run_worker<T: Send + 'static>(
         }
         let len = run.len();
         let started = tokio::time::Instant::now();
-        let mut kept_in_run = 0u64;
         for entry in run.drain(..) {
             stage.metrics.start_record();
-            let before = kept.len();
-            let waited = handle_record(&stage, &outputs, entry, &mut kept).await;
-            kept_in_run += (kept.len() > before) as u64;
+            let handled = handle_record(&stage, &outputs, entry, &mut kept).await;
             stage.metrics.finish_record();
-            let passed_on = match waited {
-                Ok(true) => pass_on(&outputs, &mut kept, max).await,
-                Ok(false) => Ok(()),
-                Err(closed) => Err(closed),
-            };
-            if passed_on.is_err() {
-                stage.metrics.kept(kept_in_run);
+            if handled.is_err() {
                 // The next queue is gone: only abort does that, so there is nothing left to do
                 // (the rest of the run stays counted as held, like records left in a queue).
                 break 'runs;
             }
         }
-        stage.metrics.kept(kept_in_run);
-        if pass_on(&outputs, &mut kept, max).await.is_err() {
+        if kept.pass_on(&stage, &outputs).await.is_err() {
             break;
         }
         stage.metrics.finish_run(len, started.elapsed());
@@ -200,73 +190,100 @@ pub(crate) async fn run_worker<T: Send + 'static>(
     stage.metrics.worker_stopped();
 }
 
-/// Sends the kept records on as one chunk.
-async fn pass_on<T>(outputs: &WorkerOutputs<T>, kept: &mut Chunk<T>, max: usize) -> Result<(), Closed> {
-    if kept.is_empty() {
-        return Ok(());
-    }
-    let chunk = std::mem::replace(kept, Vec::with_capacity(max));
-    outputs.next.send(chunk).await.map_err(|_| Closed)
+/// The records a worker kept and has not passed on yet.
+struct Kept<T> {
+    records: Chunk<T>,
+    max: usize,
 }
 
-/// Runs `handler` on one record, counting whether its future ever had to wait.
-async fn call<T>(handler: &Handler<T>, record: T, waited: &mut bool) -> Outcome<T> {
-    let mut future = handler(record);
-    let mut polls = 0u32;
-    let outcome = std::future::poll_fn(|cx| {
-        polls += 1;
-        future.as_mut().poll(cx)
-    })
-    .await;
-    *waited |= polls > 1;
-    outcome
+impl<T> Kept<T> {
+    /// Sends the kept records on as one chunk, counting them as ok.
+    async fn pass_on(&mut self, stage: &StageRuntime<T>, outputs: &WorkerOutputs<T>) -> Result<(), Closed> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.records, Vec::with_capacity(self.max));
+        stage.metrics.kept(chunk.len() as u64);
+        outputs.next.send(chunk).await.map_err(|_| Closed)
+    }
+}
+
+/// Awaits `future`, first passing on the kept records if it cannot finish at once.
+async fn await_passing_on<T, F: Future>(
+    future: F,
+    kept: &mut Kept<T>,
+    stage: &StageRuntime<T>,
+    outputs: &WorkerOutputs<T>,
+) -> Result<F::Output, Closed> {
+    let mut future = std::pin::pin!(future);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => {
+            kept.pass_on(stage, outputs).await?;
+            Ok(future.await)
+        }
+    }
 }
 
 /// Handles one record to the end: kept (pushed to `kept`), dropped, or dead-lettered, with
-/// retries as the policy says. Returns whether anything had to wait.
+/// retries as the policy says. A handler that panics loses its record: it is counted as
+/// dropped and logged, and the worker goes on.
 async fn handle_record<T: Send + 'static>(
     stage: &StageRuntime<T>,
     outputs: &WorkerOutputs<T>,
     entry: Entry<T>,
-    kept: &mut Chunk<T>,
-) -> Result<bool, Closed> {
+    kept: &mut Kept<T>,
+) -> Result<(), Closed> {
+    use futures::FutureExt;
     let Entry { seq, mut record } = entry;
     let mut attempts = 0u32;
-    let mut waited = false;
     loop {
         attempts += 1;
-        let outcome = match (stage.timeout, stage.backup) {
-            (Some(limit), Some(backup)) => {
-                let copy = backup(&record);
-                match tokio::time::timeout(limit, call(&stage.handler, record, &mut waited)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        waited = true;
-                        stage.metrics.count(Event::TimedOut);
-                        Outcome::Error(copy, format!("timed out after {limit:?}"))
+        let copy = stage.backup.map(|backup| backup(&record));
+        // A panic must not take the worker (and, in ordered mode, the whole output) down.
+        let attempt = std::panic::AssertUnwindSafe((stage.handler)(record)).catch_unwind();
+        let outcome = match stage.timeout {
+            Some(limit) => match await_passing_on(tokio::time::timeout(limit, attempt), kept, stage, outputs).await? {
+                Ok(result) => result.map_err(|_| "panicked"),
+                Err(_) => {
+                    stage.metrics.count(Event::TimedOut);
+                    match copy {
+                        Some(copy) => Ok(Outcome::Error(copy, format!("timed out after {limit:?}"))),
+                        // `Stage::timeout` always sets the copy; without one the record is gone.
+                        None => Err("timed out, and no copy of the record was kept"),
                     }
                 }
+            },
+            None => await_passing_on(attempt, kept, stage, outputs).await?.map_err(|_| "panicked"),
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(what) => {
+                tracing::error!(stage = %stage.name, attempts, "stage handler {what}; the record is lost (counted as dropped)");
+                stage.metrics.count(Event::Failed);
+                stage.metrics.count(Event::Dropped);
+                leave(outputs, seq);
+                return Ok(());
             }
-            _ => call(&stage.handler, record, &mut waited).await,
         };
         match outcome {
             Outcome::Keep(record) => {
-                // Counted by the caller, once per run.
-                kept.push(Entry { seq, record });
-                return Ok(waited);
+                kept.records.push(Entry { seq, record });
+                return Ok(());
             }
             Outcome::Drop => {
                 stage.metrics.count(Event::Dropped);
                 leave(outputs, seq);
-                return Ok(waited);
+                return Ok(());
             }
             Outcome::Error(failed, error) => {
                 stage.metrics.count(Event::Failed);
                 match stage.policy {
                     ErrorPolicy::Retry { max_attempts, backoff } if attempts < max_attempts => {
                         stage.metrics.count(Event::Retried);
-                        tokio::time::sleep(backoff.saturating_mul(1u32 << (attempts - 1).min(16))).await;
-                        waited = true;
+                        let wait = backoff.saturating_mul(1u32 << (attempts - 1).min(16));
+                        await_passing_on(tokio::time::sleep(wait), kept, stage, outputs).await?;
                         record = failed;
                     }
                     ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter => {
@@ -280,12 +297,12 @@ async fn handle_record<T: Send + 'static>(
                             at: SystemTime::now(),
                         };
                         outputs.dead_letters.send(letter).await.map_err(|_| Closed)?;
-                        return Ok(waited);
+                        return Ok(());
                     }
                     ErrorPolicy::Drop => {
                         stage.metrics.count(Event::Dropped);
                         leave(outputs, seq);
-                        return Ok(waited);
+                        return Ok(());
                     }
                 }
             }
