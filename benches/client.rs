@@ -26,7 +26,7 @@ const CONCURRENCY: usize = 16;
 
 fn bench_client(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let target = rt.block_on(TargetServer::start());
+    let target = rt.block_on(TargetServer::start()).expect("target starts");
     let tinyproxy = Tinyproxy::start();
     let url = format!("{}/", target.url());
 

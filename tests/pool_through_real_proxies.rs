@@ -35,10 +35,10 @@ async fn get_through(proxy: &Proxy, target: &TargetServer) -> Result<RawResponse
 
 #[tokio::test]
 async fn pool_routes_through_live_proxies_and_ejects_the_dead_one() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let http = Tinyproxy::start_with_auth("scraper", "hunter2");
     let socks = Dante::start();
-    let dead_port = free_port();
+    let dead_port = free_port().expect("a free port on 127.0.0.1");
     let meta = |id: &str| ProxyMeta { id: Some(id.into()), ..ProxyMeta::default() };
     let pool = ProxyPool::builder().balancer(RoundRobin::new()).build().expect("default config");
     pool.extend([

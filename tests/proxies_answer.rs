@@ -17,7 +17,7 @@ const DANTE_PASSWORD: &str = "s0cks-Pass";
 
 #[tokio::test]
 async fn tinyproxy_forwards_a_get_to_the_target() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let proxy = Tinyproxy::start();
 
     let mut stream = connect(proxy.addr()).await;
@@ -31,7 +31,7 @@ async fn tinyproxy_forwards_a_get_to_the_target() {
 
 #[tokio::test]
 async fn tinyproxy_tunnels_connect_to_a_target_on_any_port() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let proxy = Tinyproxy::start();
 
     let mut stream = connect(proxy.addr()).await;
@@ -48,7 +48,7 @@ async fn tinyproxy_tunnels_connect_to_a_target_on_any_port() {
 
 #[tokio::test]
 async fn tinyproxy_with_basic_auth_answers_407_without_credentials_and_200_with_them() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let proxy = Tinyproxy::start_with_auth("scraper", "hunter2");
     let url = format!("{}/", target.url());
     let host = target.addr().to_string();
@@ -68,7 +68,7 @@ async fn tinyproxy_with_basic_auth_answers_407_without_credentials_and_200_with_
 
 #[tokio::test]
 async fn dante_relays_a_socks5_connect_without_auth() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let proxy = Dante::start();
 
     let mut stream = connect(proxy.addr()).await;
@@ -84,7 +84,7 @@ async fn dante_relays_a_socks5_connect_without_auth() {
 
 #[tokio::test]
 async fn dante_accepts_the_right_password_and_refuses_a_wrong_one() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let Some(proxy) = Dante::start_with_auth(DANTE_USER, DANTE_PASSWORD) else {
         return;
     };

@@ -44,8 +44,8 @@ fn get(url: &str) -> http::Request<Bytes> {
 
 #[tokio::test]
 async fn http_and_https_through_tinyproxy_with_auth() {
-    let target = TargetServer::start().await;
-    let tls = TlsTargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
+    let tls = TlsTargetServer::start().await.expect("TLS target starts");
     let tinyproxy = Tinyproxy::start_with_auth("scraper", "hunter2");
     let pool = pool_of([proxy("tinyproxy", &tinyproxy.url())]);
     let client = ProxyClient::builder(pool.clone())
@@ -73,7 +73,7 @@ async fn http_and_https_through_tinyproxy_with_auth() {
 
 #[tokio::test]
 async fn socks5_and_socks5h_through_danted_with_and_without_auth() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let open = Dante::start();
     let port = open.addr().port();
     let mut proxies = vec![
@@ -114,9 +114,9 @@ fn client_for(pool: &ProxyPool) -> ProxyClient {
 
 #[tokio::test]
 async fn dead_and_hanging_proxies_fail_typed_and_get_ejected() {
-    let target = TargetServer::start().await;
-    let closed = FaultProxy::closed().await;
-    let hanging = FaultProxy::hanging().await;
+    let target = TargetServer::start().await.expect("target starts");
+    let closed = FaultProxy::closed().await.expect("fault proxy starts");
+    let hanging = FaultProxy::hanging().await.expect("fault proxy starts");
     let config = PoolConfig {
         ejection: EjectionConfig { max_ejected_fraction: 1.0, panic_threshold: 0.0, ..EjectionConfig::default() },
         ..PoolConfig::default()
@@ -145,11 +145,11 @@ async fn dead_and_hanging_proxies_fail_typed_and_get_ejected() {
 
 #[tokio::test]
 async fn bans_bar_a_proxy_from_the_banning_host_only() {
-    let target = TargetServer::start().await;
-    let other_target = TargetServer::start().await;
-    let banning = FaultProxy::banning_403().await;
-    let limiting = FaultProxy::rate_limiting_429(120).await;
-    let captcha = FaultProxy::captcha().await;
+    let target = TargetServer::start().await.expect("target starts");
+    let other_target = TargetServer::start().await.expect("target starts");
+    let banning = FaultProxy::banning_403().await.expect("fault proxy starts");
+    let limiting = FaultProxy::rate_limiting_429(120).await.expect("fault proxy starts");
+    let captcha = FaultProxy::captcha().await.expect("fault proxy starts");
     for (id, fault, retry_after) in
         [("403", &banning, None), ("429", &limiting, Some(Duration::from_secs(120))), ("captcha", &captcha, None)]
     {
@@ -172,8 +172,8 @@ async fn bans_bar_a_proxy_from_the_banning_host_only() {
 
 #[tokio::test]
 async fn a_flapping_proxy_is_ejected_while_down_and_back_after_a_probe() {
-    let target = TargetServer::start().await;
-    let flapping = FaultProxy::flapping().await;
+    let target = TargetServer::start().await.expect("target starts");
+    let flapping = FaultProxy::flapping().await.expect("fault proxy starts");
     let config = PoolConfig {
         ejection: EjectionConfig { max_ejected_fraction: 1.0, panic_threshold: 0.0, ..EjectionConfig::default() },
         ..PoolConfig::default()
@@ -198,9 +198,9 @@ async fn a_flapping_proxy_is_ejected_while_down_and_back_after_a_probe() {
 
 #[tokio::test]
 async fn a_slow_proxy_loses_traffic_to_a_fast_one() {
-    let target = TargetServer::start().await;
-    let slow = FaultProxy::slow(Duration::from_millis(150)).await;
-    let fast = FaultProxy::slow(Duration::ZERO).await;
+    let target = TargetServer::start().await.expect("target starts");
+    let slow = FaultProxy::slow(Duration::from_millis(150)).await.expect("fault proxy starts");
+    let fast = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
     let pool = pool_of([proxy("slow", &slow.url()), proxy("fast", &fast.url())]);
     let client = client(&pool);
     let mut served: BTreeMap<String, usize> = BTreeMap::new();
@@ -213,8 +213,8 @@ async fn a_slow_proxy_loses_traffic_to_a_fast_one() {
 
 #[tokio::test]
 async fn bodies_are_capped_without_blaming_the_proxy() {
-    let target = TargetServer::start().await;
-    let forwarding = FaultProxy::slow(Duration::ZERO).await;
+    let target = TargetServer::start().await.expect("target starts");
+    let forwarding = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
     let pool = pool_of([proxy("p", &forwarding.url())]);
     let client = ProxyClient::builder(pool.clone()).max_body_bytes(1000).build().expect("valid");
     let ok = client.send(get(&format!("{}/bytes?n=1000", target.url()))).await.expect("exactly the cap");
@@ -226,9 +226,9 @@ async fn bodies_are_capped_without_blaming_the_proxy() {
 
 #[tokio::test]
 async fn host_rules_choose_the_proxies_and_high_priority_may_fall_back() {
-    let target = TargetServer::start().await;
-    let eu = FaultProxy::slow(Duration::ZERO).await;
-    let us = FaultProxy::slow(Duration::ZERO).await;
+    let target = TargetServer::start().await.expect("target starts");
+    let eu = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
+    let us = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
     let with_region = |id: &str, url: &str, region: &str| {
         Proxy::with_meta(url, ProxyMeta { id: Some(id.into()), region: Some(region.into()), ..ProxyMeta::default() })
             .expect("valid")
@@ -254,8 +254,8 @@ async fn host_rules_choose_the_proxies_and_high_priority_may_fall_back() {
 #[tokio::test]
 async fn the_client_is_a_tower_service() {
     use tower::Service;
-    let target = TargetServer::start().await;
-    let forwarding = FaultProxy::slow(Duration::ZERO).await;
+    let target = TargetServer::start().await.expect("target starts");
+    let forwarding = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
     let mut service = client(&pool_of([proxy("p", &forwarding.url())]));
     futures::future::poll_fn(|cx| Service::<http::Request<Bytes>>::poll_ready(&mut service, cx))
         .await
@@ -268,13 +268,13 @@ async fn the_client_is_a_tower_service() {
 /// a good proxy, or with a typed reason; none is lost, none outlives its timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let tinyproxy = Tinyproxy::start();
     let dante = Dante::start();
-    let closed = FaultProxy::closed().await;
-    let hanging = FaultProxy::hanging().await;
-    let banning = FaultProxy::banning_403().await;
-    let flapping = FaultProxy::flapping().await;
+    let closed = FaultProxy::closed().await.expect("fault proxy starts");
+    let hanging = FaultProxy::hanging().await.expect("fault proxy starts");
+    let banning = FaultProxy::banning_403().await.expect("fault proxy starts");
+    let flapping = FaultProxy::flapping().await.expect("fault proxy starts");
     flapping.set_up(false);
     let pool = pool_of([
         proxy("tinyproxy", &tinyproxy.url()),
@@ -371,11 +371,11 @@ async fn a_request_on_a_stale_kept_alive_connection_is_sent_again_not_blamed_on_
 
 #[tokio::test]
 async fn the_client_of_a_removed_proxy_is_dropped_and_the_cache_is_bounded() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let (a, b, c) = (
-        FaultProxy::slow(Duration::ZERO).await,
-        FaultProxy::slow(Duration::ZERO).await,
-        FaultProxy::slow(Duration::ZERO).await,
+        FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts"),
+        FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts"),
+        FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts"),
     );
     let pool = ProxyPool::builder().balancer(harvester::proxypool::balance::RoundRobin::new()).build().expect("valid");
     pool.extend([proxy("a", &a.url()), proxy("b", &b.url())]).expect("unique");
@@ -398,8 +398,8 @@ async fn the_client_of_a_removed_proxy_is_dropped_and_the_cache_is_bounded() {
 
 #[tokio::test]
 async fn a_dead_target_bars_the_proxy_from_that_host_without_ejecting_it() {
-    let target = TargetServer::start().await;
-    let dead_port = support::free_port();
+    let target = TargetServer::start().await.expect("target starts");
+    let dead_port = support::free_port().expect("a free port on 127.0.0.1");
     let tinyproxy = Tinyproxy::start();
     let dante = Dante::start();
     for (id, url) in [("tinyproxy", tinyproxy.url()), ("danted", dante.url())] {
@@ -420,8 +420,10 @@ async fn a_dead_target_bars_the_proxy_from_that_host_without_ejecting_it() {
 
 #[tokio::test]
 async fn a_proxy_refusing_our_credentials_is_the_proxys_failure_and_they_stay_secret() {
-    let target = TargetServer::start().await;
-    let refusing = FaultProxy::answering(407, &[("Proxy-Authenticate", "Basic realm=\"proxy\"")], "").await;
+    let target = TargetServer::start().await.expect("target starts");
+    let refusing = FaultProxy::answering(407, &[("Proxy-Authenticate", "Basic realm=\"proxy\"")], "")
+        .await
+        .expect("fault proxy starts");
     let port = refusing.addr().port();
     let pool = pool_of([proxy("refusing", &format!("http://scraper:Wr0ng-Secret@127.0.0.1:{port}"))]);
     let client = client(&pool);
@@ -443,7 +445,7 @@ async fn a_proxy_refusing_our_credentials_is_the_proxys_failure_and_they_stay_se
 
 #[tokio::test]
 async fn unsendable_requests_are_refused_before_any_proxy_is_blamed() {
-    let forwarding = FaultProxy::slow(Duration::ZERO).await;
+    let forwarding = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
     let pool = pool_of([proxy("p", &forwarding.url())]);
     let client = client(&pool);
     for url in ["ftp://127.0.0.1/file", "/relative/path"] {
@@ -455,7 +457,7 @@ async fn unsendable_requests_are_refused_before_any_proxy_is_blamed() {
 
 #[tokio::test]
 async fn a_request_given_up_by_the_caller_counts_as_a_timeout() {
-    let hanging = FaultProxy::hanging().await;
+    let hanging = FaultProxy::hanging().await.expect("fault proxy starts");
     let pool = pool_of([proxy("hanging", &hanging.url())]);
     let client = ProxyClient::builder(pool.clone()).request_timeout(Duration::from_secs(30)).build().expect("valid");
     // A layer above with a shorter deadline drops the request future.
@@ -467,8 +469,8 @@ async fn a_request_given_up_by_the_caller_counts_as_a_timeout() {
 
 #[tokio::test]
 async fn a_ban_page_too_large_to_read_is_still_a_ban() {
-    let target = TargetServer::start().await;
-    let big_ban = FaultProxy::answering(403, &[], &"x".repeat(5000)).await;
+    let target = TargetServer::start().await.expect("target starts");
+    let big_ban = FaultProxy::answering(403, &[], &"x".repeat(5000)).await.expect("fault proxy starts");
     let pool = pool_of([proxy("big", &big_ban.url())]);
     let client = ProxyClient::builder(pool.clone()).max_body_bytes(1000).build().expect("valid");
     let err = client.send(get(&format!("{}/", target.url()))).await.expect_err("over the cap");
@@ -480,8 +482,11 @@ async fn a_ban_page_too_large_to_read_is_still_a_ban() {
 async fn attempts_sharing_tried_proxies_go_through_a_new_proxy_each_until_all_were_tried() {
     use harvester::proxypool::client::TriedProxies;
 
-    let target = TargetServer::start().await;
-    let fleet = [FaultProxy::slow(Duration::ZERO).await, FaultProxy::slow(Duration::ZERO).await];
+    let target = TargetServer::start().await.expect("target starts");
+    let fleet = [
+        FaultProxy::slow(Duration::ZERO).await.expect("proxy starts"),
+        FaultProxy::slow(Duration::ZERO).await.expect("proxy starts"),
+    ];
     // Sticky keeps one key on one proxy: without `TriedProxies` every attempt would go there.
     let pool = ProxyPool::builder().balancer(harvester::proxypool::balance::Sticky::new()).build().expect("valid");
     pool.extend(fleet.iter().enumerate().map(|(i, p)| proxy(&format!("p{i}"), &p.url()))).expect("unique ids");

@@ -23,7 +23,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 #[tokio::test]
 async fn target_answers_every_page_with_content_length() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
 
     for (path, status, body) in [
         ("/", 200, "hello"),
@@ -41,7 +41,7 @@ async fn target_answers_every_page_with_content_length() {
 
 #[tokio::test]
 async fn target_accepts_absolute_form_targets() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
 
     let mut stream = connect(target.addr()).await;
     let url = format!("{}/status/418", target.url());
@@ -53,7 +53,7 @@ async fn target_accepts_absolute_form_targets() {
 
 #[tokio::test(start_paused = true)]
 async fn target_slow_page_answers_after_the_delay() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let started = Instant::now();
 
     let response = get_direct(&target, "/slow?ms=45000", &[]).await;
@@ -65,7 +65,7 @@ async fn target_slow_page_answers_after_the_delay() {
 
 #[tokio::test]
 async fn target_retry_after_page_sends_the_header_with_429_or_the_given_status() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
 
     let limited = get_direct(&target, "/retry-after?secs=7", &[]).await;
     assert_eq!(limited.status, 429, "{limited:?}");
@@ -82,7 +82,7 @@ async fn target_retry_after_page_sends_the_header_with_429_or_the_given_status()
 
 #[tokio::test]
 async fn target_captcha_page_carries_the_marker() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
 
     let response = get_direct(&target, "/captcha", &[]).await;
 
@@ -94,7 +94,7 @@ async fn target_captcha_page_carries_the_marker() {
 
 #[tokio::test]
 async fn target_bytes_page_sends_exactly_n_bytes() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
 
     let response = get_direct(&target, "/bytes?n=100000", &[]).await;
 
@@ -106,7 +106,7 @@ async fn target_bytes_page_sends_exactly_n_bytes() {
 
 #[tokio::test]
 async fn target_echo_headers_page_lists_the_request_headers_lower_cased() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
 
     let response = get_direct(&target, "/echo-headers", &[("X-Probe", "one two")]).await;
 
@@ -118,7 +118,7 @@ async fn target_echo_headers_page_lists_the_request_headers_lower_cased() {
 
 #[tokio::test]
 async fn target_answers_400_to_a_malformed_request() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
 
     let mut stream = connect(target.addr()).await;
     stream.write_all(b"this is not http\r\n\r\n").await.expect("write garbage");
@@ -132,7 +132,7 @@ async fn target_answers_400_to_a_malformed_request() {
 
 #[tokio::test]
 async fn tls_target_serves_the_pages_to_a_client_that_trusts_its_certificate() {
-    let target = TlsTargetServer::start().await;
+    let target = TlsTargetServer::start().await.expect("TLS target starts");
     assert!(target.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
     assert_eq!(target.url(), format!("https://{}", target.addr()));
 
@@ -148,7 +148,7 @@ async fn tls_target_serves_the_pages_to_a_client_that_trusts_its_certificate() {
 
 #[tokio::test]
 async fn tls_target_is_refused_by_a_client_that_does_not_trust_it() {
-    let target = TlsTargetServer::start().await;
+    let target = TlsTargetServer::start().await.expect("TLS target starts");
 
     let handshake = tls_connect(&target, "127.0.0.1", trusting(&[])).await;
 
@@ -160,7 +160,7 @@ async fn tls_target_is_refused_by_a_client_that_does_not_trust_it() {
 
 #[tokio::test]
 async fn closed_proxy_refuses_connections() {
-    let proxy = FaultProxy::closed().await;
+    let proxy = FaultProxy::closed().await.expect("fault proxy starts");
 
     let refused = TcpStream::connect(proxy.addr()).await;
 
@@ -171,8 +171,8 @@ async fn closed_proxy_refuses_connections() {
 
 #[tokio::test(start_paused = true)]
 async fn hanging_proxy_accepts_but_never_answers() {
-    let target = TargetServer::start().await;
-    let proxy = FaultProxy::hanging().await;
+    let target = TargetServer::start().await.expect("target starts");
+    let proxy = FaultProxy::hanging().await.expect("fault proxy starts");
 
     let mut stream = send_get(proxy.addr(), &format!("{}/", target.url()), &[]).await;
     let mut answer = Vec::new();
@@ -185,8 +185,8 @@ async fn hanging_proxy_accepts_but_never_answers() {
 
 #[tokio::test]
 async fn forwarding_proxy_relays_the_target_body_and_strips_proxy_credentials() {
-    let target = TargetServer::start().await;
-    let proxy = FaultProxy::slow(Duration::ZERO).await;
+    let target = TargetServer::start().await.expect("target starts");
+    let proxy = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
 
     let hello = get_via(proxy.addr(), &format!("{}/", target.url()), &[]).await;
     assert_eq!((hello.status, hello.body.as_str()), (200, "hello"));
@@ -206,8 +206,8 @@ async fn forwarding_proxy_relays_the_target_body_and_strips_proxy_credentials() 
 
 #[tokio::test]
 async fn forwarding_proxy_tunnels_connect() {
-    let target = TargetServer::start().await;
-    let proxy = FaultProxy::slow(Duration::ZERO).await;
+    let target = TargetServer::start().await.expect("target starts");
+    let proxy = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
 
     let mut stream = connect(proxy.addr()).await;
     let authority = target.addr().to_string();
@@ -220,7 +220,7 @@ async fn forwarding_proxy_tunnels_connect() {
 
 #[tokio::test]
 async fn forwarding_proxy_refuses_destinations_outside_loopback_and_garbage() {
-    let proxy = FaultProxy::slow(Duration::ZERO).await;
+    let proxy = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
 
     for url in ["http://192.0.2.1/", "http://example.com:8080/", "http://[::1]:80/"] {
         let refused = get_via(proxy.addr(), url, &[]).await;
@@ -239,9 +239,9 @@ async fn forwarding_proxy_refuses_destinations_outside_loopback_and_garbage() {
 
 #[tokio::test(start_paused = true)]
 async fn slow_proxy_holds_the_request_for_the_delay_before_forwarding() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let delay = Duration::from_secs(20);
-    let proxy = FaultProxy::slow(delay).await;
+    let proxy = FaultProxy::slow(delay).await.expect("fault proxy starts");
     let started = Instant::now();
 
     let mut stream = send_get(proxy.addr(), &format!("{}/", target.url()), &[]).await;
@@ -257,9 +257,9 @@ async fn slow_proxy_holds_the_request_for_the_delay_before_forwarding() {
 
 #[tokio::test(start_paused = true)]
 async fn slow_proxy_answers_connect_after_the_delay() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let delay = Duration::from_secs(20);
-    let proxy = FaultProxy::slow(delay).await;
+    let proxy = FaultProxy::slow(delay).await.expect("fault proxy starts");
     let started = Instant::now();
 
     let mut stream = connect(proxy.addr()).await;
@@ -271,23 +271,25 @@ async fn slow_proxy_answers_connect_after_the_delay() {
 
 #[tokio::test]
 async fn banning_proxies_answer_themselves_and_never_reach_the_target() {
-    let target = TargetServer::start().await;
+    let target = TargetServer::start().await.expect("target starts");
     let url = format!("{}/", target.url());
 
-    let banned = FaultProxy::banning_403().await;
+    let banned = FaultProxy::banning_403().await.expect("fault proxy starts");
     assert_eq!(get_via(banned.addr(), &url, &[]).await.status, 403);
 
-    let limited = FaultProxy::rate_limiting_429(30).await;
+    let limited = FaultProxy::rate_limiting_429(30).await.expect("fault proxy starts");
     let response = get_via(limited.addr(), &url, &[]).await;
     assert_eq!(response.status, 429, "{response:?}");
     assert_eq!(response.header("Retry-After"), Some("30"));
 
-    let captcha = FaultProxy::captcha().await;
+    let captcha = FaultProxy::captcha().await.expect("fault proxy starts");
     let response = get_via(captcha.addr(), &url, &[]).await;
     assert_eq!(response.status, 200);
     assert!(response.body.contains(CAPTCHA_MARKER), "{response:?}");
 
-    let teapot = FaultProxy::answering(418, &[("X-Why", "teapot"), ("Content-Length", "999")], "short").await;
+    let teapot = FaultProxy::answering(418, &[("X-Why", "teapot"), ("Content-Length", "999")], "short")
+        .await
+        .expect("fault proxy starts");
     let response = get_via(teapot.addr(), &url, &[]).await;
     assert_eq!((response.status, response.body.as_str()), (418, "short"));
     assert_eq!(response.header("X-Why"), Some("teapot"));
@@ -298,8 +300,8 @@ async fn banning_proxies_answer_themselves_and_never_reach_the_target() {
 
 #[tokio::test]
 async fn banning_proxy_refuses_connect_with_its_status() {
-    let target = TargetServer::start().await;
-    let proxy = FaultProxy::banning_403().await;
+    let target = TargetServer::start().await.expect("target starts");
+    let proxy = FaultProxy::banning_403().await.expect("fault proxy starts");
 
     let mut stream = connect(proxy.addr()).await;
     let refused = send_connect(&mut stream, &target.addr().to_string()).await;
@@ -310,8 +312,8 @@ async fn banning_proxy_refuses_connect_with_its_status() {
 
 #[tokio::test]
 async fn flapping_proxy_forwards_while_up_and_fails_requests_while_down() {
-    let target = TargetServer::start().await;
-    let proxy = FaultProxy::flapping().await;
+    let target = TargetServer::start().await.expect("target starts");
+    let proxy = FaultProxy::flapping().await.expect("fault proxy starts");
     let url = format!("{}/", target.url());
 
     assert_eq!(get_via(proxy.addr(), &url, &[]).await.body, "hello");

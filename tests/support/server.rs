@@ -53,7 +53,7 @@ impl ServerProcess {
                 .prefix(&format!("harvester-{program}-"))
                 .tempdir()
                 .expect("create a temporary directory");
-            let port = free_port();
+            let port = free_port().expect("a free port on 127.0.0.1");
             let args = configure(dir.path(), port);
             let output = File::create(dir.path().join("output.log")).expect("create output.log");
             let child = Command::new(&path)

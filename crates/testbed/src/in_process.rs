@@ -2,6 +2,7 @@
 //! connection, a count of accepted connections, and everything stopped on drop.
 
 use std::future::Future;
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +14,23 @@ use tokio::task::{JoinHandle, JoinSet};
 /// A listener on a free port of 127.0.0.1 that hands each accepted connection to its own task.
 /// Dropping it stops accepting and aborts every open connection. Must be started inside a
 /// tokio runtime.
+///
+/// ```
+/// use harvester_testbed::{InProcessServer, http1};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// // A server that answers every request `503`.
+/// let server = InProcessServer::start(|mut stream| async move {
+///     if http1::read_request(&mut stream).await.is_some() {
+///         http1::answer_and_close(&mut stream, &http1::Response::text(503, "down")).await;
+///     }
+/// })
+/// .await?;
+/// assert!(server.addr().ip().is_loopback());
+/// # Ok(())
+/// # }
+/// ```
 pub struct InProcessServer {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
@@ -21,13 +39,17 @@ pub struct InProcessServer {
 
 impl InProcessServer {
     /// Binds a free port on 127.0.0.1 and runs `handle` on every connection it accepts.
-    pub async fn start<F, Fut>(handle: F) -> Self
+    ///
+    /// # Errors
+    /// When no port of 127.0.0.1 can be bound (no loopback interface, out of ports or file
+    /// descriptors).
+    pub async fn start<F, Fut>(handle: F) -> io::Result<Self>
     where
         F: Fn(TcpStream) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address of a bound listener");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
         let connections = Arc::new(AtomicUsize::new(0));
         let accepted = Arc::clone(&connections);
         let task = tokio::spawn(async move {
@@ -45,7 +67,7 @@ impl InProcessServer {
                 }
             }
         });
-        InProcessServer { addr, connections, task }
+        Ok(InProcessServer { addr, connections, task })
     }
 
     /// The address it listens on.
@@ -63,4 +85,16 @@ impl Drop for InProcessServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+///
+/// Another process may take it before the caller binds it, so a caller that starts a server
+/// on it should be ready to try again with a new port.
+///
+/// # Errors
+/// When no port of 127.0.0.1 can be bound.
+pub fn free_port() -> io::Result<u16> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
 }

@@ -1,4 +1,4 @@
-//! A forwarding HTTP proxy that reaches 127.0.0.0/8 only, for the fault proxies that work:
+//! A forwarding HTTP proxy that reaches 127.0.0.0/8 only, for the proxies that work:
 //! an absolute-form request is forwarded without its hop-by-hop fields (`Proxy-Authorization`
 //! included, as a real proxy does) and the answer relayed; `CONNECT host:port` opens a tunnel.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::http1::{self, RequestHead, Response};
+use crate::http1::{self, RequestHead, Response};
 
 /// Header fields that concern one connection, never forwarded.
 const HOP_BY_HOP: [&str; 8] = [
@@ -26,6 +26,28 @@ const HOP_BY_HOP: [&str; 8] = [
 /// tunnels, for `CONNECT`) and relays the answer. Refuses with `400` what it cannot parse,
 /// `403` a destination outside 127.0.0.0/8 (names other than `localhost` are never resolved),
 /// and `502` a destination that cannot be reached or answers garbage.
+///
+/// The working [`crate::FaultProxy`] kinds run it; with [`crate::InProcessServer`] it makes a
+/// proxy with a fault of your own around it:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use harvester_testbed::{InProcessServer, forward};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// // A proxy that is slower on every second connection.
+/// let turn = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+/// let proxy = InProcessServer::start(move |client| {
+///     let slow = turn.fetch_xor(true, std::sync::atomic::Ordering::SeqCst);
+///     forward(client, if slow { Duration::from_millis(500) } else { Duration::ZERO })
+/// })
+/// .await?;
+/// # let _ = proxy.addr();
+/// # Ok(())
+/// # }
+/// ```
 pub async fn forward(mut client: TcpStream, delay: Duration) {
     let Some((head, early)) = http1::read_request(&mut client).await else {
         return;

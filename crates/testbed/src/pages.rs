@@ -1,5 +1,5 @@
-//! The pages of the target site, served the same way over plain TCP ([`super::TargetServer`])
-//! and TLS ([`super::TlsTargetServer`]): one request per connection.
+//! The pages of the target site, served the same way over plain TCP ([`crate::TargetServer`])
+//! and TLS (`TlsTargetServer`, feature `tls`): one request per connection.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::http1::{self, Body, RequestHead, Response};
+use crate::catalogue::{self, Product};
+use crate::http1::{self, Body, RequestHead, Response};
 
 /// What a captcha page contains, and what a client checks to recognise one.
 pub const CAPTCHA_MARKER: &str = "<title>Are you a robot?</title>";
-/// The whole captcha page, as `/captcha` and [`super::FaultProxy::captcha`] send it.
+/// The whole captcha page, as `/captcha` and [`crate::FaultProxy::captcha`] send it.
 pub const CAPTCHA_PAGE: &str = "<!doctype html>\n<html><head><title>Are you a robot?</title></head>\
      <body><h1>One more step</h1><p>Solve the captcha to continue.</p></body></html>\n";
 /// Longest wait `/slow` agrees to, so a typo cannot hang a test for hours.
@@ -22,6 +23,7 @@ const MAX_SLOW_MS: u64 = 10 * 60 * 1000;
 const MAX_FILLER_BYTES: usize = 256 * 1024 * 1024;
 
 /// What the target has seen: requests per path (on arrival) and responses fully written.
+/// [`serve_pages`] keeps it up to date; share one through an `Arc` between connections.
 #[derive(Debug, Default)]
 pub struct PageStats {
     answered: AtomicUsize,
@@ -44,9 +46,13 @@ impl PageStats {
     }
 }
 
-/// Reads one request from `stream`, answers it from the pages and closes the connection;
-/// a request head that is malformed or too large is answered `400`.
-pub async fn serve<S>(mut stream: S, stats: Arc<PageStats>)
+/// Reads one request from `stream`, answers it from the pages of [`crate::TargetServer`]
+/// (see there for the list) and closes the connection; a request head that is malformed or
+/// too large is answered `400`. The request and the complete answer are counted in `stats`.
+///
+/// [`crate::TargetServer`] runs it on each TCP connection; a server of your own can run it on
+/// any stream, one behind your own TLS acceptor for instance.
+pub async fn serve_pages<S>(mut stream: S, stats: Arc<PageStats>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -91,6 +97,10 @@ async fn page(path: &str, query: &str, head: &RequestHead) -> Response {
             }
             _ => Response::text(400, format!("/bytes needs n=N with N at most {MAX_FILLER_BYTES}")),
         },
+        "/catalogue" => match number_param::<u32>(query, "n") {
+            Some(count) if count <= Product::LAST + 1 => Response::text(200, catalogue::listing(count)),
+            _ => Response::text(400, format!("/catalogue needs n=K with K at most {}", Product::LAST + 1)),
+        },
         "/echo-headers" => {
             let mut listing = String::new();
             for (name, value) in &head.headers {
@@ -98,14 +108,37 @@ async fn page(path: &str, query: &str, head: &RequestHead) -> Response {
             }
             Response::text(200, listing)
         }
-        _ => match path.strip_prefix("/status/").map(str::parse::<u16>) {
-            Some(Ok(status)) if (200..=599).contains(&status) => {
-                let body = if matches!(status, 204 | 304) { String::new() } else { format!("status {status}") };
-                Response::text(status, body)
+        _ => {
+            if let Some(number) = path.strip_prefix("/product/") {
+                product_page(number)
+            } else if let Some(status) = path.strip_prefix("/status/") {
+                status_page(status)
+            } else {
+                not_found()
             }
-            _ => Response::text(404, "not found"),
-        },
+        }
     }
+}
+
+fn product_page(number: &str) -> Response {
+    match Product::from_path_segment(number) {
+        Some(product) => Response::html(200, product.page()),
+        None => not_found(),
+    }
+}
+
+fn status_page(status: &str) -> Response {
+    match status.parse::<u16>() {
+        Ok(status) if (200..=599).contains(&status) => {
+            let body = if matches!(status, 204 | 304) { String::new() } else { format!("status {status}") };
+            Response::text(status, body)
+        }
+        _ => not_found(),
+    }
+}
+
+fn not_found() -> Response {
+    Response::text(404, "not found")
 }
 
 /// `http://host:port/path` → `/path`; an origin-form target as it is.

@@ -1,5 +1,6 @@
 //! The target site over HTTPS, with a self-signed certificate made fresh for each instance.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -9,10 +10,10 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use super::in_process::InProcessServer;
-use super::pages::{self, PageStats};
+use crate::in_process::InProcessServer;
+use crate::pages::{self, PageStats};
 
-/// The pages of [`super::TargetServer`] over HTTPS (HTTP/1.1 only, TLS 1.2 and 1.3) on
+/// The pages of [`crate::TargetServer`] over HTTPS (HTTP/1.1 only, TLS 1.2 and 1.3) on
 /// 127.0.0.1, with a fresh self-signed certificate whose subject alternative names are
 /// `localhost` and `127.0.0.1`. A client must trust [`TlsTargetServer::cert_der`] (or
 /// [`TlsTargetServer::cert_pem`]) to connect.
@@ -29,17 +30,19 @@ pub struct TlsTargetServer {
 
 impl TlsTargetServer {
     /// Makes a certificate, binds a free port on 127.0.0.1 and starts serving.
-    pub async fn start() -> Self {
+    ///
+    /// # Errors
+    /// When no port of 127.0.0.1 can be bound, or (not expected) when rcgen cannot make the
+    /// certificate or rustls refuses it; the error then says which.
+    pub async fn start() -> io::Result<Self> {
         let CertifiedKey { cert, signing_key } =
             rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .expect("generate a self-signed certificate");
+                .map_err(|error| io::Error::other(format!("cannot make a self-signed certificate: {error}")))?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signing_key.serialize_der()));
         let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .expect("the ring provider supports the default TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], key)
-            .expect("rustls accepts the generated certificate and key");
+            .and_then(|builder| builder.with_no_client_auth().with_single_cert(vec![cert.der().clone()], key))
+            .map_err(|error| io::Error::other(format!("rustls refuses the TLS configuration: {error}")))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(config));
 
@@ -50,12 +53,12 @@ impl TlsTargetServer {
             let stats = Arc::clone(&shared);
             async move {
                 if let Ok(tls) = acceptor.accept(tcp).await {
-                    pages::serve(tls, stats).await;
+                    pages::serve_pages(tls, stats).await;
                 }
             }
         })
-        .await;
-        TlsTargetServer { server, stats, cert_pem: cert.pem(), cert_der: cert.der().to_vec() }
+        .await?;
+        Ok(TlsTargetServer { server, stats, cert_pem: cert.pem(), cert_der: cert.der().to_vec() })
     }
 
     /// The address it listens on.

@@ -2,6 +2,7 @@
 //! one, an exit IP that the site bans (403, 429 with `Retry-After`, a captcha page) and one
 //! that goes down and comes back.
 
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,21 +11,28 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::forward::forward;
-use super::free_port;
-use super::http1::{self, Response};
-use super::in_process::InProcessServer;
-use super::pages::CAPTCHA_PAGE;
+use crate::forward::forward;
+use crate::http1::{self, Response};
+use crate::in_process::{InProcessServer, free_port};
+use crate::pages::CAPTCHA_PAGE;
 
 /// An HTTP proxy on 127.0.0.1 with a fault, in process, stopped (open connections included)
-/// when dropped. Every constructor must run inside a tokio runtime.
+/// when dropped. Every constructor must run inside a tokio runtime, and fails only when no
+/// port of 127.0.0.1 can be bound.
 ///
 /// None of them contacts anything outside 127.0.0.0/8, and a malformed or oversized request
 /// head is answered `400`.
 ///
-/// ```ignore
-/// let proxy = FaultProxy::rate_limiting_429(30).await;
+/// ```
+/// use harvester_testbed::FaultProxy;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let proxy = FaultProxy::rate_limiting_429(30).await?;
 /// // GET http://127.0.0.1:PORT/ through proxy.url() → 429 with `Retry-After: 30`.
+/// assert!(proxy.url().starts_with("http://127.0.0.1:"));
+/// # Ok(())
+/// # }
 /// ```
 pub struct FaultProxy {
     addr: SocketAddr,
@@ -43,14 +51,14 @@ enum Fault {
 impl FaultProxy {
     /// A port nothing listens on: connections are refused. It was free a moment ago; another
     /// process could take it, as with [`free_port`].
-    pub async fn closed() -> Self {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        FaultProxy { addr, server: None, up: Arc::new(AtomicBool::new(false)) }
+    pub async fn closed() -> io::Result<Self> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+        Ok(FaultProxy { addr, server: None, up: Arc::new(AtomicBool::new(false)) })
     }
 
     /// Accepts connections and reads from them but never answers; each stays open until the
     /// proxy is dropped.
-    pub async fn hanging() -> Self {
+    pub async fn hanging() -> io::Result<Self> {
         Self::launch(Fault::Hang).await
     }
 
@@ -59,7 +67,7 @@ impl FaultProxy {
     /// the response relayed; `CONNECT 127.0.0.1:PORT` is then answered
     /// `200 Connection established` and tunnelled. Destinations outside 127.0.0.0/8 get `403`,
     /// unreachable ones `502`. `Proxy-Authorization` is not forwarded.
-    pub async fn slow(delay: Duration) -> Self {
+    pub async fn slow(delay: Duration) -> io::Result<Self> {
         Self::launch(Fault::Forward { delay }).await
     }
 
@@ -68,7 +76,7 @@ impl FaultProxy {
     /// gets the same answer, so HTTPS through it fails at the tunnel (with a `2xx` status the
     /// client takes the tunnel as open and then reads the body where it expects TLS).
     /// `Content-Length` and `Connection: close` are always set by the proxy.
-    pub async fn answering(status: u16, headers: &[(&str, &str)], body: &str) -> Self {
+    pub async fn answering(status: u16, headers: &[(&str, &str)], body: &str) -> io::Result<Self> {
         let response = Response {
             status,
             headers: headers.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect(),
@@ -78,26 +86,26 @@ impl FaultProxy {
     }
 
     /// Answers everything `403 Forbidden` with body `banned`.
-    pub async fn banning_403() -> Self {
+    pub async fn banning_403() -> io::Result<Self> {
         Self::answering(403, &[("Content-Type", "text/plain; charset=utf-8")], "banned").await
     }
 
     /// Answers everything `429 Too Many Requests` with `Retry-After: retry_after_secs`.
-    pub async fn rate_limiting_429(retry_after_secs: u64) -> Self {
+    pub async fn rate_limiting_429(retry_after_secs: u64) -> io::Result<Self> {
         let retry_after = retry_after_secs.to_string();
         let headers = [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", retry_after.as_str())];
         Self::answering(429, &headers, "too many requests").await
     }
 
-    /// Answers everything `200` with the captcha page ([`super::CAPTCHA_PAGE`], which contains
-    /// [`super::CAPTCHA_MARKER`]).
-    pub async fn captcha() -> Self {
+    /// Answers everything `200` with the captcha page ([`crate::CAPTCHA_PAGE`], which contains
+    /// [`crate::CAPTCHA_MARKER`]).
+    pub async fn captcha() -> io::Result<Self> {
         Self::answering(200, &[("Content-Type", "text/html; charset=utf-8")], CAPTCHA_PAGE).await
     }
 
     /// A working forwarding proxy (as [`FaultProxy::slow`] without delay), up at first, that
     /// [`FaultProxy::set_up`] takes down and brings back.
-    pub async fn flapping() -> Self {
+    pub async fn flapping() -> io::Result<Self> {
         Self::launch(Fault::Forward { delay: Duration::ZERO }).await
     }
 
@@ -125,7 +133,7 @@ impl FaultProxy {
         self.server.as_ref().map_or(0, InProcessServer::connections)
     }
 
-    async fn launch(fault: Fault) -> Self {
+    async fn launch(fault: Fault) -> io::Result<Self> {
         let up = Arc::new(AtomicBool::new(true));
         let switch = Arc::clone(&up);
         let server = InProcessServer::start(move |stream| {
@@ -142,8 +150,8 @@ impl FaultProxy {
                 }
             }
         })
-        .await;
-        FaultProxy { addr: server.addr(), server: Some(server), up }
+        .await?;
+        Ok(FaultProxy { addr: server.addr(), server: Some(server), up })
     }
 }
 

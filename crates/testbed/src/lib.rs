@@ -1,0 +1,64 @@
+//! # harvester-testbed
+//!
+//! Loopback servers for demos and tests: a target site and good or faulty HTTP proxies.
+//!
+//! A collector is only as good as its behaviour when proxies die, hang, crawl or get banned,
+//! and that is hard to show against the real internet. This crate puts the whole scene inside
+//! the process: a site to collect from and a fleet of proxies that fail the way real ones do,
+//! each on a free port of 127.0.0.1, each stopped when dropped. Nothing here contacts an
+//! address outside 127.0.0.0/8.
+//!
+//! - [`TargetServer`]: the site, with status, slow, rate-limit and captcha pages and a product
+//!   catalogue (`/product/N`, `/catalogue?n=K`) whose content [`Product`] predicts.
+//! - [`TlsTargetServer`] (feature `tls`): the same pages over HTTPS with a fresh self-signed
+//!   certificate.
+//! - [`FaultProxy`]: HTTP proxies that work ([`FaultProxy::slow`] with no delay), or are dead,
+//!   hanging, slow, banning (403, 429, captcha) or flapping.
+//! - [`InProcessServer`], [`http1`], [`forward()`] and [`serve_pages`]: the parts they are
+//!   built from, for a server of your own.
+//!
+//! Every server runs as tasks of the caller's tokio runtime, so it must be started inside one;
+//! a paused test clock (`tokio::time::pause`) also governs its delays.
+//!
+//! ```
+//! use harvester_testbed::{FaultProxy, Product, TargetServer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let target = TargetServer::start().await?;
+//! let good = FaultProxy::slow(std::time::Duration::ZERO).await?;
+//! let banned = FaultProxy::banning_403().await?;
+//! // Collect `{target}/product/7` through `good` and `banned`; the page shows this price:
+//! let expected = Product::get(7).map(|product| product.price);
+//! assert!(expected.is_some());
+//! # let _ = (target.url(), good.url(), banned.url());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Feature flags
+//!
+//! - `tls`: [`TlsTargetServer`], with rustls on the ring provider and rcgen.
+
+#![forbid(unsafe_code)]
+// The map above links `TlsTargetServer`, which exists only with the `tls` feature.
+#![cfg_attr(not(feature = "tls"), allow(rustdoc::broken_intra_doc_links))]
+
+mod catalogue;
+mod fault_proxy;
+mod forward;
+pub mod http1;
+mod in_process;
+mod pages;
+mod target;
+#[cfg(feature = "tls")]
+mod tls_target;
+
+pub use catalogue::Product;
+pub use fault_proxy::FaultProxy;
+pub use forward::forward;
+pub use in_process::{InProcessServer, free_port};
+pub use pages::{CAPTCHA_MARKER, CAPTCHA_PAGE, PageStats, serve_pages};
+pub use target::TargetServer;
+#[cfg(feature = "tls")]
+pub use tls_target::TlsTargetServer;

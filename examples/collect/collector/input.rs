@@ -1,0 +1,134 @@
+//! What the job reads: the URL list and the proxy list. Both are checked whole before any work
+//! starts, and a problem is reported with the file and line at fault.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use harvester::proxypool::Proxy;
+use harvester::proxypool::list::{ListError, ProxyList};
+use thiserror::Error;
+
+/// A URL to collect, as read from the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URL as written (trimmed); it is also the key of its output line.
+    pub url: Arc<str>,
+    /// Its host, lower-case: the key of the per-host rate limit and circuit breaker.
+    pub host: Arc<str>,
+}
+
+impl Target {
+    /// Checks that `text` is an absolute `http` or `https` URL with a host.
+    pub fn parse(text: &str) -> Result<Target, String> {
+        let uri: http::Uri = text.parse().map_err(|e| format!("not a URL ({e})"))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            Some(other) => return Err(format!("scheme {other:?} is not http or https")),
+            None => return Err("not an absolute URL (it needs http:// or https://)".to_owned()),
+        }
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or("the URL has no host")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        Ok(Target { url: Arc::from(text), host: Arc::from(host) })
+    }
+}
+
+/// Why an input file was refused.
+#[derive(Debug, Error)]
+pub enum InputError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A line of the URL list is not a URL we can collect.
+    #[error("{path} line {line}: {reason}")]
+    BadUrl {
+        /// The file.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The URL list holds no URL.
+    #[error("{path}: no URL to collect (empty, or only comments)")]
+    NoUrls {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The proxy list was refused (its error names every bad line).
+    #[error("{path}: {source}")]
+    BadProxies {
+        /// The file.
+        path: PathBuf,
+        /// The lines at fault.
+        source: ListError,
+    },
+    /// The proxy list holds no proxy.
+    #[error("{path}: no proxy in the list")]
+    NoProxies {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// The URLs of a list, in order, and how many repeated ones were left out.
+#[derive(Debug, Clone, Default)]
+pub struct UrlList {
+    /// Each URL once, in the order first seen.
+    pub targets: Vec<Target>,
+    /// Lines repeating an earlier URL: collected once, reported once.
+    pub duplicates: usize,
+}
+
+/// Parses a URL list: one URL per line, blank lines and `#` comments skipped, every line
+/// checked (the first bad one is reported with its number).
+pub fn parse_urls(text: &str, path: &Path) -> Result<UrlList, InputError> {
+    let mut list = UrlList::default();
+    let mut seen = HashSet::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_start_matches('\u{feff}').trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let target = Target::parse(line).map_err(|reason| InputError::BadUrl {
+            path: path.to_owned(),
+            line: index + 1,
+            reason,
+        })?;
+        if seen.insert(target.url.clone()) {
+            list.targets.push(target);
+        } else {
+            list.duplicates += 1;
+        }
+    }
+    if list.targets.is_empty() {
+        return Err(InputError::NoUrls { path: path.to_owned() });
+    }
+    Ok(list)
+}
+
+/// Reads and parses the URL list at `path`.
+pub fn read_urls(path: &Path) -> Result<UrlList, InputError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| InputError::Unreadable { path: path.to_owned(), source })?;
+    parse_urls(&text, path)
+}
+
+/// Reads the proxy list at `path` in the format its extension names (text, `.json`, `.toml`),
+/// refusing it whole if any line is bad.
+pub fn read_proxies(path: &Path) -> Result<Vec<Proxy>, InputError> {
+    if let Err(source) = std::fs::metadata(path) {
+        return Err(InputError::Unreadable { path: path.to_owned(), source });
+    }
+    let proxies =
+        ProxyList::load_path(path).map_err(|source| InputError::BadProxies { path: path.to_owned(), source })?;
+    if proxies.is_empty() {
+        return Err(InputError::NoProxies { path: path.to_owned() });
+    }
+    Ok(proxies)
+}

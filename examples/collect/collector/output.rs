@@ -1,0 +1,134 @@
+//! The `--out` file: one JSON line per URL, written by the pipeline's sink and by its
+//! dead-letter sink (a record a stage gave up on is still a URL: it is written as failed),
+//! with a running tally for the progress display and the report.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use harvester::pipeline::sinks::{FsyncPolicy, JsonlSink};
+use harvester::pipeline::{DeadLetter, Sink, SinkError};
+use serde::Serialize;
+
+use super::records::{Line, Status};
+
+/// What has been written so far.
+#[derive(Debug, Default)]
+pub struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    attempts: AtomicU64,
+    max_attempts: AtomicU64,
+    /// Failures by their reason (the error text up to its first `:` detail).
+    reasons: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A point-in-time copy of the [`Tally`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counts {
+    /// URLs collected.
+    pub ok: u64,
+    /// URLs that failed.
+    pub failed: u64,
+    /// Attempts over every URL.
+    pub attempts: u64,
+    /// The most attempts one URL took.
+    pub max_attempts_per_url: u64,
+    /// Failed URLs by reason.
+    pub failure_reasons: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    /// URLs written.
+    pub fn done(&self) -> u64 {
+        self.ok + self.failed
+    }
+}
+
+impl Tally {
+    fn count(&self, line: &Line) {
+        match line.status {
+            Status::Ok => self.ok.fetch_add(1, Relaxed),
+            Status::Failed => self.failed.fetch_add(1, Relaxed),
+        };
+        self.attempts.fetch_add(u64::from(line.attempts), Relaxed);
+        self.max_attempts.fetch_max(u64::from(line.attempts), Relaxed);
+        if let Some(error) = &line.error {
+            let reason = error.split(':').next().unwrap_or(error).trim().to_owned();
+            *self.reasons.lock().unwrap_or_else(PoisonError::into_inner).entry(reason).or_default() += 1;
+        }
+    }
+
+    /// The counts now.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            ok: self.ok.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            attempts: self.attempts.load(Relaxed),
+            max_attempts_per_url: self.max_attempts.load(Relaxed),
+            failure_reasons: self.reasons.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+        }
+    }
+}
+
+/// The output file and its tally: the pipeline's sink.
+pub struct OutputSink {
+    file: JsonlSink<Line>,
+    tally: Arc<Tally>,
+}
+
+impl OutputSink {
+    /// Opens `path`, truncating it: a run writes the file whole.
+    pub async fn create(path: &Path, tally: Arc<Tally>) -> Result<Arc<Self>, SinkError> {
+        std::fs::File::create(path)
+            .map_err(|e| SinkError::new("out", format!("cannot create {}: {e}", path.display())))?;
+        let file = JsonlSink::open(path, FsyncPolicy::OnFlush).await?.with_name("out");
+        Ok(Arc::new(OutputSink { file, tally }))
+    }
+}
+
+#[async_trait]
+impl Sink<Line> for OutputSink {
+    fn name(&self) -> &str {
+        "out"
+    }
+
+    async fn write(&self, batch: &[Line]) -> Result<(), SinkError> {
+        self.file.write(batch).await?;
+        // Counted once written, so the tally never runs ahead of the file.
+        for line in batch {
+            self.tally.count(line);
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        self.file.flush().await
+    }
+}
+
+/// The pipeline's dead-letter sink: a record a stage gave up on becomes a failed line.
+pub struct FailedLines(pub Arc<OutputSink>);
+
+#[async_trait]
+impl Sink<DeadLetter<Line>> for FailedLines {
+    fn name(&self) -> &str {
+        "out-failed"
+    }
+
+    async fn write(&self, batch: &[DeadLetter<Line>]) -> Result<(), SinkError> {
+        let lines: Vec<Line> = batch
+            .iter()
+            .map(|letter| {
+                letter.record.clone().fail(format!("pipeline: stage {} gave up: {}", letter.stage, letter.error))
+            })
+            .collect();
+        self.0.write(&lines).await
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        self.0.flush().await
+    }
+}

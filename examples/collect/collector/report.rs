@@ -1,0 +1,92 @@
+//! The `--report` file: the run in one JSON document.
+
+use std::collections::BTreeMap;
+
+use harvester::pipeline::Report as PipelineReport;
+use harvester::proxypool::PoolStats;
+use serde::Serialize;
+
+use super::output::Counts;
+use super::run::Outcome;
+
+/// The summary of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// True when the run was stopped (Ctrl-C) before every URL was fetched.
+    pub interrupted: bool,
+    /// URLs in the job (each once).
+    pub urls: u64,
+    /// Lines of the URL list repeating an earlier URL (collected once).
+    pub duplicate_urls: usize,
+    /// What the output file holds.
+    pub totals: Counts,
+    /// `ok / urls`.
+    pub success_rate: f64,
+    /// Seconds from the first fetch to the last line written.
+    pub elapsed_secs: f64,
+    /// URLs per second over the run.
+    pub urls_per_sec: f64,
+    /// Retry tokens left in the budget at the end.
+    pub retry_budget_left: Option<f64>,
+    /// Every proxy: requests, success rate, latency, ejection, bans (never credentials).
+    pub proxies: PoolStats,
+    /// The circuit breaker of every host seen.
+    pub breakers: BTreeMap<String, BreakerReport>,
+    /// The pipeline's account: per-stage counters and the sink's writes.
+    pub pipeline: PipelineReport,
+    /// What the scaler decided, in order.
+    pub scaler_decisions: Vec<serde_json::Value>,
+}
+
+/// One host's breaker.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerReport {
+    /// `Closed`, `Open`, `HalfOpen`…
+    pub state: String,
+    /// Failed calls in the window, in percent.
+    pub failure_rate: f64,
+    /// Calls in the window.
+    pub calls_in_window: u64,
+    /// Calls refused since it was built.
+    pub rejected: u64,
+}
+
+impl Report {
+    /// The report of `outcome`, with the scaler's decisions.
+    pub fn new(outcome: &Outcome, urls: u64, duplicate_urls: usize, scaler_decisions: Vec<serde_json::Value>) -> Self {
+        let totals = outcome.tally.counts();
+        let elapsed = outcome.elapsed.as_secs_f64();
+        let breakers = outcome
+            .stack
+            .breakers
+            .keys()
+            .into_iter()
+            .filter_map(|host| {
+                let snapshot = outcome.stack.breakers.snapshot(&host)?;
+                Some((
+                    host,
+                    BreakerReport {
+                        state: format!("{:?}", snapshot.state),
+                        failure_rate: snapshot.failure_rate,
+                        calls_in_window: snapshot.calls_in_window,
+                        rejected: snapshot.rejected,
+                    },
+                ))
+            })
+            .collect();
+        Report {
+            interrupted: outcome.interrupted,
+            urls,
+            duplicate_urls,
+            success_rate: if urls == 0 { 0.0 } else { totals.ok as f64 / urls as f64 },
+            totals,
+            elapsed_secs: elapsed,
+            urls_per_sec: if elapsed > 0.0 { urls as f64 / elapsed } else { 0.0 },
+            retry_budget_left: outcome.stack.budget.as_ref().map(|budget| budget.balance()),
+            proxies: outcome.pool.stats(),
+            breakers,
+            pipeline: outcome.pipeline.clone(),
+            scaler_decisions,
+        }
+    }
+}

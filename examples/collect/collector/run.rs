@@ -1,0 +1,262 @@
+//! The job: fetch every URL through the stack, pass each result through the pipeline into the
+//! output file, and stop cleanly when asked.
+//!
+//! Every URL ends as exactly one line: fetched and extracted (`ok`), or `failed` with why, and
+//! that includes URLs never started because the run was interrupted. Lines only enter the
+//! output through the pipeline, so there is one writer and one tally.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use harvester::pipeline::{Report as PipelineReport, StreamProcessor};
+use harvester::proxypool::client::{ClientError, DefaultClassifier, Verdict};
+use harvester::proxypool::{ProxyClient, ProxyPool};
+use harvester::resilience::{BoxError, Rejection};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use super::input::Target;
+use super::output::{FailedLines, OutputSink, Tally};
+use super::records::{self, CAPTCHA_MARKERS, Line};
+use super::stack::{self, Fetch, FetchService, Stack, StackSettings};
+
+/// Everything the job needs.
+pub struct Job {
+    /// The URLs, each once.
+    pub targets: Vec<Target>,
+    /// The proxies.
+    pub pool: ProxyPool,
+    /// The stack's settings.
+    pub stack: StackSettings,
+    /// Workers the `extract` and `transform` stages start with.
+    pub stage_workers: usize,
+    /// The output file.
+    pub out: PathBuf,
+    /// Trust this PEM root as well (the demo's self-signed target).
+    pub extra_root_pem: Option<Vec<u8>>,
+}
+
+/// What the running job shares with whoever watches it (progress, metrics, health).
+#[derive(Clone)]
+pub struct Watch {
+    /// Lines written so far.
+    pub tally: Arc<Tally>,
+    /// URLs in the job.
+    pub total: u64,
+    /// True once the stack and pipeline are up (for `/ready`).
+    pub ready: watch::Receiver<bool>,
+}
+
+/// What the job did; the report is made of it.
+pub struct Outcome {
+    /// The tally of the output file.
+    pub tally: Arc<Tally>,
+    /// True when the run was asked to stop before the end.
+    pub interrupted: bool,
+    /// From start to the last line written.
+    pub elapsed: Duration,
+    /// The pipeline's account of every record.
+    pub pipeline: PipelineReport,
+    /// The stack, for its breakers and budget.
+    pub stack: Stack,
+    /// The pool, for its per-proxy statistics.
+    pub pool: ProxyPool,
+}
+
+/// Why the job could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A setting is out of range.
+    #[error("{0}")]
+    Config(String),
+    /// The output file could not be created.
+    #[error("{0}")]
+    Output(String),
+}
+
+/// Prepares the job (stack, pipeline, output file) and returns what a watcher needs, then
+/// [`Running::run`] does the work.
+pub async fn start(job: Job) -> Result<Running, JobError> {
+    let mut classifier = DefaultClassifier::new();
+    for marker in CAPTCHA_MARKERS {
+        classifier = classifier.ban_marker(*marker);
+    }
+    let mut client = ProxyClient::builder(job.pool.clone())
+        .request_timeout(job.stack.attempt_timeout)
+        .connect_timeout(job.stack.attempt_timeout)
+        .classifier(classifier);
+    if let Some(pem) = &job.extra_root_pem {
+        client = client.trust_root_pem(pem).map_err(|e| JobError::Config(e.to_string()))?;
+    }
+    let client = client.build().map_err(|e| JobError::Config(e.to_string()))?;
+    let stack = stack::build(client, &job.stack).map_err(|e| JobError::Config(e.to_string()))?;
+
+    let tally = Arc::new(Tally::default());
+    let output = OutputSink::create(&job.out, tally.clone()).await.map_err(|e| JobError::Output(e.to_string()))?;
+    let mut builder = StreamProcessor::builder();
+    for stage in records::stages(job.stage_workers) {
+        builder = builder.stage(stage);
+    }
+    let processor = builder
+        .queue_size(1_000)
+        .batch_size(256)
+        .sink(output.clone())
+        .dead_letter(FailedLines(output))
+        .build()
+        .map_err(|e| JobError::Config(e.to_string()))?;
+    let (ready_tx, ready) = watch::channel(true);
+    let total = job.targets.len() as u64;
+    Ok(Running { job, stack, processor, tally: tally.clone(), watch: Watch { tally, total, ready }, _ready: ready_tx })
+}
+
+/// A job ready to run.
+pub struct Running {
+    job: Job,
+    stack: Stack,
+    processor: StreamProcessor<Line>,
+    tally: Arc<Tally>,
+    watch: Watch,
+    _ready: watch::Sender<bool>,
+}
+
+impl Running {
+    /// What a watcher reads while the job runs.
+    pub fn watch(&self) -> Watch {
+        self.watch.clone()
+    }
+
+    /// The pipeline, for its metrics and stage controls.
+    pub fn processor(&self) -> &StreamProcessor<Line> {
+        &self.processor
+    }
+
+    /// Fetches every URL, `concurrency` at a time, until done or until `stop` turns true.
+    /// After a stop, fetches in flight get one attempt timeout to finish; what is left is
+    /// written as failed (interrupted), so the output still has every URL.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> Outcome {
+        let started = Instant::now();
+        let Running { job, stack, processor, tally, .. } = self;
+        let sender = processor.sender();
+        let permits = Arc::new(Semaphore::new(job.stack.concurrency));
+        let grace = job.stack.attempt_timeout;
+        let mut fetches = JoinSet::new();
+        let mut interrupted = *stop.borrow();
+        for target in &job.targets {
+            if !interrupted {
+                tokio::select! {
+                    biased;
+                    _ = stopped(&mut stop) => interrupted = true,
+                    permit = permits.clone().acquire_owned() => {
+                        let Ok(permit) = permit else { break };
+                        let (service, target, sender, stop) =
+                            (stack.service.clone(), target.clone(), sender.clone(), stop.clone());
+                        fetches.spawn(async move {
+                            let line = fetch_within_grace(service, target, stop, grace).await;
+                            drop(permit);
+                            // Refused only if the pipeline is gone, which `run` prevents.
+                            let _ = sender.send(line).await;
+                        });
+                        continue;
+                    }
+                }
+            }
+            let line =
+                Line::failed(&target.url, "interrupted: not fetched before the stop".to_owned(), 0, Duration::ZERO);
+            let _ = sender.send(line).await;
+        }
+        while fetches.join_next().await.is_some() {}
+        drop(sender);
+        let pipeline = processor.shutdown(Duration::from_secs(60)).await;
+        Outcome { tally, interrupted, elapsed: started.elapsed(), pipeline, stack, pool: job.pool }
+    }
+}
+
+/// Resolves once `stop` is true (never, if its sender is gone while false).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Fetches `target`; after a stop, gives it `grace` more, then writes it as interrupted.
+async fn fetch_within_grace(
+    service: FetchService,
+    target: Target,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> Line {
+    let fetch = Fetch::new(target);
+    let started = Instant::now();
+    let attempt = fetch_one(service, fetch.clone(), started);
+    tokio::pin!(attempt);
+    tokio::select! {
+        line = &mut attempt => line,
+        () = async { stopped(&mut stop).await; tokio::time::sleep(grace).await } => {
+            let mut line = Line::failed(
+                &fetch.target.url,
+                "interrupted: still in flight at the stop".to_owned(),
+                fetch.attempts(),
+                started.elapsed(),
+            );
+            line.proxy = fetch.tried.proxies().last().map(|id| id.as_str().to_owned());
+            line
+        }
+    }
+}
+
+/// One URL through the stack, as its output line (before the pipeline's stages).
+async fn fetch_one(service: FetchService, fetch: Fetch, started: Instant) -> Line {
+    let result = service.oneshot(fetch.clone()).await;
+    let attempts = fetch.attempts();
+    let elapsed = started.elapsed();
+    let url = &fetch.target.url;
+    let host = &fetch.target.host;
+    match result {
+        Ok(page) => {
+            let label = match page.verdict {
+                Verdict::Success => "success",
+                Verdict::Ban { .. } => "banned",
+                _ => "target_error",
+            };
+            super::telemetry::record_request(label, host, elapsed);
+            let proxy = page.proxy.as_str().to_owned();
+            let mut line = Line::fetched(url, page.status, proxy, attempts, elapsed, page.body);
+            if let Verdict::Ban { .. } = page.verdict {
+                line = line.fail(format!("banned: the last of {attempts} proxies was refused too"));
+            }
+            line
+        }
+        Err(error) => {
+            super::telemetry::record_request("error", host, elapsed);
+            let mut line = Line::failed(url, describe(&error), attempts, elapsed);
+            line.proxy = fetch.tried.proxies().last().map(|id| id.as_str().to_owned());
+            line
+        }
+    }
+}
+
+/// An error as `reason: details`, the reason short and stable (the report counts by it).
+pub fn describe(error: &BoxError) -> String {
+    match Rejection::of(&**error) {
+        Some(Rejection::RetryBudgetExhausted(e)) => {
+            format!("retry budget exhausted: after {} attempts; last error: {}", e.attempts, e.last_error)
+        }
+        Some(Rejection::CircuitOpen(e)) => format!("circuit open: {e}"),
+        Some(Rejection::RateLimited(e)) => format!("rate limited: {e}"),
+        Some(Rejection::BulkheadFull(e)) => format!("busy: {e}"),
+        Some(Rejection::TimedOut(e)) => format!("timed out: {e}"),
+        Some(_) => format!("refused: {error}"),
+        None => match error.downcast_ref::<ClientError>() {
+            Some(e @ ClientError::NoProxy { .. }) => format!("no proxy: {e}"),
+            Some(e @ ClientError::TimedOut { .. }) => format!("timed out: {e}"),
+            Some(e @ ClientError::TargetUnreachable { .. }) => format!("unreachable: {e}"),
+            Some(e @ ClientError::BodyTooLarge { .. }) => format!("too large: {e}"),
+            Some(e @ ClientError::InvalidRequest(_)) => format!("invalid request: {e}"),
+            Some(e) => format!("proxy failed: {e}"),
+            None => format!("error: {error}"),
+        },
+    }
+}

@@ -1,0 +1,180 @@
+//! The tower stack every fetch goes through, outermost first:
+//!
+//! 1. **bulkhead**: at most `concurrency` fetches at once, whatever calls the stack;
+//! 2. **retry**: up to `max_attempts` attempts with jittered backoff, drawing on a retry
+//!    budget, so that a bad hour cannot multiply the load by `max_attempts`; bans and target
+//!    5xx are retried like errors;
+//! 3. **rate limit per host**: each *attempt* is a request the site sees, so the limit sits
+//!    inside the retry;
+//! 4. **circuit breaker per host**: opened by the *site's* failures only (5xx, unreachable):
+//!    a dead proxy says nothing about the site, and the pool already handles it;
+//! 5. **timeout** per attempt;
+//! 6. the `ProxyClient`, with a [`TriedProxies`] shared by a URL's attempts, so that every
+//!    attempt goes through a proxy that URL has not tried yet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use harvester::proxypool::client::{ClientError, TriedProxies, Verdict};
+use harvester::proxypool::{ProxyClient, ProxyId};
+use harvester::resilience::breaker::{BreakerConfig, KeyedBreaker, KeyedCircuitBreakerLayer};
+use harvester::resilience::bulkhead::{BulkheadConfig, BulkheadLayer, PartitionConfig};
+use harvester::resilience::rate_limit::{Quota, RateLimitLayer};
+use harvester::resilience::retry::{BudgetConfig, Decision, RetryBudget, RetryConfig, RetryLayer};
+use harvester::resilience::timeout::TimeoutLayer;
+use harvester::resilience::{BoxError, ConfigError};
+use tower::ServiceBuilder;
+use tower::util::BoxCloneService;
+
+use super::input::Target;
+
+/// One URL's fetch as the stack sees it: cheap to clone, because the retry layer sends a
+/// copy per attempt; the clones share the list of proxies tried.
+#[derive(Clone, Debug)]
+pub struct Fetch {
+    /// The URL.
+    pub target: Target,
+    /// The proxies this URL's attempts went through, in order.
+    pub tried: TriedProxies,
+}
+
+impl Fetch {
+    /// A first fetch of `target`.
+    pub fn new(target: Target) -> Self {
+        Fetch { target, tried: TriedProxies::default() }
+    }
+
+    /// Attempts made so far (each attempt leases one proxy).
+    pub fn attempts(&self) -> u32 {
+        u32::try_from(self.tried.proxies().len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// An answer that came back through a proxy.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// The proxy that carried it.
+    pub proxy: ProxyId,
+    /// The HTTP status.
+    pub status: u16,
+    /// What the classifier made of it (success, ban, target error).
+    pub verdict: Verdict,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// The stack as a cloneable service.
+pub type FetchService = BoxCloneService<Fetch, Page, BoxError>;
+
+/// How the stack behaves; the command line sets these.
+#[derive(Clone, Debug)]
+pub struct StackSettings {
+    /// Fetches at once.
+    pub concurrency: usize,
+    /// Requests per second per target host (all attempts count).
+    pub rate_per_host: u32,
+    /// Attempts per URL, the first included.
+    pub max_attempts: u32,
+    /// The limit on one attempt.
+    pub attempt_timeout: Duration,
+}
+
+/// The stack and the parts of it the report reads.
+pub struct Stack {
+    /// Call this with a [`Fetch`].
+    pub service: FetchService,
+    /// The per-host breakers (for their states in the report).
+    pub breakers: KeyedBreaker<String>,
+    /// The retry budget every attempt draws on.
+    pub budget: Option<Arc<RetryBudget>>,
+}
+
+/// Builds the stack around `client`.
+pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, ConfigError> {
+    let retry = RetryLayer::new(&RetryConfig {
+        name: "collect".to_owned(),
+        max_attempts: settings.max_attempts,
+        base_delay: Duration::from_millis(50),
+        max_delay: Duration::from_secs(2),
+        // A dirty fleet fails often while the pool learns which proxies are bad; the budget
+        // must let a URL reach a good proxy (half a retry per call, 20 a second), yet stop a
+        // retry storm when the *site* goes down.
+        budget: BudgetConfig { retry_percent: 0.5, min_per_sec: 20, ..BudgetConfig::default() },
+        ..RetryConfig::default()
+    })?
+    .retry_on_response(|page: &Page| match page.verdict {
+        // The next attempt goes through another proxy, so the ban's Retry-After (which is
+        // about this proxy) is no reason to wait.
+        Verdict::Ban { .. } => Decision::Retry,
+        Verdict::TargetError if page.status >= 500 => Decision::Retry,
+        _ => Decision::Return,
+    });
+    let budget = retry.retry_budget().cloned();
+
+    let breaker = KeyedCircuitBreakerLayer::new(
+        BreakerConfig { name: "collect".to_owned(), ..BreakerConfig::default() },
+        |fetch: &Fetch| Some(fetch.target.host.to_string()),
+    )?
+    .classify(|result: &Result<Page, BoxError>| match result {
+        Ok(page) => page.verdict == Verdict::TargetError && page.status >= 500,
+        Err(error) => site_failed(error),
+    });
+    let breakers = breaker.breakers().clone();
+
+    let quota = Quota::per_second(settings.rate_per_host)?;
+    let rate_limit = RateLimitLayer::keyed(quota, |fetch: &Fetch| fetch.target.host.clone())
+        .wait_up_to(settings.attempt_timeout)
+        .named("collect");
+
+    let bulkhead = BulkheadLayer::new(&BulkheadConfig::single(
+        PartitionConfig::new(settings.concurrency).with_queue(settings.concurrency, Duration::from_secs(3600)),
+    ))?;
+
+    let service = ServiceBuilder::new()
+        .layer(bulkhead)
+        .layer(retry)
+        .layer(rate_limit)
+        .layer(breaker)
+        .layer(TimeoutLayer::new(settings.attempt_timeout))
+        .service(ProxyFetcher { client });
+    Ok(Stack { service: BoxCloneService::new(service), breakers, budget })
+}
+
+/// Whether an error says the site (not the proxy) failed: only a proxy that could not reach
+/// it tells that.
+fn site_failed(error: &BoxError) -> bool {
+    matches!(error.downcast_ref::<ClientError>(), Some(ClientError::TargetUnreachable { .. }))
+}
+
+/// The innermost service: a [`Fetch`] becomes a GET through the `ProxyClient`.
+#[derive(Clone)]
+struct ProxyFetcher {
+    client: ProxyClient,
+}
+
+impl tower::Service<Fetch> for ProxyFetcher {
+    type Response = Page;
+    type Error = BoxError;
+    type Future = futures::future::BoxFuture<'static, Result<Page, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        // The client is always ready: the pool is consulted per call.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, fetch: Fetch) -> Self::Future {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let mut request = http::Request::get(&*fetch.target.url).body(Bytes::new())?;
+            request.extensions_mut().insert(fetch.tried.clone());
+            let response = client.send(request).await?;
+            Ok(Page {
+                proxy: response.proxy().clone(),
+                status: response.status().as_u16(),
+                verdict: response.verdict(),
+                body: response.body().clone(),
+            })
+        })
+    }
+}

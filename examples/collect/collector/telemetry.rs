@@ -1,0 +1,176 @@
+//! Watching a run: metrics through the `metrics` facade with a Prometheus endpoint (`/metrics`,
+//! `/health`, `/ready`), and progress on the terminal (a bar) or in log lines (elsewhere).
+//!
+//! Metric names follow the seed where it names them:
+//! `data_collection_requests_total{status, platform}` and
+//! `data_collection_request_duration_seconds{platform}` per URL (platform = target host),
+//! `proxy_success_rate{provider, region}`, `processing_queue_depth{queue_name}` and
+//! `circuit_breaker_state{host}` (0 closed, 1 open, 2 half-open, 3 other) sampled every second;
+//! the crates add their own (`pipeline_stage_*`, `harvester_retry_*`, `harvester_breaker_*`…).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use harvester::pipeline::processor::StageControl;
+use harvester::proxypool::ProxyPool;
+use harvester::resilience::breaker::{BreakerState, KeyedBreaker};
+use http::StatusCode;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use indicatif::{ProgressBar, ProgressStyle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::run::Watch;
+
+/// Installs the Prometheus recorder as the process's `metrics` recorder.
+pub fn install_recorder() -> Result<PrometheusHandle, String> {
+    PrometheusBuilder::new().install_recorder().map_err(|e| format!("cannot install the metrics recorder: {e}"))
+}
+
+/// Serves `/metrics`, `/health` (200 while the process runs) and `/ready` (200 once the job
+/// is up, 503 before) on `addr` until the task is aborted. Binding happens before this
+/// returns, so a bad address is reported up front.
+pub async fn serve(addr: SocketAddr, handle: PrometheusHandle, watch: Watch) -> Result<JoinHandle<()>, String> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let (handle, ready) = (handle.clone(), watch.ready.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let (status, body) = match request.uri().path() {
+                        "/metrics" => (StatusCode::OK, handle.render()),
+                        "/health" => (StatusCode::OK, "ok\n".to_owned()),
+                        "/ready" if *ready.borrow() => (StatusCode::OK, "ready\n".to_owned()),
+                        "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_owned()),
+                        _ => (StatusCode::NOT_FOUND, "try /metrics, /health or /ready\n".to_owned()),
+                    };
+                    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+                    *response.status_mut() = status;
+                    response
+                        .headers_mut()
+                        .insert("content-type", http::HeaderValue::from_static("text/plain; version=0.0.4"));
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                // A client that hangs up early is its own business.
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    }))
+}
+
+/// Samples what has no natural event (proxy success rates, queue depths, breaker states) into
+/// gauges every second, until aborted.
+pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, breakers: KeyedBreaker<String>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let mut by_group: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+            for proxy in pool.stats().proxies {
+                let group = (proxy.provider.unwrap_or_default(), proxy.region.unwrap_or_default());
+                let entry = by_group.entry(group).or_default();
+                entry.0 += proxy.successes;
+                entry.1 += proxy.requests;
+            }
+            for ((provider, region), (successes, requests)) in by_group {
+                let rate = if requests == 0 { 0.0 } else { 100.0 * successes as f64 / requests as f64 };
+                metrics::gauge!("proxy_success_rate", "provider" => provider, "region" => region).set(rate);
+            }
+            for stage in &stages {
+                if let Ok(snapshot) = stage.snapshot() {
+                    metrics::gauge!("processing_queue_depth", "queue_name" => snapshot.name)
+                        .set(snapshot.queue_depth as f64);
+                }
+            }
+            for host in breakers.keys() {
+                let state = match breakers.get(&host).map(|b| b.state()) {
+                    Some(BreakerState::Closed) => 0.0,
+                    Some(BreakerState::Open) => 1.0,
+                    Some(BreakerState::HalfOpen) => 2.0,
+                    _ => 3.0,
+                };
+                metrics::gauge!("circuit_breaker_state", "host" => host).set(state);
+            }
+        }
+    })
+}
+
+/// Records one finished URL in the seed's request metrics.
+pub fn record_request(status: &'static str, host: &str, elapsed: Duration) {
+    let host = host.to_owned();
+    metrics::counter!("data_collection_requests_total", "method" => "GET", "status" => status, "platform" => host.clone())
+        .increment(1);
+    metrics::histogram!("data_collection_request_duration_seconds", "method" => "GET", "platform" => host)
+        .record(elapsed.as_secs_f64());
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// Nothing (`--quiet`).
+    Quiet,
+    /// A bar, when standard error is a terminal.
+    Bar,
+    /// A line every few seconds, for logs.
+    Lines,
+}
+
+impl ProgressMode {
+    /// A bar on a terminal, lines elsewhere, nothing when quiet.
+    pub fn detect(quiet: bool) -> Self {
+        match (quiet, std::io::stderr().is_terminal()) {
+            (true, _) => ProgressMode::Quiet,
+            (false, true) => ProgressMode::Bar,
+            (false, false) => ProgressMode::Lines,
+        }
+    }
+}
+
+/// Shows progress until aborted: done / total, ok / failed, rate and ETA.
+pub fn show_progress(mode: ProgressMode, watch: Watch) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let bar = (mode == ProgressMode::Bar).then(|| {
+            let bar = ProgressBar::new(watch.total);
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} {per_sec} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        });
+        let period = if bar.is_some() { Duration::from_millis(200) } else { Duration::from_secs(5) };
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            let counts = watch.tally.counts();
+            match (&bar, mode) {
+                (Some(bar), _) => {
+                    bar.set_position(counts.done());
+                    bar.set_message(format!("ok {} failed {}", counts.ok, counts.failed));
+                }
+                (None, ProgressMode::Lines) if counts.done() > 0 => {
+                    let secs = started.elapsed().as_secs_f64();
+                    let rate = counts.done() as f64 / secs.max(0.001);
+                    let left = watch.total.saturating_sub(counts.done());
+                    eprintln!(
+                        "collect: {}/{} done ({} ok, {} failed), {rate:.1} URLs/s, ETA {:.0} s",
+                        counts.done(),
+                        watch.total,
+                        counts.ok,
+                        counts.failed,
+                        left as f64 / rate.max(0.001)
+                    );
+                }
+                _ => {}
+            }
+        }
+    })
+}

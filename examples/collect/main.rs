@@ -1,0 +1,258 @@
+//! The main job: collect a list of URLs through a list of proxies, end to end.
+//!
+//! ```sh
+//! cargo run --release --example collect                       # the embedded demo
+//! cargo run --release --example collect -- --proxies proxies.txt --urls urls.txt --out out.jsonl
+//! ```
+//!
+//! With no `--urls`, it runs the embedded demo: a small product site and a demo fleet of
+//! proxies (good ones and dead, hanging, slow, banning and flapping ones), all in this process
+//! on 127.0.0.1, and collects every page. See `--help` for every flag. Bad input exits with
+//! code 2 before any work starts; Ctrl-C stops gracefully (the output still has every URL).
+
+mod collector;
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use collector::input::{self, UrlList};
+use collector::report::Report;
+use collector::run::{self, Job};
+use collector::stack::StackSettings;
+use collector::telemetry::{self, ProgressMode};
+use harvester::proxypool::balance;
+use harvester::proxypool::{ConfigError, Proxy, ProxyPool};
+
+/// Collect a list of URLs through a pool of proxies: retries on fresh proxies, per-host rate
+/// limits and circuit breakers, a cleaning pipeline, one JSON line per URL.
+///
+/// Without --urls, runs the embedded demo (a local product site and a faulty local fleet).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Proxy list: one proxy URL per line (http, https, socks5, socks5h; `key=value` metadata
+    /// after it), or a .json / .toml list. Required with --urls.
+    #[arg(long, value_name = "FILE")]
+    proxies: Option<PathBuf>,
+
+    /// URL list: one http(s) URL per line, `#` starts a comment. Without it: the demo.
+    #[arg(long, value_name = "FILE")]
+    urls: Option<PathBuf>,
+
+    /// Write one JSON line per URL here: url, status (ok / failed), http_status, proxy (its id,
+    /// never credentials), attempts, elapsed_ms, and record (when ok) or error (when failed).
+    #[arg(long, value_name = "FILE", default_value = "collect.jsonl")]
+    out: PathBuf,
+
+    /// Write the run's summary here as JSON: totals, success rate, attempts, per-proxy stats,
+    /// breaker states per host, per-stage pipeline metrics, scaler decisions.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+
+    /// URLs fetched at once.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+
+    /// Requests per second per target host (every attempt counts).
+    #[arg(long, value_name = "R", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rate: u32,
+
+    /// How the pool picks a proxy: round-robin, weighted, least-connections, least-latency,
+    /// p2c, quality.
+    #[arg(long, value_name = "NAME", default_value = "p2c", value_parser = ["round-robin", "weighted", "least-connections", "least-latency", "p2c", "quality"])]
+    balancer: String,
+
+    /// Attempts per URL, each through a proxy the URL has not tried yet.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_attempts: u32,
+
+    /// Seconds one attempt may take [default: 10; the demo: 2].
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    timeout: Option<f64>,
+
+    /// Share rate limits and proxy health through this Redis (redis://host:port).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+
+    /// Serve Prometheus /metrics, /health and /ready here while running (e.g. 127.0.0.1:9000).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+
+    /// No progress output (the summary is still printed).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs.is_finite() && (0.001..=3600.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{secs} must be between 0.001 and 3600 seconds"))
+    }
+}
+
+/// An empty pool picking with the balancer `name` (one of `--balancer`'s values).
+fn pool_with(name: &str) -> Result<ProxyPool, ConfigError> {
+    let builder = ProxyPool::builder();
+    match name {
+        "round-robin" => builder.balancer(balance::RoundRobin::new()),
+        "weighted" => builder.balancer(balance::SmoothWeightedRoundRobin::new()),
+        "least-connections" => builder.balancer(balance::LeastConnections::new()),
+        "least-latency" => builder.balancer(balance::LeastLatency::new()),
+        "quality" => builder.balancer(balance::AdaptiveQuality::new()),
+        _ => builder.balancer(balance::PowerOfTwoChoices::new()),
+    }
+    .build()
+}
+
+/// Bad input: printed, exit code 2, before any work.
+fn refuse(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("collect: {message}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return refuse(format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(collect(cli))
+}
+
+async fn collect(cli: Cli) -> ExitCode {
+    // Input first: nothing starts until every file and flag is known good.
+    let demo = if cli.urls.is_none() {
+        if cli.proxies.is_some() {
+            return refuse("--proxies needs --urls (without --urls the demo brings its own fleet)");
+        }
+        match demo::Demo::start().await {
+            Ok(demo) => Some(demo),
+            Err(e) => return refuse(format!("cannot start the demo: {e}")),
+        }
+    } else {
+        None
+    };
+    let (urls, proxies): (UrlList, Vec<Proxy>) = match (&cli.urls, &cli.proxies, &demo) {
+        (Some(urls), Some(proxies), _) => match (input::read_urls(urls), input::read_proxies(proxies)) {
+            (Ok(urls), Ok(proxies)) => (urls, proxies),
+            (Err(e), _) | (_, Err(e)) => return refuse(e),
+        },
+        (Some(_), None, _) => return refuse("--urls needs --proxies"),
+        (None, _, Some(demo)) => (demo.urls(), demo.proxies()),
+        (None, _, None) => return refuse("nothing to collect"),
+    };
+    if cli.redis.is_some() {
+        return refuse("--redis: distributed mode is not available in this build yet");
+    }
+    let pool = match pool_with(&cli.balancer) {
+        Ok(pool) => pool,
+        Err(e) => return refuse(e),
+    };
+    if let Err(e) = pool.extend(proxies) {
+        return refuse(format!("proxy list: {e}"));
+    }
+    let metrics = match cli.metrics_addr {
+        Some(_) => match telemetry::install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(e) => return refuse(e),
+        },
+        None => None,
+    };
+
+    let job = Job {
+        targets: urls.targets.clone(),
+        pool: pool.clone(),
+        stack: StackSettings {
+            concurrency: cli.concurrency as usize,
+            rate_per_host: cli.rate,
+            max_attempts: cli.max_attempts,
+            // The demo's hanging proxy would hold each of its victims for the whole timeout.
+            attempt_timeout: Duration::from_secs_f64(cli.timeout.unwrap_or(if demo.is_some() { 2.0 } else { 10.0 })),
+        },
+        stage_workers: 2,
+        out: cli.out.clone(),
+        extra_root_pem: None,
+    };
+    let running = match run::start(job).await {
+        Ok(running) => running,
+        Err(e) => return refuse(e),
+    };
+    let watch = running.watch();
+    let mut background = Vec::new();
+    if let (Some(addr), Some(handle)) = (cli.metrics_addr, metrics) {
+        match telemetry::serve(addr, handle, watch.clone()).await {
+            Ok(task) => background.push(task),
+            Err(e) => return refuse(e),
+        }
+    }
+    background.push(telemetry::show_progress(ProgressMode::detect(cli.quiet), watch.clone()));
+
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    background.push(tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("collect: stopping (Ctrl-C): in-flight fetches get one timeout to finish");
+            let _ = stop_tx.send(true);
+        }
+    }));
+
+    let outcome = running.run(stop).await;
+    for task in background {
+        task.abort();
+    }
+    let report = Report::new(&outcome, urls.targets.len() as u64, urls.duplicates, Vec::new());
+    if let Some(path) = &cli.report {
+        let written = serde_json::to_vec_pretty(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("collect: cannot write the report to {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    print_summary(&report, &cli);
+    drop(demo);
+    if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS }
+}
+
+fn print_summary(report: &Report, cli: &Cli) {
+    let totals = &report.totals;
+    println!(
+        "collected {} of {} URLs ({:.1} %), {} failed, in {:.1} s ({:.0} URLs/s){}",
+        totals.ok,
+        report.urls,
+        100.0 * report.success_rate,
+        totals.failed,
+        report.elapsed_secs,
+        report.urls_per_sec,
+        if report.interrupted { ", interrupted" } else { "" }
+    );
+    println!("attempts: {} in all, at most {} for one URL", totals.attempts, totals.max_attempts_per_url);
+    for (reason, count) in &totals.failure_reasons {
+        println!("  failed, {reason}: {count}");
+    }
+    let proxies = &report.proxies;
+    println!(
+        "proxies: {} in the pool, {} ejected now, {} banned by a site",
+        proxies.size, proxies.ejected, proxies.banned_somewhere
+    );
+    for proxy in &proxies.proxies {
+        println!(
+            "  {:<14} {:>5} requests, success {:>5}, ejected {} time(s){}",
+            proxy.id.as_str(),
+            proxy.requests,
+            proxy.success_rate.map_or("-".to_owned(), |rate| format!("{:.0} %", 100.0 * rate)),
+            proxy.times_ejected,
+            if proxy.bans_active.is_empty() { "" } else { ", banned" }
+        );
+    }
+    println!("output: {}", cli.out.display());
+    if let Some(path) = &cli.report {
+        println!("report: {}", path.display());
+    }
+}

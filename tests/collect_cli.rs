@@ -1,0 +1,151 @@
+//! The `collect` example as a user runs it: the built binary, its exit codes, its files, and
+//! Ctrl-C (SIGINT) in the middle of a run. Everything it talks to is on 127.0.0.1.
+
+mod support;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{FaultProxy, TargetServer};
+
+/// The example's binary, built by `cargo test` with the other targets (or built here when
+/// only this test was asked for).
+fn collect_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let binary = profile_dir.join("examples").join(format!("collect{}", std::env::consts::EXE_SUFFIX));
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args(["build", "--example", "collect"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the collect example failed");
+    }
+    binary
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(collect_binary()).args(args).output().expect("collect runs")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write input");
+    path
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let output = run(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--proxies",
+        "--urls",
+        "--out",
+        "--report",
+        "--concurrency",
+        "--rate",
+        "--balancer",
+        "--max-attempts",
+        "--timeout",
+        "--redis",
+        "--metrics-addr",
+        "--quiet",
+    ] {
+        assert!(help.contains(flag), "--help does not mention {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn bad_input_exits_with_code_2_and_names_what_is_wrong_before_any_work() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.jsonl");
+    let out_arg = out.to_str().expect("utf-8 path");
+    let urls = write(dir.path(), "urls.txt", "# shop\nhttp://127.0.0.1:9/a\n\nftp://127.0.0.1/b\n");
+    let good_urls = write(dir.path(), "good-urls.txt", "http://127.0.0.1:9/a\n");
+    let proxies = write(dir.path(), "proxies.txt", "http://127.0.0.1:8080\nhttp://user:secret@127.0.0.1:99999\n");
+    let good_proxies = write(dir.path(), "good-proxies.txt", "http://127.0.0.1:8080\n");
+    let p = |path: &PathBuf| path.to_str().expect("utf-8 path").to_owned();
+
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--urls".into(), p(&urls), "--proxies".into(), p(&good_proxies)], "line 4"),
+        (vec!["--urls".into(), p(&good_urls), "--proxies".into(), p(&proxies)], "line 2"),
+        (vec!["--urls".into(), "/nonexistent/urls.txt".into(), "--proxies".into(), p(&good_proxies)], "cannot read"),
+        (vec!["--urls".into(), p(&good_urls)], "--urls needs --proxies"),
+        (vec!["--concurrency".into(), "0".into()], "0"),
+        (vec!["--timeout".into(), "-1".into()], "-1"),
+        (vec!["--balancer".into(), "random".into()], "random"),
+    ];
+    for (args, expected) in cases {
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend(["--out", out_arg, "--quiet"]);
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(expected), "{args:?}: expected {expected:?} in {}", stderr(&output));
+        assert!(!stderr(&output).contains("secret"), "credentials leaked: {}", stderr(&output));
+        assert!(!out.exists(), "{args:?}: nothing may be written before the input is known good");
+    }
+}
+
+fn lines_of(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_mid_run_stops_gracefully_and_loses_no_url() {
+    let site = TargetServer::start().await.expect("site starts");
+    let proxy = FaultProxy::slow(Duration::from_millis(50)).await.expect("proxy starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pages = 3_000;
+    let urls: String = (0..pages).map(|n| format!("{}/product/{n}\n", site.url())).collect();
+    let urls = write(dir.path(), "urls.txt", &urls);
+    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=only\n", proxy.url()));
+    let out = dir.path().join("out.jsonl");
+    let report = dir.path().join("report.json");
+    let mut child = tokio::process::Command::new(collect_binary())
+        .args(["--urls", urls.to_str().expect("path"), "--proxies", proxies.to_str().expect("path")])
+        .args(["--out", out.to_str().expect("path"), "--report", report.to_str().expect("path")])
+        .args(["--concurrency", "4", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("collect starts");
+
+    // Interrupt once some pages are out, long before the end (4 at a time, 50 ms each).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines_of(&out).len() < 20 {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().expect("running").to_string();
+    let killed = Command::new("kill").args(["-INT", &pid]).status().expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("stops").expect("exit");
+    assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
+
+    let lines = lines_of(&out);
+    let urls: HashSet<&str> = lines.iter().map(|line| line["url"].as_str().expect("url")).collect();
+    assert_eq!(lines.len(), pages, "one line per URL, none twice");
+    assert_eq!(urls.len(), pages);
+    let ok = lines.iter().filter(|line| line["status"] == "ok").count();
+    let interrupted =
+        lines.iter().filter(|line| line["error"].as_str().is_some_and(|e| e.starts_with("interrupted"))).count();
+    assert!(ok >= 20 && interrupted > 0 && ok + interrupted == pages, "ok {ok}, interrupted {interrupted}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&report).expect("report written")).expect("JSON");
+    assert_eq!(report["interrupted"], true);
+    assert_eq!(report["totals"]["ok"], ok);
+}

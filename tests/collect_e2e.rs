@@ -1,0 +1,153 @@
+//! The main job end to end: the collector of `examples/collect` over a dirty fleet on
+//! loopback (real tinyproxy and danted, and fault proxies that are dead, hanging, slow,
+//! banning and flapping), against a local product site of a few thousand pages.
+
+mod support;
+
+#[path = "../examples/collect/collector/mod.rs"]
+mod collector;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use collector::input::Target;
+use collector::report::Report;
+use collector::run::{self, Job};
+use collector::stack::StackSettings;
+use harvester::proxypool::balance::PowerOfTwoChoices;
+use harvester::proxypool::{Proxy, ProxyMeta, ProxyPool};
+use serde_json::Value;
+use support::{Dante, FaultProxy, TargetServer, Tinyproxy};
+
+const PAGES: usize = 2_000;
+const MAX_ATTEMPTS: u32 = 5;
+const TIMEOUT: Duration = Duration::from_secs(2);
+const CONCURRENCY: usize = 48;
+
+fn proxy(id: &str, url: &str) -> Proxy {
+    let meta = ProxyMeta { id: Some(id.into()), provider: Some("test".into()), ..ProxyMeta::default() };
+    Proxy::with_meta(url, meta).expect("valid proxy URL")
+}
+
+fn lines_of(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("output written")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_out() {
+    let site = TargetServer::start().await.expect("site starts");
+    let tinyproxy = Tinyproxy::start();
+    let dante = Dante::start();
+    let forward = FaultProxy::slow(Duration::ZERO).await.expect("forwarding proxy starts");
+    let dead = FaultProxy::closed().await.expect("dead proxy starts");
+    let hanging = FaultProxy::hanging().await.expect("hanging proxy starts");
+    // Slow but within the timeout: it works, and the balancer should send it little.
+    let slow = FaultProxy::slow(Duration::from_millis(1_500)).await.expect("slow proxy starts");
+    let banning = FaultProxy::banning_403().await.expect("banning proxy starts");
+    let captcha = FaultProxy::captcha().await.expect("captcha proxy starts");
+    let flapping = Arc::new(FaultProxy::flapping().await.expect("flapping proxy starts"));
+    let flipper = tokio::spawn({
+        let flapping = flapping.clone();
+        async move {
+            for up in [false, true].into_iter().cycle() {
+                flapping.set_up(up);
+                tokio::time::sleep(Duration::from_millis(700)).await;
+            }
+        }
+    });
+
+    // A third of the fleet is good.
+    let pool = ProxyPool::builder().balancer(PowerOfTwoChoices::new()).build().expect("valid");
+    pool.extend([
+        proxy("tinyproxy", &tinyproxy.url()),
+        proxy("danted", &dante.url()),
+        proxy("forward", &forward.url()),
+        proxy("dead", &dead.url()),
+        proxy("hanging", &hanging.url()),
+        proxy("slow", &slow.url()),
+        proxy("banning", &banning.url()),
+        proxy("captcha", &captcha.url()),
+        proxy("flapping", &flapping.url()),
+    ])
+    .expect("unique ids");
+    let targets: Vec<Target> =
+        (0..PAGES).map(|n| Target::parse(&format!("{}/product/{n}", site.url())).expect("valid URL")).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.jsonl");
+    let job = Job {
+        targets: targets.clone(),
+        pool: pool.clone(),
+        stack: StackSettings {
+            concurrency: CONCURRENCY,
+            rate_per_host: 100_000,
+            max_attempts: MAX_ATTEMPTS,
+            attempt_timeout: TIMEOUT,
+        },
+        stage_workers: 2,
+        out: out.clone(),
+        extra_root_pem: None,
+    };
+    let running = run::start(job).await.expect("job starts");
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let outcome = running.run(stop).await;
+    let report = Report::new(&outcome, PAGES as u64, 0, Vec::new());
+    flipper.abort();
+
+    // Every URL exactly once.
+    let lines = lines_of(&out);
+    let urls: Vec<&str> = lines.iter().map(|line| line["url"].as_str().expect("url")).collect();
+    let distinct: HashSet<&str> = urls.iter().copied().collect();
+    assert_eq!(urls.len(), PAGES, "one line per URL");
+    assert_eq!(distinct, targets.iter().map(|t| &*t.url).collect::<HashSet<_>>());
+
+    // While good proxies exist, at least 99 % succeed, and ok means a real page.
+    let ok: Vec<&Value> = lines.iter().filter(|line| line["status"] == "ok").collect();
+    assert!(ok.len() * 100 >= PAGES * 99, "only {} of {PAGES} ok: {:?}", ok.len(), report.totals.failure_reasons);
+    for line in &ok {
+        assert_eq!(line["http_status"], 200);
+        let record = &line["record"]["data"];
+        assert!(record["product_title"].as_str().is_some_and(|t| t.starts_with("Product")), "{line}");
+        assert!(record["current_price"]["amount"].as_f64().is_some(), "price normalised: {line}");
+        assert!(["tinyproxy", "danted", "forward", "slow"].contains(&line["proxy"].as_str().unwrap_or_default()));
+    }
+    for line in lines.iter().filter(|line| line["status"] == "failed") {
+        assert!(line["error"].as_str().is_some_and(|e| !e.is_empty()), "a failure says why: {line}");
+    }
+
+    // Attempts: never more than allowed per URL, and retries within the budget's reach
+    // (half a retry per call, 20 a second, over the run).
+    let attempts: u64 = lines.iter().map(|line| line["attempts"].as_u64().expect("attempts")).sum();
+    assert!(lines.iter().all(|line| line["attempts"].as_u64() <= Some(u64::from(MAX_ATTEMPTS))));
+    let retries = attempts.saturating_sub(PAGES as u64);
+    let budget = PAGES as f64 * 0.5 + 20.0 * (report.elapsed_secs + 10.0);
+    assert!((retries as f64) <= budget, "{retries} retries exceed the budget's {budget}");
+
+    // The bad proxies end ejected or banned; the good ones are not ejected now.
+    let stats: BTreeMap<String, _> = report.proxies.proxies.iter().map(|p| (p.id.as_str().to_owned(), p)).collect();
+    for bad in ["dead", "hanging", "banning", "captcha", "flapping"] {
+        let proxy = stats[bad];
+        assert!(proxy.times_ejected > 0 || proxy.bans > 0, "{bad} should have been ejected or banned: {proxy:?}");
+    }
+    for good in ["tinyproxy", "danted", "forward"] {
+        assert!(stats[good].ejected_for.is_none(), "{good} ejected: {:?}", stats[good]);
+    }
+
+    // The run ends within its bound: every URL at most MAX_ATTEMPTS timeouts, CONCURRENCY at once.
+    let bound = (PAGES / CONCURRENCY + 1) as f64 * f64::from(MAX_ATTEMPTS) * TIMEOUT.as_secs_f64();
+    assert!(report.elapsed_secs < bound, "took {} s, bound {bound} s", report.elapsed_secs);
+
+    // The report agrees with the file.
+    assert!(!report.interrupted);
+    assert_eq!(report.totals.ok, ok.len() as u64);
+    assert_eq!(report.totals.failed, (PAGES - ok.len()) as u64);
+    assert_eq!(report.totals.attempts, attempts);
+    assert_eq!(report.pipeline.received, PAGES as u64);
+    assert_eq!(report.pipeline.output + report.pipeline.dead_lettered, PAGES as u64);
+    let json = serde_json::to_string(&report).expect("report serialises");
+    assert!(!json.contains("password"), "no credentials in the report");
+}
