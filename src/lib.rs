@@ -6,8 +6,9 @@
 //! | module | crate | what it does |
 //! |---|---|---|
 //! | [`proxypool`] | `harvester-proxypool` | which proxy a request goes through: pool, balancers, leases, health, bans, and `ProxyClient` to send through it |
-//! | [`pipeline`] | `harvester-pipeline` | staged stream processor, sinks (under construction) |
+//! | [`pipeline`] | `harvester-pipeline` | staged stream processor: bounded queues, micro-batching, ordered mode, dead letters, batching sinks |
 //! | [`resilience`] | `harvester-resilience` | tower layers: circuit breaker, retry with budget, rate limit, bulkhead, timeout, fallback |
+//! | [`scaler`] | `harvester-scaler` | how many workers: reactive, Kubernetes HPA, predictive, scheduled and cost-capped engines, actuators, a driver |
 //!
 //! ```
 //! use harvester::proxypool::{Proxy, ProxyPool, Requirements};
@@ -23,6 +24,7 @@
 pub use harvester_pipeline as pipeline;
 pub use harvester_proxypool as proxypool;
 pub use harvester_resilience as resilience;
+pub use harvester_scaler as scaler;
 
 /// The README's examples, compiled and run as doctests so that it cannot drift.
 #[doc = include_str!("../README.md")]

@@ -304,3 +304,25 @@ async fn a_send_waiting_for_the_ordered_window_fails_closed_after_drop() {
     let result = tokio::time::timeout(Duration::from_secs(60), waiting).await;
     assert!(matches!(result, Ok(Ok(Err(SendError::Closed(4))))), "after drop: {result:?}");
 }
+
+/// Scaling down an idle stage retires its surplus workers at once, not at their next record.
+#[tokio::test(start_paused = true)]
+async fn idle_surplus_workers_retire_as_soon_as_the_target_drops() {
+    let output = memory();
+    let processor = StreamProcessor::builder()
+        .stage(Stage::new("a", keep).workers(4))
+        .sink(output.clone())
+        .build()
+        .expect("valid configuration");
+    processor.sender().send_all((0..100).collect()).await.expect("open");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(processor.metrics().stages[0].workers, 4);
+
+    processor.set_workers("a", 1).expect("stage exists");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(processor.metrics().stages[0].workers, 1, "idle workers retire without a new record");
+
+    processor.sender().send_all((100..200).collect()).await.expect("open");
+    let report = processor.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.output, 200, "the remaining worker takes everything");
+}

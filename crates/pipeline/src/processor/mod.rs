@@ -212,6 +212,7 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
                 policy: stage.policy,
                 handler: stage.handler,
                 input: Arc::new(tokio::sync::Mutex::new(rx)),
+                retire: tokio::sync::Notify::new(),
                 run_length,
             });
             let slot = Arc::new(StageSlot {
@@ -293,8 +294,9 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
         self.shutdown(deadline).await
     }
 
-    /// Sets the number of workers of stage `stage`: new workers start at once, surplus
-    /// workers retire after the run of records they hold (none is lost).
+    /// Sets the number of workers of stage `stage`: new workers start at once; surplus
+    /// workers retire at once when idle, else after the run of records they hold (none is
+    /// lost).
     pub fn set_workers(&self, stage: &str, workers: usize) -> Result<(), ProcessorError> {
         self.stage_control(stage)?.set_workers(workers)
     }
@@ -359,6 +361,9 @@ impl<T: Send + Sync + 'static> StageSlot<T> {
         let missing = target.saturating_sub(live);
         workers.retain(|worker| !worker.is_finished());
         self.runtime.metrics.add_workers(missing);
+        if live > target {
+            self.runtime.retire.notify_waiters();
+        }
         for _ in 0..missing {
             let outputs = WorkerOutputs {
                 next: outputs.next.clone(),

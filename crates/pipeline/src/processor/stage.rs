@@ -118,6 +118,8 @@ pub(crate) struct StageRuntime<T> {
     pub(crate) handler: Handler<T>,
     pub(crate) input: Arc<Mutex<QueueReceiver<T>>>,
     pub(crate) metrics: StageMetrics,
+    /// Wakes idle workers when the target drops, so surplus ones retire at once.
+    pub(crate) retire: tokio::sync::Notify,
     /// Most records taken per lock and passed on per chunk.
     pub(crate) run_length: usize,
 }
@@ -155,16 +157,32 @@ pub(crate) async fn run_worker<T: Send + 'static>(
     let mut run: Vec<Entry<T>> = Vec::with_capacity(max);
     let mut kept = Kept { records: Vec::with_capacity(max), max };
     'runs: loop {
+        // Armed before the target is read, so a scale-down between the two still wakes it.
+        let retire = stage.retire.notified();
+        let mut retire = std::pin::pin!(retire);
+        retire.as_mut().enable();
         if stage.metrics.try_retire(target.load(Relaxed)) {
             return;
         }
         {
-            let mut input = stage.input.lock().await;
+            // An idle worker waits for the queue; a scale-down wakes it to retire now rather
+            // than at its next record.
+            let mut input = tokio::select! {
+                biased;
+                () = &mut retire => continue 'runs,
+                input = stage.input.lock() => input,
+            };
             // Checked again: the target may have dropped while this worker waited for the lock.
             if stage.metrics.try_retire(target.load(Relaxed)) {
                 return;
             }
-            if input.recv_run(&mut run, max).await == 0 {
+            // Cancelling `recv_run` while it waits loses nothing (see `QueueReceiver`).
+            let taken = tokio::select! {
+                biased;
+                () = &mut retire => continue 'runs,
+                taken = input.recv_run(&mut run, max) => taken,
+            };
+            if taken == 0 {
                 break;
             }
             // Counted before the lock is released, so taken records are never unaccounted.

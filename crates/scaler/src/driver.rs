@@ -1,0 +1,357 @@
+//! [`Driver`]: the loop that runs an engine — sample, decide, apply, remember — as a tokio task.
+//!
+//! Every `interval` (the first round at once) the driver asks the [`Actuator`] for the
+//! replicas set now, reads a [`Sample`] from the [`MetricSource`], asks the [`Engine`], and
+//! applies the recommendation when it differs. Each round is a [`Decision`] in a bounded
+//! history (the last `history` rounds) that can be read while the driver runs. A source or
+//! actuator failure is recorded and the next round tries again. [`Driver::stop`] ends the
+//! loop after the round in progress.
+//!
+//! Time comes from a [`Clock`]: [`TokioClock`] by default, which follows tokio's clock (so
+//! `tokio::time::pause` drives it in tests) from a UTC anchor taken once.
+//!
+//! ```
+//! use std::time::Duration;
+//! use async_trait::async_trait;
+//! use harvester_scaler::{ConcurrencyLimit, Driver, DriverConfig, MetricSource, ReactiveConfig, ReactiveScaler, Sample, SourceError, Timestamp};
+//!
+//! /// A queue that is always backed up.
+//! struct Backlog;
+//! #[async_trait]
+//! impl MetricSource for Backlog {
+//!     async fn sample(&mut self, replicas: u32, _now: Timestamp) -> Result<Sample, SourceError> {
+//!         Ok(Sample::new(replicas).with_value("queue_depth", 10_000.0))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let limit = ConcurrencyLimit::new(1)?;
+//! let engine = ReactiveScaler::new(ReactiveConfig { cooldown: Duration::from_secs(30), ..ReactiveConfig::default() })?;
+//! let driver = Driver::spawn(DriverConfig::default(), engine, Backlog, limit.clone())?;
+//! tokio::time::sleep(Duration::from_secs(61)).await; // rounds at 0, 15, 30, 45 and 60 s
+//! assert_eq!(limit.limit(), 8); // 1 -> 2 at 0 s, -> 4 at 30 s, -> 8 at 60 s
+//! assert_eq!(driver.history().len(), 5);
+//! driver.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::actuator::Actuator;
+use crate::engine::Engine;
+use crate::error::{ConfigError, SourceError};
+use crate::recommendation::Recommendation;
+use crate::sample::Sample;
+use crate::time::Timestamp;
+
+/// Reads the metrics of one target.
+#[async_trait]
+pub trait MetricSource: Send {
+    /// A sample at `now` of the target running `replicas` (as its actuator reports them; the
+    /// returned sample's `replicas` should be the same).
+    async fn sample(&mut self, replicas: u32, now: Timestamp) -> Result<Sample, SourceError>;
+}
+
+/// Where the driver's time comes from.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// tokio's clock, anchored to a UTC time once: `now` = anchor + tokio time elapsed since.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    anchor: Timestamp,
+    start: Instant,
+}
+
+impl TokioClock {
+    /// Anchored to the system's UTC time now (read once).
+    pub fn new() -> Self {
+        let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        Self::starting_at(Timestamp::from_unix(since_epoch))
+    }
+
+    /// Anchored to `anchor` now (deterministic tests and simulations).
+    pub fn starting_at(anchor: Timestamp) -> Self {
+        TokioClock { anchor, start: Instant::now() }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        self.anchor + self.start.elapsed()
+    }
+}
+
+/// How often the driver decides and how much it remembers. Default: every 15 s (the HPA's
+/// sync period), the last 1 000 decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriverConfig {
+    /// Time between rounds.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Decisions kept; at least 1.
+    pub history: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig { interval: Duration::from_secs(15), history: 1_000 }
+    }
+}
+
+impl DriverConfig {
+    /// Refuses out-of-range values, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval.is_zero() {
+            return Err(ConfigError::new("driver.interval", "must be longer than zero"));
+        }
+        if self.history == 0 {
+            return Err(ConfigError::new("driver.history", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// What came of one round.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// The recommendation differed from the replicas set, and the actuator applied it.
+    Applied {
+        /// The recommendation.
+        recommendation: Recommendation,
+    },
+    /// The recommendation was the replicas already set.
+    Unchanged {
+        /// The recommendation.
+        recommendation: Recommendation,
+    },
+    /// The actuator failed to apply the recommendation.
+    ActuatorFailed {
+        /// The recommendation.
+        recommendation: Recommendation,
+        /// Its error.
+        error: String,
+    },
+    /// No recommendation: the actuator could not say what runs, or the source could not be read.
+    NoSample {
+        /// The error.
+        error: String,
+    },
+}
+
+/// One round of a [`Driver`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// When it was made.
+    pub at: Timestamp,
+    /// Replicas set before it (0 when the actuator could not say).
+    pub replicas_before: u32,
+    /// What came of it.
+    pub outcome: Outcome,
+}
+
+impl Decision {
+    /// The engine's recommendation, if it was asked.
+    pub fn recommendation(&self) -> Option<&Recommendation> {
+        match &self.outcome {
+            Outcome::Applied { recommendation }
+            | Outcome::Unchanged { recommendation }
+            | Outcome::ActuatorFailed { recommendation, .. } => Some(recommendation),
+            Outcome::NoSample { .. } => None,
+        }
+    }
+
+    /// The replicas set after it.
+    pub fn replicas_after(&self) -> u32 {
+        match &self.outcome {
+            Outcome::Applied { recommendation } => recommendation.replicas,
+            _ => self.replicas_before,
+        }
+    }
+}
+
+/// The last decisions, shared between the loop and readers.
+#[derive(Debug)]
+struct History {
+    capacity: usize,
+    decisions: VecDeque<Decision>,
+    total: u64,
+}
+
+fn lock(history: &Mutex<History>) -> MutexGuard<'_, History> {
+    // Only whole decisions are pushed; a panic elsewhere cannot leave one half-written.
+    history.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running scaling loop. See the [module documentation](self).
+///
+/// Dropping it aborts the loop; [`stop`](Self::stop) ends it after the round in progress.
+#[derive(Debug)]
+pub struct Driver {
+    history: Arc<Mutex<History>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Driver {
+    /// Starts the loop on the current tokio runtime, with a [`TokioClock`] anchored to the
+    /// system time.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as `tokio::spawn` does).
+    pub fn spawn<E, S, A>(config: DriverConfig, engine: E, source: S, actuator: A) -> Result<Driver, ConfigError>
+    where
+        E: Engine + 'static,
+        S: MetricSource + 'static,
+        A: Actuator + 'static,
+    {
+        Self::spawn_with_clock(config, engine, source, actuator, TokioClock::new())
+    }
+
+    /// Starts the loop with `clock`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as `tokio::spawn` does).
+    pub fn spawn_with_clock<E, S, A, C>(
+        config: DriverConfig,
+        engine: E,
+        source: S,
+        actuator: A,
+        clock: C,
+    ) -> Result<Driver, ConfigError>
+    where
+        E: Engine + 'static,
+        S: MetricSource + 'static,
+        A: Actuator + 'static,
+        C: Clock,
+    {
+        config.validate()?;
+        let history = Arc::new(Mutex::new(History {
+            capacity: config.history,
+            decisions: VecDeque::with_capacity(config.history.min(1_024)),
+            total: 0,
+        }));
+        let (stop, stopped) = oneshot::channel();
+        let rounds = Rounds { engine, source, actuator, clock, history: history.clone() };
+        let task = tokio::spawn(rounds.run(config.interval, stopped));
+        Ok(Driver { history, stop: Some(stop), task: Some(task) })
+    }
+
+    /// The decisions kept, oldest first.
+    pub fn history(&self) -> Vec<Decision> {
+        lock(&self.history).decisions.iter().cloned().collect()
+    }
+
+    /// The latest decision.
+    pub fn last(&self) -> Option<Decision> {
+        lock(&self.history).decisions.back().cloned()
+    }
+
+    /// Rounds made since the start, including those no longer kept.
+    pub fn rounds(&self) -> u64 {
+        lock(&self.history).total
+    }
+
+    /// Ends the loop after the round in progress and waits for it; returns the decisions kept.
+    pub async fn stop(mut self) -> Vec<Decision> {
+        if let Some(stop) = self.stop.take() {
+            // The loop may have ended already (its task panicked); nothing to tell it then.
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            // A panic inside the engine or actuator ends the loop; the history stays readable.
+            let _ = task.await;
+        }
+        self.history()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// The loop's own state.
+struct Rounds<E, S, A, C> {
+    engine: E,
+    source: S,
+    actuator: A,
+    clock: C,
+    history: Arc<Mutex<History>>,
+}
+
+impl<E: Engine, S: MetricSource, A: Actuator, C: Clock> Rounds<E, S, A, C> {
+    async fn run(mut self, interval: Duration, mut stopped: oneshot::Receiver<()>) {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut stopped => break,
+                _ = ticks.tick() => {}
+            }
+            let decision = self.round().await;
+            tracing::debug!(at = %decision.at, before = decision.replicas_before, after = decision.replicas_after(), "scaler round");
+            let mut history = lock(&self.history);
+            if history.decisions.len() == history.capacity {
+                history.decisions.pop_front();
+            }
+            history.decisions.push_back(decision);
+            history.total += 1;
+        }
+    }
+
+    async fn round(&mut self) -> Decision {
+        let at = self.clock.now();
+        let replicas_before = match self.actuator.current().await {
+            Ok(replicas) => replicas,
+            Err(error) => {
+                return Decision { at, replicas_before: 0, outcome: Outcome::NoSample { error: error.to_string() } };
+            }
+        };
+        let sample = match self.source.sample(replicas_before, at).await {
+            Ok(sample) => sample,
+            Err(error) => {
+                return Decision { at, replicas_before, outcome: Outcome::NoSample { error: error.to_string() } };
+            }
+        };
+        let recommendation = self.engine.recommend(&sample, at);
+        let outcome = if recommendation.replicas == replicas_before {
+            Outcome::Unchanged { recommendation }
+        } else {
+            match self.actuator.apply(recommendation.replicas).await {
+                Ok(()) => Outcome::Applied { recommendation },
+                Err(error) => {
+                    tracing::warn!(%error, replicas = recommendation.replicas, "scaler could not apply a decision");
+                    Outcome::ActuatorFailed { recommendation, error: error.to_string() }
+                }
+            }
+        };
+        Decision { at, replicas_before, outcome }
+    }
+}

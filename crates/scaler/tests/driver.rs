@@ -1,0 +1,176 @@
+//! The driver loop under a paused tokio clock: rounds at the interval, decisions applied and
+//! remembered, failures recorded, stop.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use harvester_scaler::{
+    Actuator, ActuatorError, Driver, DriverConfig, Hpa, HpaConfig, MetricSource, MetricSpec, Outcome, Sample,
+    SourceError, Timestamp, TokioClock,
+};
+use tokio::sync::mpsc;
+
+const ANCHOR: Timestamp = Timestamp::from_unix_secs(1_700_000_000);
+
+/// Reads `load` from a script, one entry per round (a negative entry: the source fails), and
+/// tells the test each time it is read.
+struct Script {
+    loads: Vec<f64>,
+    round: usize,
+    read: mpsc::UnboundedSender<Timestamp>,
+}
+
+#[async_trait]
+impl MetricSource for Script {
+    async fn sample(&mut self, replicas: u32, now: Timestamp) -> Result<Sample, SourceError> {
+        let load = self.loads.get(self.round).copied().unwrap_or(100.0 * f64::from(replicas));
+        self.round += 1;
+        // The test may have stopped listening; the round goes on.
+        let _ = self.read.send(now);
+        if load < 0.0 {
+            return Err(SourceError::new("script", "exporter down"));
+        }
+        Ok(Sample::new(replicas).with_value("load", load))
+    }
+}
+
+/// Remembers what it applied; can be told to fail.
+#[derive(Clone, Default)]
+struct Recorder {
+    replicas: Arc<AtomicU32>,
+    applied: Arc<Mutex<Vec<u32>>>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Recorder {
+    fn at(replicas: u32) -> Self {
+        let recorder = Recorder::default();
+        recorder.replicas.store(replicas, Ordering::SeqCst);
+        recorder
+    }
+
+    fn applied(&self) -> Vec<u32> {
+        self.applied.lock().expect("recorder lock").clone()
+    }
+}
+
+#[async_trait]
+impl Actuator for Recorder {
+    async fn current(&self) -> Result<u32, ActuatorError> {
+        Ok(self.replicas.load(Ordering::SeqCst))
+    }
+
+    async fn apply(&self, replicas: u32) -> Result<(), ActuatorError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(ActuatorError::new("recorder", "refused"));
+        }
+        self.replicas.store(replicas, Ordering::SeqCst);
+        self.applied.lock().expect("recorder lock").push(replicas);
+        Ok(())
+    }
+}
+
+fn hpa() -> Hpa {
+    Hpa::new(HpaConfig { max_replicas: 50, ..HpaConfig::new([MetricSpec::average_value("load", 100.0)]) })
+        .expect("valid config")
+}
+
+fn start(config: DriverConfig, loads: Vec<f64>, actuator: Recorder) -> (Driver, mpsc::UnboundedReceiver<Timestamp>) {
+    let (read, reads) = mpsc::unbounded_channel();
+    let source = Script { loads, round: 0, read };
+    let driver = Driver::spawn_with_clock(config, hpa(), source, actuator, TokioClock::starting_at(ANCHOR))
+        .expect("valid config");
+    (driver, reads)
+}
+
+async fn wait_for_reads(reads: &mut mpsc::UnboundedReceiver<Timestamp>, count: usize) -> Vec<Timestamp> {
+    let mut seen = Vec::new();
+    for _ in 0..count {
+        seen.push(reads.recv().await.expect("the driver reads its source"));
+    }
+    seen
+}
+
+fn secs(at: Timestamp) -> u64 {
+    at.saturating_since(ANCHOR).as_secs()
+}
+
+#[tokio::test(start_paused = true)]
+async fn driver_applies_recommendations_and_keeps_history() {
+    // Given 2 replicas and load 400, 800, 800, 1600, then a failing source
+    let actuator = Recorder::at(2);
+    let (driver, mut reads) =
+        start(DriverConfig::default(), vec![400.0, 800.0, 800.0, 1_600.0, -1.0], actuator.clone());
+    // When three rounds have read their metrics, the history is readable while running
+    let first = wait_for_reads(&mut reads, 3).await;
+    assert!(driver.history().len() >= 2 && driver.rounds() >= 2, "{:?}", driver.history());
+    let rest = wait_for_reads(&mut reads, 2).await;
+    let history = driver.stop().await;
+    // Then rounds came every 15 s from the start
+    let times: Vec<u64> = first.into_iter().chain(rest).map(secs).collect();
+    assert_eq!(times, [0, 15, 30, 45, 60]);
+    // And each decision is remembered: 2 -> 4 -> 8, 8 on target, -> 16, then no sample
+    let after: Vec<u32> = history.iter().map(|d| d.replicas_after()).collect();
+    assert_eq!(after, [4, 8, 8, 16, 16]);
+    assert!(matches!(history[2].outcome, Outcome::Unchanged { .. }));
+    assert!(matches!(&history[4].outcome, Outcome::NoSample { error } if error.contains("exporter down")));
+    assert_eq!(history.iter().map(|d| secs(d.at)).collect::<Vec<_>>(), [0, 15, 30, 45, 60]);
+    // And the actuator applied exactly the changes
+    assert_eq!(actuator.applied(), [4, 8, 16]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn history_keeps_only_the_last_decisions() {
+    let config = DriverConfig { interval: Duration::from_secs(10), history: 3 };
+    let (driver, mut reads) = start(config, Vec::new(), Recorder::at(4));
+    wait_for_reads(&mut reads, 6).await;
+    let history = driver.stop().await;
+    assert_eq!(history.iter().map(|d| secs(d.at)).collect::<Vec<_>>(), [30, 40, 50]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn actuator_failure_is_recorded_and_retried() {
+    // Given an actuator that refuses at first
+    let actuator = Recorder::at(2);
+    actuator.failing.store(true, Ordering::SeqCst);
+    let (driver, mut reads) = start(DriverConfig::default(), vec![400.0; 10], actuator.clone());
+    wait_for_reads(&mut reads, 2).await;
+    // When it recovers
+    actuator.failing.store(false, Ordering::SeqCst);
+    wait_for_reads(&mut reads, 2).await;
+    let history = driver.stop().await;
+    // Then the refused rounds are recorded and a later round applies the same decision
+    assert!(
+        matches!(&history[0].outcome, Outcome::ActuatorFailed { recommendation, .. } if recommendation.replicas == 4)
+    );
+    assert!(history.iter().any(|d| matches!(d.outcome, Outcome::Applied { .. })));
+    assert_eq!(actuator.applied(), [4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopped_driver_makes_no_more_rounds() {
+    let (driver, mut reads) = start(DriverConfig::default(), Vec::new(), Recorder::at(3));
+    wait_for_reads(&mut reads, 1).await;
+    let rounds = driver.stop().await.len();
+    tokio::time::advance(Duration::from_secs(600)).await;
+    // The source was dropped with the loop: the channel is closed, with nothing more in it.
+    assert_eq!(reads.recv().await, None);
+    assert_eq!(rounds, 1);
+}
+
+#[test]
+fn invalid_configuration_names_the_field() {
+    let zero = DriverConfig { interval: Duration::ZERO, ..DriverConfig::default() };
+    assert_eq!(zero.validate().expect_err("refused").field, "driver.interval");
+    let none = DriverConfig { history: 0, ..DriverConfig::default() };
+    assert_eq!(none.validate().expect_err("refused").field, "driver.history");
+}
+
+#[test]
+fn timestamps_read_and_write_as_rfc3339() {
+    let json = serde_json::to_string(&ANCHOR).expect("serializable");
+    assert_eq!(json, r#""2023-11-14T22:13:20Z""#);
+    assert_eq!(serde_json::from_str::<Timestamp>(&json).expect("readable"), ANCHOR);
+}
