@@ -12,7 +12,7 @@
 //! - [`ServerProcess`]: the generic guard (spawn, wait until the port answers, kill on drop).
 //! - [`Tinyproxy`]: an HTTP proxy with CONNECT, optionally behind basic auth.
 //! - [`Dante`]: a SOCKS5 proxy, optionally with username/password auth.
-//! - [`Redis`]: a throwaway redis-server.
+//! - [`Redis`]: a throwaway redis-server, which a test can stop and restart on the same port.
 //! - [`TargetServer`]: the site the traffic is for, in process: `/`, `/status/NNN`, `/slow`,
 //!   `/retry-after`, `/captcha`, `/bytes`, `/echo-headers`, `/product/N`, `/catalogue`.
 //! - [`TlsTargetServer`]: the same pages over HTTPS with a fresh self-signed certificate.

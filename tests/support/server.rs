@@ -44,39 +44,55 @@ impl ServerProcess {
     /// When the program is not installed, or does not answer within the deadline; the message
     /// carries the server's logs.
     pub fn start(program: &str, configure: impl Fn(&Path, u16) -> Vec<OsString>) -> Self {
-        let path = find_program(program).unwrap_or_else(|| {
-            panic!("{program} not found on PATH, /usr/sbin or /usr/bin; run scripts/test.sh, which installs it")
-        });
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
-            let dir = tempfile::Builder::new()
-                .prefix(&format!("harvester-{program}-"))
-                .tempdir()
-                .expect("create a temporary directory");
             let port = free_port().expect("a free port on 127.0.0.1");
-            let args = configure(dir.path(), port);
-            let output = File::create(dir.path().join("output.log")).expect("create output.log");
-            let child = Command::new(&path)
-                .args(&args)
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(output.try_clone().expect("clone the output.log handle"))
-                .stderr(output)
-                .spawn()
-                .unwrap_or_else(|error| panic!("spawn {}: {error}", path.display()));
-            let mut server = ServerProcess { name: program.to_owned(), port, child, dir };
-            match server.wait_until_ready() {
-                Ok(()) => return server,
-                Err(Readiness::Exited(status)) => {
-                    failures.push(format!("port {port}: exited with {status}\n{}", server.logs()));
-                }
-                Err(Readiness::TimedOut) => panic!(
-                    "{program} did not accept connections on 127.0.0.1:{port} within {READY_DEADLINE:?}\n{}",
-                    server.logs()
-                ),
+            match ServerProcess::start_on(program, port, &configure) {
+                Ok(server) => return server,
+                Err(failure) => failures.push(failure),
             }
         }
         panic!("{program} failed to start {START_ATTEMPTS} times:\n{}", failures.join("\n"))
+    }
+
+    /// Starts `program` on `port` (say, the port of an instance just stopped, to restart it
+    /// in place) and waits until the port accepts connections; `Err` with the server's logs
+    /// when it exits first (the port is taken).
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_on(program: &str, port: u16, configure: impl Fn(&Path, u16) -> Vec<OsString>) -> Result<Self, String> {
+        let path = find_program(program).unwrap_or_else(|| {
+            panic!("{program} not found on PATH, /usr/sbin or /usr/bin; run scripts/test.sh, which installs it")
+        });
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("harvester-{program}-"))
+            .tempdir()
+            .expect("create a temporary directory");
+        let args = configure(dir.path(), port);
+        let output = File::create(dir.path().join("output.log")).expect("create output.log");
+        let child = Command::new(&path)
+            .args(&args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("clone the output.log handle"))
+            .stderr(output)
+            .spawn()
+            .unwrap_or_else(|error| panic!("spawn {}: {error}", path.display()));
+        let mut server = ServerProcess { name: program.to_owned(), port, child, dir };
+        match server.wait_until_ready() {
+            Ok(()) => Ok(server),
+            Err(Readiness::Exited(status)) => Err(format!("port {port}: exited with {status}\n{}", server.logs())),
+            Err(Readiness::TimedOut) => panic!(
+                "{program} did not accept connections on 127.0.0.1:{port} within {READY_DEADLINE:?}\n{}",
+                server.logs()
+            ),
+        }
+    }
+
+    /// Stops the server now (SIGTERM, then SIGKILL if it lingers); its logs stay readable.
+    pub fn stop_now(&mut self) {
+        self.stop();
     }
 
     /// The port it listens on.

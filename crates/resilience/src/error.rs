@@ -47,6 +47,21 @@ pub struct RateLimited {
     pub key: Option<String>,
 }
 
+/// A shared (distributed) rate limiter could not decide, and its failure policy is to refuse:
+/// its store did not answer in time or at all.
+///
+/// `reason` never holds credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("rate limiter '{limiter}' unavailable{}: {reason}", key.as_ref().map(|k| format!(" for {k}")).unwrap_or_default())]
+pub struct LimiterUnavailable {
+    /// The limiter's name.
+    pub limiter: String,
+    /// The key of a keyed limiter.
+    pub key: Option<String>,
+    /// What failed, e.g. "no answer from redis://127.0.0.1:6379 within 200ms".
+    pub reason: String,
+}
+
 /// The bulkhead had no free place within the wait allowed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("bulkhead '{partition}' full: {max_concurrent} calls running, waited {waited:?}")]
@@ -135,6 +150,8 @@ pub enum Rejection<'a> {
     TimedOut(&'a TimedOut),
     /// See [`RetryBudgetExhausted`].
     RetryBudgetExhausted(&'a RetryBudgetExhausted),
+    /// See [`LimiterUnavailable`].
+    LimiterUnavailable(&'a LimiterUnavailable),
 }
 
 impl<'a> Rejection<'a> {
@@ -148,6 +165,8 @@ impl<'a> Rejection<'a> {
             Some(Rejection::BulkheadFull(e))
         } else if let Some(e) = error.downcast_ref::<TimedOut>() {
             Some(Rejection::TimedOut(e))
+        } else if let Some(e) = error.downcast_ref::<LimiterUnavailable>() {
+            Some(Rejection::LimiterUnavailable(e))
         } else {
             error.downcast_ref::<RetryBudgetExhausted>().map(Rejection::RetryBudgetExhausted)
         }

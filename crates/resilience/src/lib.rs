@@ -13,11 +13,19 @@
 //!
 //! Metrics go through the `metrics` facade and events through `tracing`; neither needs a
 //! recorder or subscriber to be installed.
+//!
+//! ## Feature flags
+//!
+//! - `redis`: [`distributed`], a GCRA rate limit shared by every process through Redis
+//!   (one Lua script per check, a local deny-cache, a policy for when Redis is down).
+//! - `redis-tls`: `rediss://` URLs for it, over rustls with the ring provider.
 
 #![forbid(unsafe_code)]
 
 pub mod breaker;
 pub mod bulkhead;
+#[cfg(feature = "redis")]
+pub mod distributed;
 pub mod error;
 pub mod fallback;
 pub mod rate_limit;
@@ -29,7 +37,8 @@ pub use breaker::{
 };
 pub use bulkhead::{BulkheadConfig, BulkheadLayer};
 pub use error::{
-    BoxError, BulkheadFull, CircuitOpen, ConfigError, RateLimited, Rejection, RetryBudgetExhausted, TimedOut,
+    BoxError, BulkheadFull, CircuitOpen, ConfigError, LimiterUnavailable, RateLimited, Rejection, RetryBudgetExhausted,
+    TimedOut,
 };
 pub use fallback::{Fallback, FallbackLayer};
 pub use rate_limit::{Quota, RateLimitConfig, RateLimitLayer};

@@ -168,7 +168,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> KeyedRateLimiter<K,
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.decide(key, now, 0).map(|_| ())
+        self.decide(key, now, 1, 0).map(|_| ())
     }
 
     /// The raw [`reserve_key`](Self::reserve_key) at an explicit clock reading.
@@ -178,7 +178,17 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> KeyedRateLimiter<K,
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.decide(key, now, duration_nanos(max_wait)).map(Duration::from_nanos)
+        self.decide(key, now, 1, duration_nanos(max_wait)).map(Duration::from_nanos)
+    }
+
+    /// [`reserve_key`](Self::reserve_key) of `cost` cells (1 ..= burst) at once.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn reserve_key_n<Q>(&self, key: &Q, cost: u32, max_wait: Duration) -> Result<Duration, NotUntil>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.decide(key, self.clock.now_nanos(), cost, duration_nanos(max_wait)).map(Duration::from_nanos)
     }
 
     /// Drops every stale key now; returns how many.
@@ -188,19 +198,26 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> KeyedRateLimiter<K,
     }
 
     #[inline]
-    fn decide<Q>(&self, key: &Q, now: u64, max_wait: u64) -> Result<u64, NotUntil>
+    fn decide<Q>(&self, key: &Q, now: u64, cost: u32, max_wait: u64) -> Result<u64, NotUntil>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         match self.states.get(key) {
-            Some(tat) => self.gcra.reserve(&tat, now, max_wait),
-            None => self.insert_and_reserve(key, now, max_wait),
+            Some(tat) => self.reserve_on(&tat, now, cost, max_wait),
+            None => self.insert_and_reserve(key, now, cost, max_wait),
         }
     }
 
+    /// One cell through the measured hot path; several (distributed fallback) through
+    /// `reserve_n`. Callers pass a constant 1, so the branch folds away where it matters.
+    #[inline]
+    fn reserve_on(&self, tat: &AtomicU64, now: u64, cost: u32, max_wait: u64) -> Result<u64, NotUntil> {
+        if cost == 1 { self.gcra.reserve(tat, now, max_wait) } else { self.gcra.reserve_n(tat, now, cost, max_wait) }
+    }
+
     #[cold]
-    fn insert_and_reserve<Q>(&self, key: &Q, now: u64, max_wait: u64) -> Result<u64, NotUntil>
+    fn insert_and_reserve<Q>(&self, key: &Q, now: u64, cost: u32, max_wait: u64) -> Result<u64, NotUntil>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -210,7 +227,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> KeyedRateLimiter<K,
             Entry::Occupied(entry) => {
                 // Another thread inserted it first: give the place back, decide on its state.
                 self.keys.fetch_sub(1, Ordering::Relaxed);
-                self.gcra.reserve(entry.get(), now, max_wait)
+                self.reserve_on(entry.get(), now, cost, max_wait)
             }
             Entry::Vacant(entry) => {
                 // Not zero: a sweep at a later reading than `now` may have dropped this key
@@ -218,7 +235,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> KeyedRateLimiter<K,
                 // the sweep's removal, itself after its store; `last_sweep <= now` (readings
                 // not older than the latest sweep) decides exactly as a fresh key.
                 let tat = AtomicU64::new(self.last_sweep.load(Ordering::Relaxed));
-                let decision = self.gcra.reserve(&tat, now, max_wait);
+                let decision = self.reserve_on(&tat, now, cost, max_wait);
                 if decision.is_ok() {
                     entry.insert(tat);
                 } else {

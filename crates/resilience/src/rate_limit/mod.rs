@@ -16,6 +16,9 @@
 //!   the maximum is refused at once. Reserving at call time spaces concurrent waiters at the
 //!   rate, so the bound holds for the times calls are actually sent.
 //!
+//! A limit holds within one process. For one limit shared by several processes, the
+//! `distributed` module (feature `redis`) keeps the same GCRA state in Redis.
+//!
 //! For HTTP, [`RateLimitLayer::per_host`] keys by the target host (the default, see
 //! [`HostKey::of`]); [`RateLimitLayer::keyed`] takes any key closure.
 //!

@@ -109,9 +109,43 @@ impl Quota {
     pub(crate) fn interval_nanos(&self) -> u64 {
         self.interval_nanos
     }
+
+    /// `share` (in (0, 1]) of this quota: the interval stretched by `1 / share` (rounded
+    /// up), the burst scaled down (at least 1). What one of several instances may take
+    /// alone when they cannot coordinate.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn share(self, share: f64) -> Result<Quota, ConfigError> {
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(ConfigError::new("failure_policy.share", "must be greater than 0 and at most 1"));
+        }
+        let interval = (self.interval_nanos as f64 / share).ceil();
+        if !(interval.is_finite() && interval <= LONGEST_BURST_NANOS as f64) {
+            return Err(ConfigError::new("failure_policy.share", "leaves less than one call per 100 years"));
+        }
+        let burst = ((f64::from(self.burst) * share).floor() as u32).max(1);
+        Quota { interval_nanos: interval as u64, burst: 1 }.allow_burst(burst)
+    }
 }
 
 /// A duration in nanoseconds, saturating at `u64::MAX` (about 584 years).
 pub(crate) fn duration_nanos(d: Duration) -> u64 {
     d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_stretches_the_interval_and_shrinks_the_burst() {
+        let quota = Quota::per_second(10).and_then(|q| q.share(0.25)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(quota.replenish_interval(), Duration::from_millis(400));
+        assert_eq!(quota.burst(), 2);
+        let tiny = Quota::per_second(2).and_then(|q| q.share(0.1)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tiny.burst(), 1, "never below one cell");
+        for share in [0.0, -1.0, 1.5, f64::NAN] {
+            let err = Quota::per_second(2).and_then(|q| q.share(share)).expect_err("out of range");
+            assert_eq!(err.field, "failure_policy.share");
+        }
+    }
 }

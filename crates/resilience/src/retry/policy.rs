@@ -95,15 +95,20 @@ impl ErrorPolicy for DefaultErrorPolicy {
 ///   bulkhead's maximum; a retry would queue more work on a saturated partition.
 /// - [`RetryBudgetExhausted`](crate::RetryBudgetExhausted) from an inner retry: returned, so
 ///   that nested retries do not multiply.
+/// - [`LimiterUnavailable`](crate::LimiterUnavailable): returned. A shared limiter that fails
+///   closed refuses until its store answers again; retrying at once adds load, not cells.
 /// - [`TimedOut`](crate::TimedOut) and every error of the inner service: retried.
 ///
 /// Compose it in a policy of your own: `|e: &BoxError| if is_not_found(e) { Decision::Return } else { decide_by_default(e) }`.
 pub fn decide_by_default(error: &BoxError) -> Decision {
     match Rejection::of(&**error) {
         Some(Rejection::RateLimited(limited)) => Decision::RetryAfter(limited.retry_in),
-        Some(Rejection::CircuitOpen(_) | Rejection::BulkheadFull(_) | Rejection::RetryBudgetExhausted(_)) => {
-            Decision::Return
-        }
+        Some(
+            Rejection::CircuitOpen(_)
+            | Rejection::BulkheadFull(_)
+            | Rejection::RetryBudgetExhausted(_)
+            | Rejection::LimiterUnavailable(_),
+        ) => Decision::Return,
         _ => Decision::Retry,
     }
 }
