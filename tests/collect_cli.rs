@@ -11,22 +11,30 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::{FaultProxy, TargetServer};
 
-/// The example's binary, built by `cargo test` with the other targets (or built here when
-/// only this test was asked for).
+/// The example's binary, built once per test run with this test's features: `cargo test`
+/// may not have built the example (a filtered run), or built it with other features.
 fn collect_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    let binary = profile_dir.join("examples").join(format!("collect{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "--example", "collect"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the collect example failed");
-    }
-    binary
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let mut command = Command::new(cargo);
+            command.args(["build", "--quiet", "--example", "collect"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+            // The same features as this test, so that a full `cargo test` finds it built.
+            let features: Vec<&str> = [("redis", cfg!(feature = "redis")), ("redis-tls", cfg!(feature = "redis-tls"))]
+                .into_iter()
+                .filter_map(|(name, on)| on.then_some(name))
+                .collect();
+            if !features.is_empty() {
+                command.args(["--features", &features.join(",")]);
+            }
+            let status = command.status().expect("cargo runs");
+            assert!(status.success(), "building the collect example failed");
+            let exe = std::env::current_exe().expect("test binary path");
+            let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+            profile_dir.join("examples").join(format!("collect{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -148,4 +156,49 @@ async fn sigint_mid_run_stops_gracefully_and_loses_no_url() {
     let report: Value = serde_json::from_slice(&std::fs::read(&report).expect("report written")).expect("JSON");
     assert_eq!(report["interrupted"], true);
     assert_eq!(report["totals"]["ok"], ok);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_on_one_redis_share_one_per_host_rate() {
+    let redis = support::Redis::start();
+    let site = TargetServer::start().await.expect("site starts");
+    let proxy = FaultProxy::slow(Duration::ZERO).await.expect("proxy starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=only\n", proxy.url()));
+    let (rate, per_collector) = (20u32, 80usize);
+    let mut collectors = Vec::new();
+    let started = Instant::now();
+    for (name, first) in [("a", 0), ("b", per_collector)] {
+        let urls: String = (first..first + per_collector).map(|n| format!("{}/product/{n}\n", site.url())).collect();
+        let urls = write(dir.path(), &format!("urls-{name}.txt"), &urls);
+        let out = dir.path().join(format!("out-{name}.jsonl"));
+        let child = tokio::process::Command::new(collect_binary())
+            .args(["--urls", urls.to_str().expect("path"), "--proxies", proxies.to_str().expect("path")])
+            .args(["--out", out.to_str().expect("path"), "--redis", &redis.url(), "--quiet"])
+            .args(["--rate", &rate.to_string(), "--concurrency", "8"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("collect starts");
+        collectors.push((child, out));
+    }
+    for (child, out) in collectors {
+        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("finishes")
+            .expect("exit status");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let lines = lines_of(&out);
+        assert_eq!(lines.len(), per_collector);
+        assert!(lines.iter().all(|line| line["status"] == "ok"), "every page collected");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // GCRA with a burst of `rate`: at most rate + rate × elapsed requests reach the site over
+    // the run, for the two collectors together (each alone could have sent that much).
+    let served = site.requests_served() as f64;
+    let bound = f64::from(rate) * (1.0 + elapsed);
+    assert!(served <= bound, "{served} requests in {elapsed:.1} s exceed the shared bound {bound:.0}");
+    assert!(served >= (2 * per_collector) as f64);
 }

@@ -87,15 +87,18 @@ async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_ou
             rate_per_host: 100_000,
             max_attempts: MAX_ATTEMPTS,
             attempt_timeout: TIMEOUT,
+            #[cfg(feature = "redis")]
+            redis: None,
         },
-        stage_workers: 2,
+        stage_workers: 1,
+        scaling: run::Scaling::default(),
         out: out.clone(),
         extra_root_pem: None,
     };
     let running = run::start(job).await.expect("job starts");
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let outcome = running.run(stop).await;
-    let report = Report::new(&outcome, PAGES as u64, 0, Vec::new());
+    let report = Report::new(&outcome, PAGES as u64, 0);
     flipper.abort();
 
     // Every URL exactly once.
@@ -148,6 +151,8 @@ async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_ou
     assert_eq!(report.totals.attempts, attempts);
     assert_eq!(report.pipeline.received, PAGES as u64);
     assert_eq!(report.pipeline.output + report.pipeline.dead_lettered, PAGES as u64);
+    assert!(report.scaler_rounds > 0, "the scaler watched the pipeline's stages");
+    assert!(report.pipeline.stages.iter().all(|stage| stage.received == PAGES as u64));
     let json = serde_json::to_string(&report).expect("report serialises");
     assert!(!json.contains("password"), "no credentials in the report");
 }

@@ -147,8 +147,17 @@ async fn collect(cli: Cli) -> ExitCode {
         (None, _, Some(demo)) => (demo.urls(), demo.proxies()),
         (None, _, None) => return refuse("nothing to collect"),
     };
+    #[cfg(feature = "redis")]
+    let redis = match &cli.redis {
+        Some(url) => match connect_redis(url).await {
+            Ok(connection) => Some(connection),
+            Err(e) => return refuse(e),
+        },
+        None => None,
+    };
+    #[cfg(not(feature = "redis"))]
     if cli.redis.is_some() {
-        return refuse("--redis: distributed mode is not available in this build yet");
+        return refuse("--redis: this build has no Redis support (build with `--features redis`)");
     }
     let pool = match pool_with(&cli.balancer) {
         Ok(pool) => pool,
@@ -174,8 +183,11 @@ async fn collect(cli: Cli) -> ExitCode {
             max_attempts: cli.max_attempts,
             // The demo's hanging proxy would hold each of its victims for the whole timeout.
             attempt_timeout: Duration::from_secs_f64(cli.timeout.unwrap_or(if demo.is_some() { 2.0 } else { 10.0 })),
+            #[cfg(feature = "redis")]
+            redis,
         },
-        stage_workers: 2,
+        stage_workers: 1,
+        scaling: run::Scaling::default(),
         out: cli.out.clone(),
         extra_root_pem: None,
     };
@@ -205,7 +217,7 @@ async fn collect(cli: Cli) -> ExitCode {
     for task in background {
         task.abort();
     }
-    let report = Report::new(&outcome, urls.targets.len() as u64, urls.duplicates, Vec::new());
+    let report = Report::new(&outcome, urls.targets.len() as u64, urls.duplicates);
     if let Some(path) = &cli.report {
         let written = serde_json::to_vec_pretty(&report)
             .map_err(|e| e.to_string())
@@ -218,6 +230,22 @@ async fn collect(cli: Cli) -> ExitCode {
     print_summary(&report, &cli);
     drop(demo);
     if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS }
+}
+
+/// Connects to the Redis of `--redis`. A bad URL is refused; a Redis that does not answer
+/// yet is not (its limiter then decides locally on a share of the rate until it does).
+#[cfg(feature = "redis")]
+async fn connect_redis(url: &str) -> Result<harvester::resilience::distributed::RedisConnection, String> {
+    use harvester::resilience::distributed::{RedisConfig, RedisConnection};
+    let config = RedisConfig { url: url.to_owned(), key_prefix: "harvester:".to_owned(), ..RedisConfig::default() };
+    config.validate().map_err(|e| format!("--redis: {e}"))?;
+    match RedisConnection::connect(&config).await {
+        Ok(connection) => Ok(connection),
+        Err(e) => {
+            eprintln!("collect: warning: {e}; going on, each collector limiting itself to a share of --rate");
+            RedisConnection::lazy(&config).map_err(|e| format!("--redis: {e}"))
+        }
+    }
 }
 
 fn print_summary(report: &Report, cli: &Cli) {

@@ -34,8 +34,26 @@ pub struct Report {
     pub breakers: BTreeMap<String, BreakerReport>,
     /// The pipeline's account: per-stage counters and the sink's writes.
     pub pipeline: PipelineReport,
-    /// What the scaler decided, in order.
-    pub scaler_decisions: Vec<serde_json::Value>,
+    /// What the scaler decided for each stage it drives, in order: the changes of workers
+    /// (rounds that left the count as it was are summed up in `scaler_rounds`).
+    pub scaler_decisions: Vec<ScalerDecision>,
+    /// Rounds the scaler ran, changes or not.
+    pub scaler_rounds: usize,
+}
+
+/// One change of a stage's workers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalerDecision {
+    /// The stage.
+    pub stage: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Workers before.
+    pub from: u32,
+    /// Workers after.
+    pub to: u32,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// One host's breaker.
@@ -52,8 +70,8 @@ pub struct BreakerReport {
 }
 
 impl Report {
-    /// The report of `outcome`, with the scaler's decisions.
-    pub fn new(outcome: &Outcome, urls: u64, duplicate_urls: usize, scaler_decisions: Vec<serde_json::Value>) -> Self {
+    /// The report of `outcome`.
+    pub fn new(outcome: &Outcome, urls: u64, duplicate_urls: usize) -> Self {
         let totals = outcome.tally.counts();
         let elapsed = outcome.elapsed.as_secs_f64();
         let breakers = outcome
@@ -86,7 +104,19 @@ impl Report {
             proxies: outcome.pool.stats(),
             breakers,
             pipeline: outcome.pipeline.clone(),
-            scaler_decisions,
+            scaler_decisions: outcome
+                .scaler_decisions
+                .iter()
+                .filter(|(_, decision)| decision.replicas_after() != decision.replicas_before)
+                .map(|(stage, decision)| ScalerDecision {
+                    stage: stage.clone(),
+                    at: decision.at.to_string(),
+                    from: decision.replicas_before,
+                    to: decision.replicas_after(),
+                    reason: decision.recommendation().map(|r| r.message.clone()).unwrap_or_default(),
+                })
+                .collect(),
+            scaler_rounds: outcome.scaler_decisions.len(),
         }
     }
 }

@@ -13,6 +13,7 @@ use harvester::pipeline::{Report as PipelineReport, StreamProcessor};
 use harvester::proxypool::client::{ClientError, DefaultClassifier, Verdict};
 use harvester::proxypool::{ProxyClient, ProxyPool};
 use harvester::resilience::{BoxError, Rejection};
+use harvester::scaler::{Decision, Driver, DriverConfig, Hpa, HpaConfig, MetricSpec, StageMetrics, StageWorkers};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -33,10 +34,64 @@ pub struct Job {
     pub stack: StackSettings,
     /// Workers the `extract` and `transform` stages start with.
     pub stage_workers: usize,
+    /// How the scaler sets those stages' workers.
+    pub scaling: Scaling,
     /// The output file.
     pub out: PathBuf,
     /// Trust this PEM root as well (the demo's self-signed target).
     pub extra_root_pem: Option<Vec<u8>>,
+}
+
+/// The scaler's part: an HPA per CPU stage (`extract`, `transform`) on its queue depth per
+/// worker and its busy share, deciding every `interval`.
+#[derive(Debug, Clone)]
+pub struct Scaling {
+    /// Time between decisions.
+    pub interval: Duration,
+    /// Most workers per stage.
+    pub max_workers: u32,
+    /// How long load must stay low before workers are shed (the HPA's downscale
+    /// stabilisation; Kubernetes' 5 min is far longer than a collection run).
+    pub scale_down_after: Duration,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Scaling { interval: Duration::from_secs(1), max_workers: 8, scale_down_after: Duration::from_secs(10) }
+    }
+}
+
+/// The stages the scaler drives.
+const SCALED_STAGES: [&str; 2] = ["extract", "transform"];
+
+/// Starts a driver per scaled stage.
+fn start_scalers(processor: &StreamProcessor<Line>, scaling: &Scaling) -> Result<Vec<Driver>, JobError> {
+    let config = |e: &dyn std::fmt::Display| JobError::Config(format!("scaler: {e}"));
+    let mut drivers = Vec::new();
+    for stage in SCALED_STAGES {
+        let control = processor.stage_control(stage).map_err(|e| config(&e))?;
+        let hpa = Hpa::new(HpaConfig {
+            min_replicas: 1,
+            max_replicas: scaling.max_workers,
+            downscale_stabilization: scaling.scale_down_after,
+            // A worker should have at most a run of records waiting, and be busy 70 % of the time.
+            metrics: vec![
+                MetricSpec::average_value(StageMetrics::QUEUE_DEPTH, 64.0),
+                MetricSpec::value(StageMetrics::BUSY, 0.7),
+            ],
+            ..HpaConfig::default()
+        })
+        .map_err(|e| config(&e))?;
+        let driver = Driver::spawn(
+            DriverConfig { interval: scaling.interval, history: 1_000 },
+            hpa,
+            StageMetrics::new(control.clone()),
+            StageWorkers::new(control),
+        )
+        .map_err(|e| config(&e))?;
+        drivers.push(driver);
+    }
+    Ok(drivers)
 }
 
 /// What the running job shares with whoever watches it (progress, metrics, health).
@@ -64,6 +119,8 @@ pub struct Outcome {
     pub stack: Stack,
     /// The pool, for its per-proxy statistics.
     pub pool: ProxyPool,
+    /// Every decision of the scaler, per stage, in order.
+    pub scaler_decisions: Vec<(String, Decision)>,
 }
 
 /// Why the job could not start.
@@ -107,9 +164,18 @@ pub async fn start(job: Job) -> Result<Running, JobError> {
         .dead_letter(FailedLines(output))
         .build()
         .map_err(|e| JobError::Config(e.to_string()))?;
+    let scalers = start_scalers(&processor, &job.scaling)?;
     let (ready_tx, ready) = watch::channel(true);
     let total = job.targets.len() as u64;
-    Ok(Running { job, stack, processor, tally: tally.clone(), watch: Watch { tally, total, ready }, _ready: ready_tx })
+    Ok(Running {
+        job,
+        stack,
+        processor,
+        scalers,
+        tally: tally.clone(),
+        watch: Watch { tally, total, ready },
+        _ready: ready_tx,
+    })
 }
 
 /// A job ready to run.
@@ -117,6 +183,7 @@ pub struct Running {
     job: Job,
     stack: Stack,
     processor: StreamProcessor<Line>,
+    scalers: Vec<Driver>,
     tally: Arc<Tally>,
     watch: Watch,
     _ready: watch::Sender<bool>,
@@ -138,7 +205,7 @@ impl Running {
     /// written as failed (interrupted), so the output still has every URL.
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> Outcome {
         let started = Instant::now();
-        let Running { job, stack, processor, tally, .. } = self;
+        let Running { job, stack, processor, scalers, tally, .. } = self;
         let sender = processor.sender();
         let permits = Arc::new(Semaphore::new(job.stack.concurrency));
         let grace = job.stack.attempt_timeout;
@@ -170,7 +237,11 @@ impl Running {
         while fetches.join_next().await.is_some() {}
         drop(sender);
         let pipeline = processor.shutdown(Duration::from_secs(60)).await;
-        Outcome { tally, interrupted, elapsed: started.elapsed(), pipeline, stack, pool: job.pool }
+        let mut scaler_decisions = Vec::new();
+        for (stage, driver) in SCALED_STAGES.into_iter().zip(scalers) {
+            scaler_decisions.extend(driver.stop().await.into_iter().map(|decision| (stage.to_owned(), decision)));
+        }
+        Outcome { tally, interrupted, elapsed: started.elapsed(), pipeline, stack, pool: job.pool, scaler_decisions }
     }
 }
 

@@ -78,6 +78,9 @@ pub struct StackSettings {
     pub max_attempts: u32,
     /// The limit on one attempt.
     pub attempt_timeout: Duration,
+    /// Share the per-host rate limit with every collector using this Redis (feature `redis`).
+    #[cfg(feature = "redis")]
+    pub redis: Option<harvester::resilience::distributed::RedisConnection>,
 }
 
 /// The stack and the parts of it the report reads.
@@ -123,9 +126,17 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
     let breakers = breaker.breakers().clone();
 
     let quota = Quota::per_second(settings.rate_per_host)?;
-    let rate_limit = RateLimitLayer::keyed(quota, |fetch: &Fetch| fetch.target.host.clone())
+    let local_limit = RateLimitLayer::keyed(quota, |fetch: &Fetch| fetch.target.host.clone())
         .wait_up_to(settings.attempt_timeout)
         .named("collect");
+    // With Redis, one limit per host shared by every collector; without, this process's own.
+    #[cfg(feature = "redis")]
+    let (local_limit, shared_limit) = match &settings.redis {
+        Some(redis) => (None, Some(shared_rate_limit(redis.clone(), quota, settings.attempt_timeout)?)),
+        None => (Some(local_limit), None),
+    };
+    #[cfg(not(feature = "redis"))]
+    let (local_limit, shared_limit) = (Some(local_limit), None::<tower::layer::util::Identity>);
 
     let bulkhead = BulkheadLayer::new(&BulkheadConfig::single(
         PartitionConfig::new(settings.concurrency).with_queue(settings.concurrency, Duration::from_secs(3600)),
@@ -134,11 +145,39 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
     let service = ServiceBuilder::new()
         .layer(bulkhead)
         .layer(retry)
-        .layer(rate_limit)
+        .option_layer(local_limit)
+        .option_layer(shared_limit)
         .layer(breaker)
         .layer(TimeoutLayer::new(settings.attempt_timeout))
         .service(ProxyFetcher { client });
     Ok(Stack { service: BoxCloneService::new(service), breakers, budget })
+}
+
+/// The layer of [`shared_rate_limit`].
+#[cfg(feature = "redis")]
+type SharedRateLimit = harvester::resilience::distributed::DistributedRateLimitLayer<
+    harvester::resilience::distributed::DistributedKeyed<Arc<str>, fn(&Fetch) -> Arc<str>>,
+>;
+
+/// The per-host limit kept in Redis. While Redis is away each collector decides alone on a
+/// quarter of the rate: the collectors keep going, and four of them stay within the limit.
+#[cfg(feature = "redis")]
+fn shared_rate_limit(
+    redis: harvester::resilience::distributed::RedisConnection,
+    quota: Quota,
+    max_wait: Duration,
+) -> Result<SharedRateLimit, ConfigError> {
+    use harvester::resilience::distributed::{
+        DistributedKeyedRateLimiter, DistributedOptions, DistributedRateLimitLayer, FailurePolicy,
+    };
+    let options = DistributedOptions {
+        name: "collect".to_owned(),
+        failure_policy: FailurePolicy::Local { share: 0.25 },
+        ..DistributedOptions::default()
+    };
+    let limiter = DistributedKeyedRateLimiter::with_options(redis, "collect:host", quota, &options)?;
+    let host: fn(&Fetch) -> Arc<str> = |fetch| fetch.target.host.clone();
+    Ok(DistributedRateLimitLayer::keyed(limiter, host).wait_up_to(max_wait))
 }
 
 /// Whether an error says the site (not the proxy) failed: only a proxy that could not reach
