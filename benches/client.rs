@@ -10,21 +10,38 @@
 //! ```
 //!
 //! Each iteration sends `iters` GETs, 16 at a time; criterion reports time per request.
+//! After its report the bench prints requests/s (all requests over their time) and the ratio, also
+//! as `FIGURE` lines for `scripts/bench.sh`. Without tinyproxy installed it skips, saying so.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use futures::StreamExt;
 use harvester::proxypool::{Proxy, ProxyClient, ProxyPool};
-use support::{TargetServer, Tinyproxy};
+use support::{TargetServer, Tinyproxy, find_program};
 
 const CONCURRENCY: usize = 16;
 
-fn bench_client(c: &mut Criterion) {
+/// Requests sent and the time they took, over every call criterion made (warm-up included), by
+/// function. Whole totals, not a median of samples: warm-up's first samples send one or two
+/// requests, far below the concurrency, and would count as much as the longest.
+type Totals = Mutex<BTreeMap<&'static str, (u64, Duration)>>;
+
+fn record(totals: &Totals, id: &'static str, iters: u64, elapsed: Duration) -> Duration {
+    let mut totals = totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (requests, time) = totals.entry(id).or_default();
+    *requests += iters;
+    *time += elapsed;
+    elapsed
+}
+
+fn bench_client(c: &mut Criterion, totals: &Totals) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let target = rt.block_on(TargetServer::start()).expect("target starts");
     let tinyproxy = Tinyproxy::start();
@@ -48,7 +65,7 @@ fn bench_client(c: &mut Criterion) {
     group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3)).sample_size(20);
     group.bench_function("bare_reqwest", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(run(iters, |_| {
+            let elapsed = rt.block_on(run(iters, |_| {
                 let bare = bare.clone();
                 let url = url.clone();
                 async move {
@@ -56,12 +73,13 @@ fn bench_client(c: &mut Criterion) {
                     assert!(response.status().is_success());
                     response.bytes().await.expect("body");
                 }
-            }))
+            }));
+            record(totals, "bare_reqwest", iters, elapsed)
         })
     });
     group.bench_function("proxy_client", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(run(iters, |_| {
+            let elapsed = rt.block_on(run(iters, |_| {
                 let ours = ours.clone();
                 let url = url.clone();
                 async move {
@@ -69,7 +87,8 @@ fn bench_client(c: &mut Criterion) {
                     let response = ours.send(request).await.expect("served");
                     assert!(response.status().is_success());
                 }
-            }))
+            }));
+            record(totals, "proxy_client", iters, elapsed)
         })
     });
     group.finish();
@@ -85,5 +104,24 @@ where
     started.elapsed()
 }
 
-criterion_group!(benches, bench_client);
-criterion_main!(benches);
+fn main() {
+    if find_program("tinyproxy").is_none() {
+        println!("client: tinyproxy not found on PATH, /usr/sbin or /usr/bin; skipped");
+        println!("SKIPPED\tthrough_tinyproxy\ttinyproxy not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let totals = Totals::default();
+    let mut c = Criterion::default().configure_from_args();
+    bench_client(&mut c, &totals);
+    c.final_summary();
+
+    let totals = totals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let per_second = |id| totals.get(id).map(|&(requests, time)| requests as f64 / time.as_secs_f64());
+    if let (Some(bare), Some(ours)) = (per_second("bare_reqwest"), per_second("proxy_client")) {
+        println!("\nrequests/s, {CONCURRENCY} in flight (all requests sent over their time):");
+        println!("  bare reqwest  {bare:8.0}");
+        println!("  ProxyClient   {ours:8.0}   ratio ProxyClient / bare {:.2} (target >= 0.9)", ours / bare);
+        // For scripts/bench.sh: FIGURE, group, case, ours, anchor name, anchor, unit, target.
+        println!("FIGURE\tthrough_tinyproxy\tproxy_client\t{ours}\tbare_reqwest\t{bare}\trequests/s\tratio>=0.9");
+    }
+}

@@ -2,6 +2,7 @@
 //! a counting sink, then prints records/s and the peak resident set size (VmHWM):
 //! `cargo run --release -p harvester-pipeline --example peak_rss -- 10000000`. A second
 //! argument `batched` sends records in groups of 64 with `send_all` instead of one by one.
+//! The last line is the peak as a `FIGURE` line for `scripts/bench.sh`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -55,16 +56,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok::<_, Box<dyn std::error::Error>>((started.elapsed(), report))
     })?;
     let counted = count.load(Relaxed);
+    let mode = if batched { "send_all of 64" } else { "one send per record" };
     println!(
-        "records {n} ({}), counted {counted}, output {}, elapsed {:.3} s, {:.0} records/s",
-        if batched { "send_all of 64" } else { "one send per record" },
+        "records {n} ({mode}), counted {counted}, output {}, elapsed {:.3} s, {:.0} records/s",
         report.output,
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64()
     );
-    println!("after: VmRSS {}, peak VmHWM {}", proc_status("VmRSS"), proc_status("VmHWM"));
+    let peak = proc_status("VmHWM");
+    println!("after: VmRSS {}, peak VmHWM {peak}", proc_status("VmRSS"));
     if counted as u64 != n {
         return Err(format!("counted {counted} of {n}").into());
+    }
+    // For scripts/bench.sh, which sets the anchor: the same mode's run with fewer records.
+    if let Some(kb) = peak.strip_suffix(" kB").and_then(|kb| kb.parse::<u64>().ok()) {
+        println!("FIGURE\tpipeline/peak_rss\t{mode}, {n} records\t{kb}\t-\t-\tkB\t-");
     }
     Ok(())
 }

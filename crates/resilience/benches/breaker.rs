@@ -20,7 +20,8 @@
 //! - `tower_resilience`: its `CircuitBreakerLayer` (default builder) around the same no-op
 //!   service, driven like ours with `now_or_never`.
 //!
-//! Timings are short on purpose: the machine has 2 shared cores.
+//! After criterion's report, the means are read back from criterion's estimates and printed
+//! as figures against the anchors. Timings are short on purpose: the machine has 2 shared cores.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -30,13 +31,13 @@ use std::future::{Ready, ready};
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use failsafe::CircuitBreaker as _;
 use futures::FutureExt;
 use harvester_resilience::breaker::{
     Breaker, BreakerConfig, CircuitBreakerLayer, KeyedCircuitBreakerLayer, Outcome, SlidingWindow,
 };
-use support::AtomicRecorder;
+use support::{AtomicRecorder, criterion_dir, mean_ns, print_figure};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 fn no_op<R>(_: R) -> Ready<Result<(), Infallible>> {
@@ -116,5 +117,29 @@ fn closed(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, closed);
-criterion_main!(benches);
+/// Each function's mean against its anchor, for `scripts/bench.sh`.
+fn print_figures() {
+    let Some(dir) = criterion_dir() else { return };
+    let group = "breaker_closed";
+    let mean = |function| mean_ns(&dir, group, function).unwrap_or(f64::NAN);
+    // DESIGN's ≤ 30 ns is for the state machine with the default configuration.
+    for (ours, anchor, target) in [
+        ("ours_raw", "failsafe", "<=30"),
+        ("ours_raw", "tower_resilience", "<=30"),
+        ("ours_raw_time_window", "failsafe", "-"),
+        ("ours_service", "failsafe", "-"),
+        ("ours_service_untimed", "failsafe", "-"),
+        ("ours_service_live_metrics", "failsafe", "-"),
+        ("ours_keyed_service_1k_hosts", "tower_resilience", "-"),
+    ] {
+        print_figure(group, ours, mean(ours), Some((anchor, mean(anchor))), "ns", target);
+    }
+    print_figure(group, "baseline_no_op_service", mean("baseline_no_op_service"), None, "ns", "-");
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    closed(&mut c);
+    c.final_summary();
+    print_figures();
+}

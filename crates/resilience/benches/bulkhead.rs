@@ -26,7 +26,7 @@ use std::time::Duration;
 use criterion::Criterion;
 use harvester_resilience::BoxError;
 use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer, PartitionConfig};
-use support::{answers_at_once, criterion_dir, mean_ns};
+use support::{answers_at_once, criterion_dir, mean_ns, print_figure};
 use tower::limit::ConcurrencyLimitLayer;
 use tower::{Layer, service_fn};
 
@@ -60,6 +60,11 @@ fn print_ratios() {
             println!("  {function:<24} {ns:>6.1} ns   ratio {:.2}", ns / tower);
         }
     }
+    let anchor = Some(("tower_concurrency_limit", tower));
+    for function in ["ours", "ours_partitioned"] {
+        print_figure(group, function, mean_ns(&dir, group, function).unwrap_or(f64::NAN), anchor, "ns", "-");
+    }
+    print_figure(group, "bare", mean_ns(&dir, group, "bare").unwrap_or(f64::NAN), None, "ns", "-");
 }
 
 fn main() {

@@ -36,7 +36,7 @@ use harvester_resilience::BoxError;
 use harvester_resilience::rate_limit::{
     Clock, HostKey, KeyedRateLimiter, Quota, RateLimitLayer, RateLimiter, TokioClock,
 };
-use support::{AtomicRecorder, answers_at_once, criterion_dir, mean_ns};
+use support::{AtomicRecorder, answers_at_once, criterion_dir, mean_ns, print_figure};
 use tower::{Layer, service_fn};
 
 const KEYS: usize = 1024;
@@ -165,22 +165,40 @@ fn bench_service(c: &mut Criterion) {
 fn print_ratios() {
     let Some(dir) = criterion_dir() else { return };
     println!("\nmean ns per operation; ratio = ours / governor (same run):");
-    for (group, ours, theirs) in [
-        ("rate_limit/clock", "ours_tokio", "governor_quanta"),
-        ("rate_limit/direct", "ours", "governor"),
-        ("rate_limit/direct", "ours_quanta_clock", "governor"),
-        ("rate_limit/keyed_1024", "ours", "governor"),
-        ("rate_limit/keyed_1024", "ours_quanta_clock", "governor"),
-        ("rate_limit/keyed_1024", "ours_host_key", "governor"),
-    ] {
+    for (group, ours, theirs, _) in AGAINST_GOVERNOR {
         if let (Some(a), Some(b)) = (mean_ns(&dir, group, ours), mean_ns(&dir, group, theirs)) {
             println!("  {group:<22} {ours:<18} {a:>6.1} ns   {theirs:<16} {b:>6.1} ns   ratio {:.2}", a / b);
         }
     }
-    for function in ["ours", "ours+recorder", "ours_keyed_1024"] {
+    for function in SERVICE {
         if let Some(ns) = mean_ns(&dir, "rate_limit/service", function) {
             println!("  {:<22} {function:<18} {ns:>6.1} ns", "rate_limit/service");
         }
+    }
+}
+
+/// (group, ours, governor's, DESIGN.md's target) for each comparison with governor.
+const AGAINST_GOVERNOR: [(&str, &str, &str, &str); 6] = [
+    ("rate_limit/clock", "ours_tokio", "governor_quanta", "-"),
+    ("rate_limit/direct", "ours", "governor", "-"),
+    ("rate_limit/direct", "ours_quanta_clock", "governor", "-"),
+    ("rate_limit/keyed_1024", "ours", "governor", "ratio<=1"),
+    ("rate_limit/keyed_1024", "ours_quanta_clock", "governor", "ratio<=1"),
+    ("rate_limit/keyed_1024", "ours_host_key", "governor", "ratio<=1"),
+];
+
+/// The functions of `rate_limit/service`, which has no anchor.
+const SERVICE: [&str; 3] = ["ours", "ours+recorder", "ours_keyed_1024"];
+
+/// The same means as figures, for `scripts/bench.sh`.
+fn print_figures() {
+    let Some(dir) = criterion_dir() else { return };
+    let mean = |group, function| mean_ns(&dir, group, function).unwrap_or(f64::NAN);
+    for (group, ours, theirs, target) in AGAINST_GOVERNOR {
+        print_figure(group, ours, mean(group, ours), Some((theirs, mean(group, theirs))), "ns", target);
+    }
+    for function in SERVICE {
+        print_figure("rate_limit/service", function, mean("rate_limit/service", function), None, "ns", "-");
     }
 }
 
@@ -195,4 +213,5 @@ fn main() {
     bench_service(&mut c);
     c.final_summary();
     print_ratios();
+    print_figures();
 }

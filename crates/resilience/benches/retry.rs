@@ -25,7 +25,7 @@ use std::future::{Ready, ready};
 use std::sync::Arc;
 
 use harvester_resilience::retry::{BudgetConfig, RetryConfig, RetryLayer};
-use support::{Medians, bench_calls, quick_criterion};
+use support::{Medians, bench_calls, print_figure, quick_criterion};
 use tower::retry::Policy;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Layer, service_fn};
@@ -105,5 +105,15 @@ fn main() {
     for (ours, tower) in [("ours/no_budget", "tower/no_budget"), ("ours/budget", "tower/tps_budget")] {
         let (a, b) = (medians.median(ours), medians.median(tower));
         println!("  {ours:<16} {a:7.1} ns   {tower:<18} {b:7.1} ns   ratio {:.2}", a / b);
+    }
+    for (ours, tower) in [("ours/no_budget", "tower/no_budget"), ("ours/budget", "tower/tps_budget")] {
+        print_figure(
+            "retry_first_success",
+            ours,
+            medians.median(ours),
+            Some((tower, medians.median(tower))),
+            "ns",
+            "-",
+        );
     }
 }

@@ -24,7 +24,7 @@ use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer};
 use harvester_resilience::rate_limit::{Quota, RateLimitLayer};
 use harvester_resilience::retry::{RetryConfig, RetryLayer};
 use harvester_resilience::timeout::TimeoutLayer;
-use support::{Medians, answers_at_once, bench_calls, quick_criterion};
+use support::{Medians, answers_at_once, bench_calls, print_figure, quick_criterion};
 use tower::{ServiceBuilder, service_fn};
 
 fn main() {
@@ -68,6 +68,15 @@ fn main() {
         "  tower: concurrency limit + retry + timeout               {tower:7.1} ns  (overhead {:.1} ns)",
         tower - bare
     );
+    print_figure(
+        "stack",
+        "ours_full, overhead over bare",
+        ours - bare,
+        Some(("tower_partial, overhead over bare", tower - bare)),
+        "ns",
+        "<=250",
+    );
+    print_figure("stack", "bare no-op service", bare, None, "ns", "-");
 }
 
 /// tower's retry policy that never retries, to stand beside ours when nothing fails.

@@ -6,6 +6,10 @@
 //! minimum and over schedule windows (wrap the `Scheduled` engine in the cap, not the reverse,
 //! if that is what you want; wrap the cap in the schedule to let windows exceed the budget).
 //!
+//! The cap changes only the answer. The wrapped engine learns from the next sample that its
+//! own number was not run, so a capped change leaves it no false event: no HPA scale event
+//! against its policies, no reactive cooldown (see [`Engine`]).
+//!
 //! ```
 //! use harvester_scaler::{CostCap, CostConfig, Engine, Reason, ReactiveConfig, ReactiveScaler, Sample, Timestamp};
 //!

@@ -4,8 +4,12 @@
 //! replicas set now, reads a [`Sample`] from the [`MetricSource`], asks the [`Engine`], and
 //! applies the recommendation when it differs. Each round is a [`Decision`] in a bounded
 //! history (the last `history` rounds) that can be read while the driver runs. A source or
-//! actuator failure is recorded and the next round tries again. [`Driver::stop`] ends the
-//! loop after the round in progress.
+//! actuator failure is recorded and the next round tries again, and so is a round that
+//! outlasts `round_timeout` (the interval by default): a source or actuator that hangs is
+//! abandoned, so it can stall neither the loop nor [`Driver::stop`], which ends the loop after
+//! the round in progress. An apply abandoned at the timeout may still have taken effect: the
+//! next round reads the replicas again, and the engines count a change only once a sample
+//! runs it (see [`Engine`]).
 //!
 //! Time comes from a [`Clock`]: [`TokioClock`] by default, which follows tokio's clock (so
 //! `tokio::time::pause` drives it in tests) from a UTC anchor taken once.
@@ -38,6 +42,8 @@
 //! ```
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -100,21 +106,27 @@ impl Clock for TokioClock {
     }
 }
 
-/// How often the driver decides and how much it remembers. Default: every 15 s (the HPA's
-/// sync period), the last 1 000 decisions.
+/// How often the driver decides, how long a round may take and how much it remembers.
+/// Default: every 15 s (the HPA's sync period), rounds bounded by the interval, the last
+/// 1 000 decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DriverConfig {
     /// Time between rounds.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// The longest a round may wait on the actuator and the source; past it the round is
+    /// recorded as failed ([`Outcome::NoSample`] or [`Outcome::ActuatorFailed`]) and the
+    /// next round tries again. `None`: the interval. Longer than zero.
+    #[serde(with = "humantime_serde::option")]
+    pub round_timeout: Option<Duration>,
     /// Decisions kept; at least 1.
     pub history: usize,
 }
 
 impl Default for DriverConfig {
     fn default() -> Self {
-        DriverConfig { interval: Duration::from_secs(15), history: 1_000 }
+        DriverConfig { interval: Duration::from_secs(15), round_timeout: None, history: 1_000 }
     }
 }
 
@@ -123,6 +135,9 @@ impl DriverConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.interval.is_zero() {
             return Err(ConfigError::new("driver.interval", "must be longer than zero"));
+        }
+        if self.round_timeout.is_some_and(|timeout| timeout.is_zero()) {
+            return Err(ConfigError::new("driver.round_timeout", "must be longer than zero (or unset: the interval)"));
         }
         if self.history == 0 {
             return Err(ConfigError::new("driver.history", "must be at least 1"));
@@ -145,14 +160,16 @@ pub enum Outcome {
         /// The recommendation.
         recommendation: Recommendation,
     },
-    /// The actuator failed to apply the recommendation.
+    /// The actuator failed to apply the recommendation, or did not answer within the round
+    /// timeout.
     ActuatorFailed {
         /// The recommendation.
         recommendation: Recommendation,
         /// Its error.
         error: String,
     },
-    /// No recommendation: the actuator could not say what runs, or the source could not be read.
+    /// No recommendation: the actuator could not say what runs, or the source could not be read
+    /// (either failed, or did not answer within the round timeout).
     NoSample {
         /// The error.
         error: String,
@@ -254,7 +271,8 @@ impl Driver {
             total: 0,
         }));
         let (stop, stopped) = oneshot::channel();
-        let rounds = Rounds { engine, source, actuator, clock, history: history.clone() };
+        let timeout = config.round_timeout.unwrap_or(config.interval);
+        let rounds = Rounds { engine, source, actuator, clock, timeout, history: history.clone() };
         let task = tokio::spawn(rounds.run(config.interval, stopped));
         Ok(Driver { history, stop: Some(stop), task: Some(task) })
     }
@@ -274,7 +292,8 @@ impl Driver {
         lock(&self.history).total
     }
 
-    /// Ends the loop after the round in progress and waits for it; returns the decisions kept.
+    /// Ends the loop after the round in progress (at most the round timeout away) and waits
+    /// for it; returns the decisions kept.
     pub async fn stop(mut self) -> Vec<Decision> {
         if let Some(stop) = self.stop.take() {
             // The loop may have ended already (its task panicked); nothing to tell it then.
@@ -302,7 +321,38 @@ struct Rounds<E, S, A, C> {
     source: S,
     actuator: A,
     clock: C,
+    /// The longest a round may wait on the actuator and the source.
+    timeout: Duration,
     history: Arc<Mutex<History>>,
+}
+
+/// A round's deadline.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    /// `None` when too far to represent (an interval of `Duration::MAX`): no bound.
+    at: Option<Instant>,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn after(timeout: Duration) -> Self {
+        Deadline { at: Instant::now().checked_add(timeout), timeout }
+    }
+
+    /// `step`'s result, its error or a timeout as text.
+    async fn bound<T, E: fmt::Display>(
+        self,
+        what: &str,
+        step: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, String> {
+        let result = match self.at {
+            Some(at) => tokio::time::timeout_at(at, step)
+                .await
+                .map_err(|_| format!("{what}: no answer within the round timeout ({:?})", self.timeout))?,
+            None => step.await,
+        };
+        result.map_err(|error| error.to_string())
+    }
 }
 
 impl<E: Engine, S: MetricSource, A: Actuator, C: Clock> Rounds<E, S, A, C> {
@@ -328,27 +378,24 @@ impl<E: Engine, S: MetricSource, A: Actuator, C: Clock> Rounds<E, S, A, C> {
 
     async fn round(&mut self) -> Decision {
         let at = self.clock.now();
-        let replicas_before = match self.actuator.current().await {
+        let deadline = Deadline::after(self.timeout);
+        let replicas_before = match deadline.bound("actuator (reading replicas)", self.actuator.current()).await {
             Ok(replicas) => replicas,
-            Err(error) => {
-                return Decision { at, replicas_before: 0, outcome: Outcome::NoSample { error: error.to_string() } };
-            }
+            Err(error) => return Decision { at, replicas_before: 0, outcome: Outcome::NoSample { error } },
         };
-        let sample = match self.source.sample(replicas_before, at).await {
+        let sample = match deadline.bound("metric source", self.source.sample(replicas_before, at)).await {
             Ok(sample) => sample,
-            Err(error) => {
-                return Decision { at, replicas_before, outcome: Outcome::NoSample { error: error.to_string() } };
-            }
+            Err(error) => return Decision { at, replicas_before, outcome: Outcome::NoSample { error } },
         };
         let recommendation = self.engine.recommend(&sample, at);
         let outcome = if recommendation.replicas == replicas_before {
             Outcome::Unchanged { recommendation }
         } else {
-            match self.actuator.apply(recommendation.replicas).await {
+            match deadline.bound("actuator (applying)", self.actuator.apply(recommendation.replicas)).await {
                 Ok(()) => Outcome::Applied { recommendation },
                 Err(error) => {
                     tracing::warn!(%error, replicas = recommendation.replicas, "scaler could not apply a decision");
-                    Outcome::ActuatorFailed { recommendation, error: error.to_string() }
+                    Outcome::ActuatorFailed { recommendation, error }
                 }
             }
         };

@@ -13,8 +13,11 @@ use crate::time::Timestamp;
 /// An engine keeps what its algorithm needs to remember (past recommendations, scale events,
 /// a demand history), but never reads a clock: `now` is the sample's time, given by the
 /// caller, and calls are expected in time order (one every sync period, 15 s by default for
-/// the HPA). It assumes that what it recommends is applied; the next sample's `replicas` tells
-/// it what actually runs.
+/// the HPA). It never assumes that what it recommends is applied: the next sample's `replicas`
+/// tells it what actually runs, and a change counts as made (a scale event for the HPA's
+/// policies, the start of the reactive cooldown) only once a sample runs exactly the
+/// recommended replicas. So an actuator that failed, or a wrapper that answered another number,
+/// leaves no false event behind, and the next round may retry the change in full.
 ///
 /// ```
 /// use harvester_scaler::{Engine, ReactiveConfig, ReactiveScaler, Sample, Timestamp};

@@ -49,6 +49,7 @@ pub mod driver;
 pub mod engine;
 pub mod error;
 pub mod hpa;
+mod pending;
 pub mod predict;
 pub mod reactive;
 pub mod recommendation;

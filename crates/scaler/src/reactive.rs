@@ -6,7 +6,9 @@
 //! `max_replicas`. Down when **every** watched metric is below its down-threshold: replicas
 //! halve (rounding down), floored at `min_replicas`. After a change, nothing changes for
 //! `cooldown`. Replicas running outside the bounds are brought back at once (that counts as a
-//! change).
+//! change). A change counts once it was made: the cooldown starts, from the round that
+//! recommended it, when the next sample runs exactly the recommended replicas; a change the
+//! actuator failed to apply, or that a wrapper replaced, starts none.
 //!
 //! Metrics a sample does not carry are not watched (a stage with no memory figure scales on
 //! the rest). A metric present with a bad value (NaN, ±∞, negative) is missing: it cannot
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::ConfigError;
+use crate::pending::PendingChange;
 use crate::recommendation::{Bound, Reason, Recommendation};
 use crate::sample::{Reading, Sample, usable};
 use crate::time::Timestamp;
@@ -64,7 +67,7 @@ pub struct ReactiveConfig {
     pub queue_up_threshold: f64,
     /// A queue shorter than this allows a scale-down; below `queue_up_threshold`.
     pub queue_down_threshold: f64,
-    /// No change for this long after a change.
+    /// No change for this long after a change (counted once a sample runs it).
     #[serde(with = "humantime_serde")]
     pub cooldown: Duration,
 }
@@ -132,6 +135,7 @@ impl ReactiveConfig {
 pub struct ReactiveScaler {
     config: ReactiveConfig,
     last_change: Option<Timestamp>,
+    pending: PendingChange,
 }
 
 /// What one watched metric says.
@@ -147,7 +151,7 @@ impl ReactiveScaler {
     /// A scaler with `config`, validated.
     pub fn new(config: ReactiveConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(ReactiveScaler { config, last_change: None })
+        Ok(ReactiveScaler { config, last_change: None, pending: PendingChange::default() })
     }
 
     /// The configuration.
@@ -171,23 +175,17 @@ impl ReactiveScaler {
         }
     }
 
-    fn change(&mut self, replicas: u32, reason: Reason, message: String, now: Timestamp) -> Recommendation {
-        self.last_change = Some(now);
-        Recommendation::new(replicas, reason, message)
-    }
-}
-
-impl Engine for ReactiveScaler {
-    fn recommend(&mut self, sample: &Sample, now: Timestamp) -> Recommendation {
+    /// The recommendation, given the cooldown as it stands.
+    fn decide(&self, sample: &Sample, now: Timestamp) -> Recommendation {
         let c = &self.config;
         let (min, max, current) = (c.min_replicas, c.max_replicas, sample.replicas);
         if current < min {
             let message = format!("{current} replicas running, below min_replicas {min}");
-            return self.change(min, Reason::Clamped { bound: Bound::Min }, message, now);
+            return Recommendation::new(min, Reason::Clamped { bound: Bound::Min }, message);
         }
         if current > max {
             let message = format!("{current} replicas running, above max_replicas {max}");
-            return self.change(max, Reason::Clamped { bound: Bound::Max }, message, now);
+            return Recommendation::new(max, Reason::Clamped { bound: Bound::Max }, message);
         }
         if let Some(last) = self.last_change {
             let since = now.saturating_since(last);
@@ -210,11 +208,11 @@ impl Engine for ReactiveScaler {
             let doubled = current.saturating_mul(2).max(1);
             if doubled <= max {
                 let message = format!("{metric} above its threshold: {current} -> {doubled}");
-                return self.change(doubled, Reason::AboveTarget { metric }, message, now);
+                return Recommendation::new(doubled, Reason::AboveTarget { metric }, message);
             }
             if current < max {
                 let message = format!("{metric} above its threshold: {current} -> {max} (max_replicas)");
-                return self.change(max, Reason::Clamped { bound: Bound::Max }, message, now);
+                return Recommendation::new(max, Reason::Clamped { bound: Bound::Max }, message);
             }
             return Recommendation::new(
                 current,
@@ -238,17 +236,28 @@ impl Engine for ReactiveScaler {
         let halved = current / 2;
         if halved >= min && halved < current {
             let message = format!("every metric below its threshold: {current} -> {halved}");
-            return self.change(halved, Reason::BelowTarget, message, now);
+            return Recommendation::new(halved, Reason::BelowTarget, message);
         }
         if current > min {
             let message = format!("every metric below its threshold: {current} -> {min} (min_replicas)");
-            return self.change(min, Reason::Clamped { bound: Bound::Min }, message, now);
+            return Recommendation::new(min, Reason::Clamped { bound: Bound::Min }, message);
         }
         Recommendation::new(
             current,
             Reason::Clamped { bound: Bound::Min },
             format!("every metric below its threshold, already at min_replicas {min}"),
         )
+    }
+}
+
+impl Engine for ReactiveScaler {
+    fn recommend(&mut self, sample: &Sample, now: Timestamp) -> Recommendation {
+        if let Some(change) = self.pending.confirm(sample.replicas) {
+            self.last_change = Some(change.at);
+        }
+        let recommendation = self.decide(sample, now);
+        self.pending.record(sample.replicas, recommendation.replicas, now);
+        recommendation
     }
 
     fn replica_range(&self) -> RangeInclusive<u32> {

@@ -7,6 +7,10 @@
 //! windows written in UTC). A window whose end is before its start runs past midnight into the
 //! next day; its weekdays name the day it starts.
 //!
+//! A window changes only the answer. The wrapped engine learns from the next sample that its
+//! own number was not run, so a change the window overrode leaves it no false event: no HPA
+//! scale event against its policies, no reactive cooldown (see [`Engine`]).
+//!
 //! ```
 //! use harvester_scaler::{Engine, ReactiveConfig, ReactiveScaler, Reason, Sample, ScheduleConfig, ScheduleWindow, Scheduled, TimeOfDay, Timestamp, Weekday};
 //!

@@ -56,6 +56,12 @@ const UNSET: usize = usize::MAX;
 /// It reports the count it last set (Kubernetes' *spec* replicas) rather than the live
 /// workers, which include surplus workers still finishing their run after a scale-down;
 /// before its first change it reports the live workers.
+///
+/// Zero workers is refused: a stage with no worker would never drain its queue. Keep the
+/// engine's `min_replicas` at 1 or more (an [`HpaConfig`](crate::HpaConfig) accepts 0 when it
+/// has a whole-target metric, and would then ask for 0 on an idle stage). A 0 asked for anyway
+/// fails with an [`ActuatorError`], which the [`Driver`](crate::Driver) records as
+/// [`Outcome::ActuatorFailed`](crate::Outcome::ActuatorFailed); the workers stay as they are.
 #[derive(Debug, Clone)]
 pub struct StageWorkers {
     control: StageControl,

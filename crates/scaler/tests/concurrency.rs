@@ -1,11 +1,11 @@
 //! The resizable concurrency limit: grows at once, shrinks without taking permits back, never
 //! loses work, and keeps its accounting under any sequence of operations.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harvester_scaler::{Actuator, ConcurrencyLimit};
+use harvester_scaler::{Actuator, ConcurrencyLimit, ConcurrencyPermit};
 use proptest::prelude::*;
 
 #[tokio::test(start_paused = true)]
@@ -124,4 +124,92 @@ proptest! {
         drop(held);
         prop_assert_eq!((limit.available(), limit.pending_shrink(), limit.in_flight()), (limit.limit(), 0, 0));
     }
+}
+
+/// Waits until `flag` reads `value`: spinning a little, then yielding (on a busy machine the
+/// other thread may need this core).
+fn spin_until(flag: &AtomicUsize, value: usize) {
+    let mut spins = 0;
+    while flag.load(Ordering::Acquire) != value {
+        if spins < 100 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[test]
+fn shrink_racing_a_return_never_admits_new_work_beyond_the_limit() {
+    // Given a permit returned on another thread just as the limit shrinks from 1 to 0 (the
+    // two threads released together, the shrink delayed by 0 to 63 spins to sweep the
+    // window where the permit has read no debt but is not yet back)
+    const ROUNDS: usize = 20_000;
+    let slot: Arc<Mutex<Option<ConcurrencyPermit>>> = Arc::default();
+    let [handed, taken, go, returned] = [(); 4].map(|()| Arc::new(AtomicUsize::new(0)));
+    let returner = std::thread::spawn({
+        let (slot, handed, taken, go, returned) =
+            (slot.clone(), handed.clone(), taken.clone(), go.clone(), returned.clone());
+        move || {
+            for round in 1..=ROUNDS {
+                spin_until(&handed, round);
+                let permit = slot.lock().expect("slot lock").take();
+                taken.store(round, Ordering::Release);
+                spin_until(&go, round);
+                drop(permit);
+                returned.store(round, Ordering::Release);
+            }
+        }
+    });
+    let mut admitted = 0;
+    for round in 1..=ROUNDS {
+        let limit = ConcurrencyLimit::new(1).expect("valid limit");
+        *slot.lock().expect("slot lock") = limit.try_acquire();
+        handed.store(round, Ordering::Release);
+        spin_until(&taken, round);
+        // When the limit shrinks to 0 while the permit comes back
+        go.store(round, Ordering::Release);
+        for _ in 0..round % 64 {
+            std::hint::spin_loop();
+        }
+        limit.set_limit(0).expect("valid limit");
+        spin_until(&returned, round);
+        // Then nobody new gets a permit: the returned one retired
+        if limit.try_acquire().is_some() {
+            admitted += 1;
+        }
+    }
+    returner.join().expect("no panic");
+    assert_eq!(admitted, 0, "limit 0, nothing in flight, yet a new permit was granted {admitted} times");
+}
+
+#[test]
+fn accounting_holds_while_threads_race_resizes() {
+    // Given 4 threads taking and returning permits as fast as they can
+    let limit = ConcurrencyLimit::new(8).expect("valid limit");
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (limit, stop) = (limit.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(permit) = limit.try_acquire() {
+                        std::hint::spin_loop();
+                        drop(permit);
+                    }
+                }
+            })
+        })
+        .collect();
+    // When the limit changes 100 000 times meanwhile
+    for i in 0..100_000 {
+        limit.set_limit([0, 3, 8, 1, 5][i % 5]).expect("valid limit");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().expect("no panic");
+    }
+    // Then, everything returned, exactly the limit is free and nothing is left to retire
+    assert_eq!((limit.limit(), limit.in_flight(), limit.available(), limit.pending_shrink()), (5, 0, 5, 0));
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use harvester_scaler::{
-    Actuator, ActuatorError, Driver, DriverConfig, Hpa, HpaConfig, MetricSource, MetricSpec, Outcome, Sample,
-    SourceError, Timestamp, TokioClock,
+    Actuator, ActuatorError, Behavior, Driver, DriverConfig, Hpa, HpaConfig, MetricSource, MetricSpec, Outcome, Sample,
+    ScalingPolicy, ScalingRules, SourceError, Timestamp, TokioClock,
 };
 use tokio::sync::mpsc;
 
@@ -78,9 +78,18 @@ fn hpa() -> Hpa {
 }
 
 fn start(config: DriverConfig, loads: Vec<f64>, actuator: Recorder) -> (Driver, mpsc::UnboundedReceiver<Timestamp>) {
+    start_with(config, hpa(), loads, actuator)
+}
+
+fn start_with(
+    config: DriverConfig,
+    engine: Hpa,
+    loads: Vec<f64>,
+    actuator: Recorder,
+) -> (Driver, mpsc::UnboundedReceiver<Timestamp>) {
     let (read, reads) = mpsc::unbounded_channel();
     let source = Script { loads, round: 0, read };
-    let driver = Driver::spawn_with_clock(config, hpa(), source, actuator, TokioClock::starting_at(ANCHOR))
+    let driver = Driver::spawn_with_clock(config, engine, source, actuator, TokioClock::starting_at(ANCHOR))
         .expect("valid config");
     (driver, reads)
 }
@@ -123,7 +132,7 @@ async fn driver_applies_recommendations_and_keeps_history() {
 
 #[tokio::test(start_paused = true)]
 async fn history_keeps_only_the_last_decisions() {
-    let config = DriverConfig { interval: Duration::from_secs(10), history: 3 };
+    let config = DriverConfig { interval: Duration::from_secs(10), history: 3, ..DriverConfig::default() };
     let (driver, mut reads) = start(config, Vec::new(), Recorder::at(4));
     wait_for_reads(&mut reads, 6).await;
     let history = driver.stop().await;
@@ -150,6 +159,116 @@ async fn actuator_failure_is_recorded_and_retried() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn change_refused_by_the_actuator_is_retried_in_full() {
+    // Given an HPA allowed 4 more replicas a minute, load asking for 10 of 2, and an actuator
+    // that refuses the first change
+    let hpa =
+        Hpa::new(HpaConfig {
+            max_replicas: 50,
+            behavior: Some(Behavior::default().with_scale_up(
+                ScalingRules::default().with_policies([ScalingPolicy::pods(4, Duration::from_secs(60))]),
+            )),
+            ..HpaConfig::new([MetricSpec::average_value("load", 100.0)])
+        })
+        .expect("valid config");
+    let actuator = Recorder::at(2);
+    actuator.failing.store(true, Ordering::SeqCst);
+    let (driver, mut reads) = start_with(DriverConfig::default(), hpa, vec![1_000.0; 10], actuator.clone());
+    wait_for_reads(&mut reads, 1).await;
+    // When it accepts the retries
+    actuator.failing.store(false, Ordering::SeqCst);
+    wait_for_reads(&mut reads, 2).await;
+    let history = driver.stop().await;
+    // Then the round at 15 s makes the whole 2 -> 6 (the refused change used up none of the 4
+    // a minute), and the round at 30 s holds 6 (the change made at 15 s did)
+    assert!(
+        matches!(&history[0].outcome, Outcome::ActuatorFailed { recommendation, .. } if recommendation.replicas == 6)
+    );
+    assert_eq!(history.iter().map(|d| d.replicas_after()).collect::<Vec<_>>(), [2, 6, 6]);
+    assert_eq!(actuator.applied(), [6]);
+}
+
+/// A source that never answers.
+struct Hung;
+
+#[async_trait]
+impl MetricSource for Hung {
+    async fn sample(&mut self, _replicas: u32, _now: Timestamp) -> Result<Sample, SourceError> {
+        std::future::pending().await
+    }
+}
+
+/// An actuator whose changes never finish.
+struct HungApply;
+
+#[async_trait]
+impl Actuator for HungApply {
+    async fn current(&self) -> Result<u32, ActuatorError> {
+        Ok(2)
+    }
+
+    async fn apply(&self, _replicas: u32) -> Result<(), ActuatorError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hung_source_is_abandoned_at_the_round_timeout() {
+    // Given a source that never answers and rounds bounded to 5 s
+    let config = DriverConfig { round_timeout: Some(Duration::from_secs(5)), ..DriverConfig::default() };
+    let driver = Driver::spawn_with_clock(config, hpa(), Hung, Recorder::at(2), TokioClock::starting_at(ANCHOR))
+        .expect("valid config");
+    // When stop is called in the middle of the second round
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let asked = tokio::time::Instant::now();
+    let history = driver.stop().await;
+    // Then it returns once that round times out, and each round is recorded as failed
+    assert_eq!(asked.elapsed(), Duration::from_secs(4));
+    assert_eq!(history.iter().map(|d| secs(d.at)).collect::<Vec<_>>(), [0, 15]);
+    for decision in &history {
+        assert!(
+            matches!(&decision.outcome, Outcome::NoSample { error } if error.contains("metric source: no answer within the round timeout (5s)")),
+            "{decision:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hung_apply_is_recorded_as_actuator_failed_after_the_interval() {
+    // Given an actuator whose changes never finish, and the default timeout (the interval)
+    let (read, _reads) = mpsc::unbounded_channel();
+    let source = Script { loads: vec![400.0], round: 0, read };
+    let driver =
+        Driver::spawn_with_clock(DriverConfig::default(), hpa(), source, HungApply, TokioClock::starting_at(ANCHOR))
+            .expect("valid config");
+    // When the first round's change (2 -> 4) hangs
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = tokio::time::Instant::now();
+    let history = driver.stop().await;
+    // Then stop returns when the round gives up on it, 15 s after it began
+    assert_eq!(asked.elapsed(), Duration::from_secs(14));
+    assert_eq!(history.len(), 1);
+    assert!(
+        matches!(&history[0].outcome, Outcome::ActuatorFailed { recommendation, error }
+            if recommendation.replicas == 4 && error.contains("no answer within the round timeout (15s)")),
+        "{history:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn interval_too_long_for_a_deadline_still_runs_rounds() {
+    // Given an interval, and so a round timeout, of Duration::MAX (no deadline can be set)
+    let config = DriverConfig { interval: Duration::MAX, history: 1, ..DriverConfig::default() };
+    let (driver, mut reads) = start(config, Vec::new(), Recorder::at(2));
+    // When the first round has run and time goes on
+    wait_for_reads(&mut reads, 1).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    // Then it is recorded, nothing panicked, and no second round came
+    assert_eq!(driver.rounds(), 1);
+    assert_eq!(driver.stop().await.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn stopped_driver_makes_no_more_rounds() {
     let (driver, mut reads) = start(DriverConfig::default(), Vec::new(), Recorder::at(3));
     wait_for_reads(&mut reads, 1).await;
@@ -166,6 +285,20 @@ fn invalid_configuration_names_the_field() {
     assert_eq!(zero.validate().expect_err("refused").field, "driver.interval");
     let none = DriverConfig { history: 0, ..DriverConfig::default() };
     assert_eq!(none.validate().expect_err("refused").field, "driver.history");
+    let no_time = DriverConfig { round_timeout: Some(Duration::ZERO), ..DriverConfig::default() };
+    assert_eq!(no_time.validate().expect_err("refused").field, "driver.round_timeout");
+}
+
+#[test]
+fn configuration_reads_from_json() {
+    let config: DriverConfig =
+        serde_json::from_str(r#"{"interval": "10s", "round_timeout": "3s"}"#).expect("valid json");
+    assert_eq!(
+        config,
+        DriverConfig { interval: Duration::from_secs(10), round_timeout: Some(Duration::from_secs(3)), history: 1_000 }
+    );
+    let default: DriverConfig = serde_json::from_str("{}").expect("valid json");
+    assert_eq!(default.round_timeout, None);
 }
 
 #[test]

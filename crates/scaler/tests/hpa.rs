@@ -227,6 +227,31 @@ fn policies_pods_against_percent_under_max_and_min() {
 }
 
 #[test]
+fn change_not_applied_leaves_no_scale_event() {
+    let config =
+        HpaConfig {
+            behavior: Some(Behavior::default().with_scale_up(
+                ScalingRules::default().with_policies([ScalingPolicy::pods(4, Duration::from_secs(60))]),
+            )),
+            ..load_config()
+        };
+    run(Case {
+        // Kubernetes stores a scale event only after the scale update succeeded. Load 1000 asks
+        // for 10; Pods 4 per 60 s allows 2 + 4 = 6. At 15 s still 2 run (the actuator failed):
+        // no event, start 2, 6 again. At 30 s the 6 run: the change of t = 15 counts, start
+        // 6 - 4 = 2, limit 6: hold. At 75 s that event is 60 s old, out: start 6, 10.
+        name: "an unapplied change does not use up the policy",
+        config,
+        steps: vec![
+            load(0, 2, 1000.0, 6).because(up_rate()),
+            load(15, 2, 1000.0, 6).because(up_rate()),
+            load(30, 6, 1000.0, 6).because(up_rate()),
+            load(75, 6, 1000.0, 10).because(above_load()),
+        ],
+    });
+}
+
+#[test]
 fn disabled_direction_never_moves() {
     run(Case {
         // Scale-down disabled (window 0): load 100 on 10 replicas asks for 1, the limit is the
@@ -445,6 +470,49 @@ fn invalid_configurations_name_the_field() {
     );
     let no_policy = Behavior::default().with_scale_down(ScalingRules::default().with_policies([]));
     assert_eq!(refused(HpaConfig { behavior: Some(no_policy), ..load_config() }), "hpa.behavior.scale_down.policies");
+}
+
+#[test]
+fn min_zero_needs_a_whole_target_metric() {
+    // Kubernetes (validateMetrics) refuses minReplicas 0 without an object or external metric:
+    // per-replica readings are empty at zero replicas, so nothing would ever scale back up.
+    let per_replica = HpaConfig { min_replicas: 0, ..utilization(50) };
+    assert_eq!(per_replica.validate().expect_err("refused").field, "hpa.min_replicas");
+    // With a whole-target metric beside it, zero is allowed and left again: a queue of 300 at
+    // 100 per replica asks for ⌈300 / 100⌉ = 3 while the cpu readings are empty.
+    let mut config = HpaConfig { min_replicas: 0, ..utilization(50) };
+    config.metrics.push(MetricSpec::value("queue_depth", 100.0));
+    let mut hpa = Hpa::new(config).expect("valid config");
+    let at_zero = Sample::new(0).with_pods("cpu", []).with_value("queue_depth", 300.0);
+    assert_eq!(hpa.recommend(&at_zero, Timestamp::from_unix_secs(T0)).replicas, 3);
+}
+
+#[test]
+fn extreme_policies_loads_and_times_do_not_panic() {
+    // Given policies of u32::MAX pods and percent, the largest replica range, tiny targets
+    let rules = ScalingRules::default().with_policies([
+        ScalingPolicy::pods(u32::MAX, Duration::from_secs(1)),
+        ScalingPolicy::percent(u32::MAX, Duration::from_secs(1_800)),
+    ]);
+    let config = HpaConfig {
+        min_replicas: 0,
+        max_replicas: i32::MAX as u32,
+        behavior: Some(Behavior::default().with_scale_up(rules.clone()).with_scale_down(rules)),
+        ..HpaConfig::new([MetricSpec::value("load", 0.001), MetricSpec::average_value("q", 0.001)])
+    };
+    let mut hpa = Hpa::new(config).expect("valid config");
+    // When loads swing between nothing and 1e300, each recommendation applied
+    let mut replicas = 1;
+    for (second, load) in [9e12, 0.0, 9e12, 0.0, 1e300, 9e12].into_iter().enumerate() {
+        let sample = Sample::new(replicas).with_value("load", load).with_value("q", load);
+        replicas = hpa.recommend(&sample, Timestamp::from_unix_secs(T0 + second as u64)).replicas;
+        assert!(replicas <= i32::MAX as u32);
+    }
+    // And time jumps to the far future, then back to the epoch with u32::MAX replicas running
+    hpa.recommend(&Sample::new(replicas).with_value("load", 1.0), Timestamp::from_unix(Duration::MAX));
+    let back = hpa.recommend(&Sample::new(u32::MAX).with_value("load", 1.0), Timestamp::EPOCH);
+    // Then nothing panicked, and replicas above the maximum are brought back to it
+    assert_eq!(back.replicas, i32::MAX as u32);
 }
 
 #[test]

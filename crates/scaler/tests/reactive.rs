@@ -44,6 +44,19 @@ fn cooldown_holds_every_change_for_its_duration() {
 }
 
 #[test]
+fn change_not_applied_starts_no_cooldown() {
+    // Given a 60 s cooldown and a change 2 -> 4 the actuator failed to make
+    let mut scaler = scaler();
+    assert_eq!(scaler.recommend(&busy(2), at(0)).replicas, 4);
+    // When 2 still run 15 s later, the change is asked for again, not held by a cooldown
+    let retried = scaler.recommend(&busy(2), at(15));
+    assert_eq!((retried.replicas, retried.reason), (4, Reason::AboveTarget { metric: "cpu".into() }));
+    // Then once 4 run, the cooldown counts from the change that was made
+    let held = scaler.recommend(&busy(4), at(30));
+    assert_eq!((held.replicas, held.reason), (4, Reason::Cooldown { remaining: Duration::from_secs(45) }));
+}
+
+#[test]
 fn doubling_stops_at_the_maximum() {
     let mut scaler = scaler();
     let capped = scaler.recommend(&busy(5), at(0));

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use harvester_scaler::{
-    CostCap, CostConfig, Engine, Hpa, HpaConfig, MetricSpec, Reason, Sample, ScheduleConfig, ScheduleWindow, Scheduled,
-    TimeOfDay, Timestamp, Weekday,
+    Behavior, CostCap, CostConfig, Engine, Hpa, HpaConfig, MetricSpec, ReactiveConfig, ReactiveScaler, Reason, Sample,
+    ScalingPolicy, ScalingRules, ScheduleConfig, ScheduleWindow, Scheduled, TimeOfDay, Timestamp, Weekday,
 };
 
 /// 2024-01-01 00:00 UTC, a Monday.
@@ -121,6 +121,34 @@ fn scheduled_engine_raises_the_minimum_within_the_inner_maximum() {
 }
 
 #[test]
+fn change_a_window_overrode_leaves_no_scale_event() {
+    // Given an HPA that may drop 4 replicas a minute, at once, under a window holding 8 until 10:01
+    let hpa = Hpa::new(HpaConfig {
+        max_replicas: 20,
+        behavior: Some(
+            Behavior::default().with_scale_down(
+                ScalingRules::default()
+                    .with_window(Duration::ZERO)
+                    .with_policies([ScalingPolicy::pods(4, Duration::from_secs(60))]),
+            ),
+        ),
+        ..HpaConfig::new([MetricSpec::average_value("load", 100.0)])
+    })
+    .expect("valid config");
+    let window = ScheduleWindow::new("peak", time(10, 0), time(10, 1), 8);
+    let mut engine =
+        Scheduled::new(ScheduleConfig { utc_offset_minutes: 0, windows: vec![window] }, hpa).expect("valid config");
+    // When the HPA asks for 8 -> 4 inside the window, the window holds 8
+    let held = engine.recommend(&Sample::new(8).with_value("load", 400.0), utc(0, 10, 0) + Duration::from_secs(30));
+    assert_eq!(held.replicas, 8);
+    assert_eq!(held.reason, Reason::Scheduled { window: "peak".into(), min_replicas: 8 });
+    // Then once the window is over the HPA goes 8 -> 4 at once: the change it never made does
+    // not count against its 4 per minute
+    let after = engine.recommend(&Sample::new(8).with_value("load", 400.0), utc(0, 10, 1));
+    assert_eq!((after.replicas, after.reason), (4, Reason::BelowTarget));
+}
+
+#[test]
 fn schedule_refuses_empty_windows_and_bad_times() {
     let empty =
         ScheduleConfig { utc_offset_minutes: 0, windows: vec![ScheduleWindow::new("x", time(9, 0), time(9, 0), 1)] };
@@ -155,6 +183,21 @@ fn cost_cap_limits_replicas_and_reports_cost() {
     // And a budget below one replica is refused
     let too_small = CostConfig { cost_per_replica_hour: 0.5, max_cost_per_hour: Some(0.4) };
     assert_eq!(CostCap::new(too_small, hpa(20)).expect_err("refused").field, "cost.max_cost_per_hour");
+}
+
+#[test]
+fn change_the_budget_refused_starts_no_cooldown() {
+    // Given a reactive scaler (60 s cooldown) under a budget of 4 replicas, running 4
+    let config = CostConfig { cost_per_replica_hour: 0.5, max_cost_per_hour: Some(2.0) };
+    let scaler = ReactiveScaler::new(ReactiveConfig::default()).expect("valid config");
+    let mut engine = CostCap::new(config, scaler).expect("valid config");
+    // When cpu is high, the scaler's 4 -> 8 is capped at 4: nothing changes
+    let capped = engine.recommend(&Sample::new(4).with_value("cpu", 0.95), utc(0, 0, 0));
+    assert_eq!((capped.replicas, capped.reason), (4, Reason::CostCapped { max_cost_per_hour: 2.0 }));
+    // Then when cpu falls 30 s later the scaler halves at once: the change it never made
+    // started no cooldown
+    let halved = engine.recommend(&Sample::new(4).with_value("cpu", 0.1), utc(0, 0, 0) + Duration::from_secs(30));
+    assert_eq!((halved.replicas, halved.reason), (2, Reason::BelowTarget));
 }
 
 #[test]

@@ -66,7 +66,7 @@ async fn burst_gains_workers_then_the_stage_returns_to_its_minimum_losing_nothin
     })
     .expect("valid config");
     let driver = Driver::spawn_with_clock(
-        DriverConfig { interval: Duration::from_secs(5), history: 1_000 },
+        DriverConfig { interval: Duration::from_secs(5), ..DriverConfig::default() },
         hpa,
         StageMetrics::new(control.clone()),
         StageWorkers::new(control.clone()),
@@ -147,5 +147,40 @@ async fn busy_share_is_measured_over_the_last_interval() {
     assert_eq!(workers.current().await.expect("current"), 3);
     assert!(workers.apply(0).await.is_err());
     feeding.abort();
+    drop(processor);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_workers_is_refused_and_recorded_as_actuator_failed() {
+    // Given an idle stage with one worker and an HPA allowed to go to zero (on the queue depth,
+    // a whole-target reading; no stabilisation window)
+    let processor = StreamProcessor::builder()
+        .stage(Stage::new("idle", |n: u32| async move { Outcome::Keep(n) }).workers(1))
+        .sink(Collect { records: Arc::default(), count: Arc::new(watch::channel(0).0) })
+        .build()
+        .expect("valid processor");
+    let control = processor.stage_control("idle").expect("the stage exists");
+    let hpa = Hpa::new(HpaConfig {
+        min_replicas: 0,
+        downscale_stabilization: Duration::ZERO,
+        ..HpaConfig::new([MetricSpec::value(StageMetrics::QUEUE_DEPTH, 10.0)])
+    })
+    .expect("valid config");
+    let driver = Driver::spawn_with_clock(
+        DriverConfig { interval: Duration::from_secs(5), ..DriverConfig::default() },
+        hpa,
+        StageMetrics::new(control.clone()),
+        StageWorkers::new(control.clone()),
+        TokioClock::starting_at(Timestamp::from_unix_secs(1_700_000_000)),
+    )
+    .expect("valid driver");
+    // When the HPA asks for 0 workers
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let history = driver.stop().await;
+    // Then the driver records the refusal, and the stage keeps its worker
+    let refused = history.iter().find(|d| d.recommendation().is_some_and(|r| r.replicas == 0)).expect("0 asked for");
+    assert!(matches!(refused.outcome, harvester_scaler::Outcome::ActuatorFailed { .. }), "{refused:?}");
+    assert_eq!(refused.replicas_after(), 1);
+    assert_eq!(control.workers().expect("running"), 1);
     drop(processor);
 }

@@ -83,7 +83,7 @@ fn start_scalers(processor: &StreamProcessor<Line>, scaling: &Scaling) -> Result
         })
         .map_err(|e| config(&e))?;
         let driver = Driver::spawn(
-            DriverConfig { interval: scaling.interval, history: 1_000 },
+            DriverConfig { interval: scaling.interval, ..DriverConfig::default() },
             hpa,
             StageMetrics::new(control.clone()),
             StageWorkers::new(control),

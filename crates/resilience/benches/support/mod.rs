@@ -1,5 +1,6 @@
-//! What the benches of this crate share: driving a call by hand, and keeping each
-//! function's samples so the ratio against the anchor can be printed after the run.
+//! What the benches of this crate share: driving a call by hand, keeping each function's
+//! samples so the ratio against the anchor can be printed after the run, and printing the
+//! figures in the form `scripts/bench.sh` collects.
 
 #![allow(dead_code)]
 
@@ -113,6 +114,29 @@ pub fn mean_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
     let value = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
     let end = value.find(|ch: char| !(ch.is_ascii_digit() || matches!(ch, '.' | 'e' | 'E' | '-' | '+')))?;
     value[..end].parse().ok()
+}
+
+/// Prints one figure as the line `scripts/bench.sh` collects into `target/bench/figures.md`:
+/// `FIGURE<TAB>group<TAB>case<TAB>ours<TAB>anchor name<TAB>anchor<TAB>unit<TAB>target`.
+///
+/// `ours` and the anchor are in `unit` (figures in a unit ending in `/s` are better higher,
+/// all others lower); `anchor` is the same-run figure ours is compared with. `target` is
+/// DESIGN.md's: `<=N` or `>=N` for `ours` itself, `ratio<=N` or `ratio>=N` for ours / anchor,
+/// `-` for none. Prints nothing for a figure that was not measured (NaN).
+pub fn print_figure(group: &str, case: &str, ours: f64, anchor: Option<(&str, f64)>, unit: &str, target: &str) {
+    if !ours.is_finite() {
+        return;
+    }
+    let (anchor_name, anchor) = match anchor {
+        Some((name, value)) if value.is_finite() => (name, value.to_string()),
+        _ => ("-", "-".to_owned()),
+    };
+    println!("FIGURE\t{group}\t{case}\t{ours}\t{anchor_name}\t{anchor}\t{unit}\t{target}");
+}
+
+/// Tells `scripts/bench.sh` that the figures of `group` were not measured, and why.
+pub fn print_skipped(group: &str, reason: &str) {
+    println!("SKIPPED\t{group}\t{reason}");
 }
 
 /// A metrics recorder whose counters and gauges are plain atomics, as a real exporter's

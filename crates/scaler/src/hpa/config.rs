@@ -40,7 +40,8 @@ pub enum MetricTarget {
     Value(f64),
     /// This much per replica: per-replica readings are averaged (Kubernetes' pods metric), a
     /// whole-target reading is divided by the replicas running (object metric with an
-    /// average-value target); desired = ⌈total ÷ target⌉.
+    /// average-value target); desired = ⌈total ÷ target⌉. Only the whole-target reading can
+    /// scale a target up from zero replicas: at zero there is no replica to report a value.
     AverageValue(f64),
 }
 
@@ -68,6 +69,12 @@ impl MetricSpec {
     /// `name` at `value` per replica.
     pub fn average_value(name: impl Into<String>, value: f64) -> Self {
         MetricSpec { name: name.into(), target: MetricTarget::AverageValue(value) }
+    }
+
+    /// Whether it can read a whole-target reading, the only kind a target at zero replicas
+    /// still has (Kubernetes: an object or external metric).
+    fn reads_whole_target(&self) -> bool {
+        matches!(self.target, MetricTarget::Value(_) | MetricTarget::AverageValue(_))
     }
 
     fn validate(&self, index: usize) -> Result<(), ConfigError> {
@@ -324,8 +331,11 @@ impl Behavior {
 #[serde(default, deny_unknown_fields)]
 pub struct HpaConfig {
     /// Fewest replicas (Kubernetes' `minReplicas`, default 1). With 0, a target at zero
-    /// replicas is scaled from zero by whole-target `Value` metrics (Kubernetes' alpha
-    /// `HPAScaleToZero`); with more, a target at zero is left alone.
+    /// replicas is scaled from zero by whole-target readings (Kubernetes' alpha
+    /// `HPAScaleToZero`): a `Value` metric, or an `AverageValue` metric given a whole-target
+    /// [`Reading::Value`](crate::Reading::Value) (per-replica readings are empty at zero). As
+    /// Kubernetes refuses `minReplicas: 0` without an object or external metric, 0 is refused
+    /// when every metric is a `Utilization`. With more than 0, a target at zero is left alone.
     pub min_replicas: u32,
     /// Most replicas; at least `min_replicas` and 1.
     pub max_replicas: u32,
@@ -377,6 +387,14 @@ impl HpaConfig {
         }
         for (index, metric) in self.metrics.iter().enumerate() {
             metric.validate(index)?;
+        }
+        if self.min_replicas == 0 && !self.metrics.iter().any(MetricSpec::reads_whole_target) {
+            return Err(ConfigError::new(
+                "hpa.min_replicas",
+                "0 needs a whole-target metric (a `value` target, or an `average_value` target read from a \
+                 whole-target reading): per-replica metrics report nothing at zero replicas, so the target \
+                 would never scale back up",
+            ));
         }
         for (field, value) in [
             ("hpa.tolerance.scale_up", self.tolerance.scale_up),

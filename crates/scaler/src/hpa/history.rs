@@ -1,5 +1,7 @@
 //! What the HPA remembers between rounds: its past (unstabilised) recommendations, for the
-//! stabilisation windows, and its past scale events, for the policies' periods.
+//! stabilisation windows, and its past scale events, for the policies' periods. A change
+//! becomes a scale event only once the next round's sample runs it (see
+//! [`PendingChange`]).
 //!
 //! Both lists are kept as Kubernetes keeps them — one entry older than every window (or
 //! period) is overwritten per round rather than all being pruned — so that even the edge
@@ -8,6 +10,7 @@
 use std::time::Duration;
 
 use super::config::{PolicyKind, Rules, SelectPolicy};
+use crate::pending::PendingChange;
 use crate::time::{Timestamp, older_than, within};
 
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +32,8 @@ pub(crate) struct History {
     recommendations: Vec<Recommended>,
     up_events: Vec<ScaleEvent>,
     down_events: Vec<ScaleEvent>,
+    /// The last recommended change, a scale event once a sample shows it applied.
+    pending: PendingChange,
 }
 
 impl History {
@@ -93,9 +98,23 @@ impl History {
         current.max(up).min(down)
     }
 
-    /// Records a change from `from` to `to` replicas (only with a behaviour: the events feed
-    /// the policies).
-    pub(crate) fn record_scale(&mut self, from: i64, to: i64, up: &Rules, down: &Rules, now: Timestamp) {
+    /// Remembers a recommended change from `from` to `to` replicas; [`settle`](Self::settle)
+    /// turns it into a scale event if the next round finds it applied.
+    pub(crate) fn recommend_scale(&mut self, from: u32, to: u32, now: Timestamp) {
+        self.pending.record(from, to, now);
+    }
+
+    /// Stores the pending change as a scale event, dated when it was recommended, if `running`
+    /// replicas show it applied (Kubernetes stores an event only after the scale update
+    /// succeeded); forgets it either way. Only with a behaviour: the events feed the policies.
+    pub(crate) fn settle(&mut self, running: u32, up: &Rules, down: &Rules) {
+        if let Some(change) = self.pending.confirm(running) {
+            self.record_scale(i64::from(change.from), i64::from(change.to), up, down, change.at);
+        }
+    }
+
+    /// Records a change from `from` to `to` replicas made at `now`.
+    fn record_scale(&mut self, from: i64, to: i64, up: &Rules, down: &Rules, now: Timestamp) {
         let (events, longest, change) = if to > from {
             (&mut self.up_events, up.longest_period(), to - from)
         } else {

@@ -22,6 +22,14 @@
 //! The first round records the replicas found as a recommendation (as Kubernetes does), so
 //! a target that starts large waits out the downscale window before shrinking.
 //!
+//! A change counts against the policies only once it was made: Kubernetes stores a scale
+//! event after the scale update succeeded, and here a recommended change becomes an event,
+//! dated from its round, when the next round's sample runs exactly the recommended replicas.
+//! A change the actuator failed to apply, or that a wrapper ([`CostCap`](crate::CostCap),
+//! [`Scheduled`](crate::Scheduled)) replaced by another number, leaves no event, so the next
+//! round may make it in full. Stabilisation windows, as in Kubernetes, remember every
+//! recommendation, applied or not.
+//!
 //! ```
 //! use std::time::Duration;
 //! use harvester_scaler::{Engine, Hpa, HpaConfig, MetricSpec, Sample, Timestamp};
@@ -113,6 +121,9 @@ impl Hpa {
     ) -> Recommendation {
         let current = i64::from(sample.replicas);
         let (min, max) = (i64::from(self.config.min_replicas), i64::from(self.config.max_replicas));
+        if let Some((up, down)) = &self.rules {
+            self.history.settle(sample.replicas, up, down);
+        }
         self.history.record_initial(current, now);
         if current == 0 && min != 0 {
             return Recommendation::new(
@@ -139,12 +150,11 @@ impl Hpa {
                 Ok((proposal, metric)) => self.normalize(current, proposal.max(0), metric, now),
             }
         };
-        if desired != current
-            && let Some((up, down)) = &self.rules
-        {
-            self.history.record_scale(current, desired, up, down, now);
+        let desired = clamp_u32(desired);
+        if self.rules.is_some() {
+            self.history.recommend_scale(sample.replicas, desired, now);
         }
-        Recommendation::new(clamp_u32(desired), reason, message)
+        Recommendation::new(desired, reason, message)
     }
 
     /// The largest proposal and the metric making it, or the hold when metrics are missing.
