@@ -11,12 +11,21 @@
 //! defines what it writes to; [`batch`] groups records for a sink by
 //! count, bytes and wait; [`sinks`] has ready sinks (memory, callback, JSONL file);
 //! [`record`] has the seed's `DataRecord` and ready-made cleaning and validation steps.
+//! `redis_streams` (feature `redis`) reads a Redis stream into a processor as a consumer
+//! group, acknowledging entries only after their records are stored, and appends to one.
+//!
+//! ## Feature flags
+//!
+//! - `redis`: the `redis_streams` module (Redis Streams source and sink, on
+//!   `harvester-redis`).
 
 #![forbid(unsafe_code)]
 
 pub mod batch;
 pub mod processor;
 pub mod record;
+#[cfg(feature = "redis")]
+pub mod redis_streams;
 pub mod sink;
 mod sink_stats;
 pub mod sinks;

@@ -111,6 +111,7 @@ impl Lease {
         let core = &self.member.core;
         let now = core.clock.now();
         let effect = self.member.health.record(&outcome, self.host.as_deref(), now, &core.config, &core.ejections);
+        core.announce(self.id(), effect, self.host.as_ref(), now);
         match effect {
             Effect::None => {}
             Effect::Ejected { until } => tracing::info!(

@@ -30,7 +30,16 @@
 //!
 //! Modules: [`proxy`] (what a proxy is), [`list`] (loading proxy lists), [`pool`] (the
 //! pool and its snapshot), [`lease`] (leases and outcomes), [`balance`] (balancers),
-//! [`health`] (passive health, ejection and bans), [`config`], [`stats`].
+//! [`health`] (passive health, ejection and bans, and health decisions as events),
+//! [`config`], [`stats`], and with the `redis` feature `shared` (proxy state shared by
+//! every instance through Redis).
+//!
+//! ## Feature flags
+//!
+//! - `redis`: `shared`, a registry of proxies in Redis (with TTL and indexes by region,
+//!   provider and quality tier) and ejections and bans seen by every instance, on
+//!   `harvester-redis`.
+//! - `redis-tls`: `rediss://` URLs for it, over rustls with the ring provider.
 
 #![forbid(unsafe_code)]
 
@@ -46,15 +55,18 @@ pub mod list;
 pub mod pool;
 pub mod proxy;
 pub mod requirements;
+#[cfg(feature = "redis")]
+pub mod shared;
 pub mod stats;
 
 pub use balance::Balancer;
 pub use client::{ClientError, ProxiedResponse, ProxyClient, ProxyClientBuilder};
 pub use config::{BanConfig, EjectionConfig, HealthConfig, PoolConfig};
 pub use error::{ConfigError, PoolError, ProxyError};
+pub use health::{HealthEvent, HealthEventKind, RemoteEffect};
 pub use lease::{Lease, Outcome, OutcomeKind};
 pub use list::{ListError, ListFormat, Loaded, Location, ProxyList, RejectReason, Rejected};
-pub use pool::{ProxyPool, ProxyPoolBuilder};
+pub use pool::{BatchReport, ProxyPool, ProxyPoolBuilder};
 pub use proxy::{Credentials, Proxy, ProxyId, ProxyKind, ProxyMeta, Scheme};
 pub use requirements::Requirements;
 pub use stats::{HostBan, PoolStats, ProxyStats};

@@ -189,3 +189,12 @@ impl ConfigError {
         ConfigError { field, reason: reason.into() }
     }
 }
+
+/// A harvester-redis configuration error (a [`RedisConfig`](crate::distributed::RedisConfig)
+/// refused) is the same error here: the field and the reason are kept.
+#[cfg(feature = "redis")]
+impl From<harvester_redis::ConfigError> for ConfigError {
+    fn from(error: harvester_redis::ConfigError) -> Self {
+        ConfigError { field: error.field, reason: error.reason }
+    }
+}

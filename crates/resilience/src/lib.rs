@@ -17,8 +17,10 @@
 //! ## Feature flags
 //!
 //! - `redis`: [`distributed`], a GCRA rate limit shared by every process through Redis
-//!   (one Lua script per check, a local deny-cache, a policy for when Redis is down).
-//! - `redis-tls`: `rediss://` URLs for it, over rustls with the ring provider.
+//!   (one Lua script per check, a local deny-cache, a policy for when Redis is down), on
+//!   the connection of the `harvester-redis` crate.
+//! - `redis-tls`: `rediss://` URLs for it, over rustls with the ring provider (the `tls`
+//!   feature of `harvester-redis`).
 
 #![forbid(unsafe_code)]
 

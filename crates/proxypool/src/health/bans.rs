@@ -106,14 +106,34 @@ impl TargetTable {
         let until = now.saturating_add(duration_to_nanos(length));
         state.ban_until = state.ban_until.max(until);
         let until = state.ban_until;
+        self.publish_ban(host.unwrap_or(ANY_HOST), until, now);
+        until
+    }
+
+    /// Bars the proxy from `host` (or from every host) until `until`, as decided
+    /// elsewhere: the host's window and ban streak stay as they are. False when a ban
+    /// running at least as long was there already.
+    pub(crate) fn impose(&self, host: Option<&str>, until: Nanos, now: Nanos, cfg: &BanConfig) -> bool {
+        let mut hosts = self.hosts.write().unwrap_or_else(PoisonError::into_inner);
         let key = host.unwrap_or(ANY_HOST);
-        // Still under the write lock of `hosts`, so ban writers never race each other.
+        let state = entry(&mut hosts, key, now, cfg);
+        state.last_seen = now;
+        if state.ban_until >= until {
+            return false;
+        }
+        state.ban_until = until;
+        self.publish_ban(key, until, now);
+        true
+    }
+
+    /// Makes the ban of `key` until `until` visible to picks. Called under the write lock
+    /// of `hosts`, so ban writers never race each other.
+    fn publish_ban(&self, key: &str, until: Nanos, now: Nanos) {
         let mut bans: HashMap<Box<str>, Nanos> =
             self.bans.load().iter().filter(|&(_, &end)| end > now).map(|(h, &end)| (h.clone(), end)).collect();
         bans.insert(Box::from(key), until);
         self.bans.store(Arc::new(bans));
         self.ban_hint.fetch_max(until, Ordering::AcqRel);
-        until
     }
 
     pub(crate) fn success_rate(&self, host: &str) -> Option<f64> {
@@ -191,6 +211,17 @@ mod tests {
         assert_eq!(lengths, vec![10 * SEC, 20 * SEC, 40 * SEC]);
         t.record_result("h", true, 100 * SEC, 50, &cfg);
         assert_eq!(t.ban(Some("h"), None, 100 * SEC, 50, &cfg), 110 * SEC);
+    }
+
+    #[test]
+    fn an_imposed_ban_lengthens_only_and_leaves_the_streak_alone() {
+        let t = TargetTable::default();
+        let cfg = BanConfig { base_cooldown: Duration::from_secs(10), ..BanConfig::default() };
+        assert!(t.impose(Some("h"), 30 * SEC, SEC, &cfg));
+        assert!(!t.impose(Some("h"), 20 * SEC, SEC, &cfg), "a shorter ban changes nothing");
+        assert_eq!(t.banned_until(Some("h"), || 2 * SEC), Some(30 * SEC));
+        assert_eq!(t.banned_until(Some("other"), || 2 * SEC), None);
+        assert_eq!(t.ban(Some("h"), None, 2 * SEC, 50, &cfg), 30 * SEC, "the first local ban is still the base one");
     }
 
     #[test]

@@ -62,6 +62,16 @@ impl EjectionTracker {
         self.publish(&ends);
     }
 
+    /// Moves the end of a running ejection from `from` to `to` (lengthened elsewhere).
+    pub(crate) fn extend(&self, from: Nanos, to: Nanos) {
+        let mut ends = self.lock();
+        match ends.iter().position(|&e| e == from) {
+            Some(pos) => ends[pos] = to,
+            None => ends.push(to),
+        }
+        self.publish(&ends);
+    }
+
     /// Panic mode: too few proxies are healthy to trust ejections, so all are used.
     #[inline]
     pub(crate) fn in_panic(&self, now: Nanos, cfg: &EjectionConfig) -> bool {
@@ -113,6 +123,21 @@ mod tests {
         assert!(!t.try_reserve(200, 99, &cfg));
         assert_eq!(t.ejected(100), 0);
         assert!(t.try_reserve(200, 100, &cfg));
+    }
+
+    #[test]
+    fn an_extended_ejection_keeps_its_one_place() {
+        let t = {
+            let t = EjectionTracker::default();
+            t.set_pool_size(2);
+            t
+        };
+        let cfg = EjectionConfig { max_ejected_fraction: 0.5, ..EjectionConfig::default() };
+        assert!(t.try_reserve(100, 1, &cfg));
+        t.extend(100, 300);
+        assert_eq!(t.ejected(150), 1, "still out after its first end");
+        assert!(!t.try_reserve(400, 150, &cfg), "and still holding the only place");
+        assert_eq!(t.ejected(300), 0);
     }
 
     #[test]

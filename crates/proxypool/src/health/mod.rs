@@ -8,9 +8,15 @@
 //! failures or timeouts in a row, or a success rate below the floor, a proxy is out for
 //! a time that grows with each ejection, within a cap on the share of the pool ejected,
 //! and ignored altogether in panic mode.
+//!
+//! Every ejection, ban and early restoration the pool decides is also a [`HealthEvent`]
+//! for whoever subscribes ([`ProxyPool::subscribe_health`](crate::ProxyPool::subscribe_health)),
+//! and verdicts decided elsewhere can be applied
+//! ([`ProxyPool::apply_remote`](crate::ProxyPool::apply_remote)); see [`events`].
 
 mod bans;
 mod ejection;
+pub mod events;
 mod ewma;
 mod window;
 
@@ -20,6 +26,7 @@ use std::time::Duration;
 pub(crate) use bans::ActiveBan;
 use bans::TargetTable;
 pub(crate) use ejection::EjectionTracker;
+pub use events::{HealthEvent, HealthEventKind, RemoteEffect};
 use ewma::{Ewma, PeakEwma};
 use window::OutcomeWindow;
 
@@ -208,20 +215,27 @@ impl ProxyHealth {
     }
 
     /// Records an active probe. A successful probe of an ejected proxy ends the
-    /// ejection at once, with a fresh start; returns true when it did.
+    /// ejection at once, with a fresh start; the first value is true when it did. The
+    /// second is what a failed probe changed (it counts like a failed request).
     pub(crate) fn record_probe(
         &self,
         result: crate::health_check::ProbeResult,
         now: Nanos,
         cfg: &PoolConfig,
         tracker: &EjectionTracker,
-    ) -> bool {
+    ) -> (bool, Effect) {
         let latency = result.latency;
         if !result.success {
             let outcome = if result.timed_out { Outcome::timeout(latency) } else { Outcome::network_failure(latency) };
-            self.record(&outcome, None, now, cfg, tracker);
-            return false;
+            return (false, self.record(&outcome, None, now, cfg, tracker));
         }
+        let restored = self.restore(now, tracker);
+        self.record(&Outcome::success(latency), None, now, cfg, tracker);
+        (restored, Effect::None)
+    }
+
+    /// Ends a running ejection now, with a fresh start; true when there was one.
+    pub(crate) fn restore(&self, now: Nanos, tracker: &EjectionTracker) -> bool {
         let until = self.ejected_until.load(Ordering::Acquire);
         let restored = until > now && {
             self.consecutive_failures.store(0, Ordering::Release);
@@ -231,8 +245,66 @@ impl ProxyHealth {
         if restored {
             tracker.release(until);
         }
-        self.record(&Outcome::success(latency), None, now, cfg, tracker);
         restored
+    }
+
+    /// Ejects the proxy until `until` on another instance's word: within the cap like a
+    /// local ejection, and counted like one (the next local ejection lasts longer). A
+    /// running ejection is only ever lengthened.
+    pub(crate) fn eject_remote(
+        &self,
+        until: Nanos,
+        now: Nanos,
+        cfg: &PoolConfig,
+        tracker: &EjectionTracker,
+    ) -> RemoteEffect {
+        if !cfg.ejection.enabled {
+            return RemoteEffect::EjectionDisabled;
+        }
+        if self.removed.load(Ordering::Acquire) {
+            return RemoteEffect::UnknownProxy;
+        }
+        if until <= now {
+            return RemoteEffect::Unchanged;
+        }
+        if let Some(current) = self.ejected_until(|| now) {
+            if current >= until {
+                return RemoteEffect::Unchanged;
+            }
+            // Already holds a place under the cap: move its end. A race with a removal
+            // can leave that place taken until `until`, when pruning frees it.
+            if self.ejected_until.compare_exchange(current, until, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                return RemoteEffect::Unchanged;
+            }
+            tracker.extend(current, until);
+            return RemoteEffect::Applied;
+        }
+        if !tracker.try_reserve(until, now, &cfg.ejection) {
+            return RemoteEffect::CapReached;
+        }
+        if self.ejected_until.compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            tracker.release(until);
+            return RemoteEffect::Unchanged;
+        }
+        if self.removed.load(Ordering::Acquire)
+            && self.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            tracker.release(until);
+            return RemoteEffect::UnknownProxy;
+        }
+        self.times_ejected.fetch_add(1, Ordering::AcqRel);
+        RemoteEffect::Applied
+    }
+
+    /// Bars the proxy from `host` (`None`: every host) until `until` on another
+    /// instance's word. Neither the host's statistics nor its ban streak change: those
+    /// follow this pool's own reports.
+    pub(crate) fn ban_remote(&self, host: Option<&str>, until: Nanos, now: Nanos, cfg: &PoolConfig) -> RemoteEffect {
+        if until > now && self.targets.impose(host, until, now, &cfg.bans) {
+            RemoteEffect::Applied
+        } else {
+            RemoteEffect::Unchanged
+        }
     }
 
     pub(crate) fn record(

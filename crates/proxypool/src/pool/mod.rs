@@ -4,7 +4,12 @@
 //! no lock; writers (add, remove, upsert, replace) serialise among themselves, build the
 //! next snapshot and swap it in. A proxy's health lives in its `Member`, which survives
 //! metadata updates and outlives its removal for as long as a lease holds it.
+//!
+//! Health decisions leave and enter the pool as [`HealthEvent`]s:
+//! [`subscribe_health`](ProxyPool::subscribe_health) and
+//! [`apply_remote`](ProxyPool::apply_remote), for sharing them between instances.
 
+mod batch;
 pub(crate) mod snapshot;
 
 use std::collections::HashSet;
@@ -12,18 +17,24 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
+use tokio::sync::broadcast;
 
 use crate::balance::{Balancer, Candidates, PowerOfTwoChoices};
-use crate::clock::{Clock, Nanos, nanos_to_duration};
+use crate::clock::{Clock, Nanos, duration_to_nanos, nanos_to_duration};
 use crate::config::PoolConfig;
 use crate::error::{ConfigError, PoolError};
-use crate::health::{EjectionTracker, ProxyHealth};
+use crate::health::{Effect, EjectionTracker, HealthEvent, HealthEventKind, ProxyHealth, RemoteEffect};
 use crate::lease::Lease;
 use crate::proxy::{Proxy, ProxyId};
 use crate::requirements::Requirements;
 use crate::stats::{PoolStats, ProxyStats};
 
+pub use batch::BatchReport;
 use snapshot::Snapshot;
+
+/// Health events held for a subscriber that falls behind; beyond, it loses the oldest
+/// (and learns how many from `RecvError::Lagged`). Events are rare (ejections, bans).
+const HEALTH_EVENTS_BUFFERED: usize = 1024;
 
 /// What every proxy's health needs from its pool: config, clock, ejection bookkeeping.
 /// Kept apart from the snapshot so that members can point at it without a cycle.
@@ -32,6 +43,28 @@ pub(crate) struct PoolCore {
     pub(crate) config: PoolConfig,
     pub(crate) clock: Clock,
     pub(crate) ejections: EjectionTracker,
+    pub(crate) events: broadcast::Sender<HealthEvent>,
+}
+
+impl PoolCore {
+    /// Tells the subscribers, if any, what this pool decided about `proxy`. A report
+    /// that decided nothing (nearly all of them) returns at once: the channel is only
+    /// touched for an ejection or a ban.
+    #[inline]
+    pub(crate) fn announce(&self, proxy: &ProxyId, effect: Effect, host: Option<&Arc<str>>, now: Nanos) {
+        if effect == Effect::None || self.events.receiver_count() == 0 {
+            return;
+        }
+        let kind = match effect {
+            Effect::None => return,
+            Effect::Ejected { until } => HealthEventKind::Ejected { duration: nanos_to_duration(until - now) },
+            Effect::Banned { until } => {
+                HealthEventKind::Banned { host: host.cloned(), duration: nanos_to_duration(until - now) }
+            }
+        };
+        // Err only when every subscriber has gone since the check: nobody to tell.
+        let _ = self.events.send(HealthEvent { proxy: proxy.clone(), kind });
+    }
 }
 
 /// One version of a proxy in the pool: what a lease holds (one `Arc` per lease). An
@@ -120,7 +153,8 @@ impl ProxyPool {
     }
 
     fn from_parts(config: PoolConfig, balancer: Arc<dyn Balancer>) -> ProxyPool {
-        let core = Arc::new(PoolCore { config, clock: Clock::new(), ejections: EjectionTracker::default() });
+        let (events, _) = broadcast::channel(HEALTH_EVENTS_BUFFERED);
+        let core = Arc::new(PoolCore { config, clock: Clock::new(), ejections: EjectionTracker::default(), events });
         ProxyPool {
             shared: Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
@@ -359,11 +393,72 @@ impl ProxyPool {
             return false;
         }
         let core = &*self.shared.core;
-        let restored = slot.health().record_probe(result, core.clock.now(), &core.config, &core.ejections);
+        let now = core.clock.now();
+        let (restored, effect) = slot.health().record_probe(result, now, &core.config, &core.ejections);
         if restored {
             tracing::info!(proxy = %proxy.id(), "proxy back in rotation after a successful probe");
+            if core.events.receiver_count() > 0 {
+                let _ = core.events.send(HealthEvent { proxy: proxy.id().clone(), kind: HealthEventKind::Restored });
+            }
         }
+        core.announce(proxy.id(), effect, None, now);
         restored
+    }
+
+    /// A stream of the health decisions this pool makes from its own reports and probes:
+    /// every ejection, every ban (with its host) and every early end of an ejection, each
+    /// with how long it lasts. Natural ends are not sent (every holder of the event knows
+    /// when they come). Verdicts applied with [`apply_remote`](Self::apply_remote) are
+    /// never sent, so that sharing decisions between pools cannot echo.
+    ///
+    /// A subscriber that falls more than 1024 events behind loses the oldest
+    /// ([`RecvError::Lagged`](broadcast::error::RecvError::Lagged)). See
+    /// [`health::events`](crate::health::events).
+    pub fn subscribe_health(&self) -> broadcast::Receiver<HealthEvent> {
+        self.shared.core.events.subscribe()
+    }
+
+    /// Applies a health verdict decided elsewhere (another pool, another process), as if
+    /// from now; never waits, never sends it back to [`subscribe_health`](Self::subscribe_health).
+    ///
+    /// - An ejection counts against this pool's cap on the share ejected at once and in
+    ///   its panic mode exactly like a local one (refused with
+    ///   [`RemoteEffect::CapReached`] when the cap is reached): a fleet of instances must
+    ///   not eject, between them, more than each allows itself. It also counts towards
+    ///   the proxy's growing ejection time here. It only ever lengthens a running
+    ///   ejection, lasts at most this pool's `ejection.max_ejection`, and is refused when
+    ///   ejection is turned off.
+    /// - A ban bars the proxy from that host only (or every host for `None`), lasts at
+    ///   most the longer of `bans.max_cooldown` and `bans.max_retry_after`, and only ever
+    ///   lengthens a running ban; the host's statistics and ban streak are left alone.
+    /// - A restoration ends a running ejection at once, with a fresh start, as a
+    ///   successful probe here would.
+    pub fn apply_remote(&self, event: &HealthEvent) -> RemoteEffect {
+        let snap = self.shared.snapshot.load();
+        let Some(slot) = snap.position(event.proxy.as_str()).map(|pos| &snap.slots[pos]) else {
+            return RemoteEffect::UnknownProxy;
+        };
+        let core = &*self.shared.core;
+        let now = core.clock.now();
+        let health = slot.health();
+        match &event.kind {
+            HealthEventKind::Ejected { duration } => {
+                let length = (*duration).min(core.config.ejection.max_ejection);
+                health.eject_remote(now.saturating_add(duration_to_nanos(length)), now, &core.config, &core.ejections)
+            }
+            HealthEventKind::Banned { host, duration } => {
+                let bans = &core.config.bans;
+                let length = (*duration).min(bans.max_cooldown.max(bans.max_retry_after));
+                health.ban_remote(host.as_deref(), now.saturating_add(duration_to_nanos(length)), now, &core.config)
+            }
+            HealthEventKind::Restored => {
+                if health.restore(now, &core.ejections) {
+                    RemoteEffect::Applied
+                } else {
+                    RemoteEffect::Unchanged
+                }
+            }
+        }
     }
 
     /// Changes with every add, remove, upsert or replace.

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use harvester_redis::RedisConnection;
+
 use super::config::DistributedOptions;
-use super::connection::RedisConnection;
 use super::error::Refusal;
 use super::limiter::{Answer, Core, DistributedStats};
 use crate::error::ConfigError;

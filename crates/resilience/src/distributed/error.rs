@@ -5,12 +5,16 @@
 
 use std::time::Duration;
 
+use harvester_redis::RedisError;
 use thiserror::Error;
 
 use crate::error::ConfigError;
 use crate::rate_limit::NotUntil;
 
 /// Redis could not be used.
+///
+/// The same variants as harvester-redis's [`RedisError`], which converts into it with `?`
+/// (its configuration errors become this crate's [`ConfigError`], field and reason kept).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum DistributedError {
@@ -76,13 +80,22 @@ impl Refusal {
     }
 }
 
-/// `message` with every secret replaced by `***`.
-pub(crate) fn scrub(message: &str, secrets: &[String]) -> String {
-    let mut out = message.to_owned();
-    for secret in secrets {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), "***");
+impl From<RedisError> for DistributedError {
+    fn from(error: RedisError) -> Self {
+        match error {
+            RedisError::Config(error) => DistributedError::Config(error.into()),
+            RedisError::NoRuntime => DistributedError::NoRuntime,
+            RedisError::Connect { endpoint, reason } => DistributedError::Connect { endpoint, reason },
+            RedisError::TimedOut { endpoint, after } => DistributedError::TimedOut { endpoint, after },
+            RedisError::Command { endpoint, reason } => DistributedError::Command { endpoint, reason },
+            // `RedisError` is non-exhaustive: whatever it adds is a failure to use Redis.
+            other => DistributedError::Command { endpoint: String::new(), reason: other.to_string() },
         }
     }
-    out
+}
+
+impl From<harvester_redis::ConfigError> for DistributedError {
+    fn from(error: harvester_redis::ConfigError) -> Self {
+        DistributedError::Config(error.into())
+    }
 }

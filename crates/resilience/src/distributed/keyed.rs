@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use harvester_redis::RedisConnection;
 
 use super::config::DistributedOptions;
-use super::connection::RedisConnection;
 use super::error::Refusal;
 use super::limiter::{Answer, Core, DistributedStats};
 use crate::error::ConfigError;

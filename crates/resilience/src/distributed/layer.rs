@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use harvester_redis::RedisConnection;
 use tower::Layer;
 
 use super::config::DistributedRateLimitConfig;
-use super::connection::RedisConnection;
 use super::direct::DistributedRateLimiter;
 use super::error::DistributedError;
 use super::keyed::DistributedKeyedRateLimiter;

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use harvester_redis::RedisConnection;
 use metrics::{Counter, Gauge};
 
 use super::config::{DistributedOptions, FailurePolicy};
-use super::connection::RedisConnection;
 use super::error::{DistributedError, Refusal};
 use super::script::{RedisGcra, Verdict};
 use crate::error::ConfigError;

@@ -12,6 +12,10 @@
 //!   timeouts); credentials never appear in `Debug`, `Display`, errors or logs.
 //! - [`RedisConnection`] is one multiplexed connection (`redis`'s `ConnectionManager`) that
 //!   reconnects by itself; limiters share it by cloning.
+//!
+//!   Both come from the harvester-redis crate (re-exported here), which the shared proxy
+//!   state and the Redis Streams of the other crates use too: one connection can serve
+//!   them all.
 //! - [`DistributedRateLimiter`] (one key) and [`DistributedKeyedRateLimiter`] (a key per
 //!   host, client, proxy) mirror the local limiters, made async: `check`, `reserve` (wait
 //!   mode), and `_n` forms for a cost of several cells.
@@ -60,7 +64,6 @@
 //! ```
 
 mod config;
-mod connection;
 mod direct;
 mod error;
 mod keyed;
@@ -69,10 +72,10 @@ mod limiter;
 mod script;
 mod service;
 
-pub use config::{DistributedOptions, DistributedRateLimitConfig, FailurePolicy, RedisConfig};
-pub use connection::RedisConnection;
+pub use config::{DistributedOptions, DistributedRateLimitConfig, FailurePolicy};
 pub use direct::DistributedRateLimiter;
 pub use error::{DistributedError, Refusal};
+pub use harvester_redis::{RedisConfig, RedisConnection};
 pub use keyed::DistributedKeyedRateLimiter;
 pub use layer::DistributedRateLimitLayer;
 pub use limiter::DistributedStats;

@@ -3,9 +3,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use harvester_redis::RedisConnection;
 use redis::Script;
 
-use super::connection::RedisConnection;
 use super::error::DistributedError;
 use crate::rate_limit::Quota;
 

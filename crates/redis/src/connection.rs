@@ -1,0 +1,235 @@
+//! One auto-reconnecting, multiplexed connection to Redis, shared by every user that
+//! clones it, and dedicated connections for what must not share it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncConnectionConfig;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, PubSub};
+
+use crate::config::RedisConfig;
+use crate::error::{RedisError, scrub};
+
+/// Reconnect attempts back off from this delay…
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
+/// …up to this one, so that a Redis that comes back is found within about a second.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
+/// Attempts of one reconnection; the next command after they all fail starts another.
+const RECONNECT_ATTEMPTS: usize = 6;
+
+/// A connection to Redis: `redis`'s [`ConnectionManager`] (one multiplexed connection,
+/// pipelined, reconnecting by itself after a failure) plus the settings every command
+/// needs: the key prefix and the response timeout.
+///
+/// Cheap to clone; clones share the connection. `Debug` shows the redacted URL only.
+///
+/// Commands go through [`run`](RedisConnection::run), bounded by the response timeout.
+/// Blocking reads (`XREADGROUP ... BLOCK`, `BLPOP`) must not: they would run into that
+/// timeout (the `redis` crate's own default is 500 ms) and hold up every command
+/// pipelined behind them. Take a [`dedicated`](RedisConnection::dedicated) connection
+/// for them, and a [`pubsub`](RedisConnection::pubsub) one to subscribe.
+///
+/// ```no_run
+/// use harvester_redis::{RedisConfig, RedisConnection, RedisError};
+///
+/// # async fn run() -> Result<(), RedisError> {
+/// let redis = RedisConnection::connect(&RedisConfig { url: "redis://127.0.0.1:6379".into(), ..Default::default() }).await?;
+/// let key = format!("{}greeting", redis.key_prefix());
+/// let () = redis.run(|mut c| async move { redis::cmd("SET").arg(&key).arg("hello").query_async(&mut c).await }).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisConnection {
+    manager: ConnectionManager,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: redis::Client,
+    endpoint: String,
+    key_prefix: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    secrets: Vec<String>,
+}
+
+impl RedisConnection {
+    /// Connects, waiting at most `connect_timeout` for the first connection.
+    pub async fn connect(config: &RedisConfig) -> Result<RedisConnection, RedisError> {
+        let connection = RedisConnection::lazy(config)?;
+        let mut manager = connection.manager.clone();
+        let ping = async { redis::cmd("PING").query_async::<()>(&mut manager).await };
+        match tokio::time::timeout(config.connect_timeout, ping).await {
+            Ok(Ok(())) => Ok(connection),
+            Ok(Err(error)) => Err(RedisError::Connect {
+                endpoint: connection.shared.endpoint.clone(),
+                reason: connection.scrub(&error.to_string()),
+            }),
+            Err(_) => Err(RedisError::Connect {
+                endpoint: connection.shared.endpoint.clone(),
+                reason: format!("no connection within {:?}", config.connect_timeout),
+            }),
+        }
+    }
+
+    /// A connection made at its first use: no I/O now, so a process can start while
+    /// Redis is down. Must be called inside a tokio runtime.
+    pub fn lazy(config: &RedisConfig) -> Result<RedisConnection, RedisError> {
+        config.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RedisError::NoRuntime);
+        }
+        let secrets = config.secrets();
+        let endpoint = config.redacted_url();
+        install_tls_provider(config);
+        let client = redis::Client::open(config.connection_info()?).map_err(|error| RedisError::Connect {
+            endpoint: endpoint.clone(),
+            reason: scrub(&error.to_string(), &secrets),
+        })?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_min_delay(RECONNECT_MIN_DELAY)
+            .set_max_delay(RECONNECT_MAX_DELAY)
+            .set_number_of_retries(RECONNECT_ATTEMPTS);
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config).map_err(|error| {
+            RedisError::Connect { endpoint: endpoint.clone(), reason: scrub(&error.to_string(), &secrets) }
+        })?;
+        Ok(RedisConnection {
+            manager,
+            shared: Arc::new(Shared {
+                client,
+                endpoint,
+                key_prefix: config.key_prefix.clone(),
+                connect_timeout: config.connect_timeout,
+                response_timeout: config.response_timeout,
+                secrets,
+            }),
+        })
+    }
+
+    /// The prefix of every key written through this connection.
+    pub fn key_prefix(&self) -> &str {
+        &self.shared.key_prefix
+    }
+
+    /// The longest wait for an answer.
+    pub fn response_timeout(&self) -> Duration {
+        self.shared.response_timeout
+    }
+
+    /// The longest wait for a connection to be made.
+    pub fn connect_timeout(&self) -> Duration {
+        self.shared.connect_timeout
+    }
+
+    /// The URL, redacted.
+    pub fn endpoint(&self) -> &str {
+        &self.shared.endpoint
+    }
+
+    /// Runs `command` on a clone of the connection, bounded by the response timeout (which
+    /// also bounds the wait for a reconnection in progress); errors are scrubbed of
+    /// credentials.
+    pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, RedisError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let after = self.shared.response_timeout;
+        match tokio::time::timeout(after, command(self.manager.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.command_error(&error)),
+            Err(_) => Err(RedisError::TimedOut { endpoint: self.shared.endpoint.clone(), after }),
+        }
+    }
+
+    /// A clone of the shared connection, for callers that need it raw. Commands sent on it
+    /// are bounded by the response timeout, as with [`run`](RedisConnection::run), but
+    /// their errors are the `redis` crate's: turn them into a [`RedisError`] with
+    /// [`command_error`](RedisConnection::command_error) before showing them.
+    pub fn manager(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
+    /// A new connection of its own, with no response timeout, for blocking commands
+    /// (`XREADGROUP ... BLOCK`, `BLPOP`): they neither time out after the response timeout
+    /// nor hold up the shared connection's commands. Waits at most `connect_timeout` for
+    /// it. It does not reconnect: after an error, take another. Bound the blocking time in
+    /// the command itself (`BLOCK ms`) and, if you must, with `tokio::time::timeout`.
+    pub async fn dedicated(&self) -> Result<MultiplexedConnection, RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.shared.connect_timeout))
+            .set_response_timeout(None);
+        let connect = self.shared.client.get_multiplexed_async_connection_with_config(&config);
+        self.connection_within_timeout(connect).await
+    }
+
+    /// A new connection for `SUBSCRIBE` / `PSUBSCRIBE` (Redis gives a subscribed connection
+    /// to nothing else). Waits at most `connect_timeout` for it. It does not reconnect:
+    /// when its message stream ends, the connection is lost; take another.
+    pub async fn pubsub(&self) -> Result<PubSub, RedisError> {
+        self.connection_within_timeout(self.shared.client.get_async_pubsub()).await
+    }
+
+    /// `error`, from a command of this connection, as a [`RedisError`]: a timeout as
+    /// [`TimedOut`](RedisError::TimedOut), anything else as
+    /// [`Command`](RedisError::Command), scrubbed of credentials.
+    pub fn command_error(&self, error: &redis::RedisError) -> RedisError {
+        if error.is_timeout() {
+            RedisError::TimedOut { endpoint: self.shared.endpoint.clone(), after: self.shared.response_timeout }
+        } else {
+            RedisError::Command { endpoint: self.shared.endpoint.clone(), reason: self.scrub(&error.to_string()) }
+        }
+    }
+
+    /// `message` with this connection's credentials replaced by `***`.
+    pub fn scrub(&self, message: &str) -> String {
+        scrub(message, &self.shared.secrets)
+    }
+
+    async fn connection_within_timeout<C>(
+        &self,
+        connect: impl Future<Output = redis::RedisResult<C>>,
+    ) -> Result<C, RedisError> {
+        let after = self.shared.connect_timeout;
+        match tokio::time::timeout(after, connect).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(error)) => Err(RedisError::Connect {
+                endpoint: self.shared.endpoint.clone(),
+                reason: self.scrub(&error.to_string()),
+            }),
+            Err(_) => Err(RedisError::Connect {
+                endpoint: self.shared.endpoint.clone(),
+                reason: format!("no connection within {after:?}"),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConnection")
+            .field("endpoint", &self.shared.endpoint)
+            .field("key_prefix", &self.shared.key_prefix)
+            .field("response_timeout", &self.shared.response_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// rustls needs a process-wide crypto provider: ring, the workspace's one, unless the
+/// application installed one already.
+#[cfg(feature = "tls")]
+fn install_tls_provider(config: &RedisConfig) {
+    if config.uses_tls() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn install_tls_provider(config: &RedisConfig) {
+    // `validate` refused rediss:// already; nothing to install without TLS.
+    let _ = config.uses_tls();
+}

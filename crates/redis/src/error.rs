@@ -1,0 +1,78 @@
+//! What goes wrong between a caller and Redis.
+//!
+//! No message here ever holds the URL's userinfo, the user name or the password: every
+//! text that comes from the `redis` crate is scrubbed of them first ([`scrub`]).
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A configuration value cannot work; `field` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid config {field}: {reason}")]
+pub struct ConfigError {
+    /// Dotted path of the field, e.g. `redis.response_timeout`.
+    pub field: &'static str,
+    /// What is wrong and what is allowed.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// An error for `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError { field, reason: reason.into() }
+    }
+}
+
+/// Redis could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RedisError {
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A connection was asked for outside a tokio runtime.
+    #[error("a Redis connection must be made inside a tokio runtime")]
+    NoRuntime,
+    /// No connection could be made.
+    #[error("cannot connect to {endpoint}: {reason}")]
+    Connect {
+        /// The redacted URL.
+        endpoint: String,
+        /// Why, scrubbed of credentials.
+        reason: String,
+    },
+    /// Redis did not answer in time.
+    #[error("no answer from {endpoint} within {after:?}")]
+    TimedOut {
+        /// The redacted URL.
+        endpoint: String,
+        /// The response timeout that ran out.
+        after: Duration,
+    },
+    /// Redis answered with an error, or the connection failed mid-command.
+    #[error("{endpoint} failed: {reason}")]
+    Command {
+        /// The redacted URL.
+        endpoint: String,
+        /// Why, scrubbed of credentials.
+        reason: String,
+    },
+}
+
+/// `message` with every secret replaced by `***`.
+///
+/// ```
+/// use harvester_redis::scrub;
+///
+/// assert_eq!(scrub("AUTH app hunter22 refused", &["hunter22".to_owned()]), "AUTH app *** refused");
+/// ```
+pub fn scrub(message: &str, secrets: &[String]) -> String {
+    let mut out = message.to_owned();
+    for secret in secrets {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "***");
+        }
+    }
+    out
+}
