@@ -202,3 +202,211 @@ async fn two_collectors_on_one_redis_share_one_per_host_rate() {
     assert!(served <= bound, "{served} requests in {elapsed:.1} s exceed the shared bound {bound:.0}");
     assert!(served >= (2 * per_collector) as f64);
 }
+
+fn urls_of(site: &TargetServer, n: usize) -> String {
+    (0..n).map(|i| format!("{}/product/{i}\n", site.url())).collect()
+}
+
+async fn run_binary(args: &[&str]) -> Output {
+    tokio::process::Command::new(collect_binary()).args(args).output().await.expect("collect runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_after_every_url_was_dispatched_still_reports_the_interruption() {
+    let site = TargetServer::start().await.expect("site starts");
+    let slow = FaultProxy::slow(Duration::from_secs(30)).await.expect("proxy starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let urls = write(dir.path(), "urls.txt", &urls_of(&site, 5));
+    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=slow\n", slow.url()));
+    let (out, report) = (dir.path().join("out.jsonl"), dir.path().join("report.json"));
+    let child = tokio::process::Command::new(collect_binary())
+        .args(["--urls", urls.to_str().expect("path"), "--proxies", proxies.to_str().expect("path")])
+        .args(["--out", out.to_str().expect("path"), "--report", report.to_str().expect("path")])
+        .args(["--timeout", "20", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("collect starts");
+    // Every URL is in flight (5 < --concurrency) when the stop comes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slow.connections() < 1 {
+        assert!(Instant::now() < deadline, "no fetch started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().expect("running").to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill runs").success());
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("stops");
+    assert_eq!(output.expect("exit").status.code(), Some(130));
+    let lines = lines_of(&out);
+    assert_eq!(lines.len(), 5);
+    assert!(lines.iter().all(|line| line["error"].as_str().is_some_and(|e| e.starts_with("interrupted"))));
+    let report: Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("JSON");
+    assert_eq!(report["interrupted"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_that_cannot_be_written_fails_the_run_loudly() {
+    let site = TargetServer::start().await.expect("site starts");
+    let good = FaultProxy::slow(Duration::ZERO).await.expect("proxy starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let urls = write(dir.path(), "urls.txt", &urls_of(&site, 20));
+    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=good\n", good.url()));
+    let output = run_binary(&[
+        "--urls",
+        urls.to_str().expect("path"),
+        "--proxies",
+        proxies.to_str().expect("path"),
+        "--out",
+        "/dev/full",
+        "--quiet",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("20 of 20 URLs could not be written"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_rate_paces_the_job_instead_of_failing_urls() {
+    let site = TargetServer::start().await.expect("site starts");
+    let good = FaultProxy::slow(Duration::ZERO).await.expect("proxy starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let urls = write(dir.path(), "urls.txt", &urls_of(&site, 12));
+    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=good\n", good.url()));
+    let out = dir.path().join("out.jsonl");
+    // 12 URLs at 4 a second with a burst of 4: about 2 s, far beyond one attempt's 0.5 s.
+    let output = run_binary(&[
+        "--urls",
+        urls.to_str().expect("path"),
+        "--proxies",
+        proxies.to_str().expect("path"),
+        "--out",
+        out.to_str().expect("path"),
+        "--rate",
+        "4",
+        "--timeout",
+        "0.5",
+        "--quiet",
+    ])
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = lines_of(&out);
+    assert_eq!(lines.len(), 12);
+    assert!(lines.iter().all(|line| line["status"] == "ok"), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_metrics_address_is_refused_before_the_output_is_touched() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let urls = write(dir.path(), "urls.txt", "http://127.0.0.1:9/a\n");
+    let proxies = write(dir.path(), "proxies.txt", "http://127.0.0.1:9 id=x\n");
+    let out = write(dir.path(), "out.jsonl", "{\"previous\":\"run\"}\n");
+    let output = run_binary(&[
+        "--urls",
+        urls.to_str().expect("path"),
+        "--proxies",
+        proxies.to_str().expect("path"),
+        "--out",
+        out.to_str().expect("path"),
+        "--metrics-addr",
+        &addr,
+        "--quiet",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--metrics-addr"));
+    assert_eq!(std::fs::read_to_string(&out).expect("out"), "{\"previous\":\"run\"}\n");
+}
+
+/// Reads `path` of the HTTP server at `addr` (a bare HTTP/1.1 GET); empty while the server
+/// is not up yet.
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return String::new() };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    if stream.write_all(request.as_bytes()).await.is_ok() {
+        let _ = stream.read_to_string(&mut response).await;
+    }
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_leak_and_the_seed_metrics_are_served() {
+    let site = TargetServer::start().await.expect("site starts");
+    let tinyproxy = support::Tinyproxy::start_with_auth("aliceuser", "hunter2pw");
+    let dante = support::Dante::start();
+    let dead = FaultProxy::closed().await.expect("proxy starts");
+    let bad_gateway = FaultProxy::answering(502, &[], "bad gateway").await.expect("proxy starts");
+    let port = |addr: std::net::SocketAddr| addr.port();
+    let list = format!(
+        "http://aliceuser:hunter2pw@127.0.0.1:{t} id=good\n\
+         http://aliceuser:wrongpass77@127.0.0.1:{t} id=wrong\n\
+         http://bobuser:deadpass55@127.0.0.1:{d} id=dead\n\
+         http://gateuser:gatepass44@127.0.0.1:{g} id=gateway\n\
+         socks5h://eveuser:sockspass99@127.0.0.1:{s} id=socks\n",
+        t = port(tinyproxy.addr()),
+        d = port(dead.addr()),
+        g = port(bad_gateway.addr()),
+        s = port(dante.addr()),
+    );
+    let secrets =
+        ["hunter2pw", "wrongpass77", "deadpass55", "gatepass44", "sockspass99", "aliceuser", "bobuser", "gateuser"];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let urls = write(dir.path(), "urls.txt", &urls_of(&site, 150));
+    let proxies = write(dir.path(), "proxies.txt", &list);
+    let (out, report) = (dir.path().join("out.jsonl"), dir.path().join("report.json"));
+    let metrics_addr = format!("127.0.0.1:{}", support::free_port().expect("a free port"));
+    let child = tokio::process::Command::new(collect_binary())
+        .args(["--urls", urls.to_str().expect("path"), "--proxies", proxies.to_str().expect("path")])
+        .args(["--out", out.to_str().expect("path"), "--report", report.to_str().expect("path")])
+        .args(["--timeout", "2", "--metrics-addr", &metrics_addr, "--rate", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("collect starts");
+    // Mid-run (150 URLs at 50/s take about 3 s): poll until the sampled gauges are there.
+    let names = [
+        "data_collection_requests_total",
+        "data_collection_request_duration_seconds_bucket",
+        "proxy_success_rate",
+        "processing_queue_depth",
+        "circuit_breaker_state",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (metrics, ready) = loop {
+        let metrics = http_get(&metrics_addr, "/metrics").await;
+        if names.iter().all(|name| metrics.contains(name)) {
+            break (metrics, http_get(&metrics_addr, "/ready").await);
+        }
+        assert!(Instant::now() < deadline, "/metrics lacks some of {names:?}:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("finishes")
+        .expect("exit status");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+
+    // Wrong credentials and a proxy answering 502 are the proxies' failures: retried on the
+    // good proxies, never held against the site.
+    let lines = lines_of(&out);
+    assert_eq!(lines.len(), 150);
+    let ok = lines.iter().filter(|line| line["status"] == "ok").count();
+    assert!(ok >= 148, "only {ok} of 150 ok");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let texts = [
+        ("out", std::fs::read_to_string(&out).expect("out")),
+        ("report", std::fs::read_to_string(&report).expect("report")),
+        ("stdout", stdout),
+        ("stderr", stderr(&output)),
+        ("metrics", metrics),
+    ];
+    for (what, text) in &texts {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} leaked into {what}");
+        }
+    }
+}

@@ -118,6 +118,8 @@ fn refuse(message: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Warnings and errors of the crates (a failing sink, a Redis outage) go to standard error.
+    tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_writer(std::io::stderr).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return refuse(format!("cannot start the runtime: {e}")),
@@ -166,13 +168,19 @@ async fn collect(cli: Cli) -> ExitCode {
     if let Err(e) = pool.extend(proxies) {
         return refuse(format!("proxy list: {e}"));
     }
+    // Everything that can be refused is checked before the output file is touched.
     let metrics = match cli.metrics_addr {
-        Some(_) => match telemetry::install_recorder() {
-            Ok(handle) => Some(handle),
-            Err(e) => return refuse(e),
+        Some(addr) => match (telemetry::install_recorder(), telemetry::bind(addr).await) {
+            (Ok(handle), Ok(listener)) => Some((handle, listener)),
+            (Err(e), _) | (_, Err(e)) => return refuse(e),
         },
         None => None,
     };
+    if let Some(path) = &cli.report
+        && let Err(e) = std::fs::File::create(path)
+    {
+        return refuse(format!("--report {}: {e}", path.display()));
+    }
 
     let job = Job {
         targets: urls.targets.clone(),
@@ -184,7 +192,7 @@ async fn collect(cli: Cli) -> ExitCode {
             // The demo's hanging proxy would hold each of its victims for the whole timeout.
             attempt_timeout: Duration::from_secs_f64(cli.timeout.unwrap_or(if demo.is_some() { 2.0 } else { 10.0 })),
             #[cfg(feature = "redis")]
-            redis,
+            redis: redis.clone(),
         },
         stage_workers: 1,
         scaling: run::Scaling::default(),
@@ -195,27 +203,50 @@ async fn collect(cli: Cli) -> ExitCode {
         Ok(running) => running,
         Err(e) => return refuse(e),
     };
+    // With Redis, ejections and bans this collector decides reach every other one, and
+    // theirs reach it. The proxies are not registered: each collector brings its own list,
+    // and the registry would put their credentials in Redis.
+    #[cfg(feature = "redis")]
+    let shared = match &redis {
+        Some(redis) => {
+            match harvester::proxypool::shared::SharedState::start(pool.clone(), redis.clone(), Default::default()) {
+                Ok(shared) => Some(shared),
+                Err(e) => return refuse(format!("--redis: {e}")),
+            }
+        }
+        None => None,
+    };
     let watch = running.watch();
     let mut background = Vec::new();
-    if let (Some(addr), Some(handle)) = (cli.metrics_addr, metrics) {
-        match telemetry::serve(addr, handle, watch.clone()).await {
-            Ok(task) => background.push(task),
-            Err(e) => return refuse(e),
-        }
+    if let Some((handle, listener)) = metrics {
+        background.push(telemetry::serve(listener, handle, watch.clone()));
+        background.push(running.sample_gauges());
     }
     background.push(telemetry::show_progress(ProgressMode::detect(cli.quiet), watch.clone()));
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     background.push(tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("collect: stopping (Ctrl-C): in-flight fetches get one timeout to finish");
+            eprintln!(
+                "collect: stopping (Ctrl-C): in-flight fetches get one timeout to finish; Ctrl-C again to quit now"
+            );
             let _ = stop_tx.send(true);
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("collect: quitting now: URLs in flight are missing from --out");
+            std::process::exit(130);
         }
     }));
 
     let outcome = running.run(stop).await;
     for task in background {
         task.abort();
+    }
+    #[cfg(feature = "redis")]
+    if let Some(shared) = shared
+        && let Err(e) = shared.shutdown().await
+    {
+        eprintln!("collect: warning: --redis: {e}");
     }
     let report = Report::new(&outcome, urls.targets.len() as u64, urls.duplicates);
     if let Some(path) = &cli.report {
@@ -229,6 +260,16 @@ async fn collect(cli: Cli) -> ExitCode {
     }
     print_summary(&report, &cli);
     drop(demo);
+    // Every URL must have its line; if the output could not take some, say so loudly.
+    let missing = report.urls.saturating_sub(report.totals.done());
+    if missing > 0 {
+        eprintln!(
+            "collect: {missing} of {} URLs could not be written to {} (see the errors above; the report has the pipeline's account)",
+            report.urls,
+            cli.out.display()
+        );
+        return ExitCode::FAILURE;
+    }
     if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS }
 }
 
@@ -251,13 +292,13 @@ async fn connect_redis(url: &str) -> Result<harvester::resilience::distributed::
 fn print_summary(report: &Report, cli: &Cli) {
     let totals = &report.totals;
     println!(
-        "collected {} of {} URLs ({:.1} %), {} failed, in {:.1} s ({:.0} URLs/s){}",
+        "collected {} of {} URLs ({:.1} %), {} failed, in {:.1} s ({:.0} collected/s){}",
         totals.ok,
         report.urls,
         100.0 * report.success_rate,
         totals.failed,
         report.elapsed_secs,
-        report.urls_per_sec,
+        report.ok_per_sec,
         if report.interrupted { ", interrupted" } else { "" }
     );
     println!("attempts: {} in all, at most {} for one URL", totals.attempts, totals.max_attempts_per_url);

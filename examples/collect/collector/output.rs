@@ -100,6 +100,7 @@ impl Sink<Line> for OutputSink {
         // Counted once written, so the tally never runs ahead of the file.
         for line in batch {
             self.tally.count(line);
+            super::telemetry::record_url(line);
         }
         Ok(())
     }

@@ -24,8 +24,8 @@ pub struct Report {
     pub success_rate: f64,
     /// Seconds from the first fetch to the last line written.
     pub elapsed_secs: f64,
-    /// URLs per second over the run.
-    pub urls_per_sec: f64,
+    /// URLs collected (ok) per second over the run.
+    pub ok_per_sec: f64,
     /// Retry tokens left in the budget at the end.
     pub retry_budget_left: Option<f64>,
     /// Every proxy: requests, success rate, latency, ejection, bans (never credentials).
@@ -73,6 +73,7 @@ impl Report {
     /// The report of `outcome`.
     pub fn new(outcome: &Outcome, urls: u64, duplicate_urls: usize) -> Self {
         let totals = outcome.tally.counts();
+        let ok = totals.ok;
         let elapsed = outcome.elapsed.as_secs_f64();
         let breakers = outcome
             .stack
@@ -99,7 +100,7 @@ impl Report {
             success_rate: if urls == 0 { 0.0 } else { totals.ok as f64 / urls as f64 },
             totals,
             elapsed_secs: elapsed,
-            urls_per_sec: if elapsed > 0.0 { urls as f64 / elapsed } else { 0.0 },
+            ok_per_sec: if elapsed > 0.0 { ok as f64 / elapsed } else { 0.0 },
             retry_budget_left: outcome.stack.budget.as_ref().map(|budget| budget.balance()),
             proxies: outcome.pool.stats(),
             breakers,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use harvester::pipeline::{Report as PipelineReport, StreamProcessor};
 use harvester::proxypool::client::{ClientError, DefaultClassifier, Verdict};
 use harvester::proxypool::{ProxyClient, ProxyPool};
@@ -101,7 +102,8 @@ pub struct Watch {
     pub tally: Arc<Tally>,
     /// URLs in the job.
     pub total: u64,
-    /// True once the stack and pipeline are up (for `/ready`).
+    /// True while the job takes work: from the start of the run until it stops or ends (for
+    /// `/ready`).
     pub ready: watch::Receiver<bool>,
 }
 
@@ -137,7 +139,12 @@ pub enum JobError {
 /// Prepares the job (stack, pipeline, output file) and returns what a watcher needs, then
 /// [`Running::run`] does the work.
 pub async fn start(job: Job) -> Result<Running, JobError> {
-    let mut classifier = DefaultClassifier::new();
+    // A proxy's own refusals are the proxy's failures, retried on another proxy: 407 and 401
+    // (tinyproxy answers wrong credentials with 401), and 502 / 504, which a proxy sends when
+    // it cannot get an answer upstream. Were they the site's, a bad proxy would open the
+    // site's circuit breaker and stop the whole job. The cost: a site that itself answers
+    // 401 / 502 / 504 to everyone counts against the proxies.
+    let mut classifier = DefaultClassifier::new().proxy_failure_statuses([401, 407, 502, 504]);
     for marker in CAPTCHA_MARKERS {
         classifier = classifier.ban_marker(*marker);
     }
@@ -165,7 +172,7 @@ pub async fn start(job: Job) -> Result<Running, JobError> {
         .build()
         .map_err(|e| JobError::Config(e.to_string()))?;
     let scalers = start_scalers(&processor, &job.scaling)?;
-    let (ready_tx, ready) = watch::channel(true);
+    let (ready_tx, ready) = watch::channel(false);
     let total = job.targets.len() as u64;
     Ok(Running {
         job,
@@ -200,12 +207,23 @@ impl Running {
         &self.processor
     }
 
+    /// Starts sampling the proxies' success rates, the stages' queue depths and the hosts'
+    /// breaker states into gauges, every second until the task is aborted.
+    pub fn sample_gauges(&self) -> tokio::task::JoinHandle<()> {
+        let stages = ["validate", "extract", "transform"]
+            .into_iter()
+            .filter_map(|stage| self.processor.stage_control(stage).ok())
+            .collect();
+        super::telemetry::sample_gauges(self.job.pool.clone(), stages, self.stack.breakers.clone())
+    }
+
     /// Fetches every URL, `concurrency` at a time, until done or until `stop` turns true.
     /// After a stop, fetches in flight get one attempt timeout to finish; what is left is
     /// written as failed (interrupted), so the output still has every URL.
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> Outcome {
         let started = Instant::now();
-        let Running { job, stack, processor, scalers, tally, .. } = self;
+        let Running { job, stack, processor, scalers, tally, _ready: ready, .. } = self;
+        let _ = ready.send(true);
         let sender = processor.sender();
         let permits = Arc::new(Semaphore::new(job.stack.concurrency));
         let grace = job.stack.attempt_timeout;
@@ -221,7 +239,14 @@ impl Running {
                         let (service, target, sender, stop) =
                             (stack.service.clone(), target.clone(), sender.clone(), stop.clone());
                         fetches.spawn(async move {
-                            let line = fetch_within_grace(service, target, stop, grace).await;
+                            let url = target.url.clone();
+                            // A panic in a fetch must still leave its URL's line.
+                            let fetched = std::panic::AssertUnwindSafe(fetch_within_grace(service, target, stop, grace))
+                                .catch_unwind()
+                                .await;
+                            let line = fetched.unwrap_or_else(|_| {
+                                Line::failed(&url, "internal error: the fetch panicked".to_owned(), 0, Duration::ZERO)
+                            });
                             drop(permit);
                             // Refused only if the pipeline is gone, which `run` prevents.
                             let _ = sender.send(line).await;
@@ -235,6 +260,9 @@ impl Running {
             let _ = sender.send(line).await;
         }
         while fetches.join_next().await.is_some() {}
+        // A stop after the last URL was dispatched still interrupted the fetches in flight.
+        interrupted |= *stop.borrow();
+        let _ = ready.send(false);
         drop(sender);
         let pipeline = processor.shutdown(Duration::from_secs(60)).await;
         let mut scaler_decisions = Vec::new();
@@ -284,15 +312,8 @@ async fn fetch_one(service: FetchService, fetch: Fetch, started: Instant) -> Lin
     let attempts = fetch.attempts();
     let elapsed = started.elapsed();
     let url = &fetch.target.url;
-    let host = &fetch.target.host;
     match result {
         Ok(page) => {
-            let label = match page.verdict {
-                Verdict::Success => "success",
-                Verdict::Ban { .. } => "banned",
-                _ => "target_error",
-            };
-            super::telemetry::record_request(label, host, elapsed);
             let proxy = page.proxy.as_str().to_owned();
             let mut line = Line::fetched(url, page.status, proxy, attempts, elapsed, page.body);
             if let Verdict::Ban { .. } = page.verdict {
@@ -301,7 +322,6 @@ async fn fetch_one(service: FetchService, fetch: Fetch, started: Instant) -> Lin
             line
         }
         Err(error) => {
-            super::telemetry::record_request("error", host, elapsed);
             let mut line = Line::failed(url, describe(&error), attempts, elapsed);
             line.proxy = fetch.tried.proxies().last().map(|id| id.as_str().to_owned());
             line

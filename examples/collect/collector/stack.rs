@@ -64,6 +64,9 @@ pub struct Page {
     pub body: Bytes,
 }
 
+/// The longest an attempt waits for the rate limit: a day, in effect "as long as it takes".
+const PACING_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 /// The stack as a cloneable service.
 pub type FetchService = BoxCloneService<Fetch, Page, BoxError>;
 
@@ -126,13 +129,15 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
     let breakers = breaker.breakers().clone();
 
     let quota = Quota::per_second(settings.rate_per_host)?;
+    // The limit paces: an attempt waits for its turn however long that is (a low --rate
+    // slows the job down, it does not fail URLs). The wait is outside the attempt's timeout.
     let local_limit = RateLimitLayer::keyed(quota, |fetch: &Fetch| fetch.target.host.clone())
-        .wait_up_to(settings.attempt_timeout)
+        .wait_up_to(PACING_WAIT)
         .named("collect");
     // With Redis, one limit per host shared by every collector; without, this process's own.
     #[cfg(feature = "redis")]
     let (local_limit, shared_limit) = match &settings.redis {
-        Some(redis) => (None, Some(shared_rate_limit(redis.clone(), quota, settings.attempt_timeout)?)),
+        Some(redis) => (None, Some(shared_rate_limit(redis.clone(), quota, PACING_WAIT)?)),
         None => (Some(local_limit), None),
     };
     #[cfg(not(feature = "redis"))]

@@ -24,23 +24,34 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use indicatif::{ProgressBar, ProgressStyle};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::records::{Line, Status};
 use super::run::Watch;
 
-/// Installs the Prometheus recorder as the process's `metrics` recorder.
+/// Durations worth telling apart for a page fetched through proxies, in seconds.
+const DURATION_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// Installs the Prometheus recorder as the process's `metrics` recorder, with histogram
+/// buckets for the request durations (summaries otherwise).
 pub fn install_recorder() -> Result<PrometheusHandle, String> {
-    PrometheusBuilder::new().install_recorder().map_err(|e| format!("cannot install the metrics recorder: {e}"))
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("duration_seconds".to_owned()), DURATION_BUCKETS)
+        .and_then(|builder| builder.install_recorder())
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))
 }
 
-/// Serves `/metrics`, `/health` (200 while the process runs) and `/ready` (200 once the job
-/// is up, 503 before) on `addr` until the task is aborted. Binding happens before this
-/// returns, so a bad address is reported up front.
-pub async fn serve(addr: SocketAddr, handle: PrometheusHandle, watch: Watch) -> Result<JoinHandle<()>, String> {
-    let listener = TcpListener::bind(addr).await.map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
-    Ok(tokio::spawn(async move {
+/// Binds the metrics address, so that a bad or busy one is refused before any work.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| format!("--metrics-addr {addr}: {e}"))
+}
+
+/// Serves `/metrics`, `/health` (200 while the process runs) and `/ready` (200 while the job
+/// takes work, 503 before and after) on `listener` until the task is aborted.
+pub fn serve(listener: TcpListener, handle: PrometheusHandle, watch: Watch) -> JoinHandle<()> {
+    tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
             let (handle, ready) = (handle.clone(), watch.ready.clone());
@@ -50,7 +61,7 @@ pub async fn serve(addr: SocketAddr, handle: PrometheusHandle, watch: Watch) -> 
                         "/metrics" => (StatusCode::OK, handle.render()),
                         "/health" => (StatusCode::OK, "ok\n".to_owned()),
                         "/ready" if *ready.borrow() => (StatusCode::OK, "ready\n".to_owned()),
-                        "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_owned()),
+                        "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not taking work\n".to_owned()),
                         _ => (StatusCode::NOT_FOUND, "try /metrics, /health or /ready\n".to_owned()),
                     };
                     let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
@@ -64,7 +75,7 @@ pub async fn serve(addr: SocketAddr, handle: PrometheusHandle, watch: Watch) -> 
                 let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
-    }))
+    })
 }
 
 /// Samples what has no natural event (proxy success rates, queue depths, breaker states) into
@@ -104,13 +115,19 @@ pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, breakers: Keyed
     })
 }
 
-/// Records one finished URL in the seed's request metrics.
-pub fn record_request(status: &'static str, host: &str, elapsed: Duration) {
-    let host = host.to_owned();
+/// Records one URL, as written to the output, in the seed's request metrics: `status` is
+/// `ok` or `failed`, `platform` the target host, the duration from its first attempt to
+/// its last answer.
+pub fn record_url(line: &Line) {
+    let host = line.url.parse::<http::Uri>().ok().and_then(|uri| uri.host().map(str::to_owned)).unwrap_or_default();
+    let status = match line.status {
+        Status::Ok => "ok",
+        Status::Failed => "failed",
+    };
     metrics::counter!("data_collection_requests_total", "method" => "GET", "status" => status, "platform" => host.clone())
         .increment(1);
     metrics::histogram!("data_collection_request_duration_seconds", "method" => "GET", "platform" => host)
-        .record(elapsed.as_secs_f64());
+        .record(line.elapsed_ms as f64 / 1000.0);
 }
 
 /// How progress is shown.
