@@ -1,12 +1,15 @@
 //! Specifications of the stream processor: conservation, backpressure, timeouts, retries,
 //! run-time scaling, abort and drop.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::{gated_stage, keep, memory};
 use harvester_pipeline::processor::{
     ConfigError, ErrorPolicy, Outcome, Overflow, ProcessorError, SendError, SinkRetry, Stage, StreamProcessor,
 };
@@ -14,11 +17,6 @@ use harvester_pipeline::sinks::MemorySink;
 use harvester_pipeline::{DeadLetter, Sink, SinkError};
 use proptest::prelude::*;
 use tokio::sync::Semaphore;
-
-/// A memory sink shared with the test, which reads what was written.
-fn memory<T>() -> Arc<MemorySink<T>> {
-    Arc::new(MemorySink::new("memory"))
-}
 
 /// A sink whose writes each wait for a permit: it blocks until the test releases it.
 struct Gated {
@@ -36,10 +34,6 @@ impl Sink<u64> for Gated {
         self.gate.acquire().await.map_err(|_| SinkError::new("gated", "gate closed"))?.forget();
         self.inner.write(batch).await
     }
-}
-
-async fn keep(n: u64) -> Outcome<u64> {
-    Outcome::Keep(n)
 }
 
 #[tokio::test]
@@ -532,20 +526,6 @@ async fn ordered_mode_bounds_how_far_input_runs_ahead_of_a_slow_record() {
     let report = processor.shutdown(Duration::from_secs(60)).await;
     assert_eq!(output.records(), vec![0, 1, 2, 3, 4, 5]);
     assert_eq!(report.output, 6);
-}
-
-/// A stage whose handler waits for a permit of `gate` per record: it holds records until the
-/// test opens the gate.
-fn gated_stage(gate: Arc<Semaphore>) -> Stage<u64> {
-    Stage::new("gated", move |n: u64| {
-        let gate = gate.clone();
-        async move {
-            if let Ok(permit) = gate.acquire().await {
-                permit.forget();
-            }
-            Outcome::Keep(n)
-        }
-    })
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,32 +1,15 @@
 //! Edge cases of the stream processor: ordered mode against small and huge windows, abort
 //! and drop with senders waiting, handler panics, latency of micro-batching, live counters.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{gated_stage, keep, memory};
 use harvester_pipeline::processor::{ConfigError, Outcome, SendError, Stage, StreamProcessor};
-use harvester_pipeline::sinks::{CallbackSink, MemorySink};
+use harvester_pipeline::sinks::CallbackSink;
 use tokio::sync::Semaphore;
-
-fn memory<T>() -> Arc<MemorySink<T>> {
-    Arc::new(MemorySink::new("memory"))
-}
-
-async fn keep(n: u64) -> Outcome<u64> {
-    Outcome::Keep(n)
-}
-
-fn gated_stage(gate: Arc<Semaphore>) -> Stage<u64> {
-    Stage::new("gated", move |n: u64| {
-        let gate = gate.clone();
-        async move {
-            if let Ok(permit) = gate.acquire().await {
-                permit.forget();
-            }
-            Outcome::Keep(n)
-        }
-    })
-}
 
 /// A window smaller than a chunk: chunks shrink to fit it, rather than wait for more room
 /// than the window will ever have.

@@ -11,43 +11,18 @@ use thiserror::Error;
 use crate::error::ConfigError;
 use crate::rate_limit::NotUntil;
 
-/// Redis could not be used.
-///
-/// The same variants as harvester-redis's [`RedisError`], which converts into it with `?`
-/// (its configuration errors become this crate's [`ConfigError`], field and reason kept).
+/// Redis could not be used: this crate's configuration error, or harvester-redis's
+/// [`RedisError`] (no connection, no answer in time, a failed command), whose messages are
+/// scrubbed of credentials there.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum DistributedError {
     /// The configuration cannot work.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A connection was asked for outside a tokio runtime.
-    #[error("a Redis connection must be made inside a tokio runtime")]
-    NoRuntime,
-    /// No connection could be made.
-    #[error("cannot connect to {endpoint}: {reason}")]
-    Connect {
-        /// The redacted URL.
-        endpoint: String,
-        /// Why, scrubbed of credentials.
-        reason: String,
-    },
-    /// Redis did not answer in time.
-    #[error("no answer from {endpoint} within {after:?}")]
-    TimedOut {
-        /// The redacted URL.
-        endpoint: String,
-        /// The response timeout that ran out.
-        after: Duration,
-    },
-    /// Redis answered with an error, or the connection failed mid-command.
-    #[error("{endpoint} failed: {reason}")]
-    Command {
-        /// The redacted URL.
-        endpoint: String,
-        /// Why, scrubbed of credentials.
-        reason: String,
-    },
+    /// Redis could not be reached or used.
+    #[error(transparent)]
+    Redis(RedisError),
 }
 
 /// Why a distributed check did not let the call through.
@@ -83,13 +58,9 @@ impl Refusal {
 impl From<RedisError> for DistributedError {
     fn from(error: RedisError) -> Self {
         match error {
+            // Configuration errors read the same whichever crate found them.
             RedisError::Config(error) => DistributedError::Config(error.into()),
-            RedisError::NoRuntime => DistributedError::NoRuntime,
-            RedisError::Connect { endpoint, reason } => DistributedError::Connect { endpoint, reason },
-            RedisError::TimedOut { endpoint, after } => DistributedError::TimedOut { endpoint, after },
-            RedisError::Command { endpoint, reason } => DistributedError::Command { endpoint, reason },
-            // `RedisError` is non-exhaustive: whatever it adds is a failure to use Redis.
-            other => DistributedError::Command { endpoint: String::new(), reason: other.to_string() },
+            other => DistributedError::Redis(other),
         }
     }
 }

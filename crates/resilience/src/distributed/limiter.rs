@@ -169,10 +169,10 @@ impl Core {
     pub(crate) async fn ask(&self, key: &str, now: u64, cost: u32, max_wait: Duration) -> Answer {
         if !self.outage.may_ask(now) {
             let error = self.last_error.load_full().map(|error| (*error).clone()).unwrap_or_else(|| {
-                DistributedError::Command {
+                DistributedError::Redis(harvester_redis::RedisError::Command {
                     endpoint: self.connection.endpoint().to_owned(),
                     reason: "unavailable".into(),
-                }
+                })
             });
             return Answer::Failed(error);
         }
