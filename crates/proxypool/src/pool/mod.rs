@@ -30,7 +30,10 @@ use crate::requirements::Requirements;
 use crate::stats::{PoolStats, ProxyStats};
 
 pub use batch::BatchReport;
-use snapshot::Snapshot;
+use snapshot::{Filter, Snapshot};
+
+/// What unfiltered requirements resolve to, shared by every pick that filters on nothing.
+static NO_FILTER: Filter = Filter::NONE;
 
 /// Health events held for a subscriber that falls behind; beyond, it loses the oldest
 /// (and learns how many from `RecvError::Lagged`). Events are rare (ejections, bans).
@@ -178,12 +181,19 @@ impl ProxyPool {
             return Err(PoolError::Empty);
         }
         let core = &*self.shared.core;
-        let (filter, set) =
-            snap.resolve(req).map_err(|filter| PoolError::NoMatch { filter, pool_size: snap.slots.len() })?;
+        // Most picks filter on nothing: they share one empty filter rather than build and drop one.
+        let resolved;
+        let (filter, set) = if req.is_unfiltered() {
+            (&NO_FILTER, None)
+        } else {
+            resolved =
+                snap.resolve(req).map_err(|filter| PoolError::NoMatch { filter, pool_size: snap.slots.len() })?;
+            (&resolved.0, resolved.1)
+        };
         let candidates = Candidates::new(
             &snap.slots,
             set,
-            &filter,
+            filter,
             req.target_host.as_deref(),
             req.sticky_key.as_deref(),
             core,

@@ -94,6 +94,18 @@ pub(crate) struct Filter {
 impl Filter {
     const STEPS: usize = 7;
 
+    /// No filter at all: what unfiltered requirements resolve to.
+    pub(crate) const NONE: Filter = Filter {
+        region: None,
+        kinds: 0,
+        providers: Vec::new(),
+        tags: Vec::new(),
+        max_cost: None,
+        min_quality: None,
+        avoid: Vec::new(),
+        check: false,
+    };
+
     /// Must each candidate be checked against the filter?
     #[inline]
     pub(crate) fn needs_check(&self) -> bool {
