@@ -479,3 +479,93 @@ async fn consumption_survives_a_redis_outage_and_resumes_after_the_restart() {
     assert_eq!(report.in_flight_at_end, 0);
     assert!(!report.deadline_exceeded);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_whose_dead_letter_cannot_be_stored_stays_pending() {
+    let redis = Redis::start();
+    let connection = connect(&redis).await;
+    let mut admin = admin(&redis).await;
+    // The dead-letter key holds a string: every XADD to it fails (WRONGTYPE).
+    let _: () =
+        redis::cmd("SET").arg(format!("{PREFIX}broken:dead")).arg("oops").query_async(&mut admin).await.expect("SET");
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{PREFIX}broken"))
+        .arg("*")
+        .arg("data")
+        .arg("not json")
+        .query_async(&mut admin)
+        .await
+        .expect("XADD");
+    let (processor, mut source, _stored) = consume_into_memory(&connection, stream_config("broken", "c")).await;
+    eventually(Duration::from_secs(10), "the failed dead letter is counted", || {
+        let errors = source.stats().errors;
+        async move { errors >= 1 }
+    })
+    .await;
+    source.stop().await;
+    processor.shutdown(Duration::from_secs(2)).await;
+    let stats = source.finish(Duration::from_secs(2)).await;
+    assert_eq!(pending(&mut admin, "broken").await, 1, "acknowledged without its dead letter: {stats:?}");
+    assert_eq!(stats.dead_lettered, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewing_a_lease_never_takes_an_entry_back_from_the_consumer_that_took_it_over() {
+    let redis = Redis::start();
+    let connection = connect(&redis).await;
+    let mut admin = admin(&redis).await;
+    produce(&connection, "taken", 0..1).await;
+    // Consumer A holds the entry for good (its sink never finishes).
+    let stuck = CallbackSink::new("stuck", |_: &[Job]| Box::pin(futures::future::pending::<Result<(), SinkError>>()));
+    let processor = StreamProcessor::builder()
+        .stage(Stage::new("pass", Delivery::handler(|job: Job| async move { Outcome::Keep(job) })))
+        .sink(AckingSink::new(stuck))
+        .build()
+        .expect("valid processor");
+    let config = StreamConfig { visibility_timeout: Duration::from_millis(600), ..stream_config("taken", "a") };
+    let source = RedisStreamSource::<Job>::new(connection.clone(), config)
+        .expect("valid")
+        .spawn(processor.sender())
+        .expect("spawned");
+    eventually(Duration::from_secs(5), "A holds the entry", || {
+        let delivered = source.stats().delivered;
+        async move { delivered == 1 }
+    })
+    .await;
+    // B takes it over, as its XAUTOCLAIM would after A failed to renew for a while.
+    let ids: Vec<String> = redis::cmd("XRANGE")
+        .arg(format!("{PREFIX}taken"))
+        .arg("-")
+        .arg("+")
+        .query_async::<redis::streams::StreamRangeReply>(&mut admin)
+        .await
+        .expect("XRANGE")
+        .ids
+        .into_iter()
+        .map(|entry| entry.id)
+        .collect();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(format!("{PREFIX}taken"))
+        .arg("workers")
+        .arg("b")
+        .arg(0)
+        .arg(&ids[0])
+        .arg("JUSTID")
+        .query_async(&mut admin)
+        .await
+        .expect("XCLAIM");
+    // Two of A's renewal rounds (every 200 ms) later, B still owns it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let owners: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(format!("{PREFIX}taken"))
+        .arg("workers")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut admin)
+        .await
+        .expect("XPENDING");
+    let _ = source.abort().await;
+    let _ = processor.abort().await;
+    assert_eq!(owners[0].1, "b", "A's renewal took the entry back: {owners:?}");
+}

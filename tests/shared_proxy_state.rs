@@ -289,3 +289,43 @@ async fn losing_redis_leaves_local_health_and_sharing_resumes_when_it_returns() 
     assert!(pool_b.get("alpha").is_some(), "b never dropped alpha");
     keep_picking(&pool_b, 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_ejection_lasts_no_longer_than_this_pools_own_maximum_however_often_it_is_polled() {
+    let redis = Redis::start();
+    let config = PoolConfig {
+        ejection: EjectionConfig {
+            consecutive_failures: 3,
+            max_ejected_fraction: 1.0,
+            panic_threshold: 0.0,
+            base_ejection: Duration::from_millis(500),
+            max_ejection: Duration::from_secs(1),
+            ..EjectionConfig::default()
+        },
+        ..PoolConfig::default()
+    };
+    let pool = ProxyPool::builder().config(config).build().expect("valid config");
+    pool.extend([proxy("p1", 9001), proxy("p2", 9002)]).expect("unique ids");
+    let shared = start(&pool, &redis, "b");
+    subscribed(&[&shared]).await;
+    // Another instance (or anyone who can write the namespace) keeps a 20 s ejection in Redis.
+    let mut admin =
+        redis::Client::open(redis.url()).expect("URL").get_multiplexed_async_connection().await.expect("admin");
+    let verdict = r#"{"v":1,"origin":"other","proxy":"p1","kind":"ejected","ms":20000}"#;
+    let key = "test:proxies:verdict:eject:p1";
+    let _: () =
+        redis::cmd("SET").arg(key).arg(verdict).arg("PX").arg(20_000).query_async(&mut admin).await.expect("SET");
+    let _: i64 = redis::cmd("ZADD")
+        .arg("test:proxies:verdicts")
+        .arg(9_999_999_999_999i64)
+        .arg(key)
+        .query_async(&mut admin)
+        .await
+        .expect("ZADD");
+    eventually("the polled verdict is applied", || async { is_ejected(&pool, "p1").then_some(()) }).await;
+    // Polled again every 300 ms, it is still cut at this pool's 1 s maximum.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = is_ejected(&pool, "p1");
+    drop(shared);
+    assert!(!still, "p1 still ejected 3 s after a remote verdict although this pool's max_ejection is 1 s");
+}

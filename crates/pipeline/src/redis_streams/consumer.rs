@@ -191,26 +191,31 @@ impl Consumer {
         self.run("XACK", |mut connection| async move { pipe.query_async::<()>(&mut connection).await }).await
     }
 
-    /// Resets the idle time of `ids` (`XCLAIM ... 0 <ids> JUSTID`, which leaves the
-    /// delivery count alone), so no other consumer takes them over while this one works.
-    pub(crate) async fn renew(&self, ids: &[Arc<str>]) -> Result<(), CommandError> {
-        let mut pipe = redis::pipe();
+    /// Resets the idle time of those of `ids` this consumer still owns (`XCLAIM ... 0 <id>
+    /// JUSTID`, which leaves the delivery count alone), so no other consumer takes them over
+    /// while this one works; returns the ids another consumer owns now (taken over while this
+    /// one could not renew), which must not be taken back: that consumer is working on them.
+    /// The owner check and the claim run in one script, so nothing can change in between.
+    pub(crate) async fn renew(&self, ids: &[Arc<str>]) -> Result<Vec<Arc<str>>, CommandError> {
+        let mut lost = Vec::new();
         for chunk in ids.chunks(IDS_PER_COMMAND) {
-            pipe.cmd("XCLAIM")
-                .arg(&self.key)
-                .arg(&self.config.group)
-                .arg(&self.config.consumer)
-                .arg(0)
-                .arg(as_strs(chunk))
-                .arg("JUSTID")
-                .ignore();
+            let mut invocation = RENEW_SCRIPT.prepare_invoke();
+            invocation.key(&self.key).arg(&self.config.group).arg(&self.config.consumer).arg(as_strs(chunk));
+            let kept: Vec<String> = self
+                .run("XCLAIM", |mut connection| async move { invocation.invoke_async(&mut connection).await })
+                .await?;
+            let kept: std::collections::HashSet<&str> = kept.iter().map(String::as_str).collect();
+            lost.extend(chunk.iter().filter(|id| !kept.contains(&***id)).cloned());
         }
-        self.run("XCLAIM", |mut connection| async move { pipe.query_async::<()>(&mut connection).await }).await
+        Ok(lost)
     }
 
-    /// Appends each condemned entry to the dead-letter stream and acknowledges it, in one
-    /// transaction (`MULTI` / `EXEC`, one round trip): an entry is never acknowledged
-    /// without its dead letter stored.
+    /// Appends each condemned entry to the dead-letter stream, then, only once every append
+    /// succeeded, acknowledges them: an entry is never acknowledged without its dead letter
+    /// stored. (A `MULTI` would not do: Redis does not roll a transaction back when one of
+    /// its commands fails, so the `XACK` would go through after a failed `XADD`.) A crash
+    /// between the two leaves the entries pending: they are dead-lettered again, a duplicate
+    /// dead letter, never a lost one.
     ///
     /// A dead letter holds the entry's own fields (in field-name order), then `dead_id`
     /// (the entry's id), `dead_reason` and `dead_deliveries`.
@@ -219,7 +224,6 @@ impl Consumer {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        pipe.atomic();
         for Condemned { entry, reason, deliveries, .. } in condemned {
             let mut fields: Vec<(&String, &Value)> = entry.map.iter().collect();
             fields.sort_by_key(|(field, _)| *field);
@@ -230,16 +234,40 @@ impl Consumer {
                 }
             }
             command.arg("dead_id").arg(&entry.id).arg("dead_reason").arg(reason).arg("dead_deliveries").arg(deliveries);
-            command.ignore();
+        }
+        let replies: Vec<Value> =
+            self.run("XADD to the dead-letter stream", |mut connection| async move {
+                pipe.query_async(&mut connection).await
+            })
+            .await?;
+        if let Some(Value::ServerError(error)) = replies.iter().find(|reply| matches!(reply, Value::ServerError(_))) {
+            let reason = format!("XADD to the dead-letter stream {} failed: {error:?}", self.dead_key);
+            return Err(CommandError::Redis(reason));
         }
         let ids: Vec<&str> = condemned.iter().map(|condemned| condemned.entry.id.as_str()).collect();
-        pipe.cmd("XACK").arg(&self.key).arg(&self.config.group).arg(ids).ignore();
-        self.run("XADD to the dead-letter stream", |mut connection| async move {
-            pipe.query_async::<()>(&mut connection).await
-        })
-        .await
+        let mut ack = redis::pipe();
+        ack.cmd("XACK").arg(&self.key).arg(&self.config.group).arg(ids).ignore();
+        self.run("XACK", |mut connection| async move { ack.query_async::<()>(&mut connection).await }).await
     }
 }
+
+/// Claims again (resets the idle time of) each id of `ARGV[3..]` only while consumer
+/// `ARGV[2]` of group `ARGV[1]` still owns it in stream `KEYS[1]`; returns the ids claimed.
+static RENEW_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local kept = {}
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept[#kept + 1] = ARGV[i]
+  end
+end
+return kept
+",
+    )
+});
 
 fn is_no_group(error: &redis::RedisError) -> bool {
     error.code() == Some("NOGROUP")

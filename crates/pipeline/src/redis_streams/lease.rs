@@ -71,9 +71,19 @@ pub(crate) async fn renew_leases(
         if held.is_empty() {
             continue;
         }
-        if let Err(error) = consumer.renew(&held).await {
-            counters.error();
-            tracing::warn!(stream = %consumer.config().stream, entries = held.len(), %error, "lease renewal failed");
+        match consumer.renew(&held).await {
+            Ok(lost) if !lost.is_empty() => {
+                // Another consumer took these over while this one could not renew: it works
+                // on them now, so this one stops holding them (its own copy may still be
+                // stored and acknowledged: a duplicate, never a loss).
+                tracing::warn!(stream = %consumer.config().stream, entries = lost.len(), "entries taken over by another consumer");
+                leases.release_all(&lost);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                counters.error();
+                tracing::warn!(stream = %consumer.config().stream, entries = held.len(), %error, "lease renewal failed");
+            }
         }
     }
 }

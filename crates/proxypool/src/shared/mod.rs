@@ -71,6 +71,7 @@ mod backoff;
 mod channel;
 mod config;
 mod entry;
+mod episodes;
 mod error;
 mod keys;
 mod mirror;

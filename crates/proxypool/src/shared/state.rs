@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
+use super::episodes::Episodes;
 use crate::health::{HealthEvent, RemoteEffect};
 use crate::pool::ProxyPool;
 use crate::proxy::{Proxy, ProxyId};
@@ -116,6 +117,7 @@ impl SharedState {
             mirror: RegistryMirror::default(),
             pending: Pending::new(config.max_pending),
             outage: Backoff::new(config.retry_min, config.retry_max),
+            episodes: Episodes::default(),
             config,
         };
         let task = runtime.spawn(worker.run(events, stopped));
@@ -224,6 +226,8 @@ struct Worker {
     /// Failures of Redis in a row: while failing, this pool's verdicts wait in `pending`
     /// and the periodic duties retry with this backoff.
     outage: Backoff,
+    /// Remote verdicts last no longer than this pool's own maximum from first hearing.
+    episodes: Episodes,
 }
 
 impl Worker {
@@ -307,16 +311,24 @@ impl Worker {
         self.shared.counters.pending.store(self.pending.len(), Ordering::Relaxed);
     }
 
-    fn receive(&self, message: &Msg) {
+    fn receive(&mut self, message: &Msg) {
         if let Some(verdict) = self.channel.read(message) {
             self.apply(&verdict);
         }
     }
 
-    fn apply(&self, verdict: &Verdict) {
+    fn apply(&mut self, verdict: &Verdict) {
         let counters = &self.shared.counters;
         counters.received.fetch_add(1, Ordering::Relaxed);
-        let effect = self.shared.pool.apply_remote(&verdict.event);
+        let pool = &self.shared.pool;
+        let config = pool.config();
+        let max_ban = config.bans.max_cooldown.max(config.bans.max_retry_after);
+        let Some(event) = self.episodes.clamp(&verdict.event, config.ejection.max_ejection, max_ban, Instant::now())
+        else {
+            tracing::debug!(proxy = %verdict.event.proxy, origin = verdict.origin, "remote verdict outlasted this pool's maximum");
+            return;
+        };
+        let effect = pool.apply_remote(&event);
         if effect == RemoteEffect::Applied {
             counters.applied.fetch_add(1, Ordering::Relaxed);
         }
@@ -358,6 +370,10 @@ impl Worker {
             Ok(verdicts) => {
                 for verdict in &verdicts {
                     self.apply(verdict);
+                }
+                // A complete poll shows every running verdict: the others' episodes are over.
+                if verdicts.len() < self.config.max_polled {
+                    self.episodes.retain_polled(verdicts.iter().map(|verdict| &verdict.event));
                 }
                 self.recovered().await;
                 Instant::now() + interval
