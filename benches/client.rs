@@ -13,6 +13,8 @@
 //! After its report the bench prints requests/s (all requests over their time) and the ratio, also
 //! as `FIGURE` lines for `scripts/bench.sh`. Without tinyproxy installed it skips, saying so.
 
+#[path = "support/figures.rs"]
+mod figures;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -107,7 +109,7 @@ where
 fn main() {
     if find_program("tinyproxy").is_none() {
         println!("client: tinyproxy not found on PATH, /usr/sbin or /usr/bin; skipped");
-        println!("SKIPPED\tthrough_tinyproxy\ttinyproxy not installed (scripts/test.sh installs it)");
+        figures::print_skipped("through_tinyproxy", "tinyproxy not installed (scripts/test.sh installs it)");
         return;
     }
     let totals = Totals::default();
@@ -121,7 +123,7 @@ fn main() {
         println!("\nrequests/s, {CONCURRENCY} in flight (all requests sent over their time):");
         println!("  bare reqwest  {bare:8.0}");
         println!("  ProxyClient   {ours:8.0}   ratio ProxyClient / bare {:.2} (target >= 0.9)", ours / bare);
-        // For scripts/bench.sh: FIGURE, group, case, ours, anchor name, anchor, unit, target.
-        println!("FIGURE\tthrough_tinyproxy\tproxy_client\t{ours}\tbare_reqwest\t{bare}\trequests/s\tratio>=0.9");
+        let anchor = Some(("bare_reqwest", bare));
+        figures::print_figure("through_tinyproxy", "proxy_client", ours, anchor, "requests/s", "ratio>=0.9");
     }
 }

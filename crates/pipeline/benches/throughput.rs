@@ -3,6 +3,9 @@
 //! After criterion's report it prints records/s, the ratios, and the same as `FIGURE` lines for
 //! `scripts/bench.sh`.
 
+#[path = "../../../benches/support/figures.rs"]
+mod figures;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -240,7 +243,8 @@ fn main() {
     ] {
         let Some(&rate) = rates.get(id) else { continue };
         let anchor_id = anchor_of(id);
-        print_figure(id, rate, rates.get(anchor_id).map(|&anchor| (anchor_id, anchor)), target);
+        let anchor = rates.get(anchor_id).map(|&anchor| (anchor_id, anchor));
+        figures::print_figure("pipeline", id, rate, anchor, "records/s", target);
     }
 }
 
@@ -248,11 +252,4 @@ fn main() {
 /// one, batched cases with the batched one.
 fn anchor_of(id: &str) -> &'static str {
     if id.contains("batched") { "mpsc_batched_baseline" } else { "mpsc_baseline" }
-}
-
-/// Prints one figure in records/s as the line `scripts/bench.sh` collects:
-/// `FIGURE<TAB>group<TAB>case<TAB>ours<TAB>anchor name<TAB>anchor<TAB>unit<TAB>target`.
-fn print_figure(id: &str, rate: f64, anchor: Option<(&str, f64)>, target: &str) {
-    let (anchor_name, anchor) = anchor.map_or(("-", "-".to_owned()), |(name, rate)| (name, rate.to_string()));
-    println!("FIGURE\tpipeline\t{id}\t{rate}\t{anchor_name}\t{anchor}\trecords/s\t{target}");
 }

@@ -4,6 +4,9 @@
 //! argument `batched` sends records in groups of 64 with `send_all` instead of one by one.
 //! The last line is the peak as a `FIGURE` line for `scripts/bench.sh`.
 
+#[path = "../../../benches/support/figures.rs"]
+mod figures;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -70,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // For scripts/bench.sh, which sets the anchor: the same mode's run with fewer records.
     if let Some(kb) = peak.strip_suffix(" kB").and_then(|kb| kb.parse::<u64>().ok()) {
-        println!("FIGURE\tpipeline/peak_rss\t{mode}, {n} records\t{kb}\t-\t-\tkB\t-");
+        figures::print_figure("pipeline/peak_rss", &format!("{mode}, {n} records"), kb as f64, None, "kB", "-");
     }
     Ok(())
 }

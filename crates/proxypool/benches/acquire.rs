@@ -22,13 +22,16 @@
 //! O(candidates) balancers at 100k take milliseconds a pick and are sampled flat.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "../../../benches/support/figures.rs"]
+mod figures;
+
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+use figures::{criterion_dir, mean_ns, print_figure};
 use harvester_proxypool::balance::{
     AdaptiveQuality, LeastConnections, LeastLatency, PowerOfTwoChoices, RoundRobin, SmoothWeightedRoundRobin, Sticky,
 };
@@ -318,11 +321,7 @@ fn bench_seed_naive(c: &mut Criterion) {
 /// read back from criterion's estimates, as figures for `scripts/bench.sh`.
 fn print_figures() {
     let Some(dir) = criterion_dir() else { return };
-    let mean = |group: &str, function: &str, size: usize| {
-        let path = dir.join(group.replace('/', "_")).join(function).join(size.to_string()).join("new/estimates.json");
-        let estimates: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-        estimates["mean"]["point_estimate"].as_f64()
-    };
+    let mean = |group: &str, function: &str, size: usize| mean_ns(&dir, group, &format!("{function}/{size}"));
     let (one, two, seed) = ("lease_release/1thread", "lease_release/2threads", "lease_release/seed_naive");
     let headline = |name: &str| matches!(name, "round_robin" | "p2c");
     for case in cases() {
@@ -335,49 +334,33 @@ fn print_figures() {
                 // DESIGN.md: ≤ 50 ns per lease + release with round robin or P2C at 10k proxies.
                 let target = if headline(&function) && size == 10_000 { "<=50" } else { "-" };
                 let anchor = mean(seed, "filter_sort", size).map(|ns| (format!("seed filter_sort/{size}"), ns));
-                print_figure(one, &format!("{function}/{size}"), mean(one, &function, size), anchor, "ns", target);
+                figure(one, &format!("{function}/{size}"), mean(one, &function, size), anchor, "ns", target);
             }
         }
         if headline(case.name) {
             let function = format!("{}_region_r3", case.name);
             let anchor =
                 mean(seed, "filter_sort_region_r3", 10_000).map(|ns| ("seed filter_sort_region_r3/10000".into(), ns));
-            print_figure(one, &format!("{function}/10000"), mean(one, &function, 10_000), anchor, "ns", "-");
+            figure(one, &format!("{function}/10000"), mean(one, &function, 10_000), anchor, "ns", "-");
         }
     }
     for name in ["round_robin", "p2c"] {
         // DESIGN.md: a pick costs at most 1.5× as much at 100k proxies as at 1k.
         let growth = mean(one, name, 100_000).zip(mean(one, name, 1_000)).map(|(large, small)| large / small);
-        print_figure(one, &format!("{name}, 100k / 1k proxies"), growth, None, "×", "<=1.5");
+        figure(one, &format!("{name}, 100k / 1k proxies"), growth, None, "×", "<=1.5");
     }
     for name in ["round_robin", "p2c"] {
         for size in [10_000, 100_000] {
             let anchor = mean(one, name, size).map(|ns| (format!("{name}/{size}, 1 thread"), ns));
-            print_figure(two, &format!("{name}/{size}, each thread"), mean(two, name, size), anchor, "ns", "-");
+            figure(two, &format!("{name}/{size}, each thread"), mean(two, name, size), anchor, "ns", "-");
         }
     }
 }
 
-/// Prints one figure as the line `scripts/bench.sh` collects into `target/bench/figures.md`:
-/// `FIGURE<TAB>group<TAB>case<TAB>ours<TAB>anchor name<TAB>anchor<TAB>unit<TAB>target`, with
-/// DESIGN.md's target as `<=N` for `ours` itself or `-`. Nothing for a figure not measured.
-fn print_figure(group: &str, case: &str, ours: Option<f64>, anchor: Option<(String, f64)>, unit: &str, target: &str) {
+/// One figure: `ours`, and the anchor when both were measured (an unmeasured one prints nothing).
+fn figure(group: &str, case: &str, ours: Option<f64>, anchor: Option<(String, f64)>, unit: &str, target: &str) {
     let Some(ours) = ours else { return };
-    let (anchor_name, anchor) = anchor.map_or(("-".into(), "-".into()), |(name, ns)| (name, ns.to_string()));
-    println!("FIGURE\t{group}\t{case}\t{ours}\t{anchor_name}\t{anchor}\t{unit}\t{target}");
-}
-
-/// Where criterion wrote its estimates: `$CRITERION_HOME`, `$CARGO_TARGET_DIR/criterion`,
-/// else `<target>/criterion` next to this executable (`<target>/<profile>/deps/<bench>`).
-fn criterion_dir() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return Some(home.into());
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return Some(PathBuf::from(target).join("criterion"));
-    }
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
+    print_figure(group, case, ours, anchor.as_ref().map(|(name, value)| (name.as_str(), *value)), unit, target);
 }
 
 fn main() {

@@ -6,7 +6,6 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -16,6 +15,13 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use tower::Service;
+
+// The figure protocol is shared by every bench of the workspace.
+#[path = "../../../../benches/support/figures.rs"]
+mod figures;
+// Each bench uses a different part (as for the rest of this module).
+#[allow(unused_imports)]
+pub use figures::{criterion_dir, mean_ns, print_figure, print_skipped};
 
 /// One call driven by hand: `poll_ready`, `call`, one poll of the response future. The
 /// services benched here answer at the first poll; `None` if one does not.
@@ -91,52 +97,6 @@ pub fn bench_calls<S: Service<u64>>(
             elapsed
         })
     });
-}
-
-/// Where criterion wrote its estimates: `$CRITERION_HOME`, `$CARGO_TARGET_DIR/criterion`,
-/// else `<target>/criterion` next to this executable (`<target>/<profile>/deps/<bench>`).
-pub fn criterion_dir() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return Some(home.into());
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return Some(PathBuf::from(target).join("criterion"));
-    }
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
-}
-
-/// Mean ns of `group/function` from its `new/estimates.json`.
-pub fn mean_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
-    let path = dir.join(group.replace('/', "_")).join(function).join("new/estimates.json");
-    let json = std::fs::read_to_string(path).ok()?;
-    let mean = &json[json.find("\"mean\"")?..];
-    let value = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = value.find(|ch: char| !(ch.is_ascii_digit() || matches!(ch, '.' | 'e' | 'E' | '-' | '+')))?;
-    value[..end].parse().ok()
-}
-
-/// Prints one figure as the line `scripts/bench.sh` collects into `target/bench/figures.md`:
-/// `FIGURE<TAB>group<TAB>case<TAB>ours<TAB>anchor name<TAB>anchor<TAB>unit<TAB>target`.
-///
-/// `ours` and the anchor are in `unit` (figures in a unit ending in `/s` are better higher,
-/// all others lower); `anchor` is the same-run figure ours is compared with. `target` is
-/// DESIGN.md's: `<=N` or `>=N` for `ours` itself, `ratio<=N` or `ratio>=N` for ours / anchor,
-/// `-` for none. Prints nothing for a figure that was not measured (NaN).
-pub fn print_figure(group: &str, case: &str, ours: f64, anchor: Option<(&str, f64)>, unit: &str, target: &str) {
-    if !ours.is_finite() {
-        return;
-    }
-    let (anchor_name, anchor) = match anchor {
-        Some((name, value)) if value.is_finite() => (name, value.to_string()),
-        _ => ("-", "-".to_owned()),
-    };
-    println!("FIGURE\t{group}\t{case}\t{ours}\t{anchor_name}\t{anchor}\t{unit}\t{target}");
-}
-
-/// Tells `scripts/bench.sh` that the figures of `group` were not measured, and why.
-pub fn print_skipped(group: &str, reason: &str) {
-    println!("SKIPPED\t{group}\t{reason}");
 }
 
 /// A metrics recorder whose counters and gauges are plain atomics, as a real exporter's
