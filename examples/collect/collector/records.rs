@@ -4,6 +4,7 @@
 //! A URL that failed to fetch travels the pipeline too (the stages pass it through), so the
 //! output has exactly one line for every URL whatever happened to it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,6 +12,8 @@ use harvester::pipeline::record::{DataRecord, FieldMapping, clean_text, normaliz
 use harvester::pipeline::{ErrorPolicy, Outcome, Stage};
 use serde::Serialize;
 use serde_json::{Value, json};
+
+use super::input::Target;
 
 /// Whether a URL was collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,6 +30,9 @@ pub enum Status {
 pub struct Line {
     /// The URL as listed.
     pub url: String,
+    /// Its host, as parsed from the list (for the per-host metrics); never written out.
+    #[serde(skip)]
+    pub host: Arc<str>,
     /// `ok` or `failed`.
     pub status: Status,
     /// The last HTTP status seen, if any answer came back.
@@ -50,9 +56,10 @@ pub struct Line {
 
 impl Line {
     /// A fetched page, not yet validated.
-    pub fn fetched(url: &str, status: u16, proxy: String, attempts: u32, elapsed: Duration, body: Bytes) -> Self {
+    pub fn fetched(target: &Target, status: u16, proxy: String, attempts: u32, elapsed: Duration, body: Bytes) -> Self {
         Line {
-            url: url.to_owned(),
+            url: target.url.to_string(),
+            host: target.host.clone(),
             status: Status::Ok,
             http_status: Some(status),
             proxy: Some(proxy),
@@ -65,9 +72,10 @@ impl Line {
     }
 
     /// A URL that could not be collected.
-    pub fn failed(url: &str, error: String, attempts: u32, elapsed: Duration) -> Self {
+    pub fn failed(target: &Target, error: String, attempts: u32, elapsed: Duration) -> Self {
         Line {
-            url: url.to_owned(),
+            url: target.url.to_string(),
+            host: target.host.clone(),
             status: Status::Failed,
             http_status: None,
             proxy: None,

@@ -239,13 +239,11 @@ impl Running {
                         let (service, target, sender, stop) =
                             (stack.service.clone(), target.clone(), sender.clone(), stop.clone());
                         fetches.spawn(async move {
-                            let url = target.url.clone();
                             // A panic in a fetch must still leave its URL's line.
-                            let fetched = std::panic::AssertUnwindSafe(fetch_within_grace(service, target, stop, grace))
-                                .catch_unwind()
-                                .await;
+                            let fetch = fetch_within_grace(service, target.clone(), stop, grace);
+                            let fetched = std::panic::AssertUnwindSafe(fetch).catch_unwind().await;
                             let line = fetched.unwrap_or_else(|_| {
-                                Line::failed(&url, "internal error: the fetch panicked".to_owned(), 0, Duration::ZERO)
+                                Line::failed(&target, "internal error: the fetch panicked".to_owned(), 0, Duration::ZERO)
                             });
                             drop(permit);
                             // Refused only if the pipeline is gone, which `run` prevents.
@@ -255,8 +253,7 @@ impl Running {
                     }
                 }
             }
-            let line =
-                Line::failed(&target.url, "interrupted: not fetched before the stop".to_owned(), 0, Duration::ZERO);
+            let line = Line::failed(target, "interrupted: not fetched before the stop".to_owned(), 0, Duration::ZERO);
             let _ = sender.send(line).await;
         }
         while fetches.join_next().await.is_some() {}
@@ -295,12 +292,12 @@ async fn fetch_within_grace(
         line = &mut attempt => line,
         () = async { stopped(&mut stop).await; tokio::time::sleep(grace).await } => {
             let mut line = Line::failed(
-                &fetch.target.url,
+                &fetch.target,
                 "interrupted: still in flight at the stop".to_owned(),
                 fetch.attempts(),
                 started.elapsed(),
             );
-            line.proxy = fetch.tried.proxies().last().map(|id| id.as_str().to_owned());
+            line.proxy = fetch.last_proxy();
             line
         }
     }
@@ -311,19 +308,18 @@ async fn fetch_one(service: FetchService, fetch: Fetch, started: Instant) -> Lin
     let result = service.oneshot(fetch.clone()).await;
     let attempts = fetch.attempts();
     let elapsed = started.elapsed();
-    let url = &fetch.target.url;
     match result {
         Ok(page) => {
             let proxy = page.proxy.as_str().to_owned();
-            let mut line = Line::fetched(url, page.status, proxy, attempts, elapsed, page.body);
+            let mut line = Line::fetched(&fetch.target, page.status, proxy, attempts, elapsed, page.body);
             if let Verdict::Ban { .. } = page.verdict {
                 line = line.fail(format!("banned: the last of {attempts} proxies was refused too"));
             }
             line
         }
         Err(error) => {
-            let mut line = Line::failed(url, describe(&error), attempts, elapsed);
-            line.proxy = fetch.tried.proxies().last().map(|id| id.as_str().to_owned());
+            let mut line = Line::failed(&fetch.target, describe(&error), attempts, elapsed);
+            line.proxy = fetch.last_proxy();
             line
         }
     }

@@ -49,6 +49,11 @@ impl Fetch {
     pub fn attempts(&self) -> u32 {
         u32::try_from(self.tried.proxies().len()).unwrap_or(u32::MAX)
     }
+
+    /// The id of the proxy of the last attempt, if there was one.
+    pub fn last_proxy(&self) -> Option<String> {
+        self.tried.proxies().last().map(|id| id.as_str().to_owned())
+    }
 }
 
 /// An answer that came back through a proxy.

@@ -119,7 +119,7 @@ pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, breakers: Keyed
 /// `ok` or `failed`, `platform` the target host, the duration from its first attempt to
 /// its last answer.
 pub fn record_url(line: &Line) {
-    let host = line.url.parse::<http::Uri>().ok().and_then(|uri| uri.host().map(str::to_owned)).unwrap_or_default();
+    let host = line.host.to_string();
     let status = match line.status {
         Status::Ok => "ok",
         Status::Failed => "failed",
