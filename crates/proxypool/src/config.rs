@@ -19,6 +19,8 @@ pub struct PoolConfig {
     pub ejection: EjectionConfig,
     /// Bans of a proxy by one target host.
     pub bans: BanConfig,
+    /// What the pool learns about each proxy and each site, for choosing well.
+    pub evidence: EvidenceConfig,
 }
 
 impl PoolConfig {
@@ -27,6 +29,7 @@ impl PoolConfig {
         self.health.validate()?;
         self.ejection.validate()?;
         self.bans.validate()?;
+        self.evidence.validate()?;
         if self.ejection.min_requests > self.health.success_window {
             return Err(ConfigError::new(
                 "ejection.min_requests",
@@ -231,6 +234,100 @@ impl BanConfig {
     }
 }
 
+/// What the pool learns from every answer about each proxy and each site: the evidence
+/// the [`ExpectedSuccess`](crate::balance::ExpectedSuccess) balancer chooses by, and the
+/// latency quantiles the client sets its timeouts and hedges from.
+///
+/// Evidence fades with time instead of being counted over a window: a proxy idle for an
+/// hour keeps most of what it showed, and a site that changes its mind is followed
+/// within a site half-life.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// Half-life of each proxy's own evidence: whether it answers at all, and what each
+    /// site answers it. Default 10 min: long enough that a proxy which failed and sat
+    /// out an ejection comes back with its record, short enough that a proxy which
+    /// recovered is trusted again within the hour.
+    #[serde(with = "humantime_serde")]
+    pub half_life: Duration,
+    /// Half-life of each site's evidence over all proxies of one kind: how the site
+    /// treats that kind now, which every proxy of the kind is judged against. Default
+    /// 20 s: a busy site answers many requests in 20 s, and a site that turns against a
+    /// kind of proxy (or back) is followed within a minute (measured in the selection
+    /// simulator); a quiet site's few answers fall back towards its other kinds and the
+    /// pool's average.
+    #[serde(with = "humantime_serde")]
+    pub site_half_life: Duration,
+    /// How many outcomes the starting point is worth against a proxy's own evidence.
+    /// Default 2: two answers of its own already outweigh what the pool expects of it.
+    pub prior_weight: f64,
+    /// Requests per proxy and site are counted over about this long (a fading count),
+    /// to learn and respect each site's per-proxy rate tolerance. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub rate_window: Duration,
+    /// A learned rate tolerance doubles every this long without a new 429, so that a site
+    /// which relaxed its limit is found out. Default 5 min.
+    #[serde(with = "humantime_serde")]
+    pub rate_relax: Duration,
+    /// Latency quantiles are taken over the last one to two windows of this length.
+    /// Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub latency_window: Duration,
+    /// Successful answers needed before a latency quantile is trusted. Default 20.
+    pub min_latency_samples: u32,
+    /// A request still in flight after this many times its site's 99th-percentile
+    /// latency makes its proxy suspect before any timeout fires. Default 3.
+    pub suspect_after: f64,
+    /// Sites remembered; past it the least recently seen are forgotten. Default 4096.
+    pub max_sites: usize,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            half_life: Duration::from_secs(600),
+            site_half_life: Duration::from_secs(20),
+            prior_weight: 2.0,
+            rate_window: Duration::from_secs(10),
+            rate_relax: Duration::from_secs(300),
+            latency_window: Duration::from_secs(60),
+            min_latency_samples: 20,
+            suspect_after: 3.0,
+            max_sites: 4096,
+        }
+    }
+}
+
+impl EvidenceConfig {
+    /// Refuses out-of-range values, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, d) in [
+            ("evidence.half_life", self.half_life),
+            ("evidence.site_half_life", self.site_half_life),
+            ("evidence.rate_window", self.rate_window),
+            ("evidence.rate_relax", self.rate_relax),
+            ("evidence.latency_window", self.latency_window),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::new(field, "must be greater than zero"));
+            }
+        }
+        if !(self.prior_weight.is_finite() && self.prior_weight > 0.0) {
+            return Err(ConfigError::new("evidence.prior_weight", format!("{} must be above 0", self.prior_weight)));
+        }
+        if !(self.suspect_after.is_finite() && self.suspect_after >= 1.0) {
+            return Err(ConfigError::new(
+                "evidence.suspect_after",
+                format!("{} must be at least 1", self.suspect_after),
+            ));
+        }
+        if self.max_sites == 0 {
+            return Err(ConfigError::new("evidence.max_sites", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +348,12 @@ mod tests {
         let mut c = PoolConfig::default();
         c.bans.max_cooldown = Duration::from_secs(1);
         assert_eq!(c.validate().map_err(|e| e.field), Err("bans.max_cooldown"));
+        let mut c = PoolConfig::default();
+        c.evidence.prior_weight = f64::NAN;
+        assert_eq!(c.validate().map_err(|e| e.field), Err("evidence.prior_weight"));
+        let mut c = PoolConfig::default();
+        c.evidence.site_half_life = Duration::ZERO;
+        assert_eq!(c.validate().map_err(|e| e.field), Err("evidence.site_half_life"));
         let mut c = PoolConfig::default();
         c.health.success_window = 10;
         assert_eq!(c.validate().map_err(|e| e.field), Err("ejection.min_requests"), "20 outcomes never fit in 10");

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::health::Effect;
+use crate::health::learning::Report;
+use crate::health::sites::kind_group;
 use crate::pool::Member;
 use crate::proxy::{Proxy, ProxyId};
 
@@ -31,12 +33,24 @@ pub enum OutcomeKind {
     NetworkFailure,
     /// No answer in time. Counts towards ejection and weighs on latency.
     Timeout,
-    /// The target host refused this proxy (403, 429, captcha page…). Bars the proxy from
-    /// that host only, for `retry_after` when given, else for a growing cooldown.
+    /// The target host refused this proxy (403, captcha page…). Bars the proxy from
+    /// that host only, for `retry_after` when given, else for a growing cooldown, and
+    /// counts against the proxy at that host (and, a little, everywhere).
     Ban {
         /// How long the host asked us to stay away.
         retry_after: Option<Duration>,
     },
+    /// The target host said this proxy sent too much (429). Bars the proxy from that host
+    /// like a ban, and teaches the pool the host's per-proxy rate tolerance when the
+    /// host had accepted the proxy before; does not count against the proxy elsewhere.
+    RateLimited {
+        /// How long the host asked us to stay away.
+        retry_after: Option<Duration>,
+    },
+    /// Abandoned for a faster proxy (a hedged attempt won) after this long: counts as an
+    /// attempt that did not deliver in time, but neither ejects the proxy nor breaks its
+    /// run of successes.
+    Slow,
 }
 
 impl Outcome {
@@ -60,6 +74,16 @@ impl Outcome {
         Outcome { kind: OutcomeKind::Ban { retry_after }, latency }
     }
 
+    /// The target host rate-limited the proxy (429).
+    pub fn rate_limited(latency: Duration, retry_after: Option<Duration>) -> Self {
+        Outcome { kind: OutcomeKind::RateLimited { retry_after }, latency }
+    }
+
+    /// The request was abandoned after `latency` because another proxy answered first.
+    pub fn slow(latency: Duration) -> Self {
+        Outcome { kind: OutcomeKind::Slow, latency }
+    }
+
     /// What happened.
     pub fn kind(&self) -> OutcomeKind {
         self.kind
@@ -79,11 +103,14 @@ impl Outcome {
 pub struct Lease {
     member: Arc<Member>,
     host: Option<Arc<str>>,
+    /// Where the proxy sat in the snapshot it was picked from.
+    slot: u32,
+    generation: u64,
 }
 
 impl Lease {
-    pub(crate) fn new(member: Arc<Member>, host: Option<Arc<str>>) -> Self {
-        Lease { member, host }
+    pub(crate) fn new(member: Arc<Member>, host: Option<Arc<str>>, slot: u32, generation: u64) -> Self {
+        Lease { member, host, slot, generation }
     }
 
     /// The leased proxy.
@@ -110,7 +137,24 @@ impl Lease {
     pub fn report(self, outcome: Outcome) {
         let core = &self.member.core;
         let now = core.clock.now();
-        let effect = self.member.health.record(&outcome, self.host.as_deref(), now, &core.config, &core.ejections);
+        let health = &*self.member.health;
+        let host = self.host.as_deref();
+        let group = kind_group(self.member.proxy.meta().kind);
+        let site = host.map(|host| (host, core.evidence.site(host, group, now, &core.config)));
+        let expected = site.as_ref().map_or(1.0, |(_, (_, expected))| *expected);
+        let recorded = health.record(&outcome, host, expected, now, &core.config, &core.ejections);
+        let report = Report {
+            outcome: &outcome,
+            host: site.map(|(host, (site, _))| (host, site)),
+            target: recorded.target,
+            answered: recorded.answered,
+            health,
+            group,
+            slot: self.slot,
+            generation: self.generation,
+        };
+        core.evidence.learn(&report, now, &core.config);
+        let effect = recorded.effect;
         core.announce(self.id(), effect, self.host.as_ref(), now);
         match effect {
             Effect::None => {}

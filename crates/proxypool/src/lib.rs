@@ -61,9 +61,9 @@ pub mod stats;
 
 pub use balance::Balancer;
 pub use client::{ClientError, ProxiedResponse, ProxyClient, ProxyClientBuilder};
-pub use config::{BanConfig, EjectionConfig, HealthConfig, PoolConfig};
+pub use config::{BanConfig, EjectionConfig, EvidenceConfig, HealthConfig, PoolConfig};
 pub use error::{ConfigError, PoolError, ProxyError};
-pub use health::{HealthEvent, HealthEventKind, RemoteEffect};
+pub use health::{HealthEvent, HealthEventKind, LatencyQuantiles, RemoteEffect};
 pub use lease::{Lease, Outcome, OutcomeKind};
 pub use list::{ListError, ListFormat, Loaded, Location, ProxyList, RejectReason, Rejected};
 pub use pool::{BatchReport, ProxyPool, ProxyPoolBuilder};

@@ -33,8 +33,16 @@ pub struct ProxyStats {
     pub failures: u64,
     /// Of which timeouts.
     pub timeouts: u64,
-    /// Of which bans.
+    /// Of which bans (429s included).
     pub bans: u64,
+    /// Of which abandoned for a faster proxy (a hedged attempt won).
+    pub slow: u64,
+    /// Share of attempts that got an answer at all (any answer, bans included), from the
+    /// fading evidence; `None` before any.
+    pub answer_share: Option<f64>,
+    /// False from joining the pool, and from each ejection, until the next success: on
+    /// probation, the default balancer sends it one request at a time.
+    pub proven: bool,
     /// Success rate over the recent window.
     pub success_rate: Option<f64>,
     /// Latency EWMA.
@@ -67,7 +75,8 @@ pub struct HostBan {
 
 impl ProxyStats {
     pub(crate) fn read(proxy: &Proxy, health: &ProxyHealth, core: &PoolCore, now: Nanos) -> ProxyStats {
-        let [requests, successes, failures, timeouts, bans] = health.counters();
+        let [requests, successes, failures, timeouts, bans, slow] = health.counters();
+        let (answered, failed) = health.transport(now, core.config.evidence.half_life.as_secs_f64() * 1e9);
         let meta = proxy.meta();
         ProxyStats {
             id: proxy.id().clone(),
@@ -81,6 +90,9 @@ impl ProxyStats {
             failures,
             timeouts,
             bans,
+            slow,
+            answer_share: (answered + failed > 0.0).then(|| answered / (answered + failed)),
+            proven: health.is_proven(),
             success_rate: health.success_rate(),
             latency: health.latency(),
             quality: health.quality(&core.config.health),

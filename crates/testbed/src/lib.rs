@@ -39,10 +39,12 @@
 //! ## Feature flags
 //!
 //! - `tls`: [`TlsTargetServer`], with rustls on the ring provider and rcgen.
+//! - `sim`: [`sim`], the proxy-selection simulator: a real `ProxyPool` driven in virtual
+//!   time through a seeded world of proxies and sites, with an oracle to compare against.
 
 #![forbid(unsafe_code)]
-// The map above links `TlsTargetServer`, which exists only with the `tls` feature.
-#![cfg_attr(not(feature = "tls"), allow(rustdoc::broken_intra_doc_links))]
+// The map above links `TlsTargetServer` and `sim`, which exist only with their features.
+#![cfg_attr(not(all(feature = "tls", feature = "sim")), allow(rustdoc::broken_intra_doc_links))]
 
 mod catalogue;
 mod fault_proxy;
@@ -50,6 +52,8 @@ mod forward;
 pub mod http1;
 mod in_process;
 mod pages;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod target;
 #[cfg(feature = "tls")]
 mod tls_target;

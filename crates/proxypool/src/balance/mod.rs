@@ -13,8 +13,9 @@
 //! | [`SmoothWeightedRoundRobin`] | by weight, spread evenly (nginx's algorithm) | O(candidates) |
 //! | [`LeastConnections`] | the fewest requests in flight | O(candidates) |
 //! | [`LeastLatency`] | the lowest latency EWMA | O(candidates) |
-//! | [`PowerOfTwoChoices`] | the better of two random proxies by peak EWMA × (in-flight + 1) | O(1) |
-//! | [`AdaptiveQuality`] | the best composite score of quality, availability, cost, recency, per-site success and trend | O(candidates) |
+//! | [`PowerOfTwoChoices`] | the better of two random proxies by peak EWMA × (in-flight + 1) ÷ answer share | O(1) |
+//! | [`ExpectedSuccess`] (the default) | the most likely to succeed at the target host, by Thompson sampling over the pool's evidence; among the near-best, the cheapest, then the least loaded | O(1): the host's leaders and a few random candidates |
+//! | [`AdaptiveQuality`] | the seed's composite score of quality, availability, cost, recency, per-site success and trend | O(candidates) |
 //! | [`Sticky`] | the same proxy for the same session key (rendezvous hashing) | O(candidates) |
 //!
 //! A balancer of your own implements [`Balancer`]:
@@ -35,19 +36,22 @@
 //! ```
 
 mod adaptive;
+mod expected;
 mod least_connections;
 mod least_latency;
 mod p2c;
+pub(crate) mod random;
 mod round_robin;
 mod sticky;
 mod weighted;
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use adaptive::AdaptiveQuality;
+pub use expected::{ExpectedSuccess, Objective};
 pub use least_connections::LeastConnections;
 pub use least_latency::LeastLatency;
 pub use p2c::PowerOfTwoChoices;
@@ -56,7 +60,9 @@ pub use sticky::Sticky;
 pub use weighted::SmoothWeightedRoundRobin;
 
 use crate::clock::{Nanos, nanos_to_duration};
-use crate::health::ProxyHealth;
+use crate::health::learning::{Context, Estimate};
+use crate::health::sites::kind_group;
+use crate::health::{Fades, ProxyHealth};
 use crate::pool::PoolCore;
 use crate::pool::snapshot::{Filter, Slot};
 use crate::proxy::Proxy;
@@ -95,6 +101,21 @@ impl<B: Balancer + ?Sized> Balancer for Box<B> {
     }
 }
 
+/// The pool's belief about one candidate's chance of success; see
+/// [`Candidates::success_estimate`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SuccessEstimate {
+    /// The probability of success (posterior mean), in [0, 1].
+    pub expected: f64,
+    /// One draw from the belief, in (0, 1): wide when the evidence is thin, so that
+    /// choosing by draws tries proxies in proportion to how good they might be, and
+    /// spreads requests among equally good ones (Thompson sampling).
+    pub sampled: f64,
+    /// How many outcomes' worth of evidence the belief rests on, its starting point
+    /// included.
+    pub evidence: f64,
+}
+
 /// The proxies that may serve one request, as a balancer sees them.
 ///
 /// Positions run from 0 to `len()`. A position is eligible when the proxy matches the
@@ -112,6 +133,8 @@ pub struct Candidates<'a> {
     panic: Cell<Option<bool>>,
     /// The last position found eligible, so the pool need not check it twice.
     last_eligible: Cell<usize>,
+    /// What the estimates of this pick share, made on first use.
+    context: OnceCell<Context<'a>>,
 }
 
 impl<'a> Candidates<'a> {
@@ -136,6 +159,7 @@ impl<'a> Candidates<'a> {
             now: Cell::new(0),
             panic: Cell::new(None),
             last_eligible: Cell::new(usize::MAX),
+            context: OnceCell::new(),
         }
     }
 
@@ -252,6 +276,83 @@ impl<'a> Candidates<'a> {
         self.health(i).last_success().map(|at| nanos_to_duration(self.now().saturating_sub(at)))
     }
 
+    /// Share of candidate `i`'s answers from the target host that were not bans (fading
+    /// with the evidence half-life); `None` without a target host or before any answer.
+    pub fn target_success_rate(&self, i: usize) -> Option<f64> {
+        let host = self.host?;
+        self.health(i).target_success_rate(host, self.now(), Fades::of(&self.core.config))
+    }
+
+    /// What the pool expects of a request through candidate `i` at the target host now:
+    /// the probability of success from its evidence (whether the proxy delivers at all;
+    /// whether the host accepts it, from what the host answers proxies of its kind now
+    /// and how this proxy fares against them there, or elsewhere when it is new there),
+    /// discounted as it nears the host's learned rate tolerance and while a request of it
+    /// is overdue; plus one draw from that belief, for Thompson sampling.
+    pub fn success_estimate(&self, i: usize) -> SuccessEstimate {
+        let estimate = self.estimate(i);
+        let (a, b) = self.core.random.normal_pair();
+        SuccessEstimate { expected: estimate.expected(), sampled: estimate.draw(a, b), evidence: estimate.weight() }
+    }
+
+    /// True when candidate `i` has not succeeded since it joined the pool or came back
+    /// from an ejection and already has a request in flight: on probation, it should get
+    /// no second request until its first one succeeds (Envoy's slow start, in its
+    /// simplest form).
+    #[inline]
+    pub fn on_probation(&self, i: usize) -> bool {
+        let health = self.health(i);
+        !health.is_proven() && health.in_flight() > 0
+    }
+
+    /// Candidate `i`'s cost per request.
+    #[inline]
+    pub fn cost(&self, i: usize) -> f64 {
+        self.slot_ref(i).cost()
+    }
+
+    /// Candidates with the best evidence at the target host, as the pool keeps them (a
+    /// few at most; eligibility not checked): a place to start that does not depend on
+    /// the pool's size. Empty without a target host.
+    pub fn leaders(&self) -> impl Iterator<Item = usize> + '_ {
+        let site = self.host.and_then(|_| self.context().site());
+        site.into_iter().flat_map(move |site| {
+            site.leaders.slots(self.generation).filter_map(move |slot| self.position_of_slot(slot as usize))
+        })
+    }
+
+    /// The candidate position of pool slot `slot`, if it is a candidate.
+    fn position_of_slot(&self, slot: usize) -> Option<usize> {
+        match self.set {
+            Some(set) => set.binary_search(&(slot as u32)).ok(),
+            None => (slot < self.slots.len()).then_some(slot),
+        }
+    }
+
+    /// A uniformly random number below `n` (n > 0), from the pool's randomness (seeded
+    /// with [`ProxyPoolBuilder::seed`](crate::ProxyPoolBuilder::seed), reproducible).
+    #[inline]
+    pub fn random_below(&self, n: usize) -> usize {
+        self.core.random.below(n)
+    }
+
+    /// 64 random bits from the pool's randomness.
+    #[inline]
+    pub fn random_u64(&self) -> u64 {
+        self.core.random.next_u64()
+    }
+
+    pub(crate) fn context(&self) -> &Context<'a> {
+        self.context.get_or_init(|| {
+            Context::new(&self.core.evidence, self.host.map(|h| (h, None)), self.now(), &self.core.config)
+        })
+    }
+
+    pub(crate) fn estimate(&self, i: usize) -> Estimate {
+        let slot = self.slot_ref(i);
+        self.context().estimate(slot.health(), kind_group(slot.proxy().meta().kind))
+    }
+
     /// A stable 64-bit hash of candidate `i`'s id (for rendezvous hashing).
     #[inline]
     pub fn id_hash(&self, i: usize) -> u64 {
@@ -266,6 +367,12 @@ impl<'a> Candidates<'a> {
     /// The request's sticky session key, if given.
     pub fn sticky_key(&self) -> Option<&'a str> {
         self.sticky
+    }
+
+    /// The pick's time if it read the clock, else 0 ("unknown").
+    #[inline]
+    pub(crate) fn now_if_read(&self) -> Nanos {
+        self.now.get()
     }
 
     /// The pool clock, read at most once per pick.
@@ -316,7 +423,7 @@ pub(crate) fn min_eligible_by<K: PartialOrd>(
     if n == 0 {
         return None;
     }
-    let start = random_below(n);
+    let start = c.random_below(n);
     let mut best: Option<(usize, K)> = None;
     for i in (start..n).chain(0..start) {
         if !c.is_eligible(i) {
@@ -332,32 +439,6 @@ pub(crate) fn min_eligible_by<K: PartialOrd>(
         }
     }
     best.map(|(i, _)| i)
-}
-
-thread_local! {
-    static WYRAND: Cell<u64> = const { Cell::new(0) };
-}
-
-/// A uniformly random position below `n` (n > 0).
-///
-/// Hand-written on purpose: a pick draws two or three numbers, and `rand::rng()` costs
-/// about 5 ns a draw (thread-local handle plus a ChaCha block), a third of the whole
-/// pick's budget. wyrand in a thread-local cell costs about 1 ns and is plenty for
-/// spreading load; nothing here needs unpredictability. Lemire's multiply-shift maps it
-/// to `0..n` without a division.
-#[inline]
-pub(crate) fn random_below(n: usize) -> usize {
-    let r = WYRAND.with(|state| {
-        let mut s = state.get();
-        if s == 0 {
-            s = rand::random::<u64>() | 1;
-        }
-        s = s.wrapping_add(0xa076_1d64_78bd_642f);
-        state.set(s);
-        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-        ((t >> 64) as u64) ^ (t as u64)
-    });
-    ((u128::from(r) * n as u128) >> 64) as usize
 }
 
 /// A 64-bit mixer (SplitMix64's finaliser): spreads rendezvous scores uniformly.

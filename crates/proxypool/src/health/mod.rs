@@ -14,20 +14,26 @@
 //! and verdicts decided elsewhere can be applied
 //! ([`ProxyPool::apply_remote`](crate::ProxyPool::apply_remote)); see [`events`].
 
-mod bans;
 mod ejection;
 pub mod events;
+pub(crate) mod evidence;
 mod ewma;
+pub(crate) mod latency;
+pub(crate) mod learning;
+pub(crate) mod sites;
+mod targets;
 mod window;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-pub(crate) use bans::ActiveBan;
-use bans::TargetTable;
 pub(crate) use ejection::EjectionTracker;
 pub use events::{HealthEvent, HealthEventKind, RemoteEffect};
+use evidence::FadingPair;
 use ewma::{Ewma, PeakEwma};
+pub use latency::LatencyQuantiles;
+use targets::TargetTable;
+pub(crate) use targets::{ActiveBan, Fades, Refusal, TargetView};
 use window::OutcomeWindow;
 
 use crate::clock::{Nanos, duration_to_nanos};
@@ -46,6 +52,18 @@ pub struct ProxyHealth {
     ejected_until: AtomicU64,
     peak: PeakEwma,
     targets: TargetTable,
+    /// Answers (of any kind) against network failures, timeouts and abandoned attempts:
+    /// does the proxy deliver at all?
+    transport: FadingPair,
+    /// Answers that were not bans, against what its peers' acceptance at each host
+    /// predicted for those answers, over every host: the proxy's standing (one banned
+    /// where its kind is welcome stands low; one banned where its kind is banned does not).
+    standing: FadingPair,
+    /// When the oldest request in flight was sent, at the latest (0: unknown): the later
+    /// of the last completion and the moment the proxy went from idle to busy.
+    stall_since: AtomicU64,
+    /// Has succeeded since it joined the pool or last came back from an ejection.
+    proven: AtomicBool,
     window: OutcomeWindow,
     latency: Ewma,
     consecutive_failures: AtomicU32,
@@ -56,6 +74,7 @@ pub struct ProxyHealth {
     failures: AtomicU64,
     timeouts: AtomicU64,
     bans: AtomicU64,
+    slow: AtomicU64,
     removed: AtomicBool,
 }
 
@@ -69,6 +88,17 @@ pub(crate) enum Effect {
     None,
     Ejected { until: Nanos },
     Banned { until: Nanos },
+}
+
+/// What a report changed, and what the host now says of the proxy (when the report
+/// named a host and the host answered or was asked).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recorded {
+    pub(crate) effect: Effect,
+    pub(crate) target: Option<TargetView>,
+    /// The host's answer counted as evidence of whether it accepts the proxy (every
+    /// answer but a 429 from a host that had accepted the proxy).
+    pub(crate) answered: Option<bool>,
 }
 
 /// The peak EWMA's time constant in nanoseconds (`as_secs_f64` avoids a slow u128 to
@@ -110,9 +140,60 @@ impl ProxyHealth {
         self.times_ejected.load(Ordering::Relaxed)
     }
 
-    /// Success rate at one target host; `None` if never used there (or forgotten).
-    pub fn target_success_rate(&self, host: &str) -> Option<f64> {
-        self.targets.success_rate(host)
+    /// Share of answers from one target host that were not bans, as of `now` by the
+    /// pool's clock (see [`Candidates`](crate::balance::Candidates)); `None` if the host
+    /// never answered this proxy (or was forgotten).
+    pub(crate) fn target_success_rate(&self, host: &str, now: Nanos, fades: Fades) -> Option<f64> {
+        self.targets.success_rate(host, now, fades)
+    }
+
+    /// What `host` answered this proxy, as of `now`.
+    #[inline]
+    pub(crate) fn target_view(&self, host: &str, now: Nanos, fades: Fades) -> Option<TargetView> {
+        self.targets.view(host, now, fades)
+    }
+
+    /// Answers against failures (network, timeout, abandoned), fading, as of `now`.
+    #[inline]
+    pub(crate) fn transport(&self, now: Nanos, half_life: f64) -> (f64, f64) {
+        self.transport.get(now, half_life)
+    }
+
+    /// The same counts as last stored: their ratio, without the clock.
+    #[inline]
+    pub(crate) fn transport_raw(&self) -> (f64, f64) {
+        self.transport.raw()
+    }
+
+    /// Accepted answers against what its peers' acceptance predicted, over every host,
+    /// fading, as of `now`.
+    #[inline]
+    pub(crate) fn standing(&self, now: Nanos, half_life: f64) -> (f64, f64) {
+        self.standing.get(now, half_life)
+    }
+
+    /// True until the proxy's first success, and again after each ejection until the
+    /// next: such a proxy is on probation.
+    #[inline]
+    pub fn is_proven(&self) -> bool {
+        self.proven.load(Ordering::Relaxed)
+    }
+
+    /// The time since which the oldest request in flight has been out at least; `None`
+    /// when idle. When the pick that sent it did not read the clock, the time is not
+    /// known: the first look (`now`) starts it, which errs on the late side.
+    #[inline]
+    pub(crate) fn stalled_since(&self, now: Nanos) -> Option<Nanos> {
+        if self.in_flight() == 0 {
+            return None;
+        }
+        match self.stall_since.load(Ordering::Relaxed) {
+            0 => {
+                let _ = self.stall_since.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                Some(now)
+            }
+            at => Some(at),
+        }
     }
 
     /// The seed's trend: the newer half of the last ten outcomes' success rate minus
@@ -136,8 +217,9 @@ impl ProxyHealth {
         (0.7 * success + 0.3 * latency_part).min(1.0)
     }
 
-    pub(crate) fn counters(&self) -> [u64; 5] {
-        [&self.requests, &self.successes, &self.failures, &self.timeouts, &self.bans].map(|c| c.load(Ordering::Relaxed))
+    pub(crate) fn counters(&self) -> [u64; 6] {
+        [&self.requests, &self.successes, &self.failures, &self.timeouts, &self.bans, &self.slow]
+            .map(|c| c.load(Ordering::Relaxed))
     }
 
     pub(crate) fn last_success(&self) -> Option<Nanos> {
@@ -156,18 +238,24 @@ impl ProxyHealth {
         self.peak.key()
     }
 
-    /// Takes an in-flight place, refusing when `max_sessions` are already taken.
+    /// Takes an in-flight place, refusing when `max_sessions` are already taken. When
+    /// the proxy was idle, its oldest request is this one, sent at `now()` (which
+    /// returns 0 when the pick did not read the clock: then the age is unknown).
     #[inline]
-    pub(crate) fn try_begin(&self, max_sessions: Option<u32>) -> bool {
-        match max_sessions {
-            None => {
-                self.in_flight.fetch_add(1, Ordering::AcqRel);
-                true
-            }
+    pub(crate) fn try_begin(&self, max_sessions: Option<u32>, now: impl FnOnce() -> Nanos) -> bool {
+        let before = match max_sessions {
+            None => self.in_flight.fetch_add(1, Ordering::AcqRel),
             Some(max) => {
-                self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok()
+                match self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)) {
+                    Ok(before) => before,
+                    Err(_) => return false,
+                }
             }
+        };
+        if before == 0 {
+            self.stall_since.store(now(), Ordering::Relaxed);
         }
+        true
     }
 
     #[inline]
@@ -227,10 +315,10 @@ impl ProxyHealth {
         let latency = result.latency;
         if !result.success {
             let outcome = if result.timed_out { Outcome::timeout(latency) } else { Outcome::network_failure(latency) };
-            return (false, self.record(&outcome, None, now, cfg, tracker));
+            return (false, self.record(&outcome, None, 1.0, now, cfg, tracker).effect);
         }
         let restored = self.restore(now, tracker);
-        self.record(&Outcome::success(latency), None, now, cfg, tracker);
+        self.record(&Outcome::success(latency), None, 1.0, now, cfg, tracker);
         (restored, Effect::None)
     }
 
@@ -300,25 +388,31 @@ impl ProxyHealth {
     /// instance's word. Neither the host's statistics nor its ban streak change: those
     /// follow this pool's own reports.
     pub(crate) fn ban_remote(&self, host: Option<&str>, until: Nanos, now: Nanos, cfg: &PoolConfig) -> RemoteEffect {
-        if until > now && self.targets.impose(host, until, now, &cfg.bans) {
+        if until > now && self.targets.impose(host, until, now, cfg) {
             RemoteEffect::Applied
         } else {
             RemoteEffect::Unchanged
         }
     }
 
+    /// Records a report. `expected` is the probability that the host accepts a proxy of
+    /// this one's kind, as its answers to them say now (1 without a host).
     pub(crate) fn record(
         &self,
         outcome: &Outcome,
         host: Option<&str>,
+        expected: f64,
         now: Nanos,
         cfg: &PoolConfig,
         tracker: &EjectionTracker,
-    ) -> Effect {
+    ) -> Recorded {
         let h = &cfg.health;
+        let fades = Fades::of(cfg);
         let secs = outcome.latency().as_secs_f64().min(MAX_SAMPLE_SECS);
         let tau = tau_nanos(h);
         self.requests.fetch_add(1, Ordering::Relaxed);
+        // A completion: whatever is still in flight has been out since now at least.
+        self.stall_since.store(now, Ordering::Relaxed);
         match outcome.kind() {
             OutcomeKind::Success => {
                 self.successes.fetch_add(1, Ordering::Relaxed);
@@ -327,10 +421,11 @@ impl ProxyHealth {
                 self.latency.record(secs, h.latency_alpha);
                 self.peak.record(secs, now, tau);
                 self.last_success.store(now, Ordering::Relaxed);
-                if let Some(host) = host {
-                    self.targets.record_result(host, true, now, h.success_window, &cfg.bans);
-                }
-                Effect::None
+                self.transport.add(1.0, 0.0, now, fades.evidence);
+                self.standing.add(1.0, expected, now, fades.evidence);
+                self.proven.store(true, Ordering::Relaxed);
+                let target = host.map(|host| self.targets.record_accepted(host, expected, now, cfg, fades));
+                Recorded { effect: Effect::None, target, answered: Some(true) }
             }
             OutcomeKind::NetworkFailure | OutcomeKind::Timeout => {
                 // An ejection that has run out ends here first, with its fresh start, so
@@ -346,20 +441,50 @@ impl ProxyHealth {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                     // A refused connection is fast and must not make the proxy look fast:
                     // the peak EWMA takes the bad-latency mark instead, so P2C avoids a
-                    // proxy that fails fast (the quality score counts the failure itself).
+                    // proxy that fails fast (the evidence counts the failure itself).
                     self.peak.record(secs.max(h.bad_latency.as_secs_f64()), now, tau);
                 }
                 self.window.record(false, h.success_window);
                 self.consecutive_failures.fetch_add(1, Ordering::AcqRel);
+                self.transport.add(0.0, 1.0, now, fades.evidence);
                 if let Some(host) = host {
-                    self.targets.record_result(host, false, now, h.success_window, &cfg.bans);
+                    self.targets.record_unanswered(host, now, cfg, fades);
                 }
-                self.maybe_eject(now, cfg, tracker)
+                Recorded { effect: self.maybe_eject(now, cfg, tracker), target: None, answered: None }
             }
-            OutcomeKind::Ban { retry_after } => {
+            OutcomeKind::Slow => {
+                // Abandoned for a faster proxy: a latency of at least this, and an attempt
+                // that did not deliver in time; but the proxy may still be working, so it
+                // neither ejects nor breaks a run of successes.
+                self.slow.fetch_add(1, Ordering::Relaxed);
+                self.latency.record(secs, h.latency_alpha);
+                self.peak.record(secs, now, tau);
+                self.transport.add(0.0, 1.0, now, fades.evidence);
+                if let Some(host) = host {
+                    self.targets.record_unanswered(host, now, cfg, fades);
+                }
+                Recorded { effect: Effect::None, target: None, answered: None }
+            }
+            OutcomeKind::Ban { retry_after } | OutcomeKind::RateLimited { retry_after } => {
                 self.bans.fetch_add(1, Ordering::Relaxed);
-                let until = self.targets.ban(host, retry_after, now, h.success_window, &cfg.bans);
-                Effect::Banned { until }
+                // The proxy delivered the site's answer: it works, the site refused it.
+                self.transport.add(1.0, 0.0, now, fades.evidence);
+                // A ban weighs on latency-driven balancers as a failure does: a proxy that
+                // only ever gets refused must not look like the fastest one.
+                self.peak.record(secs.max(h.bad_latency.as_secs_f64()), now, tau);
+                let refusal = match outcome.kind() {
+                    OutcomeKind::RateLimited { .. } => Refusal::RateLimit,
+                    _ => Refusal::Ban,
+                };
+                let banned = self.targets.ban(host, retry_after, refusal, expected, now, cfg);
+                if banned.counted {
+                    self.standing.add(0.0, expected, now, fades.evidence);
+                }
+                Recorded {
+                    effect: Effect::Banned { until: banned.until },
+                    target: host.map(|_| banned.view),
+                    answered: banned.counted.then_some(false),
+                }
             }
         }
     }
@@ -394,6 +519,9 @@ impl ProxyHealth {
             return Effect::None;
         }
         self.times_ejected.fetch_add(1, Ordering::AcqRel);
+        // Back from an ejection, it proves itself again before it takes more than one
+        // request at a time.
+        self.proven.store(false, Ordering::Relaxed);
         Effect::Ejected { until }
     }
 }
@@ -411,6 +539,6 @@ mod tests {
         assert!(end_of(&h.in_flight as *const _ as usize, 4) <= 64);
         assert!(end_of(&h.ejected_until as *const _ as usize, 8) <= 64);
         assert!(end_of(&h.peak as *const _ as usize, std::mem::size_of::<PeakEwma>()) <= 64);
-        assert!(end_of(&h.targets as *const _ as usize, 16) <= 64, "ban hint and ban map");
+        assert!(end_of(&h.targets as *const _ as usize, 8) <= 64, "the ban hint");
     }
 }

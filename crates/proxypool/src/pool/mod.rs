@@ -15,15 +15,20 @@ pub(crate) mod snapshot;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 
-use crate::balance::{Balancer, Candidates, PowerOfTwoChoices};
+use crate::balance::random::RandomSource;
+use crate::balance::{Balancer, Candidates, ExpectedSuccess};
 use crate::clock::{Clock, Nanos, duration_to_nanos, nanos_to_duration};
 use crate::config::PoolConfig;
 use crate::error::{ConfigError, PoolError};
-use crate::health::{Effect, EjectionTracker, HealthEvent, HealthEventKind, ProxyHealth, RemoteEffect};
+use crate::health::learning::PoolEvidence;
+use crate::health::{
+    Effect, EjectionTracker, HealthEvent, HealthEventKind, LatencyQuantiles, ProxyHealth, RemoteEffect,
+};
 use crate::lease::Lease;
 use crate::proxy::{Proxy, ProxyId};
 use crate::requirements::Requirements;
@@ -39,14 +44,17 @@ static NO_FILTER: Filter = Filter::NONE;
 /// (and learns how many from `RecvError::Lagged`). Events are rare (ejections, bans).
 const HEALTH_EVENTS_BUFFERED: usize = 1024;
 
-/// What every proxy's health needs from its pool: config, clock, ejection bookkeeping.
-/// Kept apart from the snapshot so that members can point at it without a cycle.
+/// What every proxy's health needs from its pool: config, clock, ejection bookkeeping,
+/// the pool-wide evidence, the randomness balancers draw from. Kept apart from the
+/// snapshot so that members can point at it without a cycle.
 #[derive(Debug)]
 pub(crate) struct PoolCore {
     pub(crate) config: PoolConfig,
     pub(crate) clock: Clock,
     pub(crate) ejections: EjectionTracker,
     pub(crate) events: broadcast::Sender<HealthEvent>,
+    pub(crate) evidence: PoolEvidence,
+    pub(crate) random: RandomSource,
 }
 
 impl PoolCore {
@@ -118,6 +126,7 @@ pub struct ProxyPool {
 pub struct ProxyPoolBuilder {
     config: PoolConfig,
     balancer: Arc<dyn Balancer>,
+    seed: Option<u64>,
 }
 
 impl ProxyPoolBuilder {
@@ -127,37 +136,53 @@ impl ProxyPoolBuilder {
         self
     }
 
-    /// The balancer `acquire` uses. Default: [`PowerOfTwoChoices`].
+    /// The balancer `acquire` uses. Default: [`ExpectedSuccess`].
     pub fn balancer(mut self, balancer: impl Balancer) -> Self {
         self.balancer = Arc::new(balancer);
+        self
+    }
+
+    /// Seeds the randomness every balancer draws from (through
+    /// [`Candidates::random_below`] and friends), so that the same picks from one thread
+    /// on the same pool repeat exactly: for simulations and tests. Without a seed each
+    /// thread draws from its own generator, seeded by the OS.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
         self
     }
 
     /// An empty pool, or the config field that is out of range.
     pub fn build(self) -> Result<ProxyPool, ConfigError> {
         self.config.validate()?;
-        Ok(ProxyPool::from_parts(self.config, self.balancer))
+        Ok(ProxyPool::from_parts(self.config, self.balancer, self.seed))
     }
 }
 
 impl ProxyPool {
     /// A builder with the default config and balancer.
     pub fn builder() -> ProxyPoolBuilder {
-        ProxyPoolBuilder { config: PoolConfig::default(), balancer: Arc::new(PowerOfTwoChoices::new()) }
+        ProxyPoolBuilder { config: PoolConfig::default(), balancer: Arc::new(ExpectedSuccess::new()), seed: None }
     }
 
     /// A pool with the default config and balancer holding `proxies`; fails on a
     /// duplicate id.
     pub fn new(proxies: impl IntoIterator<Item = Proxy>) -> Result<ProxyPool, PoolError> {
         // The default config is valid (a unit test in `config` holds it to that).
-        let pool = ProxyPool::from_parts(PoolConfig::default(), Arc::new(PowerOfTwoChoices::new()));
+        let pool = ProxyPool::from_parts(PoolConfig::default(), Arc::new(ExpectedSuccess::new()), None);
         pool.extend(proxies)?;
         Ok(pool)
     }
 
-    fn from_parts(config: PoolConfig, balancer: Arc<dyn Balancer>) -> ProxyPool {
+    fn from_parts(config: PoolConfig, balancer: Arc<dyn Balancer>, seed: Option<u64>) -> ProxyPool {
         let (events, _) = broadcast::channel(HEALTH_EVENTS_BUFFERED);
-        let core = Arc::new(PoolCore { config, clock: Clock::new(), ejections: EjectionTracker::default(), events });
+        let core = Arc::new(PoolCore {
+            config,
+            clock: Clock::new(),
+            ejections: EjectionTracker::default(),
+            events,
+            evidence: PoolEvidence::default(),
+            random: RandomSource::new(seed),
+        });
         ProxyPool {
             shared: Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
@@ -234,8 +259,14 @@ impl ProxyPool {
                 return None; // a wrong answer from a user's balancer: explained by the caller
             }
             let slot = candidates.slot_ref(i);
-            if slot.health().try_begin(slot.max_sessions()) {
-                return Some(Lease::new(slot.member.clone(), req.target_host.clone()));
+            if slot.health().try_begin(slot.max_sessions(), || candidates.now_if_read()) {
+                let position = candidates.slot(i) as u32;
+                return Some(Lease::new(
+                    slot.member.clone(),
+                    req.target_host.clone(),
+                    position,
+                    candidates.generation(),
+                ));
             }
             *lost_race = true;
         }
@@ -515,6 +546,34 @@ impl ProxyPool {
         let proxies: Vec<ProxyStats> =
             snap.slots.iter().map(|s| ProxyStats::read(s.proxy(), s.health(), core, now)).collect();
         PoolStats::summarise(proxies, core.ejections.in_panic(now, &core.config.ejection), snap.generation)
+    }
+
+    /// Latency quantiles of the successful answers from `host` over the last one to two
+    /// [`latency_window`](crate::config::EvidenceConfig::latency_window)s (`None` for
+    /// every host: over all hosts), or `None` before
+    /// [`min_latency_samples`](crate::config::EvidenceConfig::min_latency_samples).
+    pub fn latency(&self, host: Option<&str>) -> Option<LatencyQuantiles> {
+        let core = &*self.shared.core;
+        let e = &core.config.evidence;
+        let (now, window) = (core.clock.now(), duration_to_nanos(e.latency_window));
+        match host {
+            Some(host) => core.evidence.sites.get(host)?.latency.quantiles(now, window, e.min_latency_samples),
+            None => core.evidence.latency.quantiles(now, window, e.min_latency_samples),
+        }
+    }
+
+    /// The `q` quantile (0..=1) of the successful answers' latency at `host`, falling back
+    /// to every host's while `host` has too few samples; `None` while neither has
+    /// enough. What the client sets hedges and timeouts from.
+    pub fn latency_quantile(&self, host: &str, q: f64) -> Option<Duration> {
+        let core = &*self.shared.core;
+        let e = &core.config.evidence;
+        let (now, window) = (core.clock.now(), duration_to_nanos(e.latency_window));
+        core.evidence
+            .sites
+            .get(host)
+            .and_then(|site| site.latency.quantile(q, now, window, e.min_latency_samples))
+            .or_else(|| core.evidence.latency.quantile(q, now, window, e.min_latency_samples))
     }
 
     /// The report for one proxy.

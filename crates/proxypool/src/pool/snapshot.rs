@@ -51,6 +51,11 @@ impl Slot {
     }
 
     #[inline]
+    pub(crate) fn cost(&self) -> f64 {
+        self.cost
+    }
+
+    #[inline]
     pub(crate) fn max_sessions(&self) -> Option<u32> {
         (self.max_sessions != 0).then_some(self.max_sessions)
     }
