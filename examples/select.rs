@@ -12,6 +12,9 @@
 //! cost per URL against round robin, attempts per URL, and how long each balancer takes
 //! to recover at the site that changes its mind halfway) and writes it with an SVG chart
 //! to `--out` (default `target/select`). See `harvester_testbed::sim` for the world.
+//! `--per-site` adds per-world tables (success per site, attempts by class and kind of
+//! proxy, recovery); `--figures` prints the default balancer's figures for
+//! `scripts/bench.sh`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +27,7 @@ struct Args {
     config: WorldConfig,
     out: PathBuf,
     per_site: bool,
+    figures: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -32,6 +36,7 @@ fn parse() -> Result<Args, String> {
         config: WorldConfig::default(),
         out: PathBuf::from("target/select"),
         per_site: false,
+        figures: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +58,7 @@ fn parse() -> Result<Args, String> {
             }
             "--out" => args.out = PathBuf::from(value()?),
             "--per-site" => args.per_site = true,
+            "--figures" => args.figures = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -113,5 +119,29 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("written: {0}/selection.md, {0}/selection.svg", args.out.display());
+    if args.figures {
+        print_figures(&comparison);
+    }
     ExitCode::SUCCESS
+}
+
+/// The default balancer's figures against DESIGN.md's targets, as the `FIGURE` lines
+/// `scripts/bench.sh` collects: the mean over the seeded worlds and the worst world.
+fn print_figures(comparison: &sim::Comparison) {
+    let Some(s) = comparison.summary(sim::DEFAULT) else { return };
+    let worlds = comparison.seeds().len();
+    let figure = |case: &str, ours: f64, unit: &str, target: &str| {
+        println!("FIGURE\tselection\t{case}\t{ours}\t-\t-\t{unit}\t{target}");
+    };
+    figure(&format!("attempt success ÷ oracle, mean of {worlds} worlds"), s.vs_oracle.0, "×", ">=0.97");
+    figure("attempt success ÷ oracle, worst world", s.vs_oracle.1, "×", ">=0.97");
+    figure(&format!("round-robin-to-oracle gap closed, mean of {worlds} worlds"), s.gap_closed.0, "×", ">=0.7");
+    figure("round-robin-to-oracle gap closed, worst world", s.gap_closed.1, "×", ">=0.7");
+    figure(&format!("successes per second ÷ oracle, mean of {worlds} worlds"), s.throughput_vs_oracle.0, "×", ">=0.95");
+    figure("successes per second ÷ oracle, worst world", s.throughput_vs_oracle.1, "×", ">=0.95");
+    figure(&format!("cost per URL ÷ round robin, mean of {worlds} worlds"), s.cost_vs_round_robin.0, "×", "<=0.8");
+    figure("cost per URL ÷ round robin, worst world", s.cost_vs_round_robin.1, "×", "<=0.8");
+    if let Some(recovery) = s.recovery_secs {
+        figure("back within 5 % after the site changes, slowest world", recovery, "s", "<=60");
+    }
 }

@@ -8,7 +8,9 @@
 #   BENCH_ARGS="--measurement-time 3" scripts/bench.sh breaker   # extra criterion arguments
 #
 # Names: proxypool/acquire, resilience/{breaker,rate_limit,bulkhead,retry,stack,
-# distributed_rate_limit}, pipeline/throughput, pipeline/peak_rss, harvester/client.
+# distributed_rate_limit}, pipeline/throughput, pipeline/peak_rss, harvester/client,
+# harvester/fleet (the collect example over a dirty fleet against a clean one),
+# harvester/selection (the proxy-selection simulator: every balancer against an oracle).
 #
 # After criterion's report each bench prints one line per figure,
 #   FIGURE<TAB>group<TAB>case<TAB>ours<TAB>anchor name<TAB>anchor<TAB>unit<TAB>target
@@ -35,6 +37,8 @@ BENCHES=(
     "pipeline/throughput throughput"
     "pipeline/peak_rss peak_rss"
     "harvester/client client"
+    "harvester/fleet fleet"
+    "harvester/selection selection"
 )
 PEAK_RSS_RECORDS=(1000000 10000000)
 
@@ -76,13 +80,19 @@ read -r -a criterion_args <<<"${BENCH_ARGS:-}"
 
 bench_targets=()
 example=false
+collect=false
+select=false
 for entry in "${selected[@]}"; do
     read -r _ target <<<"$entry"
-    if [[ "$target" == peak_rss ]]; then
-        example=true
-    else
-        bench_targets+=(--bench "$target")
-    fi
+    case "$target" in
+        peak_rss) example=true ;;
+        selection) select=true ;;
+        fleet)
+            collect=true
+            bench_targets+=(--bench "$target")
+            ;;
+        *) bench_targets+=(--bench "$target") ;;
+    esac
 done
 
 log "building in release"
@@ -92,6 +102,15 @@ if ((${#bench_targets[@]} > 0)) && ! cargo bench "${cargo_args[@]}" --no-run "${
 fi
 if $example && ! cargo build --release "${cargo_args[@]}" --example peak_rss; then
     log "BUILD FAILED (the peak_rss example)"
+    exit 1
+fi
+# The fleet bench runs the collect example as a user would: the release binary.
+if $collect && ! cargo build --release "${cargo_args[@]}" --example collect; then
+    log "BUILD FAILED (the collect example)"
+    exit 1
+fi
+if $select && ! cargo build --release "${cargo_args[@]}" --example select; then
+    log "BUILD FAILED (the select example)"
     exit 1
 fi
 
@@ -162,13 +181,25 @@ run_peak_rss() {
     done
 }
 
+# The selection simulator's table, as figures: the default balancer against the oracle and
+# round robin, over several seeded worlds (virtual time: a few seconds per world).
+run_selection() {
+    local name="$1" program="$target_dir/release/examples/select" run_log="$out/selection.log"
+    log "$name: select --seeds 1,2,3,4,5"
+    if ! "$program" --seeds 1,2,3,4,5 --out "$out/selection" --figures 2>&1 | tee "$run_log"; then
+        fail "$name" "the simulator failed, see ${run_log#"$PWD"/}"
+    elif ! collect "$name" "$run_log"; then
+        fail "$name" "the simulator printed no FIGURE line, see ${run_log#"$PWD"/}"
+    fi
+}
+
 for entry in "${selected[@]}"; do
     read -r name target <<<"$entry"
-    if [[ "$target" == peak_rss ]]; then
-        run_peak_rss "$name"
-    else
-        run_bench "$name" "$target"
-    fi
+    case "$target" in
+        peak_rss) run_peak_rss "$name" ;;
+        selection) run_selection "$name" ;;
+        *) run_bench "$name" "$target" ;;
+    esac
 done
 
 elapsed=$((SECONDS - started))

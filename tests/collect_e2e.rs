@@ -93,6 +93,8 @@ async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_ou
             rate_per_host: 100_000,
             max_attempts: MAX_ATTEMPTS,
             attempt_timeout: TIMEOUT,
+            hedge_share: 0.1,
+            adaptive_timeout: true,
             #[cfg(feature = "redis")]
             redis: None,
         },

@@ -150,13 +150,16 @@ async fn bans_bar_a_proxy_from_the_banning_host_only() {
     let banning = FaultProxy::banning_403().await.expect("fault proxy starts");
     let limiting = FaultProxy::rate_limiting_429(120).await.expect("fault proxy starts");
     let captcha = FaultProxy::captcha().await.expect("fault proxy starts");
-    for (id, fault, retry_after) in
-        [("403", &banning, None), ("429", &limiting, Some(Duration::from_secs(120))), ("captcha", &captcha, None)]
-    {
+    let rate_limited = Verdict::RateLimited { retry_after: Some(Duration::from_secs(120)) };
+    for (id, fault, verdict) in [
+        ("403", &banning, Verdict::Ban { retry_after: None }),
+        ("429", &limiting, rate_limited),
+        ("captcha", &captcha, Verdict::Ban { retry_after: None }),
+    ] {
         let pool = pool_of([proxy(id, &fault.url())]);
         let client = client(&pool);
         let response = client.send(get(&format!("{}/", target.url()))).await.expect("an answer, if a bad one");
-        assert_eq!(response.verdict(), Verdict::Ban { retry_after }, "{id}");
+        assert_eq!(response.verdict(), verdict, "{id}");
         let err = client.send(get(&format!("{}/", target.url()))).await.expect_err("banned for this host");
         assert!(matches!(err, ClientError::NoProxy { source: PoolError::AllBanned { .. }, .. }), "{id}: {err}");
         // The same proxy is still tried for another site (the port differs, the host is the

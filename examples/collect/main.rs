@@ -61,10 +61,22 @@ struct Cli {
     #[arg(long, value_name = "R", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     rate: u32,
 
-    /// How the pool picks a proxy: round-robin, weighted, least-connections, least-latency,
-    /// p2c, quality.
-    #[arg(long, value_name = "NAME", default_value = "p2c", value_parser = ["round-robin", "weighted", "least-connections", "least-latency", "p2c", "quality"])]
+    /// How the pool picks a proxy: expected-success (learns which proxies succeed at each
+    /// site, and prefers the cheaper of equally good ones), round-robin, weighted,
+    /// least-connections, least-latency, p2c, quality (the seed's composite score).
+    #[arg(long, value_name = "NAME", default_value = "expected-success", value_parser = ["expected-success", "round-robin", "weighted", "least-connections", "least-latency", "p2c", "quality"])]
     balancer: String,
+
+    /// Hedged attempts: when an attempt is slower than 95 % of its host's answers, another
+    /// proxy is asked too and the first good answer wins; at most this share of extra
+    /// requests (0 turns hedging off).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.1, value_parser = parse_share)]
+    hedge: f64,
+
+    /// Give every attempt the whole --timeout, instead of 4 × its host's 99th-percentile
+    /// latency (at least 1 s) once that is known.
+    #[arg(long)]
+    fixed_timeout: bool,
 
     /// Attempts per URL, each through a proxy the URL has not tried yet.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -87,6 +99,11 @@ struct Cli {
     quiet: bool,
 }
 
+fn parse_share(text: &str) -> Result<f64, String> {
+    let share: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&share) { Ok(share) } else { Err(format!("{share} must be between 0 and 1")) }
+}
+
 fn parse_timeout(text: &str) -> Result<f64, String> {
     let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
     if secs.is_finite() && (0.001..=3600.0).contains(&secs) {
@@ -105,7 +122,8 @@ fn pool_with(name: &str) -> Result<ProxyPool, ConfigError> {
         "least-connections" => builder.balancer(balance::LeastConnections::new()),
         "least-latency" => builder.balancer(balance::LeastLatency::new()),
         "quality" => builder.balancer(balance::AdaptiveQuality::new()),
-        _ => builder.balancer(balance::PowerOfTwoChoices::new()),
+        "p2c" => builder.balancer(balance::PowerOfTwoChoices::new()),
+        _ => builder.balancer(balance::ExpectedSuccess::new()),
     }
     .build()
 }
@@ -191,6 +209,8 @@ async fn collect(cli: Cli) -> ExitCode {
             max_attempts: cli.max_attempts,
             // The demo's hanging proxy would hold each of its victims for the whole timeout.
             attempt_timeout: Duration::from_secs_f64(cli.timeout.unwrap_or(if demo.is_some() { 2.0 } else { 10.0 })),
+            hedge_share: cli.hedge,
+            adaptive_timeout: !cli.fixed_timeout,
             #[cfg(feature = "redis")]
             redis: redis.clone(),
         },

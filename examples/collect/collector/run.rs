@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use harvester::pipeline::{Report as PipelineReport, StreamProcessor};
-use harvester::proxypool::client::{ClientError, DefaultClassifier, Verdict};
+use harvester::proxypool::client::{AdaptiveTimeout, ClientError, DefaultClassifier, Hedging};
 use harvester::proxypool::{ProxyClient, ProxyPool};
 use harvester::resilience::{BoxError, Rejection};
 use harvester::scaler::{Decision, Driver, DriverConfig, Hpa, HpaConfig, MetricSpec, StageMetrics, StageWorkers};
@@ -152,6 +152,18 @@ pub async fn start(job: Job) -> Result<Running, JobError> {
         .request_timeout(job.stack.attempt_timeout)
         .connect_timeout(job.stack.attempt_timeout)
         .classifier(classifier);
+    // The tail of a dirty fleet: a hanging proxy holds its URL for the whole timeout unless
+    // another proxy is asked meanwhile, and waiting the user's timeout on a host that
+    // answers in milliseconds wastes it.
+    if job.stack.hedge_share > 0.0 {
+        // As many hedges as requests in flight may go out before requests have earned
+        // them: at the start, when the pool knows nothing yet, every request may need one.
+        let burst = u32::try_from(job.stack.concurrency).unwrap_or(u32::MAX);
+        client = client.hedging(Hedging { max_extra: job.stack.hedge_share, burst, ..Hedging::default() });
+    }
+    if job.stack.adaptive_timeout {
+        client = client.adaptive_timeout(AdaptiveTimeout::default());
+    }
     if let Some(pem) = &job.extra_root_pem {
         client = client.trust_root_pem(pem).map_err(|e| JobError::Config(e.to_string()))?;
     }
@@ -312,7 +324,7 @@ async fn fetch_one(service: FetchService, fetch: Fetch, started: Instant) -> Lin
         Ok(page) => {
             let proxy = page.proxy.as_str().to_owned();
             let mut line = Line::fetched(&fetch.target, page.status, proxy, attempts, elapsed, page.body);
-            if let Verdict::Ban { .. } = page.verdict {
+            if page.verdict.is_ban() {
                 line = line.fail(format!("banned: the last of {attempts} proxies was refused too"));
             }
             line

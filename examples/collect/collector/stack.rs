@@ -86,6 +86,12 @@ pub struct StackSettings {
     pub max_attempts: u32,
     /// The limit on one attempt.
     pub attempt_timeout: Duration,
+    /// Hedged attempts: the share of extra requests they may add (0: none). A hedge goes
+    /// out through another proxy when an attempt is slower than 95 % of its host's answers.
+    pub hedge_share: f64,
+    /// Each host's attempts give up after 4 × its 99th-percentile latency (at least 1 s),
+    /// not only at `attempt_timeout`.
+    pub adaptive_timeout: bool,
     /// Share the per-host rate limit with every collector using this Redis (feature `redis`).
     #[cfg(feature = "redis")]
     pub redis: Option<harvester::resilience::distributed::RedisConnection>,
@@ -117,7 +123,7 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
     .retry_on_response(|page: &Page| match page.verdict {
         // The next attempt goes through another proxy, so the ban's Retry-After (which is
         // about this proxy) is no reason to wait.
-        Verdict::Ban { .. } => Decision::Retry,
+        verdict if verdict.is_ban() => Decision::Retry,
         Verdict::TargetError if page.status >= 500 => Decision::Retry,
         _ => Decision::Return,
     });

@@ -19,6 +19,13 @@ pub enum Verdict {
         /// The target's Retry-After, if it sent one.
         retry_after: Option<Duration>,
     },
+    /// The target said this proxy sent too much (429): bars it from this host like a ban,
+    /// and teaches the pool the host's per-proxy rate (see
+    /// [`OutcomeKind::RateLimited`](crate::OutcomeKind::RateLimited)).
+    RateLimited {
+        /// The target's Retry-After, if it sent one.
+        retry_after: Option<Duration>,
+    },
     /// The target answered with an error of its own (404, 500…): not the proxy's fault,
     /// so it counts as a success for the proxy's health.
     TargetError,
@@ -34,14 +41,20 @@ impl Verdict {
         match self {
             Verdict::Success | Verdict::TargetError => Outcome::success(latency),
             Verdict::Ban { retry_after } => Outcome::ban(latency, retry_after),
+            Verdict::RateLimited { retry_after } => Outcome::rate_limited(latency, retry_after),
             Verdict::ProxyFailure => Outcome::network_failure(latency),
             Verdict::Timeout => Outcome::timeout(latency),
         }
     }
 
-    /// True for a ban.
+    /// True for a ban, a rate limit included: the host refused this proxy for now.
     pub fn is_ban(self) -> bool {
-        matches!(self, Verdict::Ban { .. })
+        matches!(self, Verdict::Ban { .. } | Verdict::RateLimited { .. })
+    }
+
+    /// True for an answer worth keeping: a success, or the target's own error.
+    pub fn is_answer(self) -> bool {
+        matches!(self, Verdict::Success | Verdict::TargetError)
     }
 }
 
@@ -89,9 +102,11 @@ pub trait Classifier: Send + Sync + fmt::Debug + 'static {
 ///
 /// - **2xx and 3xx are success**, unless the body carries a ban marker: sites serve
 ///   captcha and "access denied" pages with 200.
-/// - **403, 429 and 503 are bans for the target host** (Retry-After honoured, in seconds
-///   or as an HTTP date): these are what sites answer an IP they throttle or block, and
-///   the same proxy usually still works for other sites.
+/// - **403 and 503 are bans for the target host, 429 a rate limit there** (Retry-After
+///   honoured, in seconds or as an HTTP date): these are what sites answer an IP they
+///   block or throttle, and the same proxy usually still works for other sites. A rate
+///   limit bars the proxy from the host like a ban and also teaches the pool the host's
+///   per-proxy rate.
 /// - **407 is a proxy failure**, not a ban: it means the proxy refuses our credentials,
 ///   which no other site would change, so the proxy should be ejected rather than tried
 ///   host after host.
@@ -102,13 +117,19 @@ pub trait Classifier: Send + Sync + fmt::Debug + 'static {
 #[derive(Clone, Debug)]
 pub struct DefaultClassifier {
     ban_statuses: Vec<u16>,
+    rate_limit_statuses: Vec<u16>,
     proxy_failure_statuses: Vec<u16>,
     markers: Vec<String>,
 }
 
 impl Default for DefaultClassifier {
     fn default() -> Self {
-        DefaultClassifier { ban_statuses: vec![403, 429, 503], proxy_failure_statuses: vec![407], markers: Vec::new() }
+        DefaultClassifier {
+            ban_statuses: vec![403, 503],
+            rate_limit_statuses: vec![429],
+            proxy_failure_statuses: vec![407],
+            markers: Vec::new(),
+        }
     }
 }
 
@@ -128,9 +149,16 @@ impl DefaultClassifier {
         self
     }
 
-    /// Replaces the statuses that mean a ban (default 403, 429, 503).
+    /// Replaces the statuses that mean a ban (default 403, 503).
     pub fn ban_statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
         self.ban_statuses = statuses.into_iter().collect();
+        self
+    }
+
+    /// Replaces the statuses that mean a rate limit (default 429). They are checked
+    /// before the ban statuses.
+    pub fn rate_limit_statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        self.rate_limit_statuses = statuses.into_iter().collect();
         self
     }
 
@@ -150,6 +178,8 @@ impl Classifier for DefaultClassifier {
         let code = status.as_u16();
         if self.proxy_failure_statuses.contains(&code) {
             Verdict::ProxyFailure
+        } else if self.rate_limit_statuses.contains(&code) {
+            Verdict::RateLimited { retry_after: retry_after(headers, SystemTime::now()) }
         } else if self.ban_statuses.contains(&code) {
             Verdict::Ban { retry_after: retry_after(headers, SystemTime::now()) }
         } else if (status.is_success() || status.is_redirection()) && self.has_marker(body) {
@@ -206,7 +236,7 @@ mod tests {
         assert_eq!(classify(503, &[], ""), Verdict::Ban { retry_after: None });
         assert_eq!(
             classify(429, &[("retry-after", "120")], ""),
-            Verdict::Ban { retry_after: Some(Duration::from_secs(120)) }
+            Verdict::RateLimited { retry_after: Some(Duration::from_secs(120)) }
         );
         assert_eq!(classify(200, &[], "<title>Please solve this Captcha</title>"), Verdict::Ban { retry_after: None });
     }

@@ -30,6 +30,7 @@ mod cache;
 mod classify;
 mod error;
 mod policy;
+mod tail;
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,8 +44,10 @@ use tokio::time::Instant;
 pub use classify::{Classifier, DefaultClassifier, FailureKind, Verdict, retry_after};
 pub use error::ClientError;
 pub use policy::{HostPolicy, HostRule, Priority, Route};
+pub use tail::{AdaptiveTimeout, Hedging};
 
 use cache::{ClientCache, error_chain};
+use tail::HedgeBudget;
 
 use crate::balance::Balancer;
 use crate::error::ConfigError;
@@ -135,6 +138,8 @@ pub(crate) struct ClientSettings {
     max_idle_per_proxy: usize,
     root_certificates: Vec<reqwest::Certificate>,
     configure: Option<Arc<ConfigureFn>>,
+    adaptive_timeout: Option<AdaptiveTimeout>,
+    hedging: Option<Hedging>,
 }
 
 type ConfigureFn = dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync;
@@ -180,6 +185,21 @@ impl ProxyClientBuilder {
     /// seed's timeout).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.settings.request_timeout = timeout;
+        self
+    }
+
+    /// Gives up on an attempt after a multiple of its host's latency quantile (see
+    /// [`AdaptiveTimeout`]), never later than the request timeout. Default off: every
+    /// attempt gets the whole request timeout.
+    pub fn adaptive_timeout(mut self, adaptive: AdaptiveTimeout) -> Self {
+        self.settings.adaptive_timeout = Some(adaptive);
+        self
+    }
+
+    /// Sends a second attempt through another proxy when the first is slow (see
+    /// [`Hedging`]). Default off: every request goes through one proxy at a time.
+    pub fn hedging(mut self, hedging: Hedging) -> Self {
+        self.settings.hedging = Some(hedging);
         self
     }
 
@@ -248,10 +268,18 @@ impl ProxyClientBuilder {
         if s.max_cached_clients == 0 {
             return Err(ConfigError::new("client.max_cached_clients", "must be at least 1"));
         }
+        if let Some(adaptive) = &s.adaptive_timeout {
+            adaptive.validate()?;
+        }
+        if let Some(hedging) = &s.hedging {
+            hedging.validate()?;
+        }
+        let hedges = s.hedging.as_ref().map(HedgeBudget::new);
         let settings = Arc::new(self.settings);
         Ok(ProxyClient {
             inner: Arc::new(Inner {
                 cache: ClientCache::new(settings.clone()),
+                hedges,
                 settings,
                 pool: self.pool,
                 classifier: self.classifier,
@@ -274,6 +302,7 @@ struct Inner {
     policy: HostPolicy,
     settings: Arc<ClientSettings>,
     cache: ClientCache,
+    hedges: Option<HedgeBudget>,
 }
 
 /// What came back from one exchange with a proxy.
@@ -282,10 +311,27 @@ enum Exchange {
     TooLarge { status: http::StatusCode, headers: http::HeaderMap },
 }
 
-/// Holds a lease while its request is out and reports a timeout if dropped unreported.
+/// Holds a lease while its request is out and reports it if dropped unreported: as slow
+/// when the attempt was abandoned for a faster one, else as timed out (a layer above gave
+/// up on it).
 struct ReportOnDrop {
     lease: Option<Lease>,
     started: Instant,
+    abandoned: Abandoned,
+}
+
+/// Set on an attempt that lost a hedged race before it is dropped.
+#[derive(Clone, Debug, Default)]
+struct Abandoned(Arc<std::sync::atomic::AtomicBool>);
+
+impl Abandoned {
+    fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 impl ReportOnDrop {
@@ -303,7 +349,8 @@ impl ReportOnDrop {
 impl Drop for ReportOnDrop {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
-            lease.report(Outcome::timeout(self.started.elapsed()));
+            let elapsed = self.started.elapsed();
+            lease.report(if self.abandoned.is_set() { Outcome::slow(elapsed) } else { Outcome::timeout(elapsed) });
         }
     }
 }
@@ -323,6 +370,8 @@ impl ProxyClient {
                 max_idle_per_proxy: 8,
                 root_certificates: Vec::new(),
                 configure: None,
+                adaptive_timeout: None,
+                hedging: None,
             },
         }
     }
@@ -340,7 +389,9 @@ impl ProxyClient {
     /// Sends `request` through a leased proxy.
     ///
     /// `Requirements` and [`Priority`] in the request's extensions are honoured; the
-    /// target host always comes from the URL.
+    /// target host always comes from the URL. With [`hedging`](ProxyClientBuilder::hedging)
+    /// a slow attempt may be joined by a second through another proxy; the response says
+    /// which proxy served it.
     pub async fn send<B>(&self, request: http::Request<B>) -> Result<ProxiedResponse, ClientError>
     where
         B: Into<reqwest::Body>,
@@ -353,8 +404,106 @@ impl ProxyClient {
             .host()
             .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
             .ok_or_else(|| ClientError::InvalidRequest("the URL has no host".to_owned()))?;
-        let lease = self.lease_for(&host, request.extensions())?;
-        self.send_through(lease, request).await
+        let mut extensions = request.extensions().clone();
+        // No proxy is involved yet, so the error cannot quote one.
+        let request = reqwest::Request::try_from(request).map_err(|e| ClientError::InvalidRequest(error_chain(&e)))?;
+        let inner = &*self.inner;
+        let (Some(hedging), Some(budget)) = (&inner.settings.hedging, &inner.hedges) else {
+            return self.attempt(&host, &extensions, request, Abandoned::default()).await;
+        };
+        budget.earn();
+        let idempotent = matches!(*request.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+        let Some(spare) = idempotent.then(|| request.try_clone()).flatten() else {
+            return self.attempt(&host, &extensions, request, Abandoned::default()).await;
+        };
+        // The two attempts share the list of proxies tried, so the second avoids the first's.
+        if extensions.get::<TriedProxies>().is_none() {
+            extensions.insert(TriedProxies::default());
+        }
+        self.hedged(&host, &extensions, (request, spare), hedging, budget).await
+    }
+
+    /// The timeout of one attempt at `host`: the request timeout, or less with an
+    /// adaptive timeout once the host's latency is known; and whether it is final (false
+    /// while an adaptive timeout waits for the host's latency).
+    fn attempt_timeout(&self, host: &str) -> (Duration, bool) {
+        let settings = &self.inner.settings;
+        match &settings.adaptive_timeout {
+            Some(adaptive) => {
+                let latency = self.inner.pool.latency_quantile(host, adaptive.quantile);
+                (adaptive.timeout(latency, settings.request_timeout), latency.is_some())
+            }
+            None => (settings.request_timeout, true),
+        }
+    }
+
+    /// The first attempt, and a second once the first has waited longer than the host's
+    /// hedging quantile (while the budget allows); the first good answer wins and the
+    /// other attempt is dropped, to be reported slow.
+    async fn hedged(
+        &self,
+        host: &str,
+        extensions: &http::Extensions,
+        (request, spare): (reqwest::Request, reqwest::Request),
+        hedging: &Hedging,
+        budget: &HedgeBudget,
+    ) -> Result<ProxiedResponse, ClientError> {
+        let started = Instant::now();
+        let first_abandoned = Abandoned::default();
+        let first = self.attempt(host, extensions, request, first_abandoned.clone());
+        tokio::pin!(first);
+        loop {
+            // Until the host's latency is known, look again every so often: the pool
+            // learns it within the first answers, and a hanging first attempt must not
+            // wait out its whole timeout for want of a figure.
+            let due = self.inner.pool.latency_quantile(host, hedging.quantile).map(|q| q.max(hedging.min_delay));
+            let wait = due.map_or(RECHECK, |due| due.saturating_sub(started.elapsed()));
+            tokio::select! {
+                result = &mut first => return result,
+                () = tokio::time::sleep(wait) => {}
+            }
+            if due.is_some_and(|due| started.elapsed() >= due) {
+                break;
+            }
+        }
+        if !budget.try_spend() {
+            return first.await;
+        }
+        let second_abandoned = Abandoned::default();
+        let second = self.attempt(host, extensions, spare, second_abandoned.clone());
+        tokio::pin!(second);
+        let is_good =
+            |result: &Result<ProxiedResponse, ClientError>| result.as_ref().is_ok_and(|r| r.verdict().is_answer());
+        tokio::select! {
+            result = &mut first => {
+                if is_good(&result) {
+                    second_abandoned.set();
+                    result
+                } else {
+                    second.await
+                }
+            }
+            result = &mut second => {
+                if is_good(&result) {
+                    first_abandoned.set();
+                    result
+                } else {
+                    first.await
+                }
+            }
+        }
+    }
+
+    /// One attempt: a lease for `host`, then the exchange through it.
+    async fn attempt(
+        &self,
+        host: &str,
+        extensions: &http::Extensions,
+        request: reqwest::Request,
+        abandoned: Abandoned,
+    ) -> Result<ProxiedResponse, ClientError> {
+        let lease = self.lease_for(host, extensions)?;
+        self.send_through(host, lease, request, abandoned).await
     }
 
     fn lease_for(&self, host: &str, extensions: &http::Extensions) -> Result<Lease, ClientError> {
@@ -410,23 +559,34 @@ impl ProxyClient {
         }
     }
 
-    async fn send_through<B>(&self, lease: Lease, request: http::Request<B>) -> Result<ProxiedResponse, ClientError>
-    where
-        B: Into<reqwest::Body>,
-    {
+    async fn send_through(
+        &self,
+        host: &str,
+        lease: Lease,
+        request: reqwest::Request,
+        abandoned: Abandoned,
+    ) -> Result<ProxiedResponse, ClientError> {
         let inner = &*self.inner;
         let proxy = lease.proxy_arc().clone();
         let client = inner.cache.client(&proxy, &inner.pool)?;
-        let request = reqwest::Request::try_from(request)
-            .map_err(|e| ClientError::InvalidRequest(scrub(&error_chain(&e), &proxy)))?;
         // From here the request is out: if this future is dropped (a timeout or retry
-        // layer above gave up on it), the guard reports a timeout, so that a hanging proxy
-        // is penalised even when our own timeout never fires.
-        let mut guard = ReportOnDrop { lease: Some(lease), started: Instant::now() };
-        let timeout = inner.settings.request_timeout;
-        let exchanged =
-            tokio::time::timeout(timeout, exchange_once_more_if_stale(&client, request, inner.settings.max_body_bytes))
-                .await;
+        // layer above gave up on it, or a hedge won), the guard reports it, so that a
+        // hanging proxy is penalised even when our own timeout never fires.
+        let mut guard = ReportOnDrop { lease: Some(lease), started: Instant::now(), abandoned };
+        let exchange = exchange_once_more_if_stale(&client, request, inner.settings.max_body_bytes);
+        tokio::pin!(exchange);
+        let (mut timeout, mut known) = self.attempt_timeout(host);
+        let exchanged = loop {
+            // An adaptive timeout not yet known is looked up again every so often, so that
+            // the attempts sent before the host's first answers are held to it too.
+            let remaining = timeout.saturating_sub(guard.started.elapsed());
+            let wait = if known { remaining } else { remaining.min(RECHECK) };
+            match tokio::time::timeout(wait, &mut exchange).await {
+                Ok(done) => break Ok(done),
+                Err(elapsed) if known || guard.started.elapsed() >= timeout => break Err(elapsed),
+                Err(_) => (timeout, known) = self.attempt_timeout(host),
+            }
+        };
         let latency = guard.started.elapsed();
         let id = proxy.id().clone();
         let message = |m: &str| scrub(m, &proxy);
@@ -537,6 +697,9 @@ async fn exchange_once_more_if_stale(
 
 /// Further attempts after a stale kept-alive connection.
 const STALE_RETRIES: usize = 3;
+
+/// How often a hedging request looks again for its host's latency while it is unknown.
+const RECHECK: Duration = Duration::from_millis(50);
 
 /// One request and its body, up to `max_body` bytes.
 async fn exchange(client: &reqwest::Client, request: reqwest::Request, max_body: usize) -> Result<Exchange, Failure> {
