@@ -30,7 +30,8 @@ pub enum Objective {
 /// sampling). A proposal the evidence already rates near the best (within `tolerance` of
 /// the best expectation) is weighed against every such near-best proxy by the
 /// [`Objective`]: by default the cheapest (prices within a quarter of each other count as
-/// equal), then the least loaded. Any other proposal is an exploration and goes ahead. Sampling rather than taking the best
+/// equal), then the less loaded of two of those at random. Any other proposal is an
+/// exploration and goes ahead. Sampling rather than taking the best
 /// estimate spreads requests among the near-best proxies instead of herding onto one
 /// (which earns rate bans), and keeps trying proxies with little evidence in proportion
 /// to how good they might be.
@@ -149,25 +150,53 @@ impl ExpectedSuccess {
     /// sampling's rate, and price and load decide only among proxies known to be good
     /// (a cheap proxy barely tried is not chosen for its price because its wide belief
     /// happened to draw high).
-    fn choose(&self, weighed: &[Weighed]) -> Option<usize> {
-        let proposal = weighed.iter().max_by(|a, b| a.value.total_cmp(&b.value))?;
+    ///
+    /// The last word among equals goes to load, by power of two choices: of two of them
+    /// drawn at random, the one with the lower latency × requests in flight. Taking the
+    /// least loaded of all would send every request to the one fastest proxy whenever
+    /// requests come one at a time (herding, which earns rate bans); two choices spread
+    /// them and still favour the fast and the idle.
+    fn choose(&self, c: &Candidates<'_>, weighed: &mut [Weighed]) -> Option<usize> {
+        let proposal = *weighed.iter().max_by(|a, b| a.value.total_cmp(&b.value))?;
         let best_expected = weighed.iter().map(|w| w.expected).fold(f64::NEG_INFINITY, f64::max);
         let floor = best_expected * (1.0 - self.tolerance);
         if proposal.expected < floor {
             return Some(proposal.position);
         }
-        let near = weighed.iter().filter(|w| w.expected >= floor);
-        let chosen = match self.objective {
+        let near = partition(weighed, |w| w.expected >= floor);
+        let equals = match self.objective {
             Objective::SuccessThenCost => {
-                let cheapest = near.clone().map(|w| w.cost).fold(f64::INFINITY, f64::min);
-                // Prices within a quarter of the cheapest count as the same price: the
-                // least loaded of them is then the better buy.
-                near.filter(|w| w.cost <= cheapest * COST_TIE).min_by(|a, b| a.load.total_cmp(&b.load))
+                // Prices within a quarter of the cheapest count as the same price.
+                let cheapest = near.iter().map(|w| w.cost).fold(f64::INFINITY, f64::min);
+                partition(near, |w| w.cost <= cheapest * COST_TIE)
             }
-            Objective::Success | Objective::CostPerSuccess => near.min_by(|a, b| a.load.total_cmp(&b.load)),
+            Objective::Success | Objective::CostPerSuccess => near,
         };
-        chosen.map(|w| w.position)
+        match equals.len() {
+            0 => Some(proposal.position),
+            1 => Some(equals[0].position),
+            n => {
+                let a = c.random_below(n);
+                let mut b = c.random_below(n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                Some(if equals[b].load < equals[a].load { equals[b].position } else { equals[a].position })
+            }
+        }
     }
+}
+
+/// Moves the items that `keep` to the front and returns them.
+fn partition(items: &mut [Weighed], keep: impl Fn(&Weighed) -> bool) -> &mut [Weighed] {
+    let mut kept = 0;
+    for i in 0..items.len() {
+        if keep(&items[i]) {
+            items.swap(i, kept);
+            kept += 1;
+        }
+    }
+    &mut items[..kept]
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -206,8 +235,8 @@ impl Shortlist {
         }
     }
 
-    fn as_slice(&self) -> &[Weighed] {
-        &self.items[..self.len]
+    fn as_mut_slice(&mut self) -> &mut [Weighed] {
+        &mut self.items[..self.len]
     }
 }
 
@@ -249,7 +278,8 @@ impl Balancer for ExpectedSuccess {
                 }
             }
         }
-        self.choose(list.as_slice()).or(list.probation.map(|w| w.position))
+        let probation = list.probation.map(|w| w.position);
+        self.choose(c, list.as_mut_slice()).or(probation)
     }
 }
 

@@ -61,7 +61,6 @@ pub use weighted::SmoothWeightedRoundRobin;
 
 use crate::clock::{Nanos, nanos_to_duration};
 use crate::health::learning::{Context, Estimate};
-use crate::health::sites::kind_group;
 use crate::health::{Fades, ProxyHealth};
 use crate::pool::PoolCore;
 use crate::pool::snapshot::{Filter, Slot};
@@ -350,7 +349,7 @@ impl<'a> Candidates<'a> {
 
     pub(crate) fn estimate(&self, i: usize) -> Estimate {
         let slot = self.slot_ref(i);
-        self.context().estimate(slot.health(), kind_group(slot.proxy().meta().kind))
+        self.context().estimate(slot.health(), slot.kind_group())
     }
 
     /// A stable 64-bit hash of candidate `i`'s id (for rendezvous hashing).

@@ -38,6 +38,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
@@ -320,6 +321,15 @@ struct ReportOnDrop {
     abandoned: Abandoned,
 }
 
+/// Whether an attempt may go through a proxy its request already tried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tried {
+    /// A proxy not tried yet if there is one, else any.
+    MayRepeat,
+    /// Only a proxy not tried yet.
+    Avoid,
+}
+
 /// Set on an attempt that lost a hedged race before it is dropped.
 #[derive(Clone, Debug, Default)]
 struct Abandoned(Arc<std::sync::atomic::AtomicBool>);
@@ -409,14 +419,15 @@ impl ProxyClient {
         let request = reqwest::Request::try_from(request).map_err(|e| ClientError::InvalidRequest(error_chain(&e)))?;
         let inner = &*self.inner;
         let (Some(hedging), Some(budget)) = (&inner.settings.hedging, &inner.hedges) else {
-            return self.attempt(&host, &extensions, request, Abandoned::default()).await;
+            return self.attempt(&host, &extensions, request, Abandoned::default(), Tried::MayRepeat).await;
         };
         budget.earn();
         let idempotent = matches!(*request.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
         let Some(spare) = idempotent.then(|| request.try_clone()).flatten() else {
-            return self.attempt(&host, &extensions, request, Abandoned::default()).await;
+            return self.attempt(&host, &extensions, request, Abandoned::default(), Tried::MayRepeat).await;
         };
-        // The two attempts share the list of proxies tried, so the second avoids the first's.
+        // The attempts share the list of proxies tried, so that a hedge avoids the proxies
+        // already out for this request.
         if extensions.get::<TriedProxies>().is_none() {
             extensions.insert(TriedProxies::default());
         }
@@ -437,9 +448,11 @@ impl ProxyClient {
         }
     }
 
-    /// The first attempt, and a second once the first has waited longer than the host's
-    /// hedging quantile (while the budget allows); the first good answer wins and the
-    /// other attempt is dropped, to be reported slow.
+    /// The first attempt, and another through a new proxy each time the ones out have all
+    /// waited longer than the host's hedging quantile (while the budget and
+    /// `max_hedges` allow); the first good answer wins and the other attempts are dropped,
+    /// to be reported slow. When every attempt has ended without a good answer, the last
+    /// one's result is returned.
     async fn hedged(
         &self,
         host: &str,
@@ -448,47 +461,48 @@ impl ProxyClient {
         hedging: &Hedging,
         budget: &HedgeBudget,
     ) -> Result<ProxiedResponse, ClientError> {
-        let started = Instant::now();
-        let first_abandoned = Abandoned::default();
-        let first = self.attempt(host, extensions, request, first_abandoned.clone());
-        tokio::pin!(first);
+        let mut abandoned: Vec<Abandoned> = Vec::new();
+        let mut launch = |request, first| {
+            let flag = Abandoned::default();
+            abandoned.push(flag.clone());
+            // A hedge goes to a proxy this request has not tried, or not at all: one already
+            // out (or already failed) for it would add nothing.
+            let tried = if first { Tried::MayRepeat } else { Tried::Avoid };
+            Box::pin(self.attempt(host, extensions, request, flag, tried))
+        };
+        let mut attempts = futures::stream::FuturesUnordered::new();
+        attempts.push(launch(request, true));
+        let mut last_launch = Instant::now();
+        let mut hedges = 0;
         loop {
             // Until the host's latency is known, look again every so often: the pool
             // learns it within the first answers, and a hanging first attempt must not
             // wait out its whole timeout for want of a figure.
             let due = self.inner.pool.latency_quantile(host, hedging.quantile).map(|q| q.max(hedging.min_delay));
-            let wait = due.map_or(RECHECK, |due| due.saturating_sub(started.elapsed()));
+            let may_hedge = hedges < hedging.max_hedges;
+            let wait = due.map_or(RECHECK, |due| due.saturating_sub(last_launch.elapsed()));
             tokio::select! {
-                result = &mut first => return result,
-                () = tokio::time::sleep(wait) => {}
-            }
-            if due.is_some_and(|due| started.elapsed() >= due) {
-                break;
-            }
-        }
-        if !budget.try_spend() {
-            return first.await;
-        }
-        let second_abandoned = Abandoned::default();
-        let second = self.attempt(host, extensions, spare, second_abandoned.clone());
-        tokio::pin!(second);
-        let is_good =
-            |result: &Result<ProxiedResponse, ClientError>| result.as_ref().is_ok_and(|r| r.verdict().is_answer());
-        tokio::select! {
-            result = &mut first => {
-                if is_good(&result) {
-                    second_abandoned.set();
-                    result
-                } else {
-                    second.await
+                Some(result) = attempts.next() => {
+                    let good = result.as_ref().is_ok_and(|r| r.verdict().is_answer());
+                    if good || attempts.is_empty() {
+                        // The others lost: abandoned (those already done report nothing more).
+                        for flag in &abandoned {
+                            flag.set();
+                        }
+                        return result;
+                    }
                 }
-            }
-            result = &mut second => {
-                if is_good(&result) {
-                    first_abandoned.set();
-                    result
-                } else {
-                    first.await
+                () = tokio::time::sleep(wait), if may_hedge => {
+                    if due.is_some_and(|due| last_launch.elapsed() >= due) {
+                        let Some(copy) = spare.try_clone() else { continue };
+                        if !budget.try_spend() {
+                            hedges = hedging.max_hedges;
+                            continue;
+                        }
+                        attempts.push(launch(copy, false));
+                        last_launch = Instant::now();
+                        hedges += 1;
+                    }
                 }
             }
         }
@@ -501,14 +515,18 @@ impl ProxyClient {
         extensions: &http::Extensions,
         request: reqwest::Request,
         abandoned: Abandoned,
+        tried: Tried,
     ) -> Result<ProxiedResponse, ClientError> {
-        let lease = self.lease_for(host, extensions)?;
+        let lease = self.lease_for(host, extensions, tried)?;
         self.send_through(host, lease, request, abandoned).await
     }
 
-    fn lease_for(&self, host: &str, extensions: &http::Extensions) -> Result<Lease, ClientError> {
+    fn lease_for(&self, host: &str, extensions: &http::Extensions, policy: Tried) -> Result<Lease, ClientError> {
         let tried = extensions.get::<TriedProxies>();
         let avoid = tried.map(TriedProxies::proxies).unwrap_or_default();
+        if policy == Tried::Avoid {
+            return self.lease_avoiding(host, extensions, avoid).map(|lease| Self::remember(tried, lease));
+        }
         if !avoid.is_empty() {
             // Another proxy if there is one; else any, as if nothing had been tried.
             if let Ok(lease) = self.lease_avoiding(host, extensions, avoid) {

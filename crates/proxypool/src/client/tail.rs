@@ -75,9 +75,10 @@ impl AdaptiveTimeout {
 }
 
 /// Hedged attempts: when an attempt is still unanswered after the host's `quantile`
-/// latency (at least `min_delay`), a second goes out through another proxy and the first
-/// good answer (a success or the target's own error, not a ban) wins. Only idempotent
-/// requests whose body can be copied (GET, HEAD, OPTIONS) are hedged.
+/// latency (at least `min_delay`), another goes out through another proxy (and another
+/// after as long again, up to `max_hedges`), and the first good answer (a success or the
+/// target's own error, not a ban) wins. Only idempotent requests whose body can be copied
+/// (GET, HEAD, OPTIONS) are hedged.
 ///
 /// Extra requests are capped: each request earns `max_extra` of a hedge (default 0.1:
 /// at most one extra request in ten), up to `burst` saved, and each hedge spends one.
@@ -96,11 +97,15 @@ pub struct Hedging {
     /// saved up. Default 10: a job's first moments, when the pool knows least, are when
     /// hedges help most.
     pub burst: u32,
+    /// Hedges per request at most: another goes out each time every attempt out has been
+    /// slow again. Default 2: when a job starts, the proxy a hedge goes to may be as
+    /// unknown (and as hanging) as the first.
+    pub max_hedges: u32,
 }
 
 impl Default for Hedging {
     fn default() -> Self {
-        Hedging { quantile: 0.95, min_delay: Duration::from_millis(10), max_extra: 0.1, burst: 10 }
+        Hedging { quantile: 0.95, min_delay: Duration::from_millis(10), max_extra: 0.1, burst: 10, max_hedges: 2 }
     }
 }
 

@@ -60,14 +60,10 @@ pub(crate) struct Report<'a> {
 /// itself shrunk towards `pool` (the pool's acceptance over every site).
 fn group_acceptance(site: &SiteStats, now: Nanos, cfg: &PoolConfig, pool: f64) -> [f64; KIND_GROUPS] {
     let weight = cfg.evidence.prior_weight;
-    let site_half = cfg.evidence.site_half_life.as_secs_f64() * 1e9;
-    let mut means = [pool; KIND_GROUPS];
-    for (group, mean) in means.iter_mut().enumerate() {
-        let ((acc, refused), (all_acc, all_refused)) = site.acceptance(group, now, site_half);
-        let site_mean = (all_acc + weight * pool) / (all_acc + all_refused + weight);
-        *mean = (acc + weight * site_mean) / (acc + refused + weight);
-    }
-    means
+    let groups = site.acceptance(now, cfg.evidence.site_half_life.as_secs_f64() * 1e9);
+    let (all_acc, all_refused) = groups.iter().fold((0.0, 0.0), |(a, r), &(ga, gr)| (a + ga, r + gr));
+    let site_mean = (all_acc + weight * pool) / (all_acc + all_refused + weight);
+    groups.map(|(acc, refused)| (acc + weight * site_mean) / (acc + refused + weight))
 }
 
 /// The mean of fading counts with one of each as a prior.
@@ -136,6 +132,8 @@ pub(crate) struct Context<'a> {
     site: Option<Arc<SiteStats>>,
     /// The starting point for a proxy of each kind group at the site.
     group_priors: [f64; KIND_GROUPS],
+    /// Their log-odds.
+    group_logits: [f64; KIND_GROUPS],
     tolerance: Option<f64>,
     /// A request out longer than this (nanoseconds) makes its proxy suspect.
     suspect_after: f64,
@@ -178,6 +176,7 @@ impl<'a> Context<'a> {
             host,
             site,
             group_priors,
+            group_logits: group_priors.map(logit),
             tolerance,
             suspect_after: typical * e.suspect_after,
         }
@@ -203,7 +202,8 @@ impl<'a> Context<'a> {
         let (acceptance, pressure) = match self.host {
             Some(host) => {
                 let view = health.target_view(host, now, self.fades).unwrap_or_default();
-                let attitude = self.group_priors[group.min(KIND_GROUPS - 1)];
+                let group = group.min(KIND_GROUPS - 1);
+                let attitude = (self.group_priors[group], self.group_logits[group]);
                 let pressure = self.tolerance.map_or(1.0, |tolerance| {
                     // Discounted from 60 % of the tolerance (0.85) through 80 % (0.5) to
                     // nothing much beyond it.
@@ -231,25 +231,31 @@ impl<'a> Context<'a> {
 /// site that turns against a kind turns every proxy of it down at once, while a proxy it
 /// singled out stays singled out, and one of the rare proxies a site accepts among a kind
 /// it bans is recognised after a few answers, not after hundreds.
-fn standing_at(view: &TargetView, attitude: f64, reputation: f64, w: f64) -> Belief {
+fn standing_at(view: &TargetView, (attitude, attitude_logit): (f64, f64), reputation: f64, w: f64) -> Belief {
     let answers = view.accepted + view.refused;
     // Peers' acceptance over this proxy's answers there (the attitude now, without any).
-    let peers = if answers > 0.0 { view.expected / answers } else { attitude };
-    let own = (view.accepted + w * peers * reputation) / (answers + w);
-    let now = logistic(logit(attitude) + logit(own) - logit(peers));
-    Belief::with_mean(now, answers + w)
+    let peers = clamp_p(if answers > 0.0 { view.expected / answers } else { attitude });
+    let own = clamp_p((view.accepted + w * peers * reputation) / (answers + w));
+    // logit(own) − logit(peers), in one logarithm.
+    let deviation = ((own * (1.0 - peers)) / (peers * (1.0 - own))).ln();
+    Belief::with_mean(logistic(attitude_logit + deviation), answers + w)
+}
+
+#[inline]
+fn clamp_p(p: f64) -> f64 {
+    p.clamp(1e-6, 1.0 - 1e-6)
 }
 
 /// Log-odds of `p`, kept finite.
 #[inline]
 fn logit(p: f64) -> f64 {
-    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    let p = clamp_p(p);
     (p / (1.0 - p)).ln()
 }
 
 #[inline]
 fn logistic(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + super::evidence::exp(-x))
 }
 
 /// The least chance that a proxy broke since its last answer, when one of its requests is

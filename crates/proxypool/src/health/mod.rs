@@ -42,30 +42,32 @@ use crate::lease::{Outcome, OutcomeKind};
 
 /// The live state of one proxy, shared by the pool and every lease on it.
 ///
-/// Laid out with the fields a pick reads first (in-flight count, ejection, peak key, ban
-/// hint and ban map) and aligned to a cache line, so that a pick reads one line of it
-/// per proxy it looks at.
+/// Laid out with the fields a pick reads first (in-flight count, ejection, peak key,
+/// answer counts, oldest request in flight, ban hint) in one cache line, aligned, so that
+/// a round-robin or P2C pick reads one line of it per proxy it looks at, and with the rest
+/// of what an estimate reads right behind.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub struct ProxyHealth {
     in_flight: AtomicU32,
+    /// Has succeeded since it joined the pool or last came back from an ejection.
+    proven: AtomicBool,
     ejected_until: AtomicU64,
     peak: PeakEwma,
-    targets: TargetTable,
     /// Answers (of any kind) against network failures, timeouts and abandoned attempts:
     /// does the proxy deliver at all?
     transport: FadingPair,
+    /// When the oldest request in flight was sent, at the latest (0: unknown): the later
+    /// of the last completion and the moment the proxy went from idle to busy.
+    stall_since: AtomicU64,
+    /// Its ban hint ends the first cache line.
+    targets: TargetTable,
     /// Answers that were not bans, against what its peers' acceptance at each host
     /// predicted for those answers, over every host: the proxy's standing (one banned
     /// where its kind is welcome stands low; one banned where its kind is banned does not).
     standing: FadingPair,
-    /// When the oldest request in flight was sent, at the latest (0: unknown): the later
-    /// of the last completion and the moment the proxy went from idle to busy.
-    stall_since: AtomicU64,
-    /// Has succeeded since it joined the pool or last came back from an ejection.
-    proven: AtomicBool,
-    window: OutcomeWindow,
     latency: Ewma,
+    window: OutcomeWindow,
     consecutive_failures: AtomicU32,
     times_ejected: AtomicU32,
     last_success: AtomicU64,
@@ -539,6 +541,9 @@ mod tests {
         assert!(end_of(&h.in_flight as *const _ as usize, 4) <= 64);
         assert!(end_of(&h.ejected_until as *const _ as usize, 8) <= 64);
         assert!(end_of(&h.peak as *const _ as usize, std::mem::size_of::<PeakEwma>()) <= 64);
+        assert!(end_of(&h.transport as *const _ as usize, std::mem::size_of::<FadingPair>()) <= 64);
+        assert!(end_of(&h.stall_since as *const _ as usize, 8) <= 64);
         assert!(end_of(&h.targets as *const _ as usize, 8) <= 64, "the ban hint");
+        assert!(end_of(&h.latency as *const _ as usize, 8) <= 192, "what an estimate reads besides, right after");
     }
 }

@@ -10,6 +10,8 @@
 //! the least recently seen sites are forgotten, an eighth at a time.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -31,7 +33,7 @@ pub(crate) fn kind_group(kind: Option<ProxyKind>) -> usize {
 /// Every site the pool has heard from.
 #[derive(Debug, Default)]
 pub(crate) struct SiteTable {
-    sites: RwLock<HashMap<Arc<str>, Arc<SiteStats>>>,
+    sites: RwLock<HashMap<Arc<str>, Arc<SiteStats>, RandomState>>,
 }
 
 impl SiteTable {
@@ -67,7 +69,7 @@ impl SiteTable {
 
 /// Drops the least recently seen eighth of the table (at least one site), so that a
 /// stream of new sites costs O(log n) each rather than a scan each.
-fn forget_least_recent(sites: &mut HashMap<Arc<str>, Arc<SiteStats>>, max_sites: usize) {
+fn forget_least_recent(sites: &mut HashMap<Arc<str>, Arc<SiteStats>, RandomState>, max_sites: usize) {
     let mut seen: Vec<Nanos> = sites.values().map(|s| s.last_seen.load(Ordering::Relaxed)).collect();
     let drop = (max_sites / 8).max(1).min(seen.len());
     let (_, &mut cutoff, _) = seen.select_nth_unstable(drop - 1);
@@ -100,20 +102,10 @@ impl SiteStats {
         self.by_kind[group.min(KIND_GROUPS - 1)].add(good, bad, now, half_life);
     }
 
-    /// Accepted and refused answers to proxies of `group`, and to every proxy.
+    /// Accepted and refused answers to proxies of each kind group.
     #[inline]
-    pub(crate) fn acceptance(&self, group: usize, now: Nanos, half_life: f64) -> ((f64, f64), (f64, f64)) {
-        let mut all = (0.0, 0.0);
-        let mut mine = (0.0, 0.0);
-        for (g, pair) in self.by_kind.iter().enumerate() {
-            let (a, r) = pair.get(now, half_life);
-            all.0 += a;
-            all.1 += r;
-            if g == group {
-                mine = (a, r);
-            }
-        }
-        (mine, all)
+    pub(crate) fn acceptance(&self, now: Nanos, half_life: f64) -> [(f64, f64); KIND_GROUPS] {
+        std::array::from_fn(|group| self.by_kind[group].get(now, half_life))
     }
 
     /// The per-proxy request count (over the rate window) this site tolerates, as

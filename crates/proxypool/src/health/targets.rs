@@ -9,11 +9,13 @@
 //! recently seen eighth of the hosts without a running ban is forgotten at once.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
-use super::evidence::Fading;
+use super::evidence::{Fading, FadingTriple};
 use crate::clock::{Nanos, duration_to_nanos};
 use crate::config::PoolConfig;
 
@@ -43,14 +45,13 @@ pub(crate) struct TargetTable {
     /// The latest end of any ban ever set here; only while it lies in the future can a
     /// ban be active, so picks skip the table otherwise.
     ban_hint: AtomicU64,
-    hosts: RwLock<HashMap<Box<str>, TargetState>>,
+    hosts: RwLock<HashMap<Box<str>, TargetState, RandomState>>,
 }
 
 #[derive(Debug, Default)]
 struct TargetState {
-    accepted: Fading,
-    refused: Fading,
-    expected: Fading,
+    /// Accepted, refused, and what the peers' acceptance expected of those answers.
+    answers: FadingTriple,
     recent: Fading,
     ban_until: Nanos,
     /// Bans in a row from this host; reset by a success there. Grows the cooldown.
@@ -103,11 +104,11 @@ impl Fades {
 }
 
 impl TargetTable {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Box<str>, TargetState>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Box<str>, TargetState, RandomState>> {
         self.hosts.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Box<str>, TargetState>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Box<str>, TargetState, RandomState>> {
         self.hosts.write().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -151,8 +152,7 @@ impl TargetTable {
     ) -> TargetView {
         let mut hosts = self.write();
         let state = entry(&mut hosts, host, now, cfg);
-        state.accepted.add(1.0, now, fades.evidence);
-        state.expected.add(expected, now, fades.evidence);
+        state.answers.add([1.0, 0.0, expected], now, fades.evidence);
         state.recent.add(1.0, now, fades.rate);
         state.last_seen = now;
         state.ban_streak = 0;
@@ -188,11 +188,10 @@ impl TargetTable {
         let state = entry(&mut hosts, host.unwrap_or(ANY_HOST), now, cfg);
         let counted = match refusal {
             Refusal::Ban => true,
-            Refusal::RateLimit => state.accepted.get(now, fades.evidence) < 1.0,
+            Refusal::RateLimit => state.answers.get(now, fades.evidence)[0] < 1.0,
         };
         if counted {
-            state.refused.add(1.0, now, fades.evidence);
-            state.expected.add(expected, now, fades.evidence);
+            state.answers.add([0.0, 1.0, expected], now, fades.evidence);
         }
         state.recent.add(1.0, now, fades.rate);
         state.last_seen = now;
@@ -257,17 +256,13 @@ impl TargetTable {
 }
 
 fn view_of(state: &TargetState, now: Nanos, fades: Fades) -> TargetView {
-    TargetView {
-        accepted: state.accepted.get(now, fades.evidence),
-        refused: state.refused.get(now, fades.evidence),
-        expected: state.expected.get(now, fades.evidence),
-        recent: state.recent.get(now, fades.rate),
-    }
+    let [accepted, refused, expected] = state.answers.get(now, fades.evidence);
+    TargetView { accepted, refused, expected, recent: state.recent.get(now, fades.rate) }
 }
 
 /// The state for `host`, making room when the table is full.
 fn entry<'a>(
-    hosts: &'a mut HashMap<Box<str>, TargetState>,
+    hosts: &'a mut HashMap<Box<str>, TargetState, RandomState>,
     host: &str,
     now: Nanos,
     cfg: &PoolConfig,
@@ -282,7 +277,7 @@ fn entry<'a>(
 /// Forgets the least recently seen eighth of the hosts without a running ban (at least
 /// one host); when every host bans the proxy, the bans that end first go instead. One
 /// scan per eighth of the table, so a stream of new hosts costs O(1) each on average.
-fn make_room(hosts: &mut HashMap<Box<str>, TargetState>, now: Nanos, max: usize) {
+fn make_room(hosts: &mut HashMap<Box<str>, TargetState, RandomState>, now: Nanos, max: usize) {
     let want = (max / 8).max(1);
     let mut idle: Vec<(Nanos, Box<str>)> =
         hosts.iter().filter(|(_, s)| s.ban_until <= now).map(|(h, s)| (s.last_seen, h.clone())).collect();

@@ -55,6 +55,13 @@ impl Slot {
         self.cost
     }
 
+    /// The proxy's kind group (see `health::sites::kind_group`), without going to its
+    /// metadata.
+    #[inline]
+    pub(crate) fn kind_group(&self) -> usize {
+        if self.kind_bit == 0 { crate::health::sites::KIND_GROUPS - 1 } else { self.kind_bit.trailing_zeros() as usize }
+    }
+
     #[inline]
     pub(crate) fn max_sessions(&self) -> Option<u32> {
         (self.max_sessions != 0).then_some(self.max_sessions)

@@ -44,7 +44,7 @@ pub fn chart(comparison: &Comparison) -> String {
         seeds.len()
     );
     bars(&mut svg, comparison, 40.0, 300.0);
-    timeline(&mut svg, comparison, 380.0, 670.0);
+    timeline(&mut svg, comparison, 395.0, 670.0);
     svg.push_str("</svg>\n");
     svg
 }
@@ -95,10 +95,11 @@ fn timeline(svg: &mut String, comparison: &Comparison, top: f64, bottom: f64) {
     let host = reference.shifting_site.and_then(|s| reference.hosts.get(s)).cloned().unwrap_or_default();
     let _ = write!(
         svg,
-        r#"<text x="20" y="{:.1}" font-size="15" font-weight="bold">Attempt success at the shifting site ({}, seed {seed}) per {:.0} s; it switches from banning datacenter to banning residential proxies</text>"#,
-        top - 16.0,
+        r##"<text x="20" y="{:.1}" font-size="15" font-weight="bold">Attempt success at {} per {:.0} s (seed {seed})</text><text x="20" y="{:.1}" fill="#555">At the dashed line the site turns from banning datacenter proxies to banning residential ones.</text>"##,
+        top - 30.0,
         escape(&host),
-        super::BUCKET_SECS
+        super::BUCKET_SECS,
+        top - 12.0
     );
     for tick in 0..=5 {
         let v = f64::from(tick) / 5.0;
@@ -117,7 +118,7 @@ fn timeline(svg: &mut String, comparison: &Comparison, top: f64, bottom: f64) {
         r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{bottom}" stroke="#aa0000" stroke-dasharray="4 3"/><text x="{1:.1}" y="{2:.1}" fill="#aa0000">change at {3:.0} s</text>"##,
         x(change),
         x(change) + 4.0,
-        top + 12.0,
+        bottom - 8.0,
         reference.regime_change
     );
     for step in [0usize, buckets / 2, buckets] {
