@@ -2,15 +2,18 @@
 //!
 //! Which proxy a request goes through. A [`ProxyPool`] holds HTTP, HTTPS and SOCKS5
 //! proxies, hands out [`Lease`]s through a pluggable [`Balancer`], and learns from every
-//! [`Outcome`] reported on a lease: latency, success rate, consecutive failures, and bans
-//! per target host. Proxies that keep failing are ejected for a growing time; a proxy
-//! banned by one site stays available for every other site.
+//! [`Outcome`] reported on a lease: whether each proxy answers, how each site treats it
+//! and proxies of its kind, latency, and bans per target host. The default balancer,
+//! [`ExpectedSuccess`](balance::ExpectedSuccess), sends each request through the proxy
+//! most likely to succeed at its host (see [`balance`], and [`config::EvidenceConfig`] for
+//! what the pool learns). Proxies that keep failing are ejected for a growing time; a
+//! proxy banned by one site stays available for every other site.
 //!
 //! ```
 //! use std::time::Duration;
-//! use harvester_proxypool::{Outcome, Proxy, ProxyPool, Requirements, balance::PowerOfTwoChoices};
+//! use harvester_proxypool::{Outcome, Proxy, ProxyPool, Requirements};
 //!
-//! let pool = ProxyPool::builder().balancer(PowerOfTwoChoices::new()).build()?;
+//! let pool = ProxyPool::builder().build()?;
 //! pool.add(Proxy::parse("http://10.0.0.1:3128")?)?;
 //! pool.add(Proxy::parse("socks5h://user:secret@10.0.0.2:1080")?)?;
 //!
@@ -20,13 +23,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The pick path takes no lock: the pool's proxies live in an immutable snapshot that
-//! writers replace atomically, each proxy's live state is a set of atomics (its running
-//! bans a copy-on-write map behind an atomic pointer), and requirements on region, kind,
-//! provider and tags are served from indexes precomputed in the snapshot. Two exceptions,
-//! both off the common path: the smooth weighted round robin balancer, whose algorithm
-//! updates every candidate's score together, and the moment an ejection has ended, when
-//! the pool's ejection count is corrected once under a mutex.
+//! The pick path takes no lock for round robin and P2C: the pool's proxies live in an
+//! immutable snapshot that writers replace atomically, each proxy's live state is a set of
+//! atomics, and requirements on region, kind, provider and tags are served from indexes
+//! precomputed in the snapshot. The exceptions: a proxy that some site is banning now has
+//! its per-site table read under a read lock; the default balancer reads each candidate's
+//! evidence at the target site under that read lock; the smooth weighted round robin
+//! balancer updates every candidate's score together under a mutex; and the moment an
+//! ejection has ended, the pool's ejection count is corrected once under a mutex.
 //!
 //! Modules: [`proxy`] (what a proxy is), [`list`] (loading proxy lists), [`pool`] (the
 //! pool and its snapshot), [`lease`] (leases and outcomes), [`balance`] (balancers),

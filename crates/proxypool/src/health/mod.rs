@@ -1,8 +1,12 @@
-//! Passive health: what every reported [`Outcome`](crate::Outcome) teaches the pool.
+//! Passive health: what every reported [`Outcome`] teaches the pool.
 //!
 //! Each proxy's [`ProxyHealth`] is a set of atomics: in-flight count, latency EWMA and
 //! peak EWMA, a window of recent outcomes, consecutive failures, ejection state and
-//! counters, plus a per-target-host table of success and bans. From these come the
+//! counters, fading evidence of whether it answers and how it stands against its peers,
+//! plus a per-target-host table of answers, request rate and bans. The pool keeps the
+//! per-site side (how each site treats each kind of proxy, its rate tolerance, latency
+//! quantiles and best proxies), and from both the default balancer estimates each
+//! proxy's chance of success at a site (see `ExpectedSuccess`). From these also come the
 //! seed's quality score (0.7 × success rate + 0.3 × latency part, the latency part full
 //! up to 2 s and falling linearly to 0 at 5 s) and outlier ejection: after N network
 //! failures or timeouts in a row, or a success rate below the floor, a proxy is out for

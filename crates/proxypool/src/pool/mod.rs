@@ -1,6 +1,6 @@
 //! The [`ProxyPool`]: proxies, their live health, and `acquire`.
 //!
-//! Picks read an immutable [`Snapshot`](snapshot) through an atomic pointer and take
+//! Picks read an immutable `Snapshot` through an atomic pointer and take
 //! no lock; writers (add, remove, upsert, replace) serialise among themselves, build the
 //! next snapshot and swap it in. A proxy's health lives in its `Member`, which survives
 //! metadata updates and outlives its removal for as long as a lease holds it.
