@@ -218,76 +218,53 @@ impl Comparison {
         self.names().iter().filter_map(|name| self.summary(name)).collect()
     }
 
-    /// Attempt success per site and contender on `seed`, as a Markdown table.
-    pub fn per_site_table(&self, seed: u64) -> String {
-        let runs: Vec<&RunResult> = self.runs.iter().filter(|r| r.seed == seed).collect();
-        let Some(first) = runs.first() else { return String::new() };
-        let mut out = String::from("| balancer |");
-        for host in &first.hosts {
-            out.push_str(&format!(" {host} |"));
-        }
-        out.push_str("\n|---|");
-        out.push_str(&"---|".repeat(first.hosts.len()));
-        out.push('\n');
-        for run in runs {
-            out.push_str(&format!("| {} |", run.name));
-            for site in &run.sites {
-                out.push_str(&format!(" {:.3} |", site.attempt_success()));
-            }
-            out.push('\n');
+    /// A Markdown table of the runs on `seed`: a row per contender, its cells from `cells`.
+    fn seed_table(&self, seed: u64, headers: &[String], cells: impl Fn(&RunResult) -> Vec<String>) -> String {
+        let mut out = format!("| balancer | {} |\n|---|{}\n", headers.join(" | "), "---|".repeat(headers.len()));
+        for run in self.runs.iter().filter(|r| r.seed == seed) {
+            out.push_str(&format!("| {} | {} |\n", run.name, cells(run).join(" | ")));
         }
         out
+    }
+
+    /// The sites' host names on `seed`.
+    fn hosts(&self, seed: u64) -> Vec<String> {
+        self.runs.iter().find(|r| r.seed == seed).map(|r| r.hosts.clone()).unwrap_or_default()
+    }
+
+    /// Attempt success per site and contender on `seed`, as a Markdown table.
+    pub fn per_site_table(&self, seed: u64) -> String {
+        self.seed_table(seed, &self.hosts(seed), |run| {
+            run.sites.iter().map(|site| format!("{:.3}", site.attempt_success())).collect()
+        })
     }
 
     /// Where each contender's attempts went on `seed`: the share of attempts through
     /// proxies of each class, as a Markdown table.
     pub fn per_class_table(&self, seed: u64) -> String {
-        let mut out = String::from("| balancer |");
-        for class in Class::ALL {
-            out.push_str(&format!(" {} |", class.as_str()));
-        }
-        out.push_str("\n|---|");
-        out.push_str(&"---|".repeat(Class::ALL.len()));
-        out.push('\n');
-        for run in self.runs.iter().filter(|r| r.seed == seed) {
-            out.push_str(&format!("| {} |", run.name));
+        let headers: Vec<String> = Class::ALL.iter().map(|c| c.as_str().to_owned()).collect();
+        self.seed_table(seed, &headers, |run| {
             let total = run.total.attempts.max(1) as f64;
-            for tally in &run.classes {
-                out.push_str(&format!(" {:.1} % |", 100.0 * tally.attempts as f64 / total));
-            }
-            out.push('\n');
-        }
-        out
+            run.classes.iter().map(|t| format!("{:.1} %", 100.0 * t.attempts as f64 / total)).collect()
+        })
     }
 
     /// Per site, the share of each contender's attempts by kind (residential / datacenter
     /// / mobile) on `seed`, with the cost per URL there.
     pub fn per_kind_table(&self, seed: u64) -> String {
-        let runs: Vec<&RunResult> = self.runs.iter().filter(|r| r.seed == seed).collect();
-        let Some(first) = runs.first() else { return String::new() };
-        let mut out = String::from("| balancer |");
-        for host in &first.hosts {
-            out.push_str(&format!(" {host}: res/dc/mob %, cost per URL |"));
-        }
-        out.push_str("\n|---|");
-        out.push_str(&"---|".repeat(first.hosts.len()));
-        out.push('\n');
-        for run in runs {
-            out.push_str(&format!("| {} |", run.name));
-            for (kinds, site) in run.kinds.iter().zip(&run.sites) {
-                let total = kinds.iter().map(|k| k.attempts).sum::<u64>().max(1) as f64;
-                let share = |k: usize| 100.0 * kinds[k].attempts as f64 / total;
-                out.push_str(&format!(
-                    " {:.0}/{:.0}/{:.0}, {:.5} |",
-                    share(0),
-                    share(1),
-                    share(2),
-                    site.cost_per_url()
-                ));
-            }
-            out.push('\n');
-        }
-        out
+        let headers: Vec<String> =
+            self.hosts(seed).iter().map(|host| format!("{host}: res/dc/mob %, cost per URL")).collect();
+        self.seed_table(seed, &headers, |run| {
+            run.kinds
+                .iter()
+                .zip(&run.sites)
+                .map(|(kinds, site)| {
+                    let total = kinds.iter().map(|k| k.attempts).sum::<u64>().max(1) as f64;
+                    let share = |k: usize| 100.0 * kinds[k].attempts as f64 / total;
+                    format!("{:.0}/{:.0}/{:.0}, {:.5}", share(0), share(1), share(2), site.cost_per_url())
+                })
+                .collect()
+        })
     }
 
     /// Seconds each contender took to recover at the shifting site, per seed.
