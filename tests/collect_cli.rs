@@ -68,6 +68,8 @@ fn help_explains_every_flag() {
         "--timeout",
         "--redis",
         "--metrics-addr",
+        "--metrics-hosts",
+        "--log-level",
         "--quiet",
     ] {
         assert!(help.contains(flag), "--help does not mention {flag}:\n{help}");
@@ -102,6 +104,46 @@ fn bad_input_exits_with_code_2_and_names_what_is_wrong_before_any_work() {
         assert!(stderr(&output).contains(expected), "{args:?}: expected {expected:?} in {}", stderr(&output));
         assert!(!stderr(&output).contains("secret"), "credentials leaked: {}", stderr(&output));
         assert!(!out.exists(), "{args:?}: nothing may be written before the input is known good");
+    }
+}
+
+#[test]
+fn two_flags_naming_one_file_are_refused_and_no_file_is_touched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let urls = write(dir.path(), "urls.txt", "http://127.0.0.1:9/a\n");
+    let proxies = write(dir.path(), "proxies.txt", "http://127.0.0.1:9 id=x\n");
+    let out = write(dir.path(), "out.jsonl", "{\"previous\":\"lines\"}\n");
+    let report = write(dir.path(), "report.json", "{\"previous\":\"report\"}\n");
+    let p = |path: &Path| path.to_str().expect("utf-8 path").to_owned();
+    let dotted = |path: &Path| p(&dir.path().join(".").join(path.file_name().expect("a name")));
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--out".into(), p(&out), "--report".into(), dotted(&out)], "--out and --report name the same file"),
+        (vec!["--out".into(), p(&urls), "--report".into(), p(&report)], "--out and --urls name the same file"),
+        (
+            vec!["--out".into(), p(&out), "--report".into(), dotted(&proxies)],
+            "--report and --proxies name the same file",
+        ),
+        // A bad --out is refused before the report is opened, let alone truncated.
+        (
+            vec!["--out".into(), p(&dir.path().join("nowhere").join("out.jsonl")), "--report".into(), p(&report)],
+            "--out",
+        ),
+        (vec!["--out".into(), p(dir.path()), "--report".into(), p(&report)], "is a directory"),
+    ];
+    for (args, expected) in cases {
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend(["--urls", urls.to_str().expect("path"), "--proxies", proxies.to_str().expect("path"), "--quiet"]);
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(expected), "{args:?}: expected {expected:?} in {}", stderr(&output));
+        for (file, text) in [
+            (&urls, "http://127.0.0.1:9/a\n"),
+            (&proxies, "http://127.0.0.1:9 id=x\n"),
+            (&out, "{\"previous\":\"lines\"}\n"),
+            (&report, "{\"previous\":\"report\"}\n"),
+        ] {
+            assert_eq!(std::fs::read_to_string(file).expect("still there"), text, "{args:?} touched {file:?}");
+        }
     }
 }
 
@@ -323,47 +365,69 @@ async fn a_busy_metrics_address_is_refused_before_the_output_is_touched() {
 /// is not up yet.
 async fn http_get(addr: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return String::new() };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n");
-    let mut response = String::new();
-    if stream.write_all(request.as_bytes()).await.is_ok() {
-        let _ = stream.read_to_string(&mut response).await;
-    }
-    response
+    let exchange = async {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return String::new() };
+        let request = format!("GET {path} HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n");
+        let mut response = String::new();
+        if stream.write_all(request.as_bytes()).await.is_ok() {
+            let _ = stream.read_to_string(&mut response).await;
+        }
+        response
+    };
+    // A stalled exporter must fail the test's deadline, not hang it.
+    tokio::time::timeout(Duration::from_secs(10), exchange).await.unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_never_leak_and_the_seed_metrics_are_served() {
     let site = TargetServer::start().await.expect("site starts");
-    let tinyproxy = support::Tinyproxy::start_with_auth("aliceuser", "hunter2pw");
+    // Markers no message would hold by chance: any 4 characters of one in any output is a leak.
+    let tinyproxy = support::Tinyproxy::start_with_auth("qZ7xUvK", "Xw3QjZ9p");
     let dante = support::Dante::start();
     let dead = FaultProxy::closed().await.expect("proxy starts");
     let bad_gateway = FaultProxy::answering(502, &[], "bad gateway").await.expect("proxy starts");
     let port = |addr: std::net::SocketAddr| addr.port();
     let list = format!(
-        "http://aliceuser:hunter2pw@127.0.0.1:{t} id=good\n\
-         http://aliceuser:wrongpass77@127.0.0.1:{t} id=wrong\n\
-         http://bobuser:deadpass55@127.0.0.1:{d} id=dead\n\
-         http://gateuser:gatepass44@127.0.0.1:{g} id=gateway\n\
-         socks5h://eveuser:sockspass99@127.0.0.1:{s} id=socks\n",
+        "http://qZ7xUvK:Xw3QjZ9p@127.0.0.1:{t} id=good\n\
+         http://qZ7xUvK:Vq8ZxW2k@127.0.0.1:{t} id=wrong\n\
+         http://Jx4QzW7u:Zk2VqX9w@127.0.0.1:{d} id=dead\n\
+         http://Wz5XqJ3v:Qj6ZwV4x@127.0.0.1:{g} id=gateway\n\
+         socks5h://Kx9WzQ2j:Vz3QkX8w@127.0.0.1:{s} id=socks\n",
         t = port(tinyproxy.addr()),
         d = port(dead.addr()),
         g = port(bad_gateway.addr()),
         s = port(dante.addr()),
     );
-    let secrets =
-        ["hunter2pw", "wrongpass77", "deadpass55", "gatepass44", "sockspass99", "aliceuser", "bobuser", "gateuser"];
+    let credentials = [
+        ("qZ7xUvK", "Xw3QjZ9p"),
+        ("qZ7xUvK", "Vq8ZxW2k"),
+        ("Jx4QzW7u", "Zk2VqX9w"),
+        ("Wz5XqJ3v", "Qj6ZwV4x"),
+        ("Kx9WzQ2j", "Vz3QkX8w"),
+    ];
+    // Every 4-character piece of every user name and password, and the Basic
+    // authorization each pair makes (base64 of `user:password`).
+    let mut secrets: Vec<String> = Vec::new();
+    for (user, password) in credentials {
+        for marker in [user, password] {
+            let chars: Vec<char> = marker.chars().collect();
+            secrets.extend(chars.windows(4).map(|piece| piece.iter().collect::<String>()));
+        }
+        secrets.push(support::raw_http::basic_auth(user, password));
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let urls = write(dir.path(), "urls.txt", &urls_of(&site, 150));
     let proxies = write(dir.path(), "proxies.txt", &list);
     let (out, report) = (dir.path().join("out.jsonl"), dir.path().join("report.json"));
     let metrics_addr = format!("127.0.0.1:{}", support::free_port().expect("a free port"));
+    // TRACE logs are megabytes: into a file, so a full pipe never stalls the run.
+    let log = dir.path().join("stderr.log");
     let child = tokio::process::Command::new(collect_binary())
         .args(["--urls", urls.to_str().expect("path"), "--proxies", proxies.to_str().expect("path")])
         .args(["--out", out.to_str().expect("path"), "--report", report.to_str().expect("path")])
-        .args(["--timeout", "2", "--metrics-addr", &metrics_addr, "--rate", "50"])
+        .args(["--timeout", "2", "--metrics-addr", &metrics_addr, "--rate", "50", "--log-level", "trace"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("collect starts");
     // Mid-run (150 URLs at 50/s take about 3 s): poll until the sampled gauges are there.
@@ -387,7 +451,8 @@ async fn credentials_never_leak_and_the_seed_metrics_are_served() {
         .await
         .expect("finishes")
         .expect("exit status");
-    assert!(output.status.success(), "{}", stderr(&output));
+    let log = String::from_utf8_lossy(&std::fs::read(&log).expect("log")).into_owned();
+    assert!(output.status.success(), "{}", log.lines().rev().take(40).collect::<Vec<_>>().join("\n"));
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
     // Wrong credentials and a proxy answering 502 are the proxies' failures: retried on the
@@ -401,12 +466,14 @@ async fn credentials_never_leak_and_the_seed_metrics_are_served() {
         ("out", std::fs::read_to_string(&out).expect("out")),
         ("report", std::fs::read_to_string(&report).expect("report")),
         ("stdout", stdout),
-        ("stderr", stderr(&output)),
+        ("stderr", log),
         ("metrics", metrics),
     ];
+    assert!(texts[3].1.contains("TRACE"), "the run logged at TRACE");
     for (what, text) in &texts {
-        for secret in secrets {
-            assert!(!text.contains(secret), "{secret} leaked into {what}");
+        for secret in &secrets {
+            let at = text.find(secret.as_str());
+            assert!(at.is_none(), "{secret} leaked into {what}: …{}…", &text[at.unwrap_or(0)..][..120.min(text.len())]);
         }
     }
 }

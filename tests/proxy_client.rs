@@ -144,6 +144,25 @@ async fn dead_and_hanging_proxies_fail_typed_and_get_ejected() {
 }
 
 #[tokio::test]
+async fn requests_leave_only_through_their_proxy_even_with_the_longest_credentials() {
+    let target = TargetServer::start().await.expect("target starts");
+    let forwarding = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
+    let longest = "p".repeat(Proxy::MAX_CREDENTIAL_LEN);
+    let url = forwarding.url().replacen("http://", &format!("http://{longest}:{longest}@"), 1);
+    let pool = pool_of([proxy("longest", &url)]);
+    let client = client(&pool);
+    for _ in 0..3 {
+        let response = client.send(get(&format!("{}/", target.url()))).await.expect("served through the proxy");
+        assert_eq!(response.proxy().as_str(), "longest");
+    }
+    // Every request reached the target, and every one went through the proxy: had the
+    // client dropped the proxy, the target would have been reached with none.
+    assert_eq!(target.requests_served(), 3);
+    assert!(forwarding.connections() >= 1, "the proxy saw the requests");
+    assert_eq!(target.connections(), forwarding.connections(), "one upstream connection per client connection");
+}
+
+#[tokio::test]
 async fn bans_bar_a_proxy_from_the_banning_host_only() {
     let target = TargetServer::start().await.expect("target starts");
     let other_target = TargetServer::start().await.expect("target starts");

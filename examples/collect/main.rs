@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use collector::files;
 use collector::input::{self, UrlList};
 use collector::report::Report;
 use collector::run::{self, Job};
@@ -39,7 +40,8 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     proxies: Option<PathBuf>,
 
-    /// URL list: one http(s) URL per line, `#` starts a comment. Without it: the demo.
+    /// URL list: one http(s) URL per line; `#` at a line's start or after a space starts a
+    /// comment (a `#` inside a URL is its fragment). Without it: the demo.
     #[arg(long, value_name = "FILE")]
     urls: Option<PathBuf>,
 
@@ -94,9 +96,18 @@ struct Cli {
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
 
+    /// Label metrics by target host for the first N hosts only; later ones count as `other`.
+    #[arg(long, value_name = "N", default_value_t = telemetry::DEFAULT_HOST_LABELS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    metrics_hosts: u32,
+
     /// No progress output (the summary is still printed).
     #[arg(long)]
     quiet: bool,
+
+    /// Log level on standard error, for this job and every crate under it: error, warn,
+    /// info, debug or trace. Credentials are never logged, at any level.
+    #[arg(long, value_name = "LEVEL", default_value = "warn", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -137,7 +148,8 @@ fn refuse(message: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Warnings and errors of the crates (a failing sink, a Redis outage) go to standard error.
-    tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_writer(std::io::stderr).init();
+    let level = cli.log_level.parse().unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return refuse(format!("cannot start the runtime: {e}")),
@@ -146,7 +158,15 @@ fn main() -> ExitCode {
 }
 
 async fn collect(cli: Cli) -> ExitCode {
-    // Input first: nothing starts until every file and flag is known good.
+    // Input first: nothing starts until every file and flag is known good, and no two
+    // flags name one file (an output written over an input or over the other output).
+    let mut files = vec![files::Named::output("--out", &cli.out)];
+    files.extend(cli.report.as_deref().map(|path| files::Named::output("--report", path)));
+    files.extend(cli.urls.as_deref().map(|path| files::Named::input("--urls", path)));
+    files.extend(cli.proxies.as_deref().map(|path| files::Named::input("--proxies", path)));
+    if let Err(e) = files::check(&files) {
+        return refuse(e);
+    }
     let demo = if cli.urls.is_none() {
         if cli.proxies.is_some() {
             return refuse("--proxies needs --urls (without --urls the demo brings its own fleet)");
@@ -187,6 +207,7 @@ async fn collect(cli: Cli) -> ExitCode {
         return refuse(format!("proxy list: {e}"));
     }
     // Everything that can be refused is checked before the output file is touched.
+    telemetry::limit_host_labels(cli.metrics_hosts as usize);
     let metrics = match cli.metrics_addr {
         Some(addr) => match (telemetry::install_recorder(), telemetry::bind(addr).await) {
             (Ok(handle), Ok(listener)) => Some((handle, listener)),
@@ -194,8 +215,10 @@ async fn collect(cli: Cli) -> ExitCode {
         },
         None => None,
     };
+    // Last of the checks, and it destroys nothing: an existing report is opened without
+    // truncating it (it is rewritten at the end), a missing one created empty.
     if let Some(path) = &cli.report
-        && let Err(e) = std::fs::File::create(path)
+        && let Err(e) = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)
     {
         return refuse(format!("--report {}: {e}", path.display()));
     }
@@ -239,7 +262,7 @@ async fn collect(cli: Cli) -> ExitCode {
     let watch = running.watch();
     let mut background = Vec::new();
     if let Some((handle, listener)) = metrics {
-        background.push(telemetry::serve(listener, handle, watch.clone()));
+        background.push(telemetry::serve(listener, handle, watch.clone(), running.breakers().clone()));
         background.push(running.sample_gauges());
     }
     background.push(telemetry::show_progress(ProgressMode::detect(cli.quiet), watch.clone()));

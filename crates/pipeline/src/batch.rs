@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::sink::{DeadLetter, Sink, SinkError};
+use crate::sink::{DeadLetter, Sink, SinkError, flush_guarded, write_guarded};
 use crate::sink_stats::{SinkStats, WriteStats};
 
 /// How records are grouped and how a failing write is retried.
@@ -111,23 +111,41 @@ pub struct BatchConfigError {
 }
 
 impl BatchConfig {
-    /// Refuses values that cannot work.
+    /// The most records a batch may be told to hold.
+    pub const MAX_RECORDS: usize = 1_000_000;
+    /// The largest byte size a batch may be told to reach (4 GiB).
+    pub const MAX_BYTES: usize = 1 << 32;
+    /// The longest a batch may be told to wait, and the longest retry wait.
+    pub const LONGEST_WAIT: Duration = Duration::from_secs(86_400);
+    /// The most records that may be told to wait in the channel.
+    pub const MAX_CHANNEL_CAPACITY: usize = 1 << 24;
+    /// The most attempts a write may be told to get.
+    pub const MAX_ATTEMPTS: u32 = 1_000;
+
+    /// Refuses values outside their ranges: `max_records` 1..=[`MAX_RECORDS`](Self::MAX_RECORDS),
+    /// `max_bytes` 1..=[`MAX_BYTES`](Self::MAX_BYTES), `max_wait` more than zero and at most
+    /// [`LONGEST_WAIT`](Self::LONGEST_WAIT) (a day), `channel_capacity`
+    /// 1..=[`MAX_CHANNEL_CAPACITY`](Self::MAX_CHANNEL_CAPACITY), `retry.attempts`
+    /// 1..=[`MAX_ATTEMPTS`](Self::MAX_ATTEMPTS), `retry.base` ≤ `retry.max` ≤ a day.
     pub fn validate(&self) -> Result<(), BatchConfigError> {
         let invalid = |field, reason| Err(BatchConfigError { field, reason });
-        if self.max_records == 0 {
-            return invalid("max_records", "must be at least 1");
+        if !(1..=Self::MAX_RECORDS).contains(&self.max_records) {
+            return invalid("max_records", "must be in 1..=1000000");
         }
-        if self.max_bytes == 0 {
-            return invalid("max_bytes", "must be at least 1");
+        if !(1..=Self::MAX_BYTES).contains(&self.max_bytes) {
+            return invalid("max_bytes", "must be in 1..=4294967296");
         }
-        if self.max_wait.is_zero() {
-            return invalid("max_wait", "must be longer than zero");
+        if self.max_wait.is_zero() || self.max_wait > Self::LONGEST_WAIT {
+            return invalid("max_wait", "must be longer than zero and at most a day");
         }
-        if self.channel_capacity == 0 {
-            return invalid("channel_capacity", "must be at least 1");
+        if !(1..=Self::MAX_CHANNEL_CAPACITY).contains(&self.channel_capacity) {
+            return invalid("channel_capacity", "must be in 1..=16777216");
         }
-        if self.retry.attempts == 0 {
-            return invalid("retry.attempts", "must be at least 1 (the first attempt)");
+        if !(1..=Self::MAX_ATTEMPTS).contains(&self.retry.attempts) {
+            return invalid("retry.attempts", "must be in 1..=1000 (the first attempt included)");
+        }
+        if self.retry.max > Self::LONGEST_WAIT {
+            return invalid("retry.max", "must be at most a day");
         }
         if self.retry.base > self.retry.max {
             return invalid("retry.base", "must not exceed retry.max");
@@ -370,17 +388,17 @@ impl<T: Send + 'static> Worker<T> {
                 }
                 Some(Command::Flush(ack)) => {
                     self.write_batch().await;
-                    let _ = ack.send(self.inner.flush().await);
+                    let _ = ack.send(flush_guarded(self.inner.as_ref()).await);
                 }
                 None => break,
             }
         }
         self.write_batch().await;
-        if let Err(e) = self.inner.flush().await {
+        if let Err(e) = flush_guarded(self.inner.as_ref()).await {
             tracing::error!(sink = self.inner.name(), error = %e, "flush on close failed");
         }
         if let Some(dead_letter) = &self.dead_letter
-            && let Err(e) = dead_letter.flush().await
+            && let Err(e) = flush_guarded(dead_letter.as_ref()).await
         {
             tracing::error!(sink = dead_letter.name(), error = %e, "dead-letter flush on close failed");
         }
@@ -397,7 +415,7 @@ impl<T: Send + 'static> Worker<T> {
         let mut attempt = 1;
         let error = loop {
             let started = Instant::now();
-            match self.inner.write(&batch).await {
+            match write_guarded(self.inner.as_ref(), &batch).await {
                 Ok(()) => {
                     self.stats.written(batch.len(), started.elapsed());
                     return;
@@ -431,7 +449,7 @@ impl<T: Send + 'static> Worker<T> {
             .into_iter()
             .map(|record| DeadLetter { record, stage: stage.clone(), error: message.clone(), attempts, at })
             .collect();
-        match dead_letter.write(&letters).await {
+        match write_guarded(dead_letter.as_ref(), &letters).await {
             Ok(()) => self.stats.dead_lettered(count),
             Err(e) => {
                 tracing::error!(sink = dead_letter.name(), records = count, error = %e, "dead-letter write failed: batch lost");

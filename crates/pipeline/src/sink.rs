@@ -1,8 +1,11 @@
 //! Where records leave the pipeline: the [`Sink`] trait, and the dead-letter entry.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use thiserror::Error;
 
 /// Why a sink could not take a batch. The sink's own words; the pipeline retries a
@@ -56,6 +59,38 @@ impl<T: Send + Sync + 'static, S: Sink<T> + ?Sized> Sink<T> for std::sync::Arc<S
 
     async fn flush(&self) -> Result<(), SinkError> {
         (**self).flush().await
+    }
+}
+
+/// Writes `batch`, a panic in the sink becoming an error: a faulty sink costs its batch a
+/// retry and then a dead letter, never the writer task and every record it holds.
+pub(crate) fn write_guarded<'a, T: Send + 'static>(
+    sink: &'a dyn Sink<T>,
+    batch: &'a [T],
+) -> impl Future<Output = Result<(), SinkError>> + Send + 'a {
+    // Not an `async fn`: holding `batch` across an await would ask `T: Sync`; the sink's
+    // own future is `Send` whatever `T`.
+    guarded(sink.name(), "write", sink.write(batch))
+}
+
+/// Flushes `sink`, a panic becoming an error.
+pub(crate) fn flush_guarded<T: Send + 'static>(
+    sink: &dyn Sink<T>,
+) -> impl Future<Output = Result<(), SinkError>> + Send + '_ {
+    guarded(sink.name(), "flush", sink.flush())
+}
+
+async fn guarded(name: &str, what: &str, call: impl Future<Output = Result<(), SinkError>>) -> Result<(), SinkError> {
+    match AssertUnwindSafe(call).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            Err(SinkError::new(name, format!("{what} panicked: {message}")))
+        }
     }
 }
 

@@ -31,6 +31,9 @@ fn a_source_config_refuses_values_that_cannot_work_naming_the_field() {
     let good = StreamConfig::new("pages", "enrich", "worker-1");
     let cases = [
         (StreamConfig { read_count: 0, ..good.clone() }, "read_count"),
+        (StreamConfig { read_count: usize::MAX, ..good.clone() }, "read_count"),
+        (StreamConfig { block: Duration::MAX, ..good.clone() }, "block"),
+        (StreamConfig { visibility_timeout: Duration::MAX, ..good.clone() }, "visibility_timeout"),
         (StreamConfig { block: Duration::ZERO, ..good.clone() }, "block"),
         (StreamConfig { visibility_timeout: Duration::from_millis(5), ..good.clone() }, "visibility_timeout"),
         (StreamConfig { max_deliveries: 0, ..good.clone() }, "max_deliveries"),

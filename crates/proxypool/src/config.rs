@@ -9,7 +9,39 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 
+/// The longest duration any setting of a [`PoolConfig`] accepts: a week. Far beyond any
+/// sensible ejection, ban or half-life, and it keeps every deadline computed from a
+/// setting (`now + setting`) from overflowing a clock.
+pub const LONGEST_SETTING: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The most entries a per-proxy or per-site table may be told to keep: a million.
+pub const MAX_TABLE_ENTRIES: usize = 1_000_000;
+
+/// Refuses a duration that is zero (unless `zero_ok`) or longer than [`LONGEST_SETTING`].
+fn duration_in(field: &'static str, value: Duration, zero_ok: bool) -> Result<(), ConfigError> {
+    if !zero_ok && value.is_zero() {
+        return Err(ConfigError::new(field, "must be greater than zero"));
+    }
+    if value > LONGEST_SETTING {
+        return Err(ConfigError::new(field, format!("{value:?} is longer than the longest accepted, a week")));
+    }
+    Ok(())
+}
+
+/// Refuses a table size outside `1..=`[`MAX_TABLE_ENTRIES`].
+fn entries_in(field: &'static str, value: usize) -> Result<(), ConfigError> {
+    if !(1..=MAX_TABLE_ENTRIES).contains(&value) {
+        return Err(ConfigError::new(field, format!("{value} must be in 1..={MAX_TABLE_ENTRIES}")));
+    }
+    Ok(())
+}
+
 /// Everything a [`ProxyPool`](crate::ProxyPool) can be tuned with.
+///
+/// Ranges: every duration is at most [`LONGEST_SETTING`] (a week) and, unless its field
+/// says otherwise, greater than zero; every share or rate is a finite number in the range
+/// its field names; table sizes are in `1..=`[`MAX_TABLE_ENTRIES`]. `validate` (which the
+/// pool's constructors call) refuses anything else with a [`ConfigError`] naming the field.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
@@ -85,9 +117,9 @@ impl HealthConfig {
         if !(self.latency_alpha > 0.0 && self.latency_alpha <= 1.0) {
             return Err(ConfigError::new("health.latency_alpha", format!("{} must be in (0, 1]", self.latency_alpha)));
         }
-        if self.peak_decay.is_zero() {
-            return Err(ConfigError::new("health.peak_decay", "must be greater than zero"));
-        }
+        duration_in("health.peak_decay", self.peak_decay, false)?;
+        duration_in("health.good_latency", self.good_latency, true)?;
+        duration_in("health.bad_latency", self.bad_latency, false)?;
         if !(1..=Self::MAX_SUCCESS_WINDOW).contains(&self.success_window) {
             return Err(ConfigError::new(
                 "health.success_window",
@@ -166,9 +198,8 @@ impl EjectionConfig {
                 format!("{} must be in 1..={}", self.min_requests, HealthConfig::MAX_SUCCESS_WINDOW),
             ));
         }
-        if self.base_ejection.is_zero() {
-            return Err(ConfigError::new("ejection.base_ejection", "must be greater than zero"));
-        }
+        duration_in("ejection.base_ejection", self.base_ejection, false)?;
+        duration_in("ejection.max_ejection", self.max_ejection, false)?;
         if self.max_ejection < self.base_ejection {
             return Err(ConfigError::new("ejection.max_ejection", "must be at least ejection.base_ejection"));
         }
@@ -221,15 +252,13 @@ impl Default for BanConfig {
 impl BanConfig {
     /// Refuses out-of-range values, naming the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.base_cooldown.is_zero() {
-            return Err(ConfigError::new("bans.base_cooldown", "must be greater than zero"));
-        }
+        duration_in("bans.base_cooldown", self.base_cooldown, false)?;
+        duration_in("bans.max_cooldown", self.max_cooldown, false)?;
+        duration_in("bans.max_retry_after", self.max_retry_after, true)?;
         if self.max_cooldown < self.base_cooldown {
             return Err(ConfigError::new("bans.max_cooldown", "must be at least bans.base_cooldown"));
         }
-        if self.max_hosts_per_proxy == 0 {
-            return Err(ConfigError::new("bans.max_hosts_per_proxy", "must be at least 1"));
-        }
+        entries_in("bans.max_hosts_per_proxy", self.max_hosts_per_proxy)?;
         Ok(())
     }
 }
@@ -308,22 +337,21 @@ impl EvidenceConfig {
             ("evidence.rate_relax", self.rate_relax),
             ("evidence.latency_window", self.latency_window),
         ] {
-            if d.is_zero() {
-                return Err(ConfigError::new(field, "must be greater than zero"));
-            }
+            duration_in(field, d, false)?;
         }
-        if !(self.prior_weight.is_finite() && self.prior_weight > 0.0) {
-            return Err(ConfigError::new("evidence.prior_weight", format!("{} must be above 0", self.prior_weight)));
-        }
-        if !(self.suspect_after.is_finite() && self.suspect_after >= 1.0) {
+        if !(self.prior_weight > 0.0 && self.prior_weight <= 1e6) {
             return Err(ConfigError::new(
-                "evidence.suspect_after",
-                format!("{} must be at least 1", self.suspect_after),
+                "evidence.prior_weight",
+                format!("{} must be above 0 and at most 1e6", self.prior_weight),
             ));
         }
-        if self.max_sites == 0 {
-            return Err(ConfigError::new("evidence.max_sites", "must be at least 1"));
+        if !(1.0..=1e6).contains(&self.suspect_after) {
+            return Err(ConfigError::new(
+                "evidence.suspect_after",
+                format!("{} must be in [1, 1e6]", self.suspect_after),
+            ));
         }
+        entries_in("evidence.max_sites", self.max_sites)?;
         Ok(())
     }
 }

@@ -43,6 +43,13 @@ pub enum ProxyError {
     /// Bad percent-encoding in the user name or password (which are not shown).
     #[error("credentials are not valid percent-encoded UTF-8")]
     BadCredentialsEncoding,
+    /// The user name or the password is longer than
+    /// [`Proxy::MAX_CREDENTIAL_LEN`](crate::Proxy::MAX_CREDENTIAL_LEN) bytes (decoded).
+    #[error("the user name or password is longer than {0} bytes")]
+    CredentialsTooLong(usize),
+    /// The URL is longer than [`Proxy::MAX_URL_LEN`](crate::Proxy::MAX_URL_LEN) bytes.
+    #[error("the proxy URL is longer than {0} bytes")]
+    UrlTooLong(usize),
     /// A kind other than residential, datacenter or mobile.
     #[error("unknown kind '{0}': expected residential, datacenter or mobile")]
     UnknownKind(String),

@@ -49,7 +49,7 @@ pub struct HealthCheckConfig {
     /// Longest wait for one probe. Default 10 s (the seed's).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    /// Probes running at once at most. Default 50 (the seed's).
+    /// Probes running at once at most (1 to 100 000). Default 50 (the seed's).
     pub concurrency: usize,
     /// URLs fetched through each proxy, one probe each; at least one. Point them at a
     /// page you control.
@@ -68,7 +68,12 @@ impl Default for HealthCheckConfig {
 }
 
 impl HealthCheckConfig {
-    /// Refuses out-of-range values, naming the field.
+    /// The most probes that may run at once.
+    pub const MAX_CONCURRENCY: usize = 100_000;
+
+    /// Refuses out-of-range values, naming the field: `interval` and `timeout` more than
+    /// zero and at most a year, `concurrency` 1..=[`MAX_CONCURRENCY`](Self::MAX_CONCURRENCY),
+    /// at least one http(s) test URL.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.interval.is_zero() {
             return Err(ConfigError::new("health_check.interval", "must be greater than zero"));
@@ -78,11 +83,16 @@ impl HealthCheckConfig {
         }
         // Far beyond any sensible value, and keeps `Instant + interval` from overflowing.
         const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
-        if self.interval > LONGEST || self.timeout > LONGEST {
-            return Err(ConfigError::new("health_check.interval", "interval and timeout must be at most a year"));
+        for (field, value) in [("health_check.interval", self.interval), ("health_check.timeout", self.timeout)] {
+            if value > LONGEST {
+                return Err(ConfigError::new(field, "must be at most a year"));
+            }
         }
-        if self.concurrency == 0 {
-            return Err(ConfigError::new("health_check.concurrency", "must be at least 1"));
+        if !(1..=Self::MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(ConfigError::new(
+                "health_check.concurrency",
+                format!("{} must be in 1..={}", self.concurrency, Self::MAX_CONCURRENCY),
+            ));
         }
         if self.test_urls.is_empty() {
             return Err(ConfigError::new("health_check.test_urls", "needs at least one URL"));

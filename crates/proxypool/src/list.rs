@@ -269,9 +269,12 @@ pub enum RejectReason {
     /// A text-list token after the URL is not `key=value`.
     #[error("expected key=value metadata after the URL")]
     MalformedMetadata,
-    /// A text line whose URL has no credentials but whose metadata has an `@`: most likely the
-    /// credentials hold a space, which cut the URL short.
-    #[error("'@' in the metadata after a URL without credentials: percent-encode spaces in credentials as %20")]
+    /// A text line with an `@` in the metadata after its URL: most likely the credentials
+    /// hold a space (which cut the URL short) or an `@` that is not percent-encoded, so no
+    /// piece of the line is shown. Metadata values cannot hold an `@`.
+    #[error(
+        "'@' in the metadata after the URL: credentials with a space or an '@' must be percent-encoded (%20, %40); the line is not shown"
+    )]
     SplitCredentials,
     /// A key that is not a proxy field; `***` when the key could be part of a secret.
     #[error("unknown key '{0}': expected id, region, provider, kind, tags, cost_per_request, max_sessions or weight")]
@@ -419,8 +422,9 @@ fn parse_line(line: &str) -> Result<Proxy, RejectReason> {
     let mut tokens = line.split_whitespace().take_while(|token| !token.starts_with('#'));
     let url = tokens.next().unwrap_or_default();
     let metadata: Vec<&str> = tokens.collect();
-    // Refused rather than read as a proxy whose host is the user name.
-    if !url.contains('@') && metadata.iter().any(|token| token.contains('@')) {
+    // Refused rather than read as a proxy whose host is the user name, or as metadata whose
+    // keys are pieces of a password (`http://user:p@ss wo=rd@host`).
+    if metadata.iter().any(|token| token.contains('@')) {
         return Err(RejectReason::SplitCredentials);
     }
     let mut draft = Draft::default();
@@ -433,13 +437,12 @@ fn parse_line(line: &str) -> Result<Proxy, RejectReason> {
     draft.build()
 }
 
-/// A URL without `@` on a line with an `@` further on (even in a comment) was probably cut at a
-/// space inside its credentials (`http://user:pa ss@host`), so any piece of the line may be part
-/// of a password.
+/// A line with an `@` after its first white space (even in a comment) probably holds
+/// credentials cut at a space (`http://user:pa ss@host`, `http://user:p@ss wo=rd@host`), so
+/// any piece of the line may be part of a password.
 fn credentials_may_be_split(line: &str) -> bool {
     let url_end = line.find(char::is_whitespace).unwrap_or(line.len());
-    let (url, rest) = line.split_at(url_end);
-    !url.contains('@') && rest.contains('@')
+    line[url_end..].contains('@')
 }
 
 fn parse_json(input: &str) -> Result<Loaded, ListError> {

@@ -275,6 +275,15 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// The longest proxy URL accepted, in bytes, as written (credentials percent-encoded).
+    /// The HTTP stack cannot carry a proxy URL past 64 KiB and would then send requests
+    /// without the proxy; real proxy URLs, session parameters in the user name included,
+    /// stay far below this.
+    pub const MAX_URL_LEN: usize = 4096;
+
+    /// The longest user name or password accepted, in bytes once decoded.
+    pub const MAX_CREDENTIAL_LEN: usize = 1024;
+
     /// Parses a proxy URL with default metadata.
     pub fn parse(url: &str) -> Result<Proxy, ProxyError> {
         Proxy::with_meta(url, ProxyMeta::default())
@@ -347,6 +356,14 @@ impl Proxy {
         let mut url = format!("{}://", self.scheme.as_str());
         self.push_host_port(&mut url);
         url
+    }
+
+    /// A proxy with these credentials, without the length checks of parsing: for testing
+    /// that the client refuses what parsing would have.
+    #[cfg(test)]
+    pub(crate) fn with_unchecked_credentials(mut self, username: &str, password: &str) -> Proxy {
+        self.credentials = Some(Credentials::new(username, password));
+        self
     }
 
     fn push_host_port(&self, url: &mut String) {
@@ -425,6 +442,9 @@ fn parse_endpoint(input: &str) -> Result<Endpoint, ProxyError> {
     if input.is_empty() {
         return Err(ProxyError::Empty);
     }
+    if input.len() > Proxy::MAX_URL_LEN {
+        return Err(ProxyError::UrlTooLong(Proxy::MAX_URL_LEN));
+    }
     let (scheme, rest) = input.split_once("://").ok_or(ProxyError::MissingScheme)?;
     // With a misplaced scheme (`user:pass@http://…`) the "scheme" holds the password.
     let scheme: Scheme = scheme.parse().map_err(|_| ProxyError::UnsupportedScheme(quote(scheme)))?;
@@ -450,6 +470,9 @@ fn parse_endpoint(input: &str) -> Result<Endpoint, ProxyError> {
             }
             let user = percent_decode(user).ok_or(ProxyError::BadCredentialsEncoding)?;
             let pass = percent_decode(pass).ok_or(ProxyError::BadCredentialsEncoding)?;
+            if user.len() > Proxy::MAX_CREDENTIAL_LEN || pass.len() > Proxy::MAX_CREDENTIAL_LEN {
+                return Err(ProxyError::CredentialsTooLong(Proxy::MAX_CREDENTIAL_LEN));
+            }
             Some(Credentials::new(user, pass))
         }
     };
@@ -556,17 +579,18 @@ fn percent_encode_userinfo(s: &str) -> String {
     out
 }
 
-/// `host:port`, plus a hash of the credentials when there are some: residential
+/// `host:port`, plus a hash of the user name when there are credentials: residential
 /// gateways serve many "proxies" on one host and port, told apart only by the user name
-/// (which often carries the account name and must not leak into reports). The hash
-/// covers the password too, so that guessing a user name from it means guessing the
-/// password as well. Stable across processes, so ids survive restarts.
+/// (which often carries the account name, so it is hashed rather than shown). The
+/// password never enters the id: ids are printed in outputs, reports and metrics, and a
+/// hash of a password can be searched for the password. Stable across processes, so ids
+/// survive restarts; set `id=` in the list to name a proxy yourself.
 fn derived_id(endpoint: &Endpoint) -> ProxyId {
     let host = if endpoint.host.contains(':') { format!("[{}]", endpoint.host) } else { endpoint.host.clone() };
     match &endpoint.credentials {
         None => ProxyId::from(format!("{host}:{}", endpoint.port)),
         Some(c) => {
-            let hash = fnv1a64(&[c.username.as_bytes(), &[0], c.password.as_bytes()].concat());
+            let hash = fnv1a64(c.username.as_bytes());
             ProxyId::from(format!("{host}:{}#{hash:016x}", endpoint.port))
         }
     }
@@ -643,7 +667,26 @@ mod tests {
         let b = Proxy::parse("http://bob:pw@gate:7000").expect("valid");
         assert_ne!(a.id(), b.id(), "same gateway, different users are different proxies");
         assert!(!a.id().as_str().contains("alice"));
+        let other_password = Proxy::parse("http://alice:another@gate:7000").expect("valid");
+        assert_eq!(a.id(), other_password.id(), "the password has no part in the id: nothing to search it from");
         assert_eq!(Proxy::parse("http://[::1]:80").expect("valid").id().as_str(), "[::1]:80");
+    }
+
+    #[test]
+    fn over_long_urls_and_credentials_are_refused_before_any_client_sees_them() {
+        let password = "p".repeat(70_000);
+        let err = Proxy::parse(&format!("http://user:{password}@gate:7000")).expect_err("far too long");
+        assert_eq!(err, ProxyError::UrlTooLong(Proxy::MAX_URL_LEN));
+        assert!(!err.to_string().contains("pppp"));
+        let long = "p".repeat(Proxy::MAX_CREDENTIAL_LEN + 1);
+        let err = Proxy::parse(&format!("http://user:{long}@gate:7000")).expect_err("too long");
+        assert_eq!(err, ProxyError::CredentialsTooLong(Proxy::MAX_CREDENTIAL_LEN));
+        // Encoded it fits the URL limit, decoded it is too long: the decoded length counts.
+        let encoded = "%41".repeat(Proxy::MAX_CREDENTIAL_LEN / 2 + 1);
+        assert!(Proxy::parse(&format!("http://{encoded}:{encoded}@gate:7000")).is_ok(), "513 bytes each");
+        let at_limit = "p".repeat(Proxy::MAX_CREDENTIAL_LEN);
+        let proxy = Proxy::parse(&format!("socks5h://{at_limit}:{at_limit}@gate:7000")).expect("at the limit");
+        assert!(proxy.url_with_credentials().len() <= Proxy::MAX_URL_LEN);
     }
 
     #[test]

@@ -126,6 +126,18 @@ fn one_bad_line_reads_as_a_single_error() {
 }
 
 #[test]
+fn a_proxy_whose_url_the_http_stack_would_drop_is_refused_naming_its_line() {
+    let password = "s".repeat(70_000);
+    let text = format!("http://10.0.0.1:3128\nhttp://user:{password}@10.0.0.2:3128 id=long\n");
+    let err = ProxyList::parse_text(&text).expect_err("a 70 000-byte password");
+    assert_eq!(
+        err.to_string(),
+        format!("proxy list line 2: the proxy URL is longer than {} bytes", Proxy::MAX_URL_LEN)
+    );
+    assert!(!err.to_string().contains("sss"));
+}
+
+#[test]
 fn a_long_list_of_bad_lines_is_shown_in_part_but_kept_in_full() {
     let text = "http://h:0\n".repeat(50);
 
@@ -232,6 +244,25 @@ fn credentials_cut_by_a_space_are_refused_without_quoting_them() {
 
     assert_eq!(loaded.rejected[0].reason, RejectReason::SplitCredentials);
     assert_eq!(loaded.rejected[1].reason, RejectReason::Proxy(ProxyError::InvalidPort));
+}
+
+#[test]
+fn a_password_with_an_unencoded_at_then_a_space_is_refused_without_echoing_a_piece() {
+    // The URL token is "http://user:p@ss" (host "ss"); "wo=rd@h:1" would read as the
+    // unknown key "wo", a piece of the password.
+    let text = "http://user:p@ss wo=rd@h:1\nhttp://user:x@y z@h:1 id=a\n";
+    let loaded = ProxyList::parse_text_lenient(text);
+
+    assert_eq!(loaded.rejected.len(), 2);
+    for rejected in &loaded.rejected {
+        assert_eq!(rejected.reason, RejectReason::SplitCredentials);
+        let shown = rejected.to_string();
+        for piece in ["wo", "rd", "p@ss", "x@y", "user"] {
+            assert!(!shown.contains(piece), "{piece:?} shown in {shown:?}");
+        }
+    }
+    let strict = ProxyList::parse_text(text).expect_err("refused").to_string();
+    assert!(!strict.contains("wo") && !strict.contains("rd@"), "{strict}");
 }
 
 #[test]
@@ -669,5 +700,70 @@ proptest! {
     #[test]
     fn proxy_url_parsing_never_panics(input in prop_oneof![any::<String>(), from_fragments(TEXT_FRAGMENTS)]) {
         let _ = Proxy::parse(&input);
+    }
+}
+
+// ---------------------------------------------------------------- secrets in bad lines
+
+/// Credentials drawn from letters that no message of ours uses together, and the
+/// characters that cut or split a line: white space, `@`, `=`, `#`, `:`, `/`, `%`.
+fn secret() -> impl Strategy<Value = String> {
+    let letters = || "[QVWXZ]{1,8}";
+    prop_oneof![
+        prop::collection::vec(
+            prop::sample::select(&['Q', 'V', 'W', 'X', 'Z', '@', ' ', '=', '#', ':', '/', '%', '\t'][..]),
+            1..24
+        )
+        .prop_map(|chars| chars.into_iter().collect()),
+        // The shapes that cut a line where it hurts: `a@b c=d`, `a b@c`, `a #b`.
+        (letters(), letters(), letters(), letters()).prop_map(|(a, b, c, d)| format!("{a}@{b} {c}={d}")),
+        (letters(), letters(), letters()).prop_map(|(a, b, c)| format!("{a} {b}@{c}")),
+        (letters(), letters()).prop_map(|(a, b)| format!("{a} #{b}")),
+    ]
+}
+
+/// Every 4-character window of `secret` with at least two of its letters: what could
+/// not appear in a message by chance.
+fn pieces(secret: &str) -> Vec<String> {
+    let chars: Vec<char> = secret.chars().collect();
+    chars
+        .windows(4)
+        .filter(|w| w.iter().filter(|c| c.is_ascii_uppercase()).count() >= 2)
+        .map(|w| w.iter().collect())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// However a user name or password is mangled (unencoded, cut by white space, with
+    /// `@` or `=` inside), what is said about the line never shows a piece of it.
+    #[test]
+    fn no_error_about_a_line_shows_a_piece_of_its_credentials(
+        user in secret(),
+        password in secret(),
+        scheme in prop::sample::select(&["http", "socks5h", "https"][..]),
+        tail in prop::sample::select(&["", " id=a", " region=eu # note", " kind=bogus", " wat=1"][..]),
+    ) {
+        let line = format!("{scheme}://{user}:{password}@h.example:8080{tail}\n");
+        let mut said = Vec::new();
+        let loaded = ProxyList::parse_text_lenient(&line);
+        said.extend(loaded.rejected.iter().map(|r| format!("{r} {r:?}")));
+        said.extend(loaded.proxies.iter().map(|p| format!("{p} {p:?} {}", p.id())));
+        if let Err(e) = ProxyList::parse_text(&line) {
+            said.push(format!("{e} {e:?}"));
+        }
+        let json = serde_json::json!([{ "url": format!("{scheme}://{user}:{password}@h.example:8080"), "id": 7 }]).to_string();
+        if let Err(e) = ProxyList::parse_json(&json) {
+            said.push(format!("{e} {e:?}"));
+        }
+        if let Err(e) = Proxy::parse(line.trim_end()) {
+            said.push(format!("{e} {e:?}"));
+        }
+        for piece in pieces(&user).into_iter().chain(pieces(&password)) {
+            for text in &said {
+                prop_assert!(!text.contains(&piece), "{piece:?} of the credentials in {text:?}");
+            }
+        }
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use harvester_proxypool::balance::RoundRobin;
 use harvester_proxypool::{
-    EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyId, ProxyKind, ProxyMeta, ProxyPool, Requirements,
+    BanConfig, EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyId, ProxyKind, ProxyMeta, ProxyPool,
+    Requirements,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -282,6 +283,23 @@ async fn a_ban_bars_a_proxy_from_its_host_only_until_retry_after() {
         (0..4).map(|_| pool.acquire(&shop).expect("both again").id().to_string()).collect();
     assert_eq!(ids.len(), 2);
     assert!(pool.proxy_stats("a").expect("present").bans_active.is_empty());
+}
+
+#[test]
+fn bans_by_ever_more_hosts_stay_bounded() {
+    // 20 000 sites each ban one proxy: the proxy remembers at most `max_hosts_per_proxy`
+    // of them (the bans ending first are forgotten first), and every ban costs the same.
+    let config =
+        PoolConfig { bans: BanConfig { max_hosts_per_proxy: 256, ..BanConfig::default() }, ..Default::default() };
+    let pool = round_robin_pool(config, &["a"]);
+    for n in 0..20_000 {
+        let lease = pool.acquire(&Requirements::new().target_host(&format!("site-{n}.example"))).expect("a proxy");
+        lease.report(Outcome::ban(MS, Some(Duration::from_secs(3600))));
+    }
+    let stats = pool.proxy_stats("a").expect("in the pool");
+    assert!(stats.bans_active.len() <= 256, "{} bans held", stats.bans_active.len());
+    assert!(stats.bans_active.iter().any(|b| b.host == "site-19999.example"), "the newest ban is kept");
+    assert_eq!(stats.bans, 20_000);
 }
 
 #[test]

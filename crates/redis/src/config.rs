@@ -138,6 +138,11 @@ impl RedisConfig {
                 secrets.extend(percent_decode(part));
             }
         }
+        // Unix-socket URLs carry them as query parameters (`?user=…&pass=…`).
+        for value in secret_query_values(&self.url) {
+            secrets.push(value.to_owned());
+            secrets.extend(percent_decode(value));
+        }
         // Longest first, so that a secret containing another is removed whole.
         secrets.retain(|s| s.len() >= 2);
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -210,16 +215,42 @@ fn userinfo(url: &str) -> Option<&str> {
     rest.rfind('@').map(|at| &rest[..at])
 }
 
-/// `scheme://***:***@host...` when the URL has userinfo; `***` when it does not parse as
-/// a URL at all (it could be anything, a password included).
+/// Query parameters that carry credentials (the `redis` crate reads `user` and `pass`
+/// from unix-socket URLs; the longer spellings are redacted too, in case).
+const SECRET_PARAMETERS: [&str; 4] = ["pass", "password", "user", "username"];
+
+/// The values of the URL's credential query parameters.
+fn secret_query_values(url: &str) -> impl Iterator<Item = &str> {
+    let query = url.trim().split_once('?').map_or("", |(_, query)| query);
+    let query = query.split_once('#').map_or(query, |(query, _)| query);
+    query.split('&').filter_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        SECRET_PARAMETERS.contains(&key.to_ascii_lowercase().as_str()).then_some(value)
+    })
+}
+
+/// `scheme://***:***@host...` when the URL has userinfo, and `pass=***` (or `user=***`) for
+/// credentials in its query; `***` when it does not parse as a URL at all (it could be
+/// anything, a password included).
 fn redact_url(url: &str) -> String {
     let url = url.trim();
     let Some(scheme) = scheme(url) else { return "***".to_owned() };
     let rest = &url[scheme.len() + 3..];
-    match rest.rfind('@') {
+    let shown = match rest.rfind('@') {
         Some(at) => format!("{scheme}://***:***@{}", &rest[at + 1..]),
         None => url.to_owned(),
-    }
+    };
+    let Some((base, query)) = shown.split_once('?') else { return shown };
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if SECRET_PARAMETERS.contains(&key.to_ascii_lowercase().as_str()) => format!("{key}=***"),
+            // A fragment or a parameter without a value may be anything: not shown.
+            Some(_) if pair.contains('#') => "***".to_owned(),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", redacted.join("&"))
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -258,6 +289,31 @@ mod tests {
         assert!(shown.contains("redis://***:***@127.0.0.1:6379/0"), "{shown}");
         let secrets = config.secrets();
         assert!(secrets.iter().any(|s| s == "p:ss") && secrets.iter().any(|s| s == "hunter22"), "{secrets:?}");
+    }
+
+    #[test]
+    fn unix_socket_credentials_in_the_query_are_redacted_everywhere() {
+        for url in [
+            "redis+unix:///run/redis.sock?db=2&pass=s3cr%21t-pw&user=app-user",
+            "unix:///run/redis.sock?pass=s3cr%21t-pw",
+            "redis+unix:///run/redis.sock?PASSWORD=s3cr%21t-pw&db=1",
+        ] {
+            let config = RedisConfig { url: url.into(), ..Default::default() };
+            let shown = format!(
+                "{config} {config:?} {} {} {}",
+                config.redacted_url(),
+                toml::to_string(&config).unwrap_or_default(),
+                serde_json::to_string(&config).unwrap_or_default()
+            );
+            for secret in ["s3cr%21t-pw", "s3cr!t-pw", "app-user"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains("/run/redis.sock?"), "the socket path stays: {shown}");
+            let secrets = config.secrets();
+            assert!(secrets.iter().any(|s| s == "s3cr!t-pw"), "scrub removes it from errors: {secrets:?}");
+            let message = format!("could not connect to {url}: refused by s3cr!t-pw");
+            assert!(!crate::scrub(&message, &secrets).contains("s3cr"), "{}", crate::scrub(&message, &secrets));
+        }
     }
 
     #[test]

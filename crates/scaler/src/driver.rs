@@ -36,7 +36,7 @@
 //! tokio::time::sleep(Duration::from_secs(61)).await; // rounds at 0, 15, 30, 45 and 60 s
 //! assert_eq!(limit.limit(), 8); // 1 -> 2 at 0 s, -> 4 at 30 s, -> 8 at 60 s
 //! assert_eq!(driver.history().len(), 5);
-//! driver.stop().await;
+//! driver.stop().await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -44,10 +44,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -112,15 +114,15 @@ impl Clock for TokioClock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DriverConfig {
-    /// Time between rounds.
+    /// Time between rounds; longer than zero, at most a day.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// The longest a round may wait on the actuator and the source; past it the round is
     /// recorded as failed ([`Outcome::NoSample`] or [`Outcome::ActuatorFailed`]) and the
-    /// next round tries again. `None`: the interval. Longer than zero.
+    /// next round tries again. `None`: the interval. Longer than zero, at most a day.
     #[serde(with = "humantime_serde::option")]
     pub round_timeout: Option<Duration>,
-    /// Decisions kept; at least 1.
+    /// Decisions kept; 1..=[`DriverConfig::MAX_HISTORY`] (the history is allocated whole).
     pub history: usize,
 }
 
@@ -131,16 +133,24 @@ impl Default for DriverConfig {
 }
 
 impl DriverConfig {
+    /// The most decisions a driver keeps.
+    pub const MAX_HISTORY: usize = 1_000_000;
+    /// The longest interval and round timeout.
+    pub const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+
     /// Refuses out-of-range values, naming the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.interval.is_zero() {
-            return Err(ConfigError::new("driver.interval", "must be longer than zero"));
+        if self.interval.is_zero() || self.interval > Self::MAX_INTERVAL {
+            return Err(ConfigError::new("driver.interval", "must be longer than zero and at most a day"));
         }
-        if self.round_timeout.is_some_and(|timeout| timeout.is_zero()) {
-            return Err(ConfigError::new("driver.round_timeout", "must be longer than zero (or unset: the interval)"));
+        if self.round_timeout.is_some_and(|timeout| timeout.is_zero() || timeout > Self::MAX_INTERVAL) {
+            return Err(ConfigError::new(
+                "driver.round_timeout",
+                "must be longer than zero and at most a day (or unset: the interval)",
+            ));
         }
-        if self.history == 0 {
-            return Err(ConfigError::new("driver.history", "must be at least 1"));
+        if !(1..=Self::MAX_HISTORY).contains(&self.history) {
+            return Err(ConfigError::new("driver.history", format!("must be within 1..={}", Self::MAX_HISTORY)));
         }
         Ok(())
     }
@@ -213,6 +223,8 @@ struct History {
     capacity: usize,
     decisions: VecDeque<Decision>,
     total: u64,
+    /// Why the loop died (a panic in the engine, source or actuator), when it did.
+    died: Option<String>,
 }
 
 fn lock(history: &Mutex<History>) -> MutexGuard<'_, History> {
@@ -269,12 +281,33 @@ impl Driver {
             capacity: config.history,
             decisions: VecDeque::with_capacity(config.history.min(1_024)),
             total: 0,
+            died: None,
         }));
         let (stop, stopped) = oneshot::channel();
         let timeout = config.round_timeout.unwrap_or(config.interval);
         let rounds = Rounds { engine, source, actuator, clock, timeout, history: history.clone() };
-        let task = tokio::spawn(rounds.run(config.interval, stopped));
+        let watch = history.clone();
+        let task = tokio::spawn(async move {
+            // A loop that died must not look like one that runs: the reason is kept for
+            // `failure` and `stop`.
+            if let Err(panic) = AssertUnwindSafe(rounds.run(config.interval, stopped)).catch_unwind().await {
+                let reason = format!("the scaling loop panicked: {}", panic_text(panic.as_ref()));
+                tracing::error!(%reason, "scaler stopped");
+                lock(&watch).died = Some(reason);
+            }
+        });
         Ok(Driver { history, stop: Some(stop), task: Some(task) })
+    }
+
+    /// True while the loop runs: false once stopped, and once it died.
+    pub fn is_running(&self) -> bool {
+        self.task.as_ref().is_some_and(|task| !task.is_finished())
+    }
+
+    /// Why the loop died (a panic in the engine, the source or the actuator), if it did:
+    /// no more rounds are made.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.history).died.clone()
     }
 
     /// The decisions kept, oldest first.
@@ -293,17 +326,20 @@ impl Driver {
     }
 
     /// Ends the loop after the round in progress (at most the round timeout away) and waits
-    /// for it; returns the decisions kept.
-    pub async fn stop(mut self) -> Vec<Decision> {
+    /// for it; returns the decisions kept, or, when the loop had died, why with them.
+    pub async fn stop(mut self) -> Result<Vec<Decision>, DriverFailed> {
         if let Some(stop) = self.stop.take() {
-            // The loop may have ended already (its task panicked); nothing to tell it then.
+            // The loop may have ended already (it died); nothing to tell it then.
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            // A panic inside the engine or actuator ends the loop; the history stays readable.
+            // The task itself never panics: the loop's panic is caught and kept.
             let _ = task.await;
         }
-        self.history()
+        match self.failure() {
+            Some(reason) => Err(DriverFailed { reason, history: self.history() }),
+            None => Ok(self.history()),
+        }
     }
 }
 
@@ -313,6 +349,25 @@ impl Drop for Driver {
             task.abort();
         }
     }
+}
+
+/// [`Driver::stop`] on a loop that had died: why, and the decisions it made before.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{reason}")]
+pub struct DriverFailed {
+    /// What ended the loop.
+    pub reason: String,
+    /// The decisions kept, oldest first.
+    pub history: Vec<Decision>,
+}
+
+/// The text of a panic's payload (a `&str` or `String` message), or a placeholder.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// The loop's own state.

@@ -182,7 +182,8 @@ pub struct ScheduleConfig {
 impl ScheduleConfig {
     /// Refuses out-of-range values, naming the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.utc_offset_minutes.abs() > MAX_OFFSET_MINUTES {
+        // `unsigned_abs`: `i32::MIN.abs()` overflows.
+        if self.utc_offset_minutes.unsigned_abs() > MAX_OFFSET_MINUTES.unsigned_abs() {
             return Err(ConfigError::new(
                 "schedule.utc_offset_minutes",
                 format!("{} is beyond ±18 h", self.utc_offset_minutes),

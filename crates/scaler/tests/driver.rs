@@ -116,7 +116,7 @@ async fn driver_applies_recommendations_and_keeps_history() {
     let first = wait_for_reads(&mut reads, 3).await;
     assert!(driver.history().len() >= 2 && driver.rounds() >= 2, "{:?}", driver.history());
     let rest = wait_for_reads(&mut reads, 2).await;
-    let history = driver.stop().await;
+    let history = driver.stop().await.expect("the loop ran to the end");
     // Then rounds came every 15 s from the start
     let times: Vec<u64> = first.into_iter().chain(rest).map(secs).collect();
     assert_eq!(times, [0, 15, 30, 45, 60]);
@@ -135,7 +135,7 @@ async fn history_keeps_only_the_last_decisions() {
     let config = DriverConfig { interval: Duration::from_secs(10), history: 3, ..DriverConfig::default() };
     let (driver, mut reads) = start(config, Vec::new(), Recorder::at(4));
     wait_for_reads(&mut reads, 6).await;
-    let history = driver.stop().await;
+    let history = driver.stop().await.expect("the loop ran to the end");
     assert_eq!(history.iter().map(|d| secs(d.at)).collect::<Vec<_>>(), [30, 40, 50]);
 }
 
@@ -149,7 +149,7 @@ async fn actuator_failure_is_recorded_and_retried() {
     // When it recovers
     actuator.failing.store(false, Ordering::SeqCst);
     wait_for_reads(&mut reads, 2).await;
-    let history = driver.stop().await;
+    let history = driver.stop().await.expect("the loop ran to the end");
     // Then the refused rounds are recorded and a later round applies the same decision
     assert!(
         matches!(&history[0].outcome, Outcome::ActuatorFailed { recommendation, .. } if recommendation.replicas == 4)
@@ -178,7 +178,7 @@ async fn change_refused_by_the_actuator_is_retried_in_full() {
     // When it accepts the retries
     actuator.failing.store(false, Ordering::SeqCst);
     wait_for_reads(&mut reads, 2).await;
-    let history = driver.stop().await;
+    let history = driver.stop().await.expect("the loop ran to the end");
     // Then the round at 15 s makes the whole 2 -> 6 (the refused change used up none of the 4
     // a minute), and the round at 30 s holds 6 (the change made at 15 s did)
     assert!(
@@ -221,7 +221,7 @@ async fn hung_source_is_abandoned_at_the_round_timeout() {
     // When stop is called in the middle of the second round
     tokio::time::sleep(Duration::from_secs(16)).await;
     let asked = tokio::time::Instant::now();
-    let history = driver.stop().await;
+    let history = driver.stop().await.expect("the loop ran to the end");
     // Then it returns once that round times out, and each round is recorded as failed
     assert_eq!(asked.elapsed(), Duration::from_secs(4));
     assert_eq!(history.iter().map(|d| secs(d.at)).collect::<Vec<_>>(), [0, 15]);
@@ -244,7 +244,7 @@ async fn hung_apply_is_recorded_as_actuator_failed_after_the_interval() {
     // When the first round's change (2 -> 4) hangs
     tokio::time::sleep(Duration::from_secs(1)).await;
     let asked = tokio::time::Instant::now();
-    let history = driver.stop().await;
+    let history = driver.stop().await.expect("the loop ran to the end");
     // Then stop returns when the round gives up on it, 15 s after it began
     assert_eq!(asked.elapsed(), Duration::from_secs(14));
     assert_eq!(history.len(), 1);
@@ -256,23 +256,61 @@ async fn hung_apply_is_recorded_as_actuator_failed_after_the_interval() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn interval_too_long_for_a_deadline_still_runs_rounds() {
-    // Given an interval, and so a round timeout, of Duration::MAX (no deadline can be set)
-    let config = DriverConfig { interval: Duration::MAX, history: 1, ..DriverConfig::default() };
+async fn the_longest_interval_runs_rounds_and_a_longer_one_is_refused() {
+    // Given an interval of a day, the longest accepted
+    let config = DriverConfig { interval: Duration::from_secs(86_400), history: 1, ..DriverConfig::default() };
     let (driver, mut reads) = start(config, Vec::new(), Recorder::at(2));
-    // When the first round has run and time goes on
+    // When the first round has run and an hour goes by
     wait_for_reads(&mut reads, 1).await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    // Then it is recorded, nothing panicked, and no second round came
+    tokio::time::sleep(Duration::from_secs(3_600)).await;
+    // Then it is recorded and no second round came
     assert_eq!(driver.rounds(), 1);
-    assert_eq!(driver.stop().await.len(), 1);
+    assert_eq!(driver.stop().await.expect("the loop ran to the end").len(), 1);
+    // And an interval no deadline can follow is refused by name
+    let endless = DriverConfig { interval: Duration::MAX, ..DriverConfig::default() };
+    assert_eq!(endless.validate().expect_err("refused").field, "driver.interval");
+}
+
+/// A source that panics at its second sample.
+struct Faulty {
+    round: u32,
+}
+
+#[async_trait]
+impl MetricSource for Faulty {
+    async fn sample(&mut self, replicas: u32, _now: Timestamp) -> Result<Sample, SourceError> {
+        self.round += 1;
+        assert!(self.round < 2, "exporter client bug");
+        Ok(Sample::new(replicas).with_value("load", 100.0))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_loop_that_dies_says_so_instead_of_looking_idle() {
+    // Given a driver whose source panics in the second round
+    let driver = Driver::spawn_with_clock(
+        DriverConfig::default(),
+        hpa(),
+        Faulty { round: 0 },
+        Recorder::at(1),
+        TokioClock::starting_at(ANCHOR),
+    )
+    .expect("valid config");
+    // When that round has come and gone
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    // Then the driver is not running, says why, and stopping it is an error carrying the history
+    assert!(!driver.is_running());
+    assert!(driver.failure().is_some_and(|why| why.contains("exporter client bug")), "{:?}", driver.failure());
+    let failed = driver.stop().await.expect_err("the loop died");
+    assert!(failed.reason.contains("exporter client bug"));
+    assert_eq!(failed.history.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn stopped_driver_makes_no_more_rounds() {
     let (driver, mut reads) = start(DriverConfig::default(), Vec::new(), Recorder::at(3));
     wait_for_reads(&mut reads, 1).await;
-    let rounds = driver.stop().await.len();
+    let rounds = driver.stop().await.expect("the loop ran to the end").len();
     tokio::time::advance(Duration::from_secs(600)).await;
     // The source was dropped with the loop: the channel is closed, with nothing more in it.
     assert_eq!(reads.recv().await, None);

@@ -91,7 +91,7 @@ async fn burst_gains_workers_then_the_stage_returns_to_its_minimum_losing_nothin
     // And, idle for longer than the scale-down window (the paused clock jumps ahead), the
     // driver has set it back to one worker
     tokio::time::sleep(Duration::from_secs(400)).await;
-    let history = driver.stop().await;
+    let history = driver.stop().await.expect("the loop ran to the end");
     assert_eq!(history.last().map(|d| d.replicas_after()), Some(1));
     // and the surplus workers, idle on the empty queue, have retired
     assert_eq!(control.workers().expect("running"), 1);
@@ -176,7 +176,7 @@ async fn zero_workers_is_refused_and_recorded_as_actuator_failed() {
     .expect("valid driver");
     // When the HPA asks for 0 workers
     tokio::time::sleep(Duration::from_secs(11)).await;
-    let history = driver.stop().await;
+    let history = driver.stop().await.expect("the loop ran to the end");
     // Then the driver records the refusal, and the stage keeps its worker
     let refused = history.iter().find(|d| d.recommendation().is_some_and(|r| r.replicas == 0)).expect("0 asked for");
     assert!(matches!(refused.outcome, harvester_scaler::Outcome::ActuatorFailed { .. }), "{refused:?}");

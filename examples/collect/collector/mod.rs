@@ -1,6 +1,7 @@
 //! The collector behind `examples/collect`: what a host application builds from the
 //! harvester crates, kept apart from the command line so the end-to-end tests run it too.
 //!
+//! - [`files`]: the files a run names, refused together when two are one file.
 //! - [`input`]: the URL list and the proxy list, refused with the line at fault.
 //! - [`stack`]: the tower stack every fetch goes through (bulkhead, retry with a budget and
 //!   a fresh proxy per attempt, per-host rate limit and circuit breaker, timeout, the
@@ -17,6 +18,7 @@
 // Each user (the example, each test) uses a different part.
 #![allow(dead_code)]
 
+pub mod files;
 pub mod input;
 pub mod output;
 pub mod records;

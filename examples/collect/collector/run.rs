@@ -214,19 +214,24 @@ impl Running {
         self.watch.clone()
     }
 
+    /// The per-host circuit breakers, for their states in `/metrics`.
+    pub fn breakers(&self) -> &harvester::resilience::breaker::KeyedBreaker<String> {
+        &self.stack.breakers
+    }
+
     /// The pipeline, for its metrics and stage controls.
     pub fn processor(&self) -> &StreamProcessor<Line> {
         &self.processor
     }
 
-    /// Starts sampling the proxies' success rates, the stages' queue depths and the hosts'
-    /// breaker states into gauges, every second until the task is aborted.
+    /// Starts sampling the proxies' success rates and the stages' queue depths into gauges,
+    /// every second until the task is aborted.
     pub fn sample_gauges(&self) -> tokio::task::JoinHandle<()> {
         let stages = ["validate", "extract", "transform"]
             .into_iter()
             .filter_map(|stage| self.processor.stage_control(stage).ok())
             .collect();
-        super::telemetry::sample_gauges(self.job.pool.clone(), stages, self.stack.breakers.clone())
+        super::telemetry::sample_gauges(self.job.pool.clone(), stages)
     }
 
     /// Fetches every URL, `concurrency` at a time, until done or until `stop` turns true.
@@ -276,7 +281,11 @@ impl Running {
         let pipeline = processor.shutdown(Duration::from_secs(60)).await;
         let mut scaler_decisions = Vec::new();
         for (stage, driver) in SCALED_STAGES.into_iter().zip(scalers) {
-            scaler_decisions.extend(driver.stop().await.into_iter().map(|decision| (stage.to_owned(), decision)));
+            let history = driver.stop().await.unwrap_or_else(|failed| {
+                tracing::error!(stage, reason = %failed.reason, "the stage's scaler died; its workers stayed as it last set them");
+                failed.history
+            });
+            scaler_decisions.extend(history.into_iter().map(|decision| (stage.to_owned(), decision)));
         }
         Outcome { tally, interrupted, elapsed: started.elapsed(), pipeline, stack, pool: job.pool, scaler_decisions }
     }

@@ -4,14 +4,22 @@
 //! Metric names follow the seed where it names them:
 //! `data_collection_requests_total{status, platform}` and
 //! `data_collection_request_duration_seconds{platform}` per URL (platform = target host),
-//! `proxy_success_rate{provider, region}`, `processing_queue_depth{queue_name}` and
-//! `circuit_breaker_state{host}` (0 closed, 1 open, 2 half-open, 3 other) sampled every second;
-//! the crates add their own (`pipeline_stage_*`, `harvester_retry_*`, `harvester_breaker_*`…).
+//! `proxy_success_rate{provider, region}` and `processing_queue_depth{queue_name}` sampled
+//! every second, and `circuit_breaker_state{host}` (0 closed, 1 open, 2 half-open, 3 other)
+//! with `circuit_breakers_open` read from the live breakers at each scrape, so that a breaker
+//! forgotten for idleness leaves no series behind; the crates add their own
+//! (`pipeline_stage_*`, `harvester_retry_*`, `harvester_breaker_*`…).
+//!
+//! Host labels are bounded: the first `--metrics-hosts` hosts seen (default 100) get their
+//! own, every later one counts as `other`. A crawl over 20 000 sites would otherwise make
+//! hundreds of thousands of series and a scrape of tens of megabytes.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,6 +39,52 @@ use tokio::task::JoinHandle;
 use super::records::{Line, Status};
 use super::run::Watch;
 
+/// The label of every host past the labelled ones.
+pub const OTHER_HOSTS: &str = "other";
+
+/// The hosts that have a label of their own: the first `max` seen.
+#[derive(Debug)]
+pub struct HostLabels {
+    max: usize,
+    hosts: RwLock<HashSet<String>>,
+}
+
+impl HostLabels {
+    /// At most `max` hosts labelled by name.
+    pub fn new(max: usize) -> Self {
+        HostLabels { max, hosts: RwLock::new(HashSet::new()) }
+    }
+
+    /// The label of `host`: its name while it is one of the first `max` seen, else `other`.
+    pub fn label<'a>(&self, host: &'a str) -> Cow<'a, str> {
+        if self.hosts.read().unwrap_or_else(PoisonError::into_inner).contains(host) {
+            return Cow::Borrowed(host);
+        }
+        let mut hosts = self.hosts.write().unwrap_or_else(PoisonError::into_inner);
+        if hosts.contains(host) || hosts.len() < self.max {
+            hosts.insert(host.to_owned());
+            Cow::Borrowed(host)
+        } else {
+            Cow::Borrowed(OTHER_HOSTS)
+        }
+    }
+}
+
+static HOST_LABELS: OnceLock<HostLabels> = OnceLock::new();
+
+/// Sets how many hosts get a label of their own (once; later calls change nothing).
+pub fn limit_host_labels(max: usize) {
+    let _ = HOST_LABELS.set(HostLabels::new(max));
+}
+
+/// The label of `host` in this process's metrics.
+fn host_label(host: &str) -> Cow<'_, str> {
+    HOST_LABELS.get_or_init(|| HostLabels::new(DEFAULT_HOST_LABELS)).label(host)
+}
+
+/// Hosts labelled by name unless `--metrics-hosts` says otherwise.
+pub const DEFAULT_HOST_LABELS: usize = 100;
+
 /// Durations worth telling apart for a page fetched through proxies, in seconds.
 const DURATION_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
@@ -48,17 +102,23 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     TcpListener::bind(addr).await.map_err(|e| format!("--metrics-addr {addr}: {e}"))
 }
 
-/// Serves `/metrics`, `/health` (200 while the process runs) and `/ready` (200 while the job
-/// takes work, 503 before and after) on `listener` until the task is aborted.
-pub fn serve(listener: TcpListener, handle: PrometheusHandle, watch: Watch) -> JoinHandle<()> {
+/// Serves `/metrics` (the recorder's series and the breakers' states), `/health` (200 while
+/// the process runs) and `/ready` (200 while the job takes work, 503 before and after) on
+/// `listener` until the task is aborted.
+pub fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    watch: Watch,
+    breakers: KeyedBreaker<String>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
-            let (handle, ready) = (handle.clone(), watch.ready.clone());
+            let (handle, ready, breakers) = (handle.clone(), watch.ready.clone(), breakers.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                     let (status, body) = match request.uri().path() {
-                        "/metrics" => (StatusCode::OK, handle.render()),
+                        "/metrics" => (StatusCode::OK, handle.render() + &breaker_states(&breakers)),
                         "/health" => (StatusCode::OK, "ok\n".to_owned()),
                         "/ready" if *ready.borrow() => (StatusCode::OK, "ready\n".to_owned()),
                         "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not taking work\n".to_owned()),
@@ -78,9 +138,48 @@ pub fn serve(listener: TcpListener, handle: PrometheusHandle, watch: Watch) -> J
     })
 }
 
-/// Samples what has no natural event (proxy success rates, queue depths, breaker states) into
-/// gauges every second, until aborted.
-pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, breakers: KeyedBreaker<String>) -> JoinHandle<()> {
+/// The breakers as of now, in the exposition format: `circuit_breaker_state{host}` for each
+/// labelled host with a breaker, and `circuit_breakers_open` over every host.
+pub fn breaker_states(breakers: &KeyedBreaker<String>) -> String {
+    use std::fmt::Write;
+    let mut states: BTreeMap<String, f64> = BTreeMap::new();
+    let mut open = 0;
+    for host in breakers.keys() {
+        let state = match breakers.get(&host).map(|b| b.state()) {
+            Some(BreakerState::Closed) => 0.0,
+            Some(BreakerState::Open) => 1.0,
+            Some(BreakerState::HalfOpen) => 2.0,
+            Some(_) => 3.0,
+            None => continue, // forgotten since the list was taken
+        };
+        open += usize::from(state == 1.0);
+        let label = host_label(&host);
+        if label != OTHER_HOSTS {
+            states.insert(label.into_owned(), state);
+        }
+    }
+    let mut out = String::from(
+        "# HELP circuit_breaker_state The circuit breaker of each host: 0 closed, 1 open, 2 half-open, 3 other.\n\
+         # TYPE circuit_breaker_state gauge\n",
+    );
+    for (host, state) in states {
+        let _ = writeln!(out, "circuit_breaker_state{{host=\"{}\"}} {state}", escape_label(&host));
+    }
+    let _ = write!(
+        out,
+        "# HELP circuit_breakers_open Hosts whose circuit breaker is open.\n# TYPE circuit_breakers_open gauge\ncircuit_breakers_open {open}\n"
+    );
+    out
+}
+
+/// A label value as the exposition format wants it.
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Samples what has no natural event (proxy success rates, queue depths) into gauges every
+/// second, until aborted.
+pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -102,15 +201,6 @@ pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, breakers: Keyed
                         .set(snapshot.queue_depth as f64);
                 }
             }
-            for host in breakers.keys() {
-                let state = match breakers.get(&host).map(|b| b.state()) {
-                    Some(BreakerState::Closed) => 0.0,
-                    Some(BreakerState::Open) => 1.0,
-                    Some(BreakerState::HalfOpen) => 2.0,
-                    _ => 3.0,
-                };
-                metrics::gauge!("circuit_breaker_state", "host" => host).set(state);
-            }
         }
     })
 }
@@ -119,7 +209,7 @@ pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, breakers: Keyed
 /// `ok` or `failed`, `platform` the target host, the duration from its first attempt to
 /// its last answer.
 pub fn record_url(line: &Line) {
-    let host = line.host.to_string();
+    let host = host_label(&line.host).into_owned();
     let status = match line.status {
         Status::Ok => "ok",
         Status::Failed => "failed",
@@ -128,6 +218,37 @@ pub fn record_url(line: &Line) {
         .increment(1);
     metrics::histogram!("data_collection_request_duration_seconds", "method" => "GET", "platform" => host)
         .record(line.elapsed_ms as f64 / 1000.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_hosts_get_a_label_of_their_own() {
+        let labels = HostLabels::new(2);
+        assert_eq!(labels.label("a.example"), "a.example");
+        assert_eq!(labels.label("b.example"), "b.example");
+        assert_eq!(labels.label("c.example"), OTHER_HOSTS);
+        assert_eq!(labels.label("a.example"), "a.example", "a labelled host keeps its label");
+        for n in 0..20_000 {
+            assert_eq!(labels.label(&format!("h{n}.example")), OTHER_HOSTS);
+        }
+        assert_eq!(labels.hosts.read().expect("not poisoned").len(), 2, "memory stays bounded too");
+    }
+
+    #[test]
+    fn breaker_states_are_read_live_so_forgotten_breakers_leave_no_series() {
+        use harvester::resilience::breaker::BreakerConfig;
+        let breakers: KeyedBreaker<String> = KeyedBreaker::new(BreakerConfig::default()).expect("valid config");
+        let _ = breakers.breaker(&"shop.example".to_owned());
+        let text = breaker_states(&breakers);
+        assert!(text.contains("circuit_breaker_state{host=\"shop.example\"} 0"), "{text}");
+        assert!(text.contains("circuit_breakers_open 0"), "{text}");
+        let empty: KeyedBreaker<String> = KeyedBreaker::new(BreakerConfig::default()).expect("valid config");
+        assert!(!breaker_states(&empty).contains("host="), "no breaker, no series");
+        assert_eq!(escape_label("a\"b\\c"), "a\\\"b\\\\c");
+    }
 }
 
 /// How progress is shown.

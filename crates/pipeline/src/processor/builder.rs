@@ -2,7 +2,9 @@
 //! configuration with the field named.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -11,47 +13,41 @@ use super::stage::Stage;
 use super::{Overflow, StreamProcessor};
 use crate::sink::{DeadLetter, Sink};
 
+/// The most workers one stage may run.
+pub const MAX_WORKERS: usize = 100_000;
+/// The largest queue in front of a stage or a sink.
+pub const MAX_QUEUE_SIZE: usize = 1 << 24;
+/// The largest batch written to a sink at once (a batch's buffer is allocated up front).
+pub const MAX_BATCH_SIZE: usize = 1_000_000;
+/// The largest ordered window.
+pub const MAX_ORDERED_WINDOW: usize = 1 << 30;
+/// The most attempts of a stage's or a sink's retry policy.
+pub const MAX_ATTEMPTS: u32 = 1_000;
+/// The longest timeout or retry backoff.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(86_400);
+
 /// Why [`StreamProcessorBuilder::build`] refused the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
     /// No stage was added.
     #[error("stages: add at least one stage")]
     NoStages,
-    /// A stage has zero workers.
-    #[error("stage {stage:?}: workers must be at least 1")]
-    ZeroWorkers {
-        /// The stage's name.
-        stage: String,
-    },
     /// Two stages share a name (names address stages in `set_workers` and metrics).
     #[error("stage {stage:?}: name used twice")]
     DuplicateStage {
         /// The repeated name.
         stage: String,
     },
-    /// `queue_size` is zero.
-    #[error("queue_size: must be at least 1")]
-    ZeroQueueSize,
-    /// `batch_size` is zero.
-    #[error("batch_size: must be at least 1")]
-    ZeroBatchSize,
-    /// `sink_retry.max_attempts` is zero.
-    #[error("sink_retry.max_attempts: must be at least 1")]
-    ZeroSinkAttempts,
-    /// `ordered_window` is zero.
-    #[error("ordered_window: must be at least 1")]
-    ZeroOrderedWindow,
-    /// `ordered_window` is larger than a semaphore can count.
-    #[error("ordered_window: must be at most {max}")]
-    OrderedWindowTooLarge {
-        /// The largest window.
-        max: usize,
-    },
-    /// `queue_size` is larger than a semaphore can count.
-    #[error("queue_size: must be at most {max}")]
-    QueueSizeTooLarge {
-        /// The largest queue.
-        max: usize,
+    /// A number outside its documented range: `queue_size`, `batch_size`,
+    /// `ordered_window`, `sink_retry.*`, or a stage's `workers`, `timeout` or retry policy.
+    #[error("{field}: {value} is out of range ({allowed})")]
+    OutOfRange {
+        /// The setting, e.g. `batch_size` or `stage "fetch": workers`.
+        field: String,
+        /// The value given.
+        value: String,
+        /// The range it must be in.
+        allowed: &'static str,
     },
     /// No sink was given.
     #[error("sink: a sink is required")]
@@ -59,6 +55,26 @@ pub enum ConfigError {
     /// `build` was called outside a tokio runtime, so there is nowhere to run the workers.
     #[error("build must be called inside a tokio runtime")]
     NoRuntime,
+}
+
+impl ConfigError {
+    /// The setting that was refused, when the error is about one number.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::OutOfRange { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// Refuses `value` unless `ok`, naming `field`.
+pub(crate) fn check<V: fmt::Debug>(
+    ok: bool,
+    field: impl Into<String>,
+    value: V,
+    allowed: &'static str,
+) -> Result<(), ConfigError> {
+    if ok { Ok(()) } else { Err(ConfigError::OutOfRange { field: field.into(), value: format!("{value:?}"), allowed }) }
 }
 
 /// Builds a [`StreamProcessor`]; start with [`StreamProcessor::builder`].
@@ -151,41 +167,40 @@ impl<T: Send + Sync + 'static> StreamProcessorBuilder<T> {
     }
 
     /// Checks the configuration and starts the workers (inside the current tokio runtime).
+    ///
+    /// Ranges: `queue_size` 1..=[`MAX_QUEUE_SIZE`], `batch_size` 1..=[`MAX_BATCH_SIZE`],
+    /// `ordered_window` 1..=[`MAX_ORDERED_WINDOW`], a stage's workers 1..=[`MAX_WORKERS`],
+    /// attempts (of a stage's retry policy or of the sink's) 1..=[`MAX_ATTEMPTS`],
+    /// timeouts more than zero and, like backoffs, at most [`LONGEST_WAIT`] (a day).
     pub fn build(self) -> Result<StreamProcessor<T>, ConfigError> {
         if self.stages.is_empty() {
             return Err(ConfigError::NoStages);
         }
         let mut names = HashSet::new();
         for stage in &self.stages {
-            if stage.workers == 0 {
-                return Err(ConfigError::ZeroWorkers { stage: stage.name.clone() });
-            }
             if !names.insert(stage.name.as_str()) {
                 return Err(ConfigError::DuplicateStage { stage: stage.name.clone() });
             }
+            stage.validate()?;
         }
-        if self.queue_size == 0 {
-            return Err(ConfigError::ZeroQueueSize);
-        }
-        if self.batch_size == 0 {
-            return Err(ConfigError::ZeroBatchSize);
-        }
-        let max_window = tokio::sync::Semaphore::MAX_PERMITS;
+        check((1..=MAX_QUEUE_SIZE).contains(&self.queue_size), "queue_size", self.queue_size, "1..=16777216")?;
+        check((1..=MAX_BATCH_SIZE).contains(&self.batch_size), "batch_size", self.batch_size, "1..=1000000")?;
+        let retry = self.sink_retry;
+        check(
+            (1..=MAX_ATTEMPTS).contains(&retry.max_attempts),
+            "sink_retry.max_attempts",
+            retry.max_attempts,
+            "1..=1000",
+        )?;
+        check(retry.backoff <= LONGEST_WAIT, "sink_retry.backoff", retry.backoff, "at most a day")?;
         let ordered = match self.ordered {
             None => None,
-            Some(None) => Some(self.queue_size.saturating_mul(self.stages.len() + 1).min(max_window)),
-            Some(Some(0)) => return Err(ConfigError::ZeroOrderedWindow),
-            Some(Some(window)) if window > max_window => {
-                return Err(ConfigError::OrderedWindowTooLarge { max: max_window });
+            Some(None) => Some(self.queue_size.saturating_mul(self.stages.len() + 1).min(MAX_ORDERED_WINDOW)),
+            Some(Some(window)) => {
+                check((1..=MAX_ORDERED_WINDOW).contains(&window), "ordered_window", window, "1..=1073741824")?;
+                Some(window)
             }
-            Some(Some(window)) => Some(window),
         };
-        if self.queue_size > max_window {
-            return Err(ConfigError::QueueSizeTooLarge { max: max_window });
-        }
-        if self.sink_retry.max_attempts == 0 {
-            return Err(ConfigError::ZeroSinkAttempts);
-        }
         let Some(sink) = self.sink.clone() else {
             return Err(ConfigError::NoSink);
         };

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Weak};
 
-use super::{ProcessorError, StageSlot, StageSnapshot};
+use super::{MAX_WORKERS, ProcessorError, StageSlot, StageSnapshot};
 
 /// The stage as a scaler sees it: metrics, and a worker count to set.
 trait ControlledStage: Send + Sync {
@@ -56,8 +56,8 @@ impl StageControl {
     /// Sets the stage's workers: new workers start at once, surplus workers retire after the
     /// run of records they hold (none is lost).
     pub fn set_workers(&self, workers: usize) -> Result<(), ProcessorError> {
-        if workers == 0 {
-            return Err(ProcessorError::ZeroWorkers(self.name.to_string()));
+        if !(1..=MAX_WORKERS).contains(&workers) {
+            return Err(ProcessorError::WorkersOutOfRange { stage: self.name.to_string(), workers });
         }
         self.stage()?.set_workers(workers);
         Ok(())

@@ -86,7 +86,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use builder::{ConfigError, StreamProcessorBuilder};
+pub use builder::{
+    ConfigError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_ORDERED_WINDOW, MAX_QUEUE_SIZE, MAX_WORKERS,
+    StreamProcessorBuilder,
+};
 pub use control::StageControl;
 pub use metrics::{ProcessorMetrics, StageSnapshot};
 pub use output::SinkRetry;
@@ -117,9 +120,14 @@ pub enum ProcessorError {
     /// No stage has that name.
     #[error("no stage named {0:?}")]
     UnknownStage(String),
-    /// A stage needs at least one worker.
-    #[error("stage {0:?}: workers must be at least 1")]
-    ZeroWorkers(String),
+    /// A stage's workers must be in 1..=[`MAX_WORKERS`].
+    #[error("stage {stage:?}: {workers} workers is out of range (1..=100000)")]
+    WorkersOutOfRange {
+        /// The stage's name.
+        stage: String,
+        /// The count asked for.
+        workers: usize,
+    },
     /// The processor was shut down or dropped.
     #[error("stage {0:?}: the processor has stopped")]
     Stopped(String),

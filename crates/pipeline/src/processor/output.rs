@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::metrics::TotalCounters;
 use super::order::Reorder;
 use super::queue::QueueReceiver;
-use crate::sink::{DeadLetter, Sink};
+use crate::sink::{DeadLetter, Sink, flush_guarded, write_guarded};
 use crate::sink_stats::WriteStats;
 
 /// How often, and how patiently, a failing sink write is tried.
@@ -38,7 +38,7 @@ async fn write_with_retry<R: Send + Sync + 'static>(
     let mut attempt = 1;
     loop {
         let started = tokio::time::Instant::now();
-        let written = sink.write(batch).await;
+        let written = write_guarded(sink, batch).await;
         if let Some(stats) = stats {
             match &written {
                 Ok(()) => stats.written(batch.len(), started.elapsed()),
@@ -147,7 +147,7 @@ pub(crate) async fn run_sink<T: Send + Sync + 'static>(
             }
         }
     }
-    if let Err(error) = sink.flush().await {
+    if let Err(error) = flush_guarded(sink.as_ref()).await {
         tracing::error!(sink = sink.name(), %error, "sink flush failed at shutdown");
     }
 }
@@ -228,7 +228,7 @@ pub(crate) async fn run_dead_letters<T: Send + Sync + 'static>(
         batch.clear();
     }
     if let Some(sink) = &sink
-        && let Err(error) = sink.flush().await
+        && let Err(error) = flush_guarded(sink.as_ref()).await
     {
         tracing::error!(sink = sink.name(), %error, "dead-letter sink flush failed at shutdown");
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use tokio::sync::{Mutex, mpsc};
 
+use super::builder::{ConfigError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_WORKERS, check};
 use super::metrics::{Event, StageMetrics};
 use super::queue::{Chunk, Entry, QueueReceiver, QueueSender};
 use crate::sink::DeadLetter;
@@ -85,7 +86,7 @@ impl<T: Send + 'static> Stage<T> {
         }
     }
 
-    /// How many records the stage handles at once (at least 1; checked by `build`).
+    /// How many records the stage handles at once (1 to 100 000; checked by `build`).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers;
         self
@@ -106,6 +107,24 @@ impl<T: Clone + Send + 'static> Stage<T> {
         self.timeout = Some(limit);
         self.backup = Some(T::clone);
         self
+    }
+}
+
+impl<T> Stage<T> {
+    /// Refuses settings outside their ranges (see [`StreamProcessorBuilder::build`]).
+    ///
+    /// [`StreamProcessorBuilder::build`]: super::StreamProcessorBuilder::build
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("stage {:?}: {name}", self.name);
+        check((1..=MAX_WORKERS).contains(&self.workers), field("workers"), self.workers, "1..=100000")?;
+        if let Some(limit) = self.timeout {
+            check(!limit.is_zero() && limit <= LONGEST_WAIT, field("timeout"), limit, "more than zero, at most a day")?;
+        }
+        if let ErrorPolicy::Retry { max_attempts, backoff } = self.policy {
+            check((1..=MAX_ATTEMPTS).contains(&max_attempts), field("max_attempts"), max_attempts, "1..=1000")?;
+            check(backoff <= LONGEST_WAIT, field("backoff"), backoff, "at most a day")?;
+        }
+        Ok(())
     }
 }
 

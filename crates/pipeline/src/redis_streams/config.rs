@@ -11,6 +11,8 @@ use super::error::StreamError;
 const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
 /// Shortest visibility timeout: leases are renewed three times per timeout.
 const SHORTEST_VISIBILITY: Duration = Duration::from_millis(30);
+/// The most entries one read may take: they arrive in one reply, held in memory at once.
+const MAX_READ_COUNT: usize = 100_000;
 
 /// Where a consumer group starts reading when this source creates the group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +75,8 @@ pub struct StreamConfig {
     pub field: String,
     /// Where a group created by this source starts. Default [`GroupStart::Beginning`].
     pub start: GroupStart,
-    /// Most entries taken by one `XREADGROUP` or `XAUTOCLAIM`. Default 100.
+    /// Most entries taken by one `XREADGROUP` or `XAUTOCLAIM` (1 to 100 000; they arrive
+    /// in one reply). Default 100.
     pub read_count: usize,
     /// How long one `XREADGROUP` waits for new entries (`BLOCK`). It runs on a dedicated
     /// connection, so it may exceed the connection's response timeout; a stop waits for
@@ -86,8 +89,8 @@ pub struct StreamConfig {
     /// slow records are not taken from it. Default 30 s.
     #[serde(with = "humantime_serde")]
     pub visibility_timeout: Duration,
-    /// Deliveries an entry may have; an entry claimed for one more goes to the dead-letter
-    /// stream instead (and is acknowledged). Default 5.
+    /// Deliveries an entry may have (at least 1); an entry claimed for one more goes to the
+    /// dead-letter stream instead (and is acknowledged). Default 5.
     pub max_deliveries: u32,
     /// The dead-letter stream's key (without the key prefix). Default `<stream>:dead`.
     pub dead_letter_stream: Option<String>,
@@ -143,8 +146,8 @@ impl StreamConfig {
                 return invalid(field, "must not be empty");
             }
         }
-        if self.read_count == 0 {
-            return invalid("read_count", "must be at least 1");
+        if !(1..=MAX_READ_COUNT).contains(&self.read_count) {
+            return invalid("read_count", "must be in 1..=100000");
         }
         if self.block.is_zero() || self.block > LONGEST_WAIT {
             return invalid("block", "must be longer than zero and at most a day");

@@ -54,9 +54,9 @@ impl ClientCache {
         }
         // Built outside the lock: it takes milliseconds (TLS roots), and two requests
         // racing to build the same client only waste one build.
-        let client = self.settings.build_client(proxy).map_err(|e| ClientError::ClientBuild {
+        let client = self.settings.build_client(proxy).map_err(|message| ClientError::ClientBuild {
             proxy: proxy.id().clone(),
-            message: scrub(&error_chain(&e), proxy),
+            message: scrub(&message, proxy),
         })?;
         let mut state = self.lock();
         let tick = state.tick;

@@ -146,10 +146,23 @@ pub(crate) struct ClientSettings {
 type ConfigureFn = dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync;
 
 impl ClientSettings {
-    fn build_client(&self, proxy: &Proxy) -> Result<reqwest::Client, reqwest::Error> {
+    /// The client for `proxy`, which sends every request through it, or why not (the
+    /// message may quote the proxy URL: scrub it).
+    ///
+    /// A request must never leave except through the proxy it was leased for. The HTTP
+    /// stack matches requests to a proxy by a URI it parses from the proxy URL, and when
+    /// that parse fails (a URL past 64 KiB, say) it drops the proxy without a word and
+    /// connects straight to the target. So the same parse is done here first, and its
+    /// failure is an error; any proxy the caller's `configure` set is cleared, so the
+    /// leased one is the only one.
+    fn build_client(&self, proxy: &Proxy) -> Result<reqwest::Client, String> {
         // reqwest is built without a crypto provider of its own: ring is the one TLS stack
         // of this project. Installing fails harmlessly when the host already chose one.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = proxy.url_with_credentials();
+        if url.parse::<http::Uri>().is_err() {
+            return Err("the proxy URL cannot be used by the HTTP stack (too long, or malformed)".to_owned());
+        }
         let mut builder = reqwest::Client::builder();
         // The user's say comes first, so that it cannot take the proxy or the timeouts away.
         if let Some(configure) = &self.configure {
@@ -158,13 +171,23 @@ impl ClientSettings {
         if !self.root_certificates.is_empty() {
             builder = builder.tls_certs_merge(self.root_certificates.iter().cloned());
         }
+        let leased = reqwest::Proxy::all(url).map_err(|e| error_chain(&e))?;
         builder
-            .proxy(reqwest::Proxy::all(proxy.url_with_credentials())?)
+            .no_proxy()
+            .proxy(leased)
             .connect_timeout(self.connect_timeout)
             .pool_max_idle_per_host(self.max_idle_per_proxy)
             .build()
+            .map_err(|e| error_chain(&e))
     }
 }
+
+/// The longest connect or request timeout accepted.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// The most per-proxy clients the cache may be told to keep.
+const MAX_CACHED_CLIENTS: usize = 1_000_000;
+/// The most idle connections per proxy and host that may be kept.
+const MAX_IDLE_PER_PROXY: usize = 65_536;
 
 /// Builds a [`ProxyClient`]; see [`ProxyClient::builder`].
 pub struct ProxyClientBuilder {
@@ -175,15 +198,15 @@ pub struct ProxyClientBuilder {
 }
 
 impl ProxyClientBuilder {
-    /// Time to connect to the proxy. Default 10 s.
+    /// Time to connect to the proxy (more than zero, at most a day). Default 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.settings.connect_timeout = timeout;
         self
     }
 
     /// Time for the whole exchange, body included; past it the request fails with
-    /// [`ClientError::TimedOut`] and the proxy is reported timed out. Default 30 s (the
-    /// seed's timeout).
+    /// [`ClientError::TimedOut`] and the proxy is reported timed out (more than zero, at
+    /// most a day). Default 30 s (the seed's timeout).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.settings.request_timeout = timeout;
         self
@@ -211,13 +234,15 @@ impl ProxyClientBuilder {
         self
     }
 
-    /// Per-proxy clients kept; the least recently used goes beyond it. Default 1024.
+    /// Per-proxy clients kept (1 to a million); the least recently used goes beyond it.
+    /// Default 1024.
     pub fn max_cached_clients(mut self, clients: usize) -> Self {
         self.settings.max_cached_clients = clients;
         self
     }
 
-    /// Idle keep-alive connections each per-proxy client keeps per target host. Default 8.
+    /// Idle keep-alive connections each per-proxy client keeps per target host (at most
+    /// 65 536). Default 8.
     pub fn max_idle_per_proxy(mut self, connections: usize) -> Self {
         self.settings.max_idle_per_proxy = connections;
         self
@@ -259,15 +284,24 @@ impl ProxyClientBuilder {
         let s = &self.settings;
         for (field, d) in [("client.connect_timeout", s.connect_timeout), ("client.request_timeout", s.request_timeout)]
         {
-            if d.is_zero() {
-                return Err(ConfigError::new(field, "must be greater than zero"));
+            if d.is_zero() || d > LONGEST_TIMEOUT {
+                return Err(ConfigError::new(field, "must be greater than zero and at most a day"));
             }
         }
         if s.max_body_bytes == 0 {
             return Err(ConfigError::new("client.max_body_bytes", "must be at least 1"));
         }
-        if s.max_cached_clients == 0 {
-            return Err(ConfigError::new("client.max_cached_clients", "must be at least 1"));
+        if !(1..=MAX_CACHED_CLIENTS).contains(&s.max_cached_clients) {
+            return Err(ConfigError::new(
+                "client.max_cached_clients",
+                format!("{} must be in 1..={MAX_CACHED_CLIENTS}", s.max_cached_clients),
+            ));
+        }
+        if s.max_idle_per_proxy > MAX_IDLE_PER_PROXY {
+            return Err(ConfigError::new(
+                "client.max_idle_per_proxy",
+                format!("{} must be at most {MAX_IDLE_PER_PROXY}", s.max_idle_per_proxy),
+            ));
         }
         if let Some(adaptive) = &s.adaptive_timeout {
             adaptive.validate()?;
@@ -833,6 +867,19 @@ impl fmt::Debug for ProxyClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_url_the_http_stack_would_drop_is_an_error_never_a_direct_connection() {
+        let pool = ProxyPool::new([]).expect("empty pool");
+        let client = ProxyClient::builder(pool).build().expect("valid settings");
+        let long = Proxy::parse("http://127.0.0.1:3128")
+            .expect("valid")
+            .with_unchecked_credentials("user", &"p".repeat(70_000));
+        let err = client.inner.settings.build_client(&long).expect_err("the stack would drop this proxy");
+        assert!(err.contains("cannot be used") && !err.contains("ppp"), "{err}");
+        let fine = Proxy::parse("http://user:pw@127.0.0.1:3128").expect("valid");
+        assert!(client.inner.settings.build_client(&fine).is_ok());
+    }
 
     #[test]
     fn scrub_removes_raw_and_encoded_credentials() {

@@ -20,6 +20,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 
+/// The longest duration a tail-control setting accepts.
+const LONGEST: Duration = Duration::from_secs(86_400);
+/// The largest [`AdaptiveTimeout::multiplier`]: beyond it the request timeout always wins.
+const MAX_MULTIPLIER: f64 = 1_000.0;
+/// The most hedges one request may send (each is a request through another proxy).
+const MAX_HEDGES: u32 = 8;
+
 /// Per-host attempt timeouts: `multiplier` × the host's `quantile` latency, at least
 /// `min`, and never more than the client's request timeout. Until the host has enough
 /// samples the request timeout applies.
@@ -28,10 +35,10 @@ use crate::error::ConfigError;
 pub struct AdaptiveTimeout {
     /// The latency quantile the timeout follows. Default 0.99.
     pub quantile: f64,
-    /// How many times that quantile an attempt may take. Default 4: a proxy four times
-    /// slower than 99 % of the host's answers is not worth waiting for.
+    /// How many times that quantile an attempt may take, 1 to 1 000. Default 4: a proxy
+    /// four times slower than 99 % of the host's answers is not worth waiting for.
     pub multiplier: f64,
-    /// The shortest timeout, whatever the host's latency. Default 1 s: a fast host must not
+    /// The shortest timeout, whatever the host's latency (at most a day). Default 1 s: a fast host must not
     /// turn a scheduling hiccup of a busy machine into a timeout.
     #[serde(with = "humantime_serde")]
     pub min: Duration,
@@ -52,14 +59,14 @@ impl AdaptiveTimeout {
                 format!("{} must be in (0, 1]", self.quantile),
             ));
         }
-        if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
+        if !(1.0..=MAX_MULTIPLIER).contains(&self.multiplier) {
             return Err(ConfigError::new(
                 "client.adaptive_timeout.multiplier",
-                format!("{} must be at least 1", self.multiplier),
+                format!("{} must be in [1, {MAX_MULTIPLIER}]", self.multiplier),
             ));
         }
-        if self.min.is_zero() {
-            return Err(ConfigError::new("client.adaptive_timeout.min", "must be greater than zero"));
+        if self.min.is_zero() || self.min > LONGEST {
+            return Err(ConfigError::new("client.adaptive_timeout.min", "must be greater than zero and at most a day"));
         }
         Ok(())
     }
@@ -68,7 +75,12 @@ impl AdaptiveTimeout {
     /// (`None`: not known yet), within `ceiling`.
     pub fn timeout(&self, latency: Option<Duration>, ceiling: Duration) -> Duration {
         match latency {
-            Some(latency) => latency.mul_f64(self.multiplier).max(self.min).min(ceiling),
+            // In floating point: a huge latency times the multiplier saturates at the
+            // ceiling instead of overflowing a `Duration`.
+            Some(latency) => Duration::try_from_secs_f64(latency.as_secs_f64() * self.multiplier)
+                .unwrap_or(ceiling)
+                .max(self.min)
+                .min(ceiling),
             None => ceiling,
         }
     }
@@ -88,7 +100,7 @@ pub struct Hedging {
     /// The latency quantile after which an attempt is hedged. Default 0.95, so that one
     /// attempt in twenty at most is hedged on a healthy fleet.
     pub quantile: f64,
-    /// Never hedge sooner than this. Default 10 ms.
+    /// Never hedge sooner than this (at most a day). Default 10 ms.
     #[serde(with = "humantime_serde")]
     pub min_delay: Duration,
     /// Extra requests allowed, as a share of requests. Default 0.1.
@@ -97,7 +109,7 @@ pub struct Hedging {
     /// saved up. Default 10: a job's first moments, when the pool knows least, are when
     /// hedges help most.
     pub burst: u32,
-    /// Hedges per request at most: another goes out each time every attempt out has been
+    /// Hedges per request at most (0 to 8): another goes out each time every attempt out has been
     /// slow again. Default 2: when a job starts, the proxy a hedge goes to may be as
     /// unknown (and as hanging) as the first.
     pub max_hedges: u32,
@@ -117,6 +129,15 @@ impl Hedging {
         }
         if !(self.max_extra.is_finite() && (0.0..=1.0).contains(&self.max_extra)) {
             return Err(ConfigError::new("client.hedging.max_extra", format!("{} must be in [0, 1]", self.max_extra)));
+        }
+        if self.min_delay > LONGEST {
+            return Err(ConfigError::new("client.hedging.min_delay", "must be at most a day"));
+        }
+        if self.max_hedges > MAX_HEDGES {
+            return Err(ConfigError::new(
+                "client.hedging.max_hedges",
+                format!("{} must be at most {MAX_HEDGES}", self.max_hedges),
+            ));
         }
         Ok(())
     }

@@ -55,7 +55,8 @@ impl Episodes {
             }
         };
         let key = subject(event)?;
-        let until = *self.until.entry(key).or_insert(now + max);
+        // `max` is a validated setting (at most a week); the fallback only guards the clock.
+        let until = *self.until.entry(key).or_insert_with(|| now.checked_add(max).unwrap_or(now));
         let left = until.saturating_duration_since(now);
         if left.is_zero() {
             return None;

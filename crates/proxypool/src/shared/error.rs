@@ -16,6 +16,10 @@ pub enum SharedStateError {
     /// Redis failed or did not answer (the message is scrubbed of credentials).
     #[error(transparent)]
     Redis(#[from] RedisError),
+    /// The background task died (it panicked), so nothing is shared any more; the text
+    /// says why.
+    #[error("shared proxy state has stopped: {0}")]
+    Stopped(String),
     /// The background task must run on a tokio runtime.
     #[error("shared proxy state must be started inside a tokio runtime")]
     NoRuntime,

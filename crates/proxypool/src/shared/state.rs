@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use harvester_redis::redis::Msg;
 use harvester_redis::redis::aio::PubSubStream;
 use harvester_redis::{RedisConnection, RedisError};
@@ -61,6 +62,8 @@ struct Counters {
     applied: AtomicU64,
     pending: AtomicUsize,
     last_error: Mutex<Option<String>>,
+    /// Why the background task ended before it was told to stop (it panicked).
+    died: Mutex<Option<String>>,
 }
 
 /// A point-in-time view of a [`SharedState`], for logs, health endpoints and tests.
@@ -85,6 +88,12 @@ pub struct SharedStatus {
     pub registered: usize,
     /// The last Redis failure (redacted, scrubbed of credentials).
     pub last_error: Option<String>,
+    /// False once the background task has stopped: nothing is announced, applied or kept
+    /// registered any more. [`died`](Self::died) says why when it was not told to stop.
+    pub running: bool,
+    /// Why the background task died, when it did; [`SharedState::register`] and
+    /// [`SharedState::unregister`] then fail with [`SharedStateError::Stopped`].
+    pub died: Option<String>,
 }
 
 impl SharedState {
@@ -120,7 +129,7 @@ impl SharedState {
             episodes: Episodes::default(),
             config,
         };
-        let task = runtime.spawn(worker.run(events, stopped));
+        let task = runtime.spawn(supervised(shared.clone(), worker.run(events, stopped)));
         Ok(SharedState { shared, stop, task: Some(task) })
     }
 
@@ -130,6 +139,7 @@ impl SharedState {
     /// proxies stay registered here and the next successful heartbeat writes them.
     /// Returns how many were written.
     pub async fn register(&self, proxies: impl IntoIterator<Item = Arc<Proxy>>) -> Result<usize, SharedStateError> {
+        self.alive()?;
         let proxies: Vec<Arc<Proxy>> = proxies.into_iter().collect();
         {
             let mut owned = self.shared.owned();
@@ -144,6 +154,7 @@ impl SharedState {
     /// Stops registering the proxies with `ids` and removes their entries (those this
     /// instance wrote last). Returns how many entries it removed.
     pub async fn unregister(&self, ids: impl IntoIterator<Item = ProxyId>) -> Result<usize, SharedStateError> {
+        self.alive()?;
         let removed: Vec<Arc<Proxy>> = {
             let mut owned = self.shared.owned();
             ids.into_iter().filter_map(|id| owned.remove(&id)).collect()
@@ -174,20 +185,38 @@ impl SharedState {
             applied: counters.applied.load(Ordering::Relaxed),
             registered: self.shared.owned().len(),
             last_error: counters.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            running: self.task.as_ref().is_some_and(|task| !task.is_finished()),
+            died: self.died(),
+        }
+    }
+
+    fn died(&self) -> Option<String> {
+        self.shared.counters.died.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// An error when the background task died.
+    fn alive(&self) -> Result<(), SharedStateError> {
+        match self.died() {
+            Some(reason) => Err(SharedStateError::Stopped(reason)),
+            None => Ok(()),
         }
     }
 
     /// Stops the task, then withdraws this instance's registrations (so that the others
     /// drop its proxies without waiting for the TTL). Returns how many it withdrew; an
-    /// error when Redis could not be told (the entries then expire by themselves).
+    /// error when Redis could not be told (the entries then expire by themselves) or when
+    /// the task had died ([`SharedStateError::Stopped`], after withdrawing).
     pub async fn shutdown(mut self) -> Result<usize, SharedStateError> {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
-            // A task that panicked has nothing left to stop.
+            // A task that panicked has nothing left to stop; its registrations are still
+            // withdrawn below, and the death is reported after.
             let _ = task.await;
         }
         let owned: Vec<Arc<Proxy>> = self.shared.owned().drain().map(|(_, proxy)| proxy).collect();
-        self.shared.registry.withdraw(owned.iter().map(|proxy| &**proxy)).await
+        let withdrawn = self.shared.registry.withdraw(owned.iter().map(|proxy| &**proxy)).await?;
+        self.alive()?;
+        Ok(withdrawn)
     }
 }
 
@@ -471,5 +500,58 @@ async fn next_message(subscription: &mut Option<PubSubStream>) -> Option<Msg> {
     match subscription {
         Some(stream) => stream.next().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Runs the background task's `work`. A panic must not leave a share that looks healthy
+/// while nothing is shared: its message is kept, shown in the status and returned by
+/// every later call.
+async fn supervised(shared: Arc<Shared>, work: impl Future<Output = ()>) {
+    if let Err(panic) = AssertUnwindSafe(work).catch_unwind().await {
+        let reason = format!("background task panicked: {}", panic_text(panic.as_ref()));
+        tracing::error!(%reason, "shared proxy state stopped");
+        *shared.counters.died.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    }
+}
+
+/// The text of a panic's payload (a `&str` or `String` message), or a placeholder.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harvester_redis::RedisConfig;
+
+    #[tokio::test]
+    async fn a_task_that_dies_shows_in_the_status_and_fails_every_later_call() {
+        // Nothing listens on port 1: the share starts (lazily) without Redis.
+        let config = RedisConfig { url: "redis://127.0.0.1:1".into(), ..RedisConfig::default() };
+        let connection = RedisConnection::lazy(&config).expect("a lazy connection");
+        let pool = ProxyPool::new([Proxy::parse("http://127.0.0.1:9").expect("a proxy")]).expect("a pool");
+        let mut state = SharedState::start(pool, connection, SharedStateConfig::default()).expect("started");
+        assert!(state.status().running && state.status().died.is_none());
+
+        if let Some(task) = state.task.take() {
+            task.abort();
+        }
+        let dying = supervised(state.shared.clone(), async { panic!("applying a verdict overflowed") });
+        let task = tokio::spawn(dying);
+        while !task.is_finished() {
+            tokio::task::yield_now().await;
+        }
+        state.task = Some(task);
+
+        let status = state.status();
+        assert!(!status.running);
+        assert!(status.died.as_deref().is_some_and(|why| why.contains("applying a verdict overflowed")), "{status:?}");
+        let proxy = Arc::new(Proxy::parse("http://127.0.0.1:10").expect("a proxy"));
+        assert!(matches!(state.register([proxy]).await, Err(SharedStateError::Stopped(_))));
+        assert!(matches!(state.unregister([]).await, Err(SharedStateError::Stopped(_))));
     }
 }

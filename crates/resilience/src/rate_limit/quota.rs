@@ -50,6 +50,14 @@ impl Quota {
             return Err(ConfigError::new("rate_limit.per", "must be at most a year"));
         }
         let period_nanos = duration_nanos(period);
+        if period_nanos < u64::from(rate) {
+            // One cell per nanosecond is the finest the limiter keeps time in; more would be
+            // rounded down to it, a different limit than the one asked for.
+            return Err(ConfigError::new(
+                "rate_limit.rate",
+                format!("{rate} per {period:?} is more than one per nanosecond, the finest rate there is"),
+            ));
+        }
         let interval_nanos = period_nanos.div_ceil(u64::from(rate));
         Quota { interval_nanos, burst: 1 }.allow_burst(rate)
     }
@@ -147,5 +155,13 @@ mod tests {
             let err = Quota::per_second(2).and_then(|q| q.share(share)).expect_err("out of range");
             assert_eq!(err.field, "failure_policy.share");
         }
+    }
+
+    #[test]
+    fn more_than_one_cell_per_nanosecond_is_refused_not_rounded() {
+        let err = Quota::new(u32::MAX, Duration::from_nanos(1)).expect_err("finer than the clock");
+        assert_eq!(err.field, "rate_limit.rate");
+        let finest = Quota::new(1_000, Duration::from_micros(1)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(finest.replenish_interval(), Duration::from_nanos(1));
     }
 }

@@ -345,7 +345,8 @@ pub struct HpaConfig {
     pub tolerance: Tolerance,
     /// Without a behaviour: how long a scale-down waits (the highest recommendation of this
     /// window wins). With one: the default scale-down stabilisation window. Kubernetes'
-    /// `--horizontal-pod-autoscaler-downscale-stabilization`, 300 s.
+    /// `--horizontal-pod-autoscaler-downscale-stabilization`, 300 s; at most an hour, as
+    /// Kubernetes allows (the engine keeps the window's recommendations).
     #[serde(with = "humantime_serde")]
     pub downscale_stabilization: Duration,
     /// Stabilisation windows and scaling policies; `None`: the behaviour-less algorithm.
@@ -375,6 +376,12 @@ impl HpaConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_replicas == 0 || self.max_replicas > MAX_REPLICAS {
             return Err(ConfigError::new("hpa.max_replicas", format!("must be within 1..={MAX_REPLICAS}")));
+        }
+        if self.downscale_stabilization > MAX_WINDOW {
+            return Err(ConfigError::new(
+                "hpa.downscale_stabilization",
+                format!("{:?} is longer than an hour (Kubernetes' own limit)", self.downscale_stabilization),
+            ));
         }
         if self.min_replicas > self.max_replicas {
             return Err(ConfigError::new(

@@ -1,0 +1,264 @@
+//! Every numeric setting of the pool, the client's tail control and the shared state at
+//! its extremes (0, 1, huge, the type's maximum; NaN and ±∞ for floats; `Duration::MAX`):
+//! refused with a [`ConfigError`] naming the field, or accepted and then working (leases,
+//! every kind of report with extreme latencies and Retry-After, remote verdicts of any
+//! length, weeks of virtual time) without a panic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use harvester_proxypool::client::{AdaptiveTimeout, Hedging};
+use harvester_proxypool::health_check::HealthCheckConfig;
+#[cfg(feature = "redis")]
+use harvester_proxypool::shared::SharedStateConfig;
+use harvester_proxypool::{
+    BanConfig, ConfigError, EjectionConfig, EvidenceConfig, HealthConfig, HealthEvent, HealthEventKind, Outcome,
+    PoolConfig, Proxy, ProxyPool, Requirements,
+};
+use proptest::prelude::*;
+
+// The extremes are picked by index from flat tables: a tree of strategy combinators this
+// wide needs more stack in a debug build than a test thread has.
+const FLOATS: [f64; 9] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0, 0.3, 1.0, 50.0, 1e308];
+const DURATIONS: [Duration; 7] = [
+    Duration::ZERO,
+    Duration::from_nanos(1),
+    Duration::from_millis(10),
+    Duration::from_secs(30),
+    Duration::from_secs(7 * 86_400),
+    Duration::from_secs(u64::MAX),
+    Duration::MAX,
+];
+const COUNTS: [u32; 6] = [0, 1, 3, 20, 56, u32::MAX];
+const SIZES: [usize; 5] = [0, 1, 4, 1 << 40, usize::MAX];
+
+/// Draws extremes from a list of random bytes, one byte per setting.
+struct Picks(std::vec::IntoIter<u8>);
+
+impl Picks {
+    fn next(&mut self) -> usize {
+        usize::from(self.0.next().unwrap_or(0))
+    }
+    /// An extreme from `table` one time in six, else `default`: each case changes a few
+    /// settings, the way a mistake arrives, and enough cases are accepted to run.
+    fn pick<T: Copy>(&mut self, table: &[T], default: T) -> T {
+        let n = self.next();
+        if n.is_multiple_of(6) { table[n / 6 % table.len()] } else { default }
+    }
+    fn float(&mut self, default: f64) -> f64 {
+        self.pick(&FLOATS, default)
+    }
+    fn duration(&mut self, default: Duration) -> Duration {
+        self.pick(&DURATIONS, default)
+    }
+    fn count(&mut self, default: u32) -> u32 {
+        self.pick(&COUNTS, default)
+    }
+    fn size(&mut self, default: usize) -> usize {
+        self.pick(&SIZES, default)
+    }
+    fn coin(&mut self) -> bool {
+        self.next().is_multiple_of(2)
+    }
+}
+
+fn picks() -> impl Strategy<Value = Picks> {
+    prop::collection::vec(any::<u8>(), 40).prop_map(|bytes| Picks(bytes.into_iter()))
+}
+
+impl std::fmt::Debug for Picks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.as_slice()).finish()
+    }
+}
+
+fn pool_config(p: &mut Picks) -> PoolConfig {
+    let d = PoolConfig::default();
+    let (h, e, b, v) = (&d.health, &d.ejection, &d.bans, &d.evidence);
+    PoolConfig {
+        health: HealthConfig {
+            latency_alpha: p.float(h.latency_alpha),
+            peak_decay: p.duration(h.peak_decay),
+            success_window: p.count(h.success_window),
+            good_latency: p.duration(h.good_latency),
+            bad_latency: p.duration(h.bad_latency),
+        },
+        ejection: EjectionConfig {
+            enabled: p.coin(),
+            consecutive_failures: p.count(e.consecutive_failures),
+            min_success_rate: p.float(e.min_success_rate),
+            min_requests: p.count(e.min_requests),
+            base_ejection: p.duration(e.base_ejection),
+            max_ejection: p.duration(e.max_ejection),
+            max_ejected_fraction: p.float(e.max_ejected_fraction),
+            panic_threshold: p.float(e.panic_threshold),
+        },
+        bans: BanConfig {
+            base_cooldown: p.duration(b.base_cooldown),
+            max_cooldown: p.duration(b.max_cooldown),
+            max_retry_after: p.duration(b.max_retry_after),
+            max_hosts_per_proxy: p.size(b.max_hosts_per_proxy),
+        },
+        evidence: EvidenceConfig {
+            half_life: p.duration(v.half_life),
+            site_half_life: p.duration(v.site_half_life),
+            prior_weight: p.float(v.prior_weight),
+            rate_window: p.duration(v.rate_window),
+            rate_relax: p.duration(v.rate_relax),
+            latency_window: p.duration(v.latency_window),
+            min_latency_samples: p.count(v.min_latency_samples),
+            suspect_after: p.float(v.suspect_after),
+            max_sites: p.size(v.max_sites),
+        },
+    }
+}
+
+/// Leases and reports of every kind, extreme latencies and Retry-After included, remote
+/// verdicts of any length, and weeks of virtual time.
+fn exercise(pool: &ProxyPool, rt: &tokio::runtime::Runtime) {
+    let extreme = [Duration::ZERO, Duration::from_millis(80), Duration::from_secs(u64::MAX), Duration::MAX];
+    for round in 0..90usize {
+        let host = format!("h{}.example", round % 3);
+        if let Ok(lease) = pool.acquire(&Requirements::new().target_host(&host)) {
+            let latency = extreme[round % extreme.len()];
+            let retry_after = (round % 4 == 0).then_some(extreme[(round / 4) % extreme.len()]);
+            lease.report(match round % 7 {
+                0 | 1 => Outcome::success(latency),
+                2 => Outcome::network_failure(latency),
+                3 => Outcome::timeout(latency),
+                4 => Outcome::ban(latency, retry_after),
+                5 => Outcome::rate_limited(latency, retry_after),
+                _ => Outcome::slow(latency),
+            });
+        }
+        if round % 30 == 29 {
+            rt.block_on(tokio::time::advance(Duration::from_secs(8 * 86_400)));
+        }
+    }
+    for proxy in ["p0", "p1"] {
+        for kind in [
+            HealthEventKind::Ejected { duration: Duration::MAX },
+            HealthEventKind::Banned { host: Some(Arc::from("h0.example")), duration: Duration::MAX },
+            HealthEventKind::Banned { host: None, duration: Duration::from_secs(u64::MAX) },
+            HealthEventKind::Restored,
+        ] {
+            let _ = pool.apply_remote(&HealthEvent { proxy: proxy.into(), kind });
+        }
+    }
+    let _ = pool.stats();
+    let _ = pool.latency_quantile("h1.example", 0.99);
+    rt.block_on(tokio::time::advance(Duration::from_secs(8 * 86_400)));
+    let _ = pool.acquire(&Requirements::new().target_host("h2.example"));
+}
+
+fn proxies() -> Vec<Proxy> {
+    (0..4)
+        .map(|i| {
+            let meta = harvester_proxypool::ProxyMeta { id: Some(format!("p{i}")), ..Default::default() };
+            Proxy::with_meta(&format!("http://127.0.0.1:{}", 9000 + i), meta).expect("a proxy")
+        })
+        .collect()
+}
+
+fn named(e: &ConfigError, prefixes: &[&str]) -> bool {
+    prefixes.iter().any(|prefix| e.field.starts_with(prefix))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn pool(mut p in picks()) {
+        let config = pool_config(&mut p);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime");
+        let _clock = rt.enter();
+        match ProxyPool::builder().config(config).build() {
+            Ok(pool) => {
+                for proxy in proxies() {
+                    pool.add(proxy).expect("a new proxy");
+                }
+                exercise(&pool, &rt);
+            }
+            Err(e) => prop_assert!(named(&e, &["health.", "ejection.", "bans.", "evidence."]), "{e}"),
+        }
+    }
+
+    #[test]
+    fn tail_control(mut p in picks()) {
+        let (a, h) = (AdaptiveTimeout::default(), Hedging::default());
+        let adaptive =
+            AdaptiveTimeout { quantile: p.float(a.quantile), multiplier: p.float(a.multiplier), min: p.duration(a.min) };
+        let latency = p.coin().then(|| p.duration(Duration::from_millis(300)));
+        match adaptive.validate() {
+            Ok(()) => {
+                let ceiling = Duration::from_secs(30);
+                prop_assert!(adaptive.timeout(latency, ceiling) <= ceiling);
+            }
+            Err(e) => prop_assert!(named(&e, &["client.adaptive_timeout."]), "{e}"),
+        }
+        let hedging = Hedging {
+            quantile: p.float(h.quantile),
+            min_delay: p.duration(h.min_delay),
+            max_extra: p.float(h.max_extra),
+            burst: p.count(h.burst),
+            max_hedges: p.count(h.max_hedges),
+        };
+        if let Err(e) = hedging.validate() {
+            prop_assert!(named(&e, &["client.hedging."]), "{e}");
+        }
+    }
+
+    #[test]
+    fn health_check(mut p in picks()) {
+        let d = HealthCheckConfig { test_urls: vec!["http://127.0.0.1:9/".into()], ..HealthCheckConfig::default() };
+        let config = HealthCheckConfig {
+            interval: p.duration(d.interval),
+            timeout: p.duration(d.timeout),
+            concurrency: p.size(d.concurrency),
+            ..d
+        };
+        if let Err(e) = config.validate() {
+            prop_assert!(named(&e, &["health_check."]), "{e}");
+            let refused = [config.interval, config.timeout].iter().any(|d| d.is_zero() || *d > Duration::from_secs(365 * 86_400))
+                || !(1..=HealthCheckConfig::MAX_CONCURRENCY).contains(&config.concurrency);
+            prop_assert!(refused, "{e}");
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn shared_state(mut p in picks()) {
+        let d = SharedStateConfig::default();
+        let config = SharedStateConfig {
+            registry_ttl: p.duration(d.registry_ttl),
+            heartbeat_interval: p.duration(d.heartbeat_interval),
+            sync_interval: p.duration(d.sync_interval),
+            removal_grace: p.duration(d.removal_grace),
+            poll_interval: p.duration(d.poll_interval),
+            retry_min: p.duration(d.retry_min),
+            retry_max: p.duration(d.retry_max),
+            max_pending: p.size(d.max_pending),
+            max_polled: p.size(d.max_polled),
+            ..SharedStateConfig::default()
+        };
+        if let Err(e) = config.validate() {
+            prop_assert!(named(&e, &["shared."]), "{e}");
+        }
+    }
+}
+
+#[test]
+fn the_settings_the_adversarial_pass_broke_are_refused_by_name() {
+    let refused = |config: PoolConfig| config.validate().map_err(|e| e.field);
+    let mut config = PoolConfig::default();
+    config.ejection.max_ejection = Duration::MAX;
+    assert_eq!(refused(config), Err("ejection.max_ejection"));
+    let mut config = PoolConfig::default();
+    config.bans.max_retry_after = Duration::MAX;
+    assert_eq!(refused(config), Err("bans.max_retry_after"));
+    let mut config = PoolConfig::default();
+    config.evidence.max_sites = usize::MAX;
+    assert_eq!(refused(config), Err("evidence.max_sites"));
+    let huge = AdaptiveTimeout { multiplier: 1e308, ..AdaptiveTimeout::default() };
+    assert_eq!(huge.validate().map_err(|e| e.field), Err("client.adaptive_timeout.multiplier"));
+}
