@@ -48,8 +48,9 @@ pub enum OutcomeKind {
         retry_after: Option<Duration>,
     },
     /// Abandoned for a faster proxy (a hedged attempt won) after this long: counts as an
-    /// attempt that did not deliver in time, but neither ejects the proxy nor breaks its
-    /// run of successes.
+    /// attempt that did not deliver in time and extends the proxy's run of attempts without
+    /// an answer (so a proxy that loses every race is ejected), but leaves its success
+    /// window alone.
     Slow,
 }
 

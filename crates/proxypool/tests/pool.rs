@@ -170,6 +170,33 @@ async fn proxy_is_ejected_after_consecutive_failures_for_a_growing_time() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_proxy_that_loses_every_race_is_ejected_and_one_answer_breaks_the_run() {
+    let config = PoolConfig {
+        ejection: EjectionConfig { max_ejected_fraction: 1.0, panic_threshold: 0.0, ..EjectionConfig::default() },
+        ..PoolConfig::default()
+    };
+    let pool = round_robin_pool(config, &["only"]);
+    let req = Requirements::new();
+    let lose = |times: usize| {
+        for _ in 0..times {
+            pool.acquire(&req).expect("in rotation").report(Outcome::slow(Duration::from_secs(1)));
+        }
+    };
+    // Four losses, an answer, four losses: never five in a row, so still in rotation.
+    lose(4);
+    pool.acquire(&req).expect("in rotation").report(Outcome::success(MS));
+    lose(4);
+    let stats = pool.proxy_stats("only").expect("present");
+    assert_eq!((stats.slow, stats.consecutive_failures, stats.ejected_for), (8, 4, None));
+    // The fifth loss in a row: it hangs while others answer for it.
+    lose(1);
+    match pool.acquire(&req) {
+        Err(PoolError::AllEjected { matching: 1, .. }) => {}
+        other => panic!("expected the proxy ejected after five lost races in a row, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn ejection_time_is_capped() {
     let config = PoolConfig {
         ejection: EjectionConfig {

@@ -460,16 +460,21 @@ impl ProxyHealth {
             }
             OutcomeKind::Slow => {
                 // Abandoned for a faster proxy: a latency of at least this, and an attempt
-                // that did not deliver in time; but the proxy may still be working, so it
-                // neither ejects nor breaks a run of successes.
+                // that did not deliver in time. One such loss says little (the proxy may
+                // answer next time), so it leaves the success window alone; but it extends
+                // a run of attempts without an answer, which only an answer breaks: a proxy
+                // that loses every race (it hangs while hedges rescue its requests) is
+                // ejected like one that times out.
+                let _ = self.ejected_until(|| now);
                 self.slow.fetch_add(1, Ordering::Relaxed);
                 self.latency.record(secs, h.latency_alpha);
                 self.peak.record(secs, now, tau);
+                self.consecutive_failures.fetch_add(1, Ordering::AcqRel);
                 self.transport.add(0.0, 1.0, now, fades.evidence);
                 if let Some(host) = host {
                     self.targets.record_unanswered(host, now, cfg, fades);
                 }
-                Recorded { effect: Effect::None, target: None, answered: None }
+                Recorded { effect: self.maybe_eject(now, cfg, tracker), target: None, answered: None }
             }
             OutcomeKind::Ban { retry_after } | OutcomeKind::RateLimited { retry_after } => {
                 self.bans.fetch_add(1, Ordering::Relaxed);
