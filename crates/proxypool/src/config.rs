@@ -17,19 +17,44 @@ pub const LONGEST_SETTING: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The most entries a per-proxy or per-site table may be told to keep: a million.
 pub const MAX_TABLE_ENTRIES: usize = 1_000_000;
 
+/// The upper bound of a duration setting, with the words that name it in errors. Every
+/// duration setting of the crate is checked through one of these.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Longest {
+    limit: Duration,
+    name: &'static str,
+}
+
+impl Longest {
+    /// Timeouts and per-attempt delays.
+    pub(crate) const DAY: Longest = Longest { limit: Duration::from_secs(86_400), name: "a day" };
+    /// [`LONGEST_SETTING`]: the pool's ejections, bans, half-lives.
+    pub(crate) const WEEK: Longest = Longest { limit: LONGEST_SETTING, name: "a week" };
+    /// Health-check intervals.
+    pub(crate) const YEAR: Longest = Longest { limit: Duration::from_secs(365 * 24 * 3600), name: "a year" };
+
+    /// Refuses `value` when it is zero (unless `zero_ok`) or longer than this bound.
+    pub(crate) fn check(self, field: &'static str, value: Duration, zero_ok: bool) -> Result<(), ConfigError> {
+        if !zero_ok && value.is_zero() {
+            return Err(ConfigError::new(field, "must be greater than zero"));
+        }
+        if value > self.limit {
+            return Err(ConfigError::new(
+                field,
+                format!("{value:?} is longer than the longest accepted, {}", self.name),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Refuses a duration that is zero (unless `zero_ok`) or longer than [`LONGEST_SETTING`].
 fn duration_in(field: &'static str, value: Duration, zero_ok: bool) -> Result<(), ConfigError> {
-    if !zero_ok && value.is_zero() {
-        return Err(ConfigError::new(field, "must be greater than zero"));
-    }
-    if value > LONGEST_SETTING {
-        return Err(ConfigError::new(field, format!("{value:?} is longer than the longest accepted, a week")));
-    }
-    Ok(())
+    Longest::WEEK.check(field, value, zero_ok)
 }
 
 /// Refuses a table size outside `1..=`[`MAX_TABLE_ENTRIES`].
-fn entries_in(field: &'static str, value: usize) -> Result<(), ConfigError> {
+pub(crate) fn entries_in(field: &'static str, value: usize) -> Result<(), ConfigError> {
     if !(1..=MAX_TABLE_ENTRIES).contains(&value) {
         return Err(ConfigError::new(field, format!("{value} must be in 1..={MAX_TABLE_ENTRIES}")));
     }

@@ -35,6 +35,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::client::ProxyClient;
+use crate::config::Longest;
 use crate::error::ConfigError;
 use crate::pool::ProxyPool;
 use crate::proxy::Proxy;
@@ -75,19 +76,9 @@ impl HealthCheckConfig {
     /// zero and at most a year, `concurrency` 1..=[`MAX_CONCURRENCY`](Self::MAX_CONCURRENCY),
     /// at least one http(s) test URL.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.interval.is_zero() {
-            return Err(ConfigError::new("health_check.interval", "must be greater than zero"));
-        }
-        if self.timeout.is_zero() {
-            return Err(ConfigError::new("health_check.timeout", "must be greater than zero"));
-        }
-        // Far beyond any sensible value, and keeps `Instant + interval` from overflowing.
-        const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
-        for (field, value) in [("health_check.interval", self.interval), ("health_check.timeout", self.timeout)] {
-            if value > LONGEST {
-                return Err(ConfigError::new(field, "must be at most a year"));
-            }
-        }
+        // A year: far beyond any sensible value, and keeps `Instant + interval` from overflowing.
+        Longest::YEAR.check("health_check.interval", self.interval, false)?;
+        Longest::YEAR.check("health_check.timeout", self.timeout, false)?;
         if !(1..=Self::MAX_CONCURRENCY).contains(&self.concurrency) {
             return Err(ConfigError::new(
                 "health_check.concurrency",

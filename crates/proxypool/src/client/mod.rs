@@ -51,6 +51,7 @@ use cache::{ClientCache, error_chain};
 use tail::HedgeBudget;
 
 use crate::balance::Balancer;
+use crate::config::{Longest, entries_in};
 use crate::error::ConfigError;
 use crate::lease::{Lease, Outcome};
 use crate::pool::ProxyPool;
@@ -182,10 +183,6 @@ impl ClientSettings {
     }
 }
 
-/// The longest connect or request timeout accepted.
-const LONGEST_TIMEOUT: Duration = Duration::from_secs(86_400);
-/// The most per-proxy clients the cache may be told to keep.
-const MAX_CACHED_CLIENTS: usize = 1_000_000;
 /// The most idle connections per proxy and host that may be kept.
 const MAX_IDLE_PER_PROXY: usize = 65_536;
 
@@ -282,21 +279,13 @@ impl ProxyClientBuilder {
     /// The client, or the setting that is out of range.
     pub fn build(self) -> Result<ProxyClient, ConfigError> {
         let s = &self.settings;
-        for (field, d) in [("client.connect_timeout", s.connect_timeout), ("client.request_timeout", s.request_timeout)]
-        {
-            if d.is_zero() || d > LONGEST_TIMEOUT {
-                return Err(ConfigError::new(field, "must be greater than zero and at most a day"));
-            }
-        }
+        Longest::DAY.check("client.connect_timeout", s.connect_timeout, false)?;
+        Longest::DAY.check("client.request_timeout", s.request_timeout, false)?;
         if s.max_body_bytes == 0 {
             return Err(ConfigError::new("client.max_body_bytes", "must be at least 1"));
         }
-        if !(1..=MAX_CACHED_CLIENTS).contains(&s.max_cached_clients) {
-            return Err(ConfigError::new(
-                "client.max_cached_clients",
-                format!("{} must be in 1..={MAX_CACHED_CLIENTS}", s.max_cached_clients),
-            ));
-        }
+        // The same cap as every other table of the pool.
+        entries_in("client.max_cached_clients", s.max_cached_clients)?;
         if s.max_idle_per_proxy > MAX_IDLE_PER_PROXY {
             return Err(ConfigError::new(
                 "client.max_idle_per_proxy",

@@ -18,10 +18,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Longest;
 use crate::error::ConfigError;
 
-/// The longest duration a tail-control setting accepts.
-const LONGEST: Duration = Duration::from_secs(86_400);
 /// The largest [`AdaptiveTimeout::multiplier`]: beyond it the request timeout always wins.
 const MAX_MULTIPLIER: f64 = 1_000.0;
 /// The most hedges one request may send (each is a request through another proxy).
@@ -65,9 +64,7 @@ impl AdaptiveTimeout {
                 format!("{} must be in [1, {MAX_MULTIPLIER}]", self.multiplier),
             ));
         }
-        if self.min.is_zero() || self.min > LONGEST {
-            return Err(ConfigError::new("client.adaptive_timeout.min", "must be greater than zero and at most a day"));
-        }
+        Longest::DAY.check("client.adaptive_timeout.min", self.min, false)?;
         Ok(())
     }
 
@@ -130,9 +127,7 @@ impl Hedging {
         if !(self.max_extra.is_finite() && (0.0..=1.0).contains(&self.max_extra)) {
             return Err(ConfigError::new("client.hedging.max_extra", format!("{} must be in [0, 1]", self.max_extra)));
         }
-        if self.min_delay > LONGEST {
-            return Err(ConfigError::new("client.hedging.min_delay", "must be at most a day"));
-        }
+        Longest::DAY.check("client.hedging.min_delay", self.min_delay, true)?;
         if self.max_hedges > MAX_HEDGES {
             return Err(ConfigError::new(
                 "client.hedging.max_hedges",
