@@ -107,6 +107,43 @@ async fn a_hanging_attempt_is_hedged_through_another_proxy_and_reported_slow() {
     assert_eq!(scene.good.connections(), 1, "and the hedge went through the good one");
 }
 
+/// A hedge that loses before it was late says nothing about its proxy: a good proxy that
+/// is often the spare in a race must not be counted slow, nor ejected for losing.
+#[tokio::test]
+async fn a_hedge_that_loses_before_it_was_late_is_not_counted_against_its_proxy() {
+    let target = TargetServer::start().await.expect("target starts");
+    // The first attempt answers after 600 ms; the host's latency is taught as 400 ms, so a
+    // hedge leaves at 400 ms and has waited about 200 ms, half the delay, when it loses.
+    let late = FaultProxy::slow(Duration::from_millis(600)).await.expect("fault proxy starts");
+    let spare = FaultProxy::hanging().await.expect("fault proxy starts");
+    let pool = ProxyPool::builder().balancer(InOrder).build().expect("valid config");
+    for (id, fault) in [("late", &late), ("spare", &spare)] {
+        let meta = ProxyMeta { id: Some(id.into()), ..ProxyMeta::default() };
+        pool.add(Proxy::with_meta(&fault.url(), meta).expect("valid proxy URL")).expect("unique ids");
+    }
+    for _ in 0..30 {
+        let lease = pool.acquire_with(&Requirements::new().target_host("127.0.0.1"), &Only("late"));
+        lease.expect("eligible").report(Outcome::success(Duration::from_millis(400)));
+    }
+    let client = ProxyClient::builder(pool.clone())
+        .request_timeout(Duration::from_secs(30))
+        .hedging(Hedging { max_hedges: 1, ..Hedging::default() })
+        .build()
+        .expect("valid settings");
+    let page = http::Request::get(format!("{}/product/1", target.url())).body(Bytes::new()).expect("valid request");
+
+    let response = client.send(page).await.expect("the first attempt answers");
+
+    assert_eq!(response.proxy().as_str(), "late");
+    assert_eq!(spare.connections(), 1, "a hedge did go out to the spare");
+    let spare = pool.proxy_stats("spare").expect("in the pool");
+    assert_eq!(
+        (spare.slow, spare.timeouts, spare.failures, spare.consecutive_failures, spare.in_flight),
+        (0, 0, 0, 0, 0),
+        "released without a word on the proxy"
+    );
+}
+
 #[tokio::test]
 async fn no_hedge_goes_out_once_the_budget_is_spent() {
     let scene = Scene::start().await;

@@ -336,8 +336,8 @@ enum Exchange {
 }
 
 /// Holds a lease while its request is out and reports it if dropped unreported: as slow
-/// when the attempt was abandoned for a faster one, else as timed out (a layer above gave
-/// up on it).
+/// when the attempt lost a hedged race after it was late, not at all when it lost before,
+/// else as timed out (a layer above gave up on it).
 struct ReportOnDrop {
     lease: Option<Lease>,
     started: Instant,
@@ -353,16 +353,25 @@ enum Tried {
     Avoid,
 }
 
-/// Set on an attempt that lost a hedged race before it is dropped.
+/// How an attempt of a hedged race ended for the others, set before it is dropped.
 #[derive(Clone, Debug, Default)]
-struct Abandoned(Arc<std::sync::atomic::AtomicBool>);
+struct Abandoned(Arc<std::sync::atomic::AtomicU8>);
 
 impl Abandoned {
-    fn set(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::Release);
+    const OVERDUE: u8 = 1;
+    const CANCELLED: u8 = 2;
+
+    /// It lost after waiting past the host's hedging delay: evidence that its proxy is slow.
+    fn overdue(&self) {
+        self.0.store(Self::OVERDUE, std::sync::atomic::Ordering::Release);
     }
 
-    fn is_set(&self) -> bool {
+    /// It lost before it was late (another attempt answered first): no evidence either way.
+    fn cancel(&self) {
+        self.0.store(Self::CANCELLED, std::sync::atomic::Ordering::Release);
+    }
+
+    fn state(&self) -> u8 {
         self.0.load(std::sync::atomic::Ordering::Acquire)
     }
 }
@@ -383,7 +392,13 @@ impl Drop for ReportOnDrop {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
             let elapsed = self.started.elapsed();
-            lease.report(if self.abandoned.is_set() { Outcome::slow(elapsed) } else { Outcome::timeout(elapsed) });
+            match self.abandoned.state() {
+                Abandoned::OVERDUE => lease.report(Outcome::slow(elapsed)),
+                // Dropping the lease unreported ends it without a word on the proxy.
+                Abandoned::CANCELLED => drop(lease),
+                // Still out (0, the default): a layer above gave up on it.
+                _ => lease.report(Outcome::timeout(elapsed)),
+            }
         }
     }
 }
@@ -474,7 +489,7 @@ impl ProxyClient {
     /// The first attempt, and another through a new proxy each time the ones out have all
     /// waited longer than the host's hedging quantile (while the budget and
     /// `max_hedges` allow); the first good answer wins and the other attempts are dropped,
-    /// to be reported slow. When every attempt has ended without a good answer, the last
+    /// reported slow if they had waited past the hedging delay and not at all otherwise. When every attempt has ended without a good answer, the last
     /// one's result is returned.
     async fn hedged(
         &self,
@@ -484,10 +499,10 @@ impl ProxyClient {
         hedging: &Hedging,
         budget: &HedgeBudget,
     ) -> Result<ProxiedResponse, ClientError> {
-        let mut abandoned: Vec<Abandoned> = Vec::new();
+        let mut abandoned: Vec<(Abandoned, Instant)> = Vec::new();
         let mut launch = |request, first| {
             let flag = Abandoned::default();
-            abandoned.push(flag.clone());
+            abandoned.push((flag.clone(), Instant::now()));
             // A hedge goes to a proxy this request has not tried, or not at all: one already
             // out (or already failed) for it would add nothing.
             let tried = if first { Tried::MayRepeat } else { Tried::Avoid };
@@ -508,9 +523,16 @@ impl ProxyClient {
                 Some(result) = attempts.next() => {
                     let good = result.as_ref().is_ok_and(|r| r.verdict().is_answer());
                     if good || attempts.is_empty() {
-                        // The others lost: abandoned (those already done report nothing more).
-                        for flag in &abandoned {
-                            flag.set();
+                        // The others lost (those already done report nothing more). Only
+                        // one out past the hedging delay was late; a later hedge that had
+                        // not waited that long says nothing about its proxy, so a good
+                        // proxy that often races is not ejected for losing.
+                        for (flag, launched) in &abandoned {
+                            if due.is_some_and(|due| launched.elapsed() >= due) {
+                                flag.overdue();
+                            } else {
+                                flag.cancel();
+                            }
                         }
                         return result;
                     }
