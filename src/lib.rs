@@ -11,10 +11,10 @@
 //! | [`scaler`] | `harvester-scaler` | how many workers: reactive, Kubernetes HPA, predictive, scheduled and cost-capped engines, actuators, a driver |
 //!
 //! ```
-//! use harvester::proxypool::{Proxy, ProxyPool, Requirements};
+//! use harvester::proxypool::{Proxy, ProxyPool, RequestContext, Requirements};
 //!
 //! let pool = ProxyPool::new([Proxy::parse("http://10.0.0.1:3128")?])?;
-//! let lease = pool.acquire(&Requirements::new())?;
+//! let lease = pool.acquire(&Requirements::ANY, &RequestContext::new())?;
 //! assert_eq!(lease.proxy().port(), 3128);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use harvester::proxypool::balance::RoundRobin;
-use harvester::proxypool::{Outcome, Proxy, ProxyMeta, ProxyPool, Requirements, Scheme};
+use harvester::proxypool::{Outcome, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements, Scheme};
 use support::raw_http::{self, RawResponse, basic_auth};
 use support::raw_socks5::socks5_connect;
 use support::{Dante, TargetServer, Tinyproxy, free_port};
@@ -47,12 +47,12 @@ async fn pool_routes_through_live_proxies_and_ejects_the_dead_one() {
         Proxy::with_meta(&format!("http://127.0.0.1:{dead_port}"), meta("dead")).expect("dead URL"),
     ])
     .expect("unique ids");
-    let req = Requirements::new().target_host(&target.addr().ip().to_string());
+    let req = RequestContext::new().target_host(&target.addr().ip().to_string());
 
     let mut served: BTreeMap<String, usize> = BTreeMap::new();
     let mut failed: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..30 {
-        let lease = pool.acquire(&req).expect("live proxies remain");
+        let lease = pool.acquire(&Requirements::ANY, &req).expect("live proxies remain");
         let id = lease.id().to_string();
         let started = Instant::now();
         match get_through(lease.proxy(), &target).await {

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harvester::proxypool::shared::{QualityTier, RegistryIndex, SharedState, SharedStateConfig};
-use harvester::proxypool::{EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyMeta, ProxyPool, Requirements};
+use harvester::proxypool::{
+    EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements,
+};
 use harvester_redis::{RedisConfig, RedisConnection};
 use support::Redis;
 use tokio::time::Instant;
@@ -108,7 +110,9 @@ async fn subscribed(states: &[&SharedState]) {
 /// Fails the proxy whose region is `id` until `pool` ejects it.
 fn eject(pool: &ProxyPool, id: &str) {
     for _ in 0..3 {
-        pool.acquire(&Requirements::new().region(id)).expect("a proxy").report(Outcome::network_failure(MS));
+        pool.acquire(&Requirements::new().region(id), &RequestContext::new())
+            .expect("a proxy")
+            .report(Outcome::network_failure(MS));
     }
     assert!(is_ejected(pool, id), "{id} ejected locally");
 }
@@ -120,7 +124,7 @@ fn is_ejected(pool: &ProxyPool, id: &str) -> bool {
 /// Leases and reports a success `times` times, as a collector goes on doing.
 fn keep_picking(pool: &ProxyPool, times: usize) {
     for _ in 0..times {
-        let lease = pool.acquire(&Requirements::new()).expect("picks go on without Redis");
+        let lease = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("picks go on without Redis");
         lease.report(Outcome::success(MS));
     }
 }
@@ -138,7 +142,7 @@ async fn an_ejection_by_one_instance_is_honoured_by_another() {
 
     eventually("b honours a's ejection", || async { is_ejected(&pool_b, "p1").then_some(()) }).await;
     for _ in 0..12 {
-        let lease = pool_b.acquire(&Requirements::new()).expect("a proxy");
+        let lease = pool_b.acquire(&Requirements::ANY, &RequestContext::new()).expect("a proxy");
         assert_ne!(lease.id().as_str(), "p1", "b no longer picks the proxy a ejected");
     }
     assert_eq!(b.status().announced, 0, "b does not announce a verdict it only applied");
@@ -152,7 +156,9 @@ async fn an_instance_that_starts_later_learns_the_running_verdicts_from_the_keys
     let a = start(&pool_a, &redis, "a");
     subscribed(&[&a]).await;
     eject(&pool_a, "p1");
-    let lease = pool_a.acquire(&Requirements::new().region("p2").target_host("shop.example")).expect("p2");
+    let lease = pool_a
+        .acquire(&Requirements::new().region("p2"), &RequestContext::new().target_host("shop.example"))
+        .expect("p2");
     lease.report(Outcome::ban(MS, None));
     eventually("a announced both", || async { (a.status().announced == 2).then_some(()) }).await;
 
@@ -177,16 +183,20 @@ async fn a_ban_by_one_instance_bars_the_proxy_everywhere_from_that_host_only() {
     let (a, b) = (start(&pool_a, &redis, "a"), start(&pool_b, &redis, "b"));
     subscribed(&[&a, &b]).await;
 
-    let lease = pool_a.acquire(&Requirements::new().region("p1").target_host("shop.example")).expect("p1");
+    let lease = pool_a
+        .acquire(&Requirements::new().region("p1"), &RequestContext::new().target_host("shop.example"))
+        .expect("p1");
     lease.report(Outcome::ban(MS, Some(Duration::from_secs(60))));
 
-    let at_shop = Requirements::new().region("p1").target_host("shop.example");
+    let at_shop = Requirements::new().region("p1");
+    let at_shop_request = RequestContext::new().target_host("shop.example");
     let refused = eventually("b honours a's ban", || async {
-        pool_b.acquire(&at_shop).err().filter(|e| matches!(e, PoolError::AllBanned { .. }))
+        pool_b.acquire(&at_shop, &at_shop_request).err().filter(|e| matches!(e, PoolError::AllBanned { .. }))
     })
     .await;
     assert!(refused.to_string().contains("shop.example"), "{refused}");
-    let elsewhere = pool_b.acquire(&Requirements::new().region("p1").target_host("other.example"));
+    let elsewhere =
+        pool_b.acquire(&Requirements::new().region("p1"), &RequestContext::new().target_host("other.example"));
     assert!(elsewhere.is_ok(), "p1 stays good for every other host: {elsewhere:?}");
     assert!(!is_ejected(&pool_b, "p1"), "a ban is not an ejection");
 }

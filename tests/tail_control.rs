@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use harvester::proxypool::balance::{Balancer, Candidates};
 use harvester::proxypool::client::{AdaptiveTimeout, ClientError, Hedging};
-use harvester::proxypool::{Outcome, Proxy, ProxyClient, ProxyMeta, ProxyPool, Requirements};
+use harvester::proxypool::{Outcome, Proxy, ProxyClient, ProxyMeta, ProxyPool, RequestContext, Requirements};
 use support::{FaultProxy, TargetServer};
 
 /// The first eligible candidate in pool order: the hanging proxy, added first, takes every
@@ -71,7 +71,11 @@ impl Scene {
     /// sending anything).
     fn learn_latency(&self) {
         for _ in 0..30 {
-            let lease = self.pool.acquire_with(&Requirements::new().target_host(self.host()), &Only("good"));
+            let lease = self.pool.acquire_with(
+                &Requirements::ANY,
+                &RequestContext::new().target_host(self.host()),
+                &Only("good"),
+            );
             lease.expect("the good proxy is eligible").report(Outcome::success(Duration::from_millis(5)));
         }
     }
@@ -122,7 +126,8 @@ async fn a_hedge_that_loses_before_it_was_late_is_not_counted_against_its_proxy(
         pool.add(Proxy::with_meta(&fault.url(), meta).expect("valid proxy URL")).expect("unique ids");
     }
     for _ in 0..30 {
-        let lease = pool.acquire_with(&Requirements::new().target_host("127.0.0.1"), &Only("late"));
+        let lease =
+            pool.acquire_with(&Requirements::ANY, &RequestContext::new().target_host("127.0.0.1"), &Only("late"));
         lease.expect("eligible").report(Outcome::success(Duration::from_millis(400)));
     }
     let client = ProxyClient::builder(pool.clone())

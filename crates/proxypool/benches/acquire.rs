@@ -37,7 +37,9 @@ use harvester_proxypool::balance::{
     AdaptiveQuality, ExpectedSuccess, LeastConnections, LeastLatency, PowerOfTwoChoices, RoundRobin,
     SmoothWeightedRoundRobin, Sticky,
 };
-use harvester_proxypool::{Lease, Outcome, Proxy, ProxyKind, ProxyMeta, ProxyPool, ProxyPoolBuilder, Requirements};
+use harvester_proxypool::{
+    Lease, Outcome, Proxy, ProxyKind, ProxyMeta, ProxyPool, ProxyPoolBuilder, RequestContext, Requirements,
+};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const REGIONS: [&str; 8] = ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"];
@@ -80,9 +82,9 @@ fn warm_pool(builder: ProxyPoolBuilder, proxies: &[Proxy], host: Option<&str>) -
     pool.extend(proxies.iter().cloned()).expect("generated proxy ids are unique");
     // A fresh round robin visits the slots in order: one report for each proxy.
     let in_order = RoundRobin::new();
-    let req = host.map_or_else(Requirements::new, |host| Requirements::new().target_host(host));
+    let request = host.map_or_else(RequestContext::new, |host| RequestContext::new().target_host(host));
     for i in 0..pool.len() {
-        let lease = pool.acquire_with(&req, &in_order).expect("a pool of idle proxies leases");
+        let lease = pool.acquire_with(&Requirements::ANY, &request, &in_order).expect("a pool of idle proxies leases");
         lease.report(Outcome::success(Duration::from_millis(50 + mix(i) % 750)));
     }
     pool
@@ -92,14 +94,16 @@ fn warm_pool(builder: ProxyPoolBuilder, proxies: &[Proxy], host: Option<&str>) -
 fn lease_every_proxy(pool: &ProxyPool) -> Vec<Lease> {
     let in_order = RoundRobin::new();
     let all = Requirements::new();
-    (0..pool.len()).map(|_| pool.acquire_with(&all, &in_order).expect("proxies have no session limit")).collect()
+    (0..pool.len())
+        .map(|_| pool.acquire_with(&all, &RequestContext::new(), &in_order).expect("proxies have no session limit"))
+        .collect()
 }
 
 /// A balancer to measure and how to ask it.
 struct Case {
     name: &'static str,
     builder: fn() -> ProxyPoolBuilder,
-    req: Requirements,
+    request: RequestContext,
     /// O(candidates) per pick: milliseconds at 100k, so sampled flat with fewer samples.
     linear: bool,
     /// Hold a lease on every proxy while measuring.
@@ -110,7 +114,7 @@ struct Case {
 
 impl Case {
     fn new(name: &'static str, builder: fn() -> ProxyPoolBuilder, linear: bool) -> Case {
-        Case { name, builder, req: Requirements::new(), linear, all_busy: false, host: None }
+        Case { name, builder, request: RequestContext::new(), linear, all_busy: false, host: None }
     }
 }
 
@@ -138,12 +142,12 @@ fn cases() -> Vec<Case> {
         // The default: weighs the host's leaders and a few random candidates, whatever
         // the pool's size; warmed up at the host it is asked for.
         Case {
-            req: Requirements::new().target_host(SHOP),
+            request: RequestContext::new().target_host(SHOP),
             host: Some(SHOP),
             ..Case::new("expected_success", || ProxyPool::builder().balancer(ExpectedSuccess::new()), false)
         },
         Case {
-            req: Requirements::new().sticky_key("session-4711"),
+            request: RequestContext::new().sticky_key("session-4711"),
             ..Case::new("sticky", || ProxyPool::builder().balancer(Sticky::new()), true)
         },
     ]
@@ -165,18 +169,24 @@ fn bench_one_thread(c: &mut Criterion) {
             let pool = warm_pool((case.builder)(), &proxies, case.host);
             let _held = if case.all_busy { lease_every_proxy(&pool) } else { Vec::new() };
             sample_slow(&mut group, case.linear && size >= 100_000);
-            group.bench_with_input(BenchmarkId::new(case.name, size), &case.req, |b, req| {
+            group.bench_with_input(BenchmarkId::new(case.name, size), &case.request, |b, request| {
                 b.iter(|| {
-                    let lease = pool.acquire(req).expect("an idle pool always leases");
+                    let lease = pool.acquire(&Requirements::ANY, request).expect("an idle pool always leases");
                     black_box(&lease);
                 });
             });
             if matches!(case.name, "round_robin" | "p2c" | "expected_success") {
-                group.bench_with_input(BenchmarkId::new(format!("{}+report", case.name), size), &case.req, |b, req| {
-                    b.iter(|| {
-                        pool.acquire(req).expect("an idle pool always leases").report(Outcome::success(REQUEST_LATENCY))
-                    });
-                });
+                group.bench_with_input(
+                    BenchmarkId::new(format!("{}+report", case.name), size),
+                    &case.request,
+                    |b, request| {
+                        b.iter(|| {
+                            pool.acquire(&Requirements::ANY, request)
+                                .expect("an idle pool always leases")
+                                .report(Outcome::success(REQUEST_LATENCY))
+                        });
+                    },
+                );
                 if size == 10_000 && case.host.is_none() {
                     let req = Requirements::new().region("r3");
                     group.bench_with_input(
@@ -184,7 +194,9 @@ fn bench_one_thread(c: &mut Criterion) {
                         &req,
                         |b, req| {
                             b.iter(|| {
-                                let lease = pool.acquire(req).expect("region r3 holds an eighth of the pool");
+                                let lease = pool
+                                    .acquire(req, &RequestContext::new())
+                                    .expect("region r3 holds an eighth of the pool");
                                 black_box(&lease);
                             });
                         },
@@ -223,6 +235,7 @@ fn bench_two_threads(c: &mut Criterion) {
 
 /// Wall time for two threads to do `iters` leases each on `pool`.
 fn hammer(pool: &ProxyPool, req: &Requirements, iters: u64) -> Duration {
+    let request = RequestContext::new();
     let start_line = Barrier::new(3);
     thread::scope(|s| {
         let workers: Vec<_> = (0..2)
@@ -230,7 +243,7 @@ fn hammer(pool: &ProxyPool, req: &Requirements, iters: u64) -> Duration {
                 s.spawn(|| {
                     start_line.wait();
                     for _ in 0..iters {
-                        let lease = pool.acquire(req).expect("an idle pool always leases");
+                        let lease = pool.acquire(req, &request).expect("an idle pool always leases");
                         black_box(&lease);
                     }
                 })

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use crate::client::ProxyClient;
 use crate::config::Longest;
 use crate::error::ConfigError;
+pub use crate::health::ProbeResult;
 use crate::pool::ProxyPool;
 use crate::proxy::Proxy;
 
@@ -98,17 +99,6 @@ impl HealthCheckConfig {
         }
         Ok(())
     }
-}
-
-/// The result of one probe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProbeResult {
-    /// The test page came back as it should (2xx/3xx, not a ban page).
-    pub success: bool,
-    /// The probe got no answer in time (recorded as a timeout, not a network failure).
-    pub timed_out: bool,
-    /// How long the probe took.
-    pub latency: Duration,
 }
 
 /// Sends one probe through one proxy. [`ProxyClient`] is the real one; tests and other

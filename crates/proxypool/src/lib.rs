@@ -11,13 +11,13 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use harvester_proxypool::{Outcome, Proxy, ProxyPool, Requirements};
+//! use harvester_proxypool::{Outcome, Proxy, ProxyPool, RequestContext, Requirements};
 //!
 //! let pool = ProxyPool::builder().build()?;
 //! pool.add(Proxy::parse("http://10.0.0.1:3128")?)?;
 //! pool.add(Proxy::parse("socks5h://user:secret@10.0.0.2:1080")?)?;
 //!
-//! let lease = pool.acquire(&Requirements::new().target_host("shop.example"))?;
+//! let lease = pool.acquire(&Requirements::ANY, &RequestContext::new().target_host("shop.example"))?;
 //! // ... send the request through lease.proxy() ...
 //! lease.report(Outcome::success(Duration::from_millis(180)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -32,12 +32,24 @@
 //! balancer updates every candidate's score together under a mutex; and the moment an
 //! ejection has ended, the pool's ejection count is corrected once under a mutex.
 //!
-//! Modules: [`proxy`] (what a proxy is), [`list`] (loading proxy lists), [`pool`] (the
-//! pool and its snapshot), [`lease`] (leases and outcomes), [`balance`] (balancers),
-//! [`health`] (passive health, ejection and bans, and health decisions as events),
-//! [`config`], [`stats`], and with the `redis` feature `shared` (proxy state shared by
-//! every instance through Redis).
+//! ## Layers
 //!
+//! Each module imports only from the modules listed before it (its own submodules
+//! aside); `tests/layering.rs` reads this list and checks every `crate::` path against it.
+//!
+//! 1. leaves: `clock`, `hash`, `random`, [`proxy`] (with its error), `error`, [`config`],
+//!    [`requirements`] (what may serve, and the request it is for), [`list`];
+//! 2. [`health`]: outcomes, each proxy's live state, and the context that records an
+//!    outcome, announces and logs it;
+//! 3. `snapshot`: the slots picks read, the filters, and the one availability rule that
+//!    picking and explaining an empty pick share;
+//! 4. [`stats`], [`balance`] (balancers see [`Candidates`](balance::Candidates) over the
+//!    snapshot and the health context), [`lease`];
+//! 5. [`pool`];
+//! 6. [`client`] (builder and config, service, exchange, classification, response), then
+//!    [`health_check`], which probes through it;
+//! 7. `shared`, with the `redis` feature (proxy state shared by every instance).
+
 //! ## Feature flags
 //!
 //! - `redis`: `shared`, a registry of proxies in Redis (with TTL and indexes by region,
@@ -52,25 +64,28 @@ pub mod client;
 mod clock;
 pub mod config;
 mod error;
+mod hash;
 pub mod health;
 pub mod health_check;
 pub mod lease;
 pub mod list;
 pub mod pool;
 pub mod proxy;
+mod random;
 pub mod requirements;
 #[cfg(feature = "redis")]
 pub mod shared;
+mod snapshot;
 pub mod stats;
 
 pub use balance::Balancer;
 pub use client::{ClientError, ProxiedResponse, ProxyClient, ProxyClientBuilder};
 pub use config::{BanConfig, EjectionConfig, EvidenceConfig, HealthConfig, PoolConfig};
-pub use error::{ConfigError, PoolError, ProxyError};
-pub use health::{HealthEvent, HealthEventKind, LatencyQuantiles, RemoteEffect};
-pub use lease::{Lease, Outcome, OutcomeKind};
+pub use error::{ConfigError, PoolError};
+pub use health::{HealthEvent, HealthEventKind, LatencyQuantiles, Outcome, OutcomeKind, RemoteEffect};
+pub use lease::Lease;
 pub use list::{ListError, ListFormat, Loaded, Location, ProxyList, RejectReason, Rejected};
 pub use pool::{BatchReport, ProxyPool, ProxyPoolBuilder};
-pub use proxy::{Credentials, Proxy, ProxyId, ProxyKind, ProxyMeta, Scheme};
-pub use requirements::Requirements;
+pub use proxy::{Credentials, Proxy, ProxyError, ProxyId, ProxyKind, ProxyMeta, Scheme};
+pub use requirements::{RequestContext, Requirements};
 pub use stats::{HostBan, PoolStats, ProxyStats};

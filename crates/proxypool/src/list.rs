@@ -54,7 +54,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::error::ProxyError;
+use crate::proxy::ProxyError;
 use crate::proxy::{Proxy, ProxyId, ProxyKind, ProxyMeta, quote};
 
 /// Reads proxy lists; see the [module documentation](self) for the formats.

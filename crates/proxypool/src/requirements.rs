@@ -1,15 +1,17 @@
-//! What a request needs from its proxy.
+//! What may serve a request, and the request it is for.
+//!
+//! [`Requirements`] filter the proxies (region, kind, provider, tags, quality, cost): a
+//! value that configuration and routing rules hold and share. [`RequestContext`] is the
+//! request's own part (its target host, a sticky session key, the proxies it already
+//! went through), built per request.
 //!
 //! ```
-//! use harvester_proxypool::{ProxyKind, Requirements};
+//! use harvester_proxypool::{ProxyKind, RequestContext, Requirements};
 //!
-//! let req = Requirements::new()
-//!     .region("us")
-//!     .kind(ProxyKind::Residential)
-//!     .min_quality(0.85)
-//!     .target_host("www.example-shop.com")
-//!     .sticky_key("cart-4711");
-//! assert_eq!(req.target_host_name(), Some("www.example-shop.com"));
+//! let residential_in_us = Requirements::new().region("us").kind(ProxyKind::Residential).min_quality(0.85);
+//! let request = RequestContext::new().target_host("WWW.Example-Shop.com").sticky_key("cart-4711");
+//! assert_eq!(request.target_host_name(), Some("www.example-shop.com"));
+//! # let _ = residential_in_us;
 //! ```
 
 use std::sync::Arc;
@@ -18,11 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::proxy::{ProxyId, ProxyKind};
 
-/// Filters and context for one `acquire`. Empty requirements match every proxy.
+/// Which proxies may serve a request. Empty requirements match every proxy.
 ///
-/// Filters: region, kinds (any of), providers (any of), tags (all of), minimum quality,
-/// maximum cost. Context: the target host (for per-site bans and statistics) and a
-/// sticky session key (for the sticky balancer).
+/// Region, kinds (any of), providers (any of), tags (all of), minimum quality, maximum
+/// cost.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Requirements {
@@ -38,22 +39,28 @@ pub struct Requirements {
     pub min_quality: Option<f64>,
     /// Only proxies whose cost per request is at most this.
     pub max_cost: Option<f64>,
-    /// The host the request goes to: bans and per-site statistics are kept per host.
-    /// Stored lower-case, shared cheaply with the lease.
-    #[serde(with = "host_serde")]
-    pub target_host: Option<Arc<str>>,
-    /// Keeps requests with the same key on the same proxy (sticky balancer).
-    pub sticky_key: Option<String>,
-    /// Never these proxies: the ones a retried request already went through. A filter like
-    /// the others (an `acquire` fails when it leaves no proxy); the
-    /// [`ProxyClient`](crate::client::ProxyClient) fills it from
-    /// [`TriedProxies`](crate::client::TriedProxies) and falls back to the whole set.
-    /// Per request, so never read from or written to configuration.
-    #[serde(skip)]
-    pub avoid: Vec<ProxyId>,
+}
+
+/// The request one `acquire` is for: its target host, sticky session key and the proxies
+/// to pass over. Empty for a request to no particular host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    target_host: Option<Arc<str>>,
+    sticky_key: Option<String>,
+    avoid: Vec<ProxyId>,
 }
 
 impl Requirements {
+    /// Requirements that match every proxy, as a constant to borrow.
+    pub const ANY: Requirements = Requirements {
+        region: None,
+        kinds: Vec::new(),
+        providers: Vec::new(),
+        tags: Vec::new(),
+        min_quality: None,
+        max_cost: None,
+    };
+
     /// Requirements that match every proxy.
     pub fn new() -> Self {
         Self::default()
@@ -97,33 +104,9 @@ impl Requirements {
         self
     }
 
-    /// The target host (lower-cased), for bans and per-site statistics.
-    pub fn target_host(mut self, host: &str) -> Self {
-        self.target_host = Some(Arc::from(host.to_ascii_lowercase()));
-        self
-    }
-
-    /// The sticky session key.
-    pub fn sticky_key(mut self, key: impl Into<String>) -> Self {
-        self.sticky_key = Some(key.into());
-        self
-    }
-
-    /// The target host, if set.
-    pub fn target_host_name(&self) -> Option<&str> {
-        self.target_host.as_deref()
-    }
-
-    /// Passes over `proxy` (see [`avoid`](Self::avoid)).
-    pub fn avoid(mut self, proxy: ProxyId) -> Self {
-        self.avoid.push(proxy);
-        self
-    }
-
-    /// True when no filter is set (context fields do not count).
+    /// True when no filter is set.
     pub fn is_unfiltered(&self) -> bool {
-        self.avoid.is_empty()
-            && self.region.is_none()
+        self.region.is_none()
             && self.kinds.is_empty()
             && self.providers.is_empty()
             && self.tags.is_empty()
@@ -132,19 +115,56 @@ impl Requirements {
     }
 }
 
-mod host_serde {
-    use std::sync::Arc;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(host: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
-        match host {
-            Some(h) => s.serialize_some(&**h),
-            None => s.serialize_none(),
-        }
+impl RequestContext {
+    /// A request to no particular host.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
-        Ok(Option::<String>::deserialize(d)?.map(|h| Arc::from(h.to_ascii_lowercase())))
+    /// The host the request goes to (lower-cased): bans and per-site statistics are kept
+    /// per host.
+    pub fn target_host(mut self, host: &str) -> Self {
+        self.target_host = Some(Arc::from(host.to_ascii_lowercase()));
+        self
+    }
+
+    /// Keeps requests with the same key on the same proxy (sticky balancer).
+    pub fn sticky_key(mut self, key: impl Into<String>) -> Self {
+        self.sticky_key = Some(key.into());
+        self
+    }
+
+    /// Passes over `proxy`: one a retried request already went through. A filter like the
+    /// requirements (an `acquire` fails when it leaves no proxy); the
+    /// [`ProxyClient`](crate::client::ProxyClient) then falls back to every proxy.
+    pub fn avoid(mut self, proxy: ProxyId) -> Self {
+        self.avoid.push(proxy);
+        self
+    }
+
+    /// Passes over each of `proxies`; see [`avoid`](Self::avoid).
+    pub fn avoiding(mut self, proxies: impl IntoIterator<Item = ProxyId>) -> Self {
+        self.avoid.extend(proxies);
+        self
+    }
+
+    /// The target host, lower-case, if set.
+    pub fn target_host_name(&self) -> Option<&str> {
+        self.target_host.as_deref()
+    }
+
+    /// The target host, shared with the lease.
+    pub(crate) fn target_host_shared(&self) -> Option<&Arc<str>> {
+        self.target_host.as_ref()
+    }
+
+    /// The sticky session key, if set.
+    pub fn sticky_key_name(&self) -> Option<&str> {
+        self.sticky_key.as_deref()
+    }
+
+    /// The proxies to pass over.
+    pub fn avoided(&self) -> &[ProxyId] {
+        &self.avoid
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::clock::{Nanos, nanos_to_duration};
+use crate::health::HealthContext;
 use crate::health::ProxyHealth;
-use crate::pool::PoolCore;
 use crate::proxy::{Proxy, ProxyId, ProxyKind};
 
 /// One proxy's state.
@@ -74,9 +74,9 @@ pub struct HostBan {
 }
 
 impl ProxyStats {
-    pub(crate) fn read(proxy: &Proxy, health: &ProxyHealth, core: &PoolCore, now: Nanos) -> ProxyStats {
+    pub(crate) fn read(proxy: &Proxy, health: &ProxyHealth, ctx: &HealthContext, now: Nanos) -> ProxyStats {
         let [requests, successes, failures, timeouts, bans, slow] = health.counters();
-        let (answered, failed) = health.transport(now, core.config.evidence.half_life.as_secs_f64() * 1e9);
+        let (answered, failed) = health.transport(now, ctx.config().evidence.half_life.as_secs_f64() * 1e9);
         let meta = proxy.meta();
         ProxyStats {
             id: proxy.id().clone(),
@@ -95,7 +95,7 @@ impl ProxyStats {
             proven: health.is_proven(),
             success_rate: health.success_rate(),
             latency: health.latency(),
-            quality: health.quality(&core.config.health),
+            quality: health.quality(&ctx.config().health),
             consecutive_failures: health.consecutive_failures(),
             ejected_for: health.ejected_until(|| now).map(|until| nanos_to_duration(until - now)),
             times_ejected: health.times_ejected(),

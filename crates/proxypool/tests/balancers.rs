@@ -6,7 +6,7 @@ use std::time::Duration;
 use harvester_proxypool::balance::{
     AdaptiveQuality, LeastConnections, LeastLatency, PowerOfTwoChoices, RoundRobin, SmoothWeightedRoundRobin, Sticky,
 };
-use harvester_proxypool::{Balancer, Lease, Outcome, Proxy, ProxyMeta, ProxyPool, Requirements};
+use harvester_proxypool::{Balancer, Lease, Outcome, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements};
 use proptest::prelude::*;
 
 fn proxy(id: &str, meta: ProxyMeta) -> Proxy {
@@ -23,13 +23,13 @@ fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("p{i:03}")).collect()
 }
 
-fn pick(pool: &ProxyPool, req: &Requirements) -> String {
-    pool.acquire(req).expect("a proxy").id().to_string()
+fn pick(pool: &ProxyPool, request: &RequestContext) -> String {
+    pool.acquire(&Requirements::ANY, request).expect("a proxy").id().to_string()
 }
 
 /// Leases `id` by asking for it through a balancer that only takes that id.
 fn lease_of(pool: &ProxyPool, id: &str) -> Lease {
-    pool.acquire_with(&Requirements::new(), &Only(id.to_owned())).expect("the proxy is eligible")
+    pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &Only(id.to_owned())).expect("the proxy is eligible")
 }
 
 fn report_latency(pool: &ProxyPool, id: &str, latency: Duration, times: usize) {
@@ -41,11 +41,11 @@ fn report_latency(pool: &ProxyPool, id: &str, latency: Duration, times: usize) {
 #[test]
 fn round_robin_visits_every_proxy_once_per_cycle_and_skips_busy_ones() {
     let pool = pool_of(RoundRobin::new(), &["a", "b", "c"]);
-    let cycle: Vec<String> = (0..6).map(|_| pick(&pool, &Requirements::new())).collect();
+    let cycle: Vec<String> = (0..6).map(|_| pick(&pool, &RequestContext::new())).collect();
     assert_eq!(cycle, ["a", "b", "c", "a", "b", "c"]);
     pool.upsert(proxy("b", ProxyMeta { max_sessions: Some(1), ..Default::default() }));
     let _held = lease_of(&pool, "b");
-    let picks: Vec<String> = (0..6).map(|_| pick(&pool, &Requirements::new())).collect();
+    let picks: Vec<String> = (0..6).map(|_| pick(&pool, &RequestContext::new())).collect();
     assert_eq!(picks, ["a", "c", "a", "c", "a", "c"], "b is full; a and c still take equal turns");
 }
 
@@ -60,7 +60,8 @@ fn round_robin_keeps_turns_even_when_most_of_the_pool_is_filtered_out() {
     let cheap = Requirements::new().max_cost(0.01);
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..100 {
-        *counts.entry(pick(&pool, &cheap)).or_default() += 1;
+        *counts.entry(pool.acquire(&cheap, &RequestContext::new()).expect("a proxy").id().to_string()).or_default() +=
+            1;
     }
     assert_eq!(counts, BTreeMap::from([("p0".to_owned(), 50), ("p1".to_owned(), 50)]));
 }
@@ -71,7 +72,7 @@ fn smooth_weighted_round_robin_interleaves_like_nginx() {
     for (id, weight) in [("a", 5), ("b", 1), ("c", 1)] {
         pool.add(proxy(id, ProxyMeta { weight, ..Default::default() })).expect("unique");
     }
-    let sequence: Vec<String> = (0..7).map(|_| pick(&pool, &Requirements::new())).collect();
+    let sequence: Vec<String> = (0..7).map(|_| pick(&pool, &RequestContext::new())).collect();
     assert_eq!(sequence, ["a", "a", "b", "a", "c", "a", "a"], "nginx's documented smooth sequence for 5:1:1");
 }
 
@@ -88,7 +89,7 @@ proptest! {
         for _cycle in 0..3 {
             let mut counts: HashMap<String, u32> = HashMap::new();
             for _ in 0..total {
-                *counts.entry(pick(&pool, &Requirements::new())).or_default() += 1;
+                *counts.entry(pick(&pool, &RequestContext::new())).or_default() += 1;
             }
             for (i, &weight) in weights.iter().enumerate() {
                 prop_assert_eq!(counts.get(&format!("p{i}")).copied().unwrap_or(0), weight);
@@ -107,7 +108,7 @@ proptest! {
             .collect();
         let fewest = *holds.iter().min().expect("non-empty");
         for _ in 0..10 {
-            let lease = pool.acquire(&Requirements::new()).expect("a proxy");
+            let lease = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("a proxy");
             let index = names.iter().position(|n| *n == lease.id().as_str()).expect("known id");
             prop_assert_eq!(holds[index], fewest);
         }
@@ -117,7 +118,7 @@ proptest! {
 #[test]
 fn least_connections_spreads_ties() {
     let pool = pool_of(LeastConnections::new(), &["a", "b", "c", "d"]);
-    let picked: std::collections::BTreeSet<String> = (0..200).map(|_| pick(&pool, &Requirements::new())).collect();
+    let picked: std::collections::BTreeSet<String> = (0..200).map(|_| pick(&pool, &RequestContext::new())).collect();
     assert_eq!(picked.len(), 4, "idle proxies tie; the random scan start must rotate them");
 }
 
@@ -126,10 +127,10 @@ fn least_latency_tries_unmeasured_proxies_then_takes_the_fastest() {
     let pool = pool_of(LeastLatency::new(), &["slow", "fast", "new"]);
     report_latency(&pool, "slow", Duration::from_millis(900), 3);
     report_latency(&pool, "fast", Duration::from_millis(100), 3);
-    assert_eq!(pick(&pool, &Requirements::new()), "new", "a proxy without a sample is tried first");
+    assert_eq!(pick(&pool, &RequestContext::new()), "new", "a proxy without a sample is tried first");
     report_latency(&pool, "new", Duration::from_millis(500), 3);
     for _ in 0..20 {
-        assert_eq!(pick(&pool, &Requirements::new()), "fast");
+        assert_eq!(pick(&pool, &RequestContext::new()), "fast");
     }
 }
 
@@ -139,11 +140,11 @@ async fn p2c_always_picks_the_better_of_two() {
     report_latency(&pool, "good", Duration::from_millis(100), 3);
     report_latency(&pool, "bad", Duration::from_millis(400), 3);
     for _ in 0..50 {
-        assert_eq!(pick(&pool, &Requirements::new()), "good");
+        assert_eq!(pick(&pool, &RequestContext::new()), "good");
     }
     // Load counts too: four requests in flight make 100 ms × 5 worse than 400 ms × 1.
     let _held: Vec<Lease> = (0..4).map(|_| lease_of(&pool, "good")).collect();
-    assert_eq!(pick(&pool, &Requirements::new()), "bad");
+    assert_eq!(pick(&pool, &RequestContext::new()), "bad");
 }
 
 #[tokio::test(start_paused = true)]
@@ -156,7 +157,7 @@ async fn p2c_never_picks_the_worst_proxy_and_samples_two_distinct() {
     }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..4000 {
-        *counts.entry(pick(&pool, &Requirements::new())).or_default() += 1;
+        *counts.entry(pick(&pool, &RequestContext::new())).or_default() += 1;
     }
     assert!(!counts.contains_key("p007"), "the worst is the worse of every pair it is in: {counts:?}");
     // With two distinct samples out of 8, the best is chosen whenever sampled: 2/8 = 25 %.
@@ -169,11 +170,11 @@ async fn p2c_forgets_a_latency_spike_with_time() {
     let pool = pool_of(PowerOfTwoChoices::new(), &["spiky", "steady"]);
     report_latency(&pool, "steady", Duration::from_millis(200), 1);
     report_latency(&pool, "spiky", Duration::from_secs(5), 1);
-    assert_eq!(pick(&pool, &Requirements::new()), "steady");
+    assert_eq!(pick(&pool, &RequestContext::new()), "steady");
     // The steady proxy keeps answering in 200 ms; the spike decays (time constant 10 s).
     tokio::time::advance(Duration::from_secs(60)).await;
     report_latency(&pool, "steady", Duration::from_millis(200), 1);
-    assert_eq!(pick(&pool, &Requirements::new()), "spiky", "5 s × e^-6 ≈ 12 ms is now the lower estimate");
+    assert_eq!(pick(&pool, &RequestContext::new()), "spiky", "5 s × e^-6 ≈ 12 ms is now the lower estimate");
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,18 +187,18 @@ async fn adaptive_quality_weighs_cost_and_success_at_the_target_site() {
     .expect("unique");
     // The same global history for both: five fast successes each, but the pricey one
     // earned its at shop.example and the cheap one elsewhere.
-    let shop = Requirements::new().target_host("shop.example");
-    let elsewhere = Requirements::new().target_host("news.example");
+    let shop = RequestContext::new().target_host("shop.example");
+    let elsewhere = RequestContext::new().target_host("news.example");
     for _ in 0..5 {
-        pool.acquire_with(&shop, &Only("pricey".into()))
+        pool.acquire_with(&Requirements::ANY, &shop, &Only("pricey".into()))
             .expect("pricey")
             .report(Outcome::success(Duration::from_millis(100)));
-        pool.acquire_with(&elsewhere, &Only("cheap".into()))
+        pool.acquire_with(&Requirements::ANY, &elsewhere, &Only("cheap".into()))
             .expect("cheap")
             .report(Outcome::success(Duration::from_millis(100)));
     }
     // Without a site, cost decides (0.2 × 1 against 0.2 × 0.5).
-    assert_eq!(pick(&pool, &Requirements::new()), "cheap");
+    assert_eq!(pick(&pool, &RequestContext::new()), "cheap");
     // At shop.example, the pricey one's success there (0.2 × 1) outweighs its cost.
     assert_eq!(pick(&pool, &shop), "pricey");
     assert_eq!(pick(&pool, &elsewhere), "cheap");
@@ -209,11 +210,11 @@ fn unmeasured_proxies_are_tried_but_cannot_take_every_request() {
         let name = balancer.name();
         let pool = pool_of(balancer, &["known", "new"]);
         report_latency(&pool, "known", Duration::from_millis(300), 3);
-        let first = pool.acquire(&Requirements::new()).expect("a proxy");
+        let first = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("a proxy");
         assert_eq!(first.id().as_str(), "new", "{name}: an idle unmeasured proxy is tried");
         // While its first request is out, the unmeasured proxy counts as the slowest.
         for _ in 0..10 {
-            assert_eq!(pick(&pool, &Requirements::new()), "known", "{name}");
+            assert_eq!(pick(&pool, &RequestContext::new()), "known", "{name}");
         }
         drop(first);
     }
@@ -226,7 +227,7 @@ async fn p2c_avoids_a_proxy_that_fails_fast() {
     // A refused connection answers in a millisecond; it must not look fast.
     lease_of(&pool, "refusing").report(Outcome::network_failure(Duration::from_millis(1)));
     for _ in 0..20 {
-        assert_eq!(pick(&pool, &Requirements::new()), "good");
+        assert_eq!(pick(&pool, &RequestContext::new()), "good");
     }
 }
 
@@ -236,7 +237,7 @@ fn sticky_keeps_a_key_on_one_proxy() {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let pool = pool_of(Sticky::new(), &names);
     for key in 0..50 {
-        let req = Requirements::new().sticky_key(format!("session-{key}"));
+        let req = RequestContext::new().sticky_key(format!("session-{key}"));
         let first = pick(&pool, &req);
         for _ in 0..5 {
             assert_eq!(pick(&pool, &req), first);
@@ -249,7 +250,7 @@ fn sticky_moves_only_the_keys_of_a_proxy_that_leaves() {
     let names = ids(10);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let pool = pool_of(Sticky::new(), &names);
-    let keys: Vec<Requirements> = (0..2000).map(|k| Requirements::new().sticky_key(format!("user-{k}"))).collect();
+    let keys: Vec<RequestContext> = (0..2000).map(|k| RequestContext::new().sticky_key(format!("user-{k}"))).collect();
     let before: Vec<String> = keys.iter().map(|r| pick(&pool, r)).collect();
     pool.remove(&"p003".into()).expect("present");
     let after: Vec<String> = keys.iter().map(|r| pick(&pool, r)).collect();
@@ -269,9 +270,11 @@ fn sticky_moves_only_the_keys_of_a_proxy_that_leaves() {
 #[tokio::test(start_paused = true)]
 async fn sticky_moves_a_key_off_an_unhealthy_proxy_and_back_when_it_returns() {
     let pool = pool_of(Sticky::new(), &["a", "b", "c"]);
-    let req = Requirements::new().sticky_key("cart-1").target_host("shop.example");
+    let req = RequestContext::new().sticky_key("cart-1").target_host("shop.example");
     let home = pick(&pool, &req);
-    pool.acquire(&req).expect("home").report(Outcome::ban(Duration::from_millis(1), Some(Duration::from_secs(1))));
+    pool.acquire(&Requirements::ANY, &req)
+        .expect("home")
+        .report(Outcome::ban(Duration::from_millis(1), Some(Duration::from_secs(1))));
     let away = pick(&pool, &req);
     assert_ne!(away, home, "a banned home proxy is left");
     assert_eq!(pick(&pool, &req), away, "the key stays on its second choice meanwhile");
@@ -282,7 +285,7 @@ async fn sticky_moves_a_key_off_an_unhealthy_proxy_and_back_when_it_returns() {
 #[test]
 fn sticky_without_a_key_falls_back_to_round_robin() {
     let pool = pool_of(Sticky::new(), &["a", "b", "c"]);
-    let picks: Vec<String> = (0..3).map(|_| pick(&pool, &Requirements::new())).collect();
+    let picks: Vec<String> = (0..3).map(|_| pick(&pool, &RequestContext::new())).collect();
     assert_eq!(picks, ["a", "b", "c"]);
 }
 
@@ -299,7 +302,7 @@ fn a_balancer_answering_out_of_range_gets_an_error_not_a_panic() {
         }
     }
     let pool = pool_of(Broken, &["a"]);
-    let err = pool.acquire(&Requirements::new()).expect_err("no valid pick");
+    let err = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect_err("no valid pick");
     assert_eq!(err.to_string(), "the broken balancer picked no proxy although 1 were available");
 }
 

@@ -13,7 +13,7 @@ use harvester_proxypool::health_check::HealthCheckConfig;
 use harvester_proxypool::shared::SharedStateConfig;
 use harvester_proxypool::{
     BanConfig, ConfigError, EjectionConfig, EvidenceConfig, HealthConfig, HealthEvent, HealthEventKind, Outcome,
-    PoolConfig, Proxy, ProxyPool, Requirements,
+    PoolConfig, Proxy, ProxyPool, RequestContext, Requirements,
 };
 use proptest::prelude::*;
 
@@ -119,7 +119,7 @@ fn exercise(pool: &ProxyPool, rt: &tokio::runtime::Runtime) {
     let extreme = [Duration::ZERO, Duration::from_millis(80), Duration::from_secs(u64::MAX), Duration::MAX];
     for round in 0..90usize {
         let host = format!("h{}.example", round % 3);
-        if let Ok(lease) = pool.acquire(&Requirements::new().target_host(&host)) {
+        if let Ok(lease) = pool.acquire(&Requirements::ANY, &RequestContext::new().target_host(&host)) {
             let latency = extreme[round % extreme.len()];
             let retry_after = (round % 4 == 0).then_some(extreme[(round / 4) % extreme.len()]);
             lease.report(match round % 7 {
@@ -148,7 +148,7 @@ fn exercise(pool: &ProxyPool, rt: &tokio::runtime::Runtime) {
     let _ = pool.stats();
     let _ = pool.latency_quantile("h1.example", 0.99);
     rt.block_on(tokio::time::advance(Duration::from_secs(8 * 86_400)));
-    let _ = pool.acquire(&Requirements::new().target_host("h2.example"));
+    let _ = pool.acquire(&Requirements::ANY, &RequestContext::new().target_host("h2.example"));
 }
 
 fn proxies() -> Vec<Proxy> {

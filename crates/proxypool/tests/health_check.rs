@@ -7,7 +7,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use harvester_proxypool::balance::RoundRobin;
 use harvester_proxypool::health_check::{HealthCheckConfig, HealthChecker, ProbeResult, Prober};
-use harvester_proxypool::{EjectionConfig, Outcome, PoolConfig, Proxy, ProxyMeta, ProxyPool, Requirements};
+use harvester_proxypool::{
+    EjectionConfig, Outcome, PoolConfig, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements,
+};
 use tokio::time::Instant;
 
 /// Records when each probe starts; each probe takes `hold` and succeeds unless its proxy
@@ -105,7 +107,7 @@ async fn the_task_stops_when_its_handle_is_dropped() {
 async fn a_successful_probe_brings_an_ejected_proxy_back_and_failing_probes_eject() {
     let pool = pool(2);
     for _ in 0..5 {
-        pool.acquire_with(&Requirements::new(), &Only("p0"))
+        pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &Only("p0"))
             .expect("p0")
             .report(Outcome::network_failure(Duration::ZERO));
     }

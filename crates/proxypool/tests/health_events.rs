@@ -9,7 +9,7 @@ use harvester_proxypool::balance::RoundRobin;
 use harvester_proxypool::health_check::ProbeResult;
 use harvester_proxypool::{
     BatchReport, EjectionConfig, HealthEvent, HealthEventKind, Outcome, PoolConfig, PoolError, Proxy, ProxyId,
-    ProxyMeta, ProxyPool, RemoteEffect, Requirements,
+    ProxyMeta, ProxyPool, RemoteEffect, RequestContext, Requirements,
 };
 use tokio::sync::broadcast::error::TryRecvError;
 
@@ -38,7 +38,9 @@ fn ejecting_after(failures: u32, max_ejected_fraction: f64) -> PoolConfig {
 /// Fails the proxy whose region is `id` `times` times.
 fn fail(pool: &ProxyPool, id: &str, times: u32) {
     for _ in 0..times {
-        pool.acquire(&Requirements::new().region(id)).expect("a proxy").report(Outcome::network_failure(MS));
+        pool.acquire(&Requirements::new().region(id), &RequestContext::new())
+            .expect("a proxy")
+            .report(Outcome::network_failure(MS));
     }
 }
 
@@ -67,7 +69,7 @@ async fn a_local_ejection_is_announced_with_its_length() {
 async fn a_local_ban_is_announced_with_its_host_and_retry_after() {
     let pool = pool(PoolConfig::default(), &["a"]);
     let mut events = pool.subscribe_health();
-    let lease = pool.acquire(&Requirements::new().target_host("shop.example")).expect("a proxy");
+    let lease = pool.acquire(&Requirements::ANY, &RequestContext::new().target_host("shop.example")).expect("a proxy");
     lease.report(Outcome::ban(MS, Some(90 * SEC)));
     assert_eq!(events.try_recv(), Ok(ban("a", Some("shop.example"), 90 * SEC)));
 }
@@ -89,7 +91,7 @@ async fn a_remote_ejection_takes_the_proxy_out_of_rotation_for_its_length() {
     assert_eq!(pool.apply_remote(&ejection("a", 10 * SEC)), RemoteEffect::Applied);
     assert_eq!(ejected_for(&pool, "a"), Some(10 * SEC));
     for _ in 0..4 {
-        assert_eq!(pool.acquire(&Requirements::new()).expect("b").id().as_str(), "b");
+        assert_eq!(pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("b").id().as_str(), "b");
     }
     tokio::time::advance(10 * SEC).await;
     assert_eq!(ejected_for(&pool, "a"), None, "it ends on its own, as a local one would");
@@ -126,7 +128,10 @@ async fn remote_ejections_enter_panic_mode_like_local_ones() {
     assert_eq!(pool.apply_remote(&ejection("a", 30 * SEC)), RemoteEffect::Applied);
     assert_eq!(pool.apply_remote(&ejection("b", 30 * SEC)), RemoteEffect::Applied);
     assert!(pool.stats().panic);
-    assert!(pool.acquire(&Requirements::new()).is_ok(), "in panic mode the ejected proxies serve");
+    assert!(
+        pool.acquire(&Requirements::ANY, &RequestContext::new()).is_ok(),
+        "in panic mode the ejected proxies serve"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -154,11 +159,14 @@ async fn a_remote_restoration_ends_the_ejection() {
 async fn a_remote_ban_bars_the_proxy_from_that_host_only() {
     let pool = pool(PoolConfig::default(), &["a"]);
     assert_eq!(pool.apply_remote(&ban("a", Some("shop.example"), 60 * SEC)), RemoteEffect::Applied);
-    let refused = pool.acquire(&Requirements::new().target_host("shop.example")).err();
+    let refused = pool.acquire(&Requirements::ANY, &RequestContext::new().target_host("shop.example")).err();
     assert!(matches!(refused, Some(PoolError::AllBanned { .. })), "{refused:?}");
-    assert!(pool.acquire(&Requirements::new().target_host("other.example")).is_ok());
+    assert!(pool.acquire(&Requirements::ANY, &RequestContext::new().target_host("other.example")).is_ok());
     tokio::time::advance(60 * SEC).await;
-    assert!(pool.acquire(&Requirements::new().target_host("shop.example")).is_ok(), "the ban ran out");
+    assert!(
+        pool.acquire(&Requirements::ANY, &RequestContext::new().target_host("shop.example")).is_ok(),
+        "the ban ran out"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use harvester_proxypool::balance::{Balancer, Candidates, ExpectedSuccess, Objective, PowerOfTwoChoices};
-use harvester_proxypool::{Lease, Outcome, Proxy, ProxyKind, ProxyMeta, ProxyPool, Requirements};
+use harvester_proxypool::{Lease, Outcome, Proxy, ProxyKind, ProxyMeta, ProxyPool, RequestContext, Requirements};
 
 const MS: Duration = Duration::from_millis(1);
 const SHOP: &str = "shop.example";
@@ -23,13 +23,13 @@ fn pool_with(balancer: impl Balancer, proxies: Vec<Proxy>) -> ProxyPool {
     pool
 }
 
-fn at(host: &str) -> Requirements {
-    Requirements::new().target_host(host)
+fn at(host: &str) -> RequestContext {
+    RequestContext::new().target_host(host)
 }
 
 /// Leases `id` for `host` through a balancer that takes only that id.
 fn lease_of(pool: &ProxyPool, id: &str, host: &str) -> Lease {
-    pool.acquire_with(&at(host), &Only(id.to_owned())).expect("the proxy is eligible")
+    pool.acquire_with(&Requirements::ANY, &at(host), &Only(id.to_owned())).expect("the proxy is eligible")
 }
 
 fn report(pool: &ProxyPool, id: &str, host: &str, outcome: Outcome, times: usize) {
@@ -41,7 +41,7 @@ fn report(pool: &ProxyPool, id: &str, host: &str, outcome: Outcome, times: usize
 fn picks(pool: &ProxyPool, host: &str, n: usize) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for _ in 0..n {
-        let lease = pool.acquire(&at(host)).expect("a proxy");
+        let lease = pool.acquire(&Requirements::ANY, &at(host)).expect("a proxy");
         *counts.entry(lease.id().to_string()).or_default() += 1;
     }
     counts
@@ -50,7 +50,7 @@ fn picks(pool: &ProxyPool, host: &str, n: usize) -> BTreeMap<String, usize> {
 /// What the pool expects of each proxy at `host`, read through a balancer.
 fn estimates(pool: &ProxyPool, host: &str) -> BTreeMap<String, f64> {
     let probe = Probe::default();
-    let _ = pool.acquire_with(&at(host), &probe);
+    let _ = pool.acquire_with(&Requirements::ANY, &at(host), &probe);
     probe.seen.lock().expect("not poisoned").clone()
 }
 
@@ -179,7 +179,7 @@ fn an_unproven_proxy_gets_one_request_at_a_time_until_its_first_success() {
     let pool = pool_with(ExpectedSuccess::new(), vec![proxy("new", None, 0.0), proxy("proven", None, 0.0)]);
     report(&pool, "proven", SHOP, Outcome::success(100 * MS), 3);
     let first = lease_of(&pool, "new", SHOP);
-    let held: Vec<Lease> = (0..20).map(|_| pool.acquire(&at(SHOP)).expect("a proxy")).collect();
+    let held: Vec<Lease> = (0..20).map(|_| pool.acquire(&Requirements::ANY, &at(SHOP)).expect("a proxy")).collect();
     assert!(held.iter().all(|l| l.id().as_str() == "proven"), "the new proxy waits for its first answer");
     first.report(Outcome::success(100 * MS));
     let counts = picks(&pool, SHOP, 200);
@@ -188,7 +188,7 @@ fn an_unproven_proxy_gets_one_request_at_a_time_until_its_first_success() {
 
     let alone = pool_with(ExpectedSuccess::new(), vec![proxy("new", None, 0.0)]);
     let _first = lease_of(&alone, "new", SHOP);
-    assert!(alone.acquire(&at(SHOP)).is_ok(), "probation never leaves a request without a proxy");
+    assert!(alone.acquire(&Requirements::ANY, &at(SHOP)).is_ok(), "probation never leaves a request without a proxy");
 }
 
 #[tokio::test(start_paused = true)]
@@ -308,7 +308,7 @@ fn in_a_large_pool_the_few_good_proxies_are_found_and_kept() {
     // shop, the others are banned there (for an instant, so they stay candidates).
     let mut good_picks = 0;
     for round in 0..4_000 {
-        let lease = pool.acquire(&at(SHOP)).expect("a proxy");
+        let lease = pool.acquire(&Requirements::ANY, &at(SHOP)).expect("a proxy");
         let ok = good(lease.id().as_str());
         if round >= 3_000 {
             good_picks += usize::from(ok);
@@ -325,7 +325,7 @@ fn seeded_pools_repeat_their_picks() {
         pool.extend((0..50).map(|i| proxy(&format!("p{i:02}"), None, 0.0))).expect("unique ids");
         (0..200)
             .map(|i| {
-                let lease = pool.acquire(&at(SHOP)).expect("a proxy");
+                let lease = pool.acquire(&Requirements::ANY, &at(SHOP)).expect("a proxy");
                 let id = lease.id().to_string();
                 lease.report(if i % 3 == 0 { Outcome::ban(MS, Some(Duration::ZERO)) } else { Outcome::success(MS) });
                 id
@@ -356,5 +356,5 @@ async fn the_pool_reports_each_sites_latency_quantiles() {
 fn what_a_balancer_sees_is_shared_through_arcs_too() {
     // Candidates' estimates work with a balancer behind an Arc (as ProxyClient's policies hold them).
     let pool = pool_with(Arc::new(ExpectedSuccess::new()), vec![proxy("a", None, 0.0)]);
-    assert!(pool.acquire(&at(SHOP)).is_ok());
+    assert!(pool.acquire(&Requirements::ANY, &at(SHOP)).is_ok());
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use harvester_proxypool::balance::RoundRobin;
 use harvester_proxypool::{
     BanConfig, EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyId, ProxyKind, ProxyMeta, ProxyPool,
-    Requirements,
+    RequestContext, Requirements,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -30,7 +30,7 @@ fn round_robin_pool(config: PoolConfig, ids: &[&str]) -> ProxyPool {
 fn fail(pool: &ProxyPool, req: &Requirements, times: usize) -> Vec<String> {
     (0..times)
         .map(|_| {
-            let lease = pool.acquire(req).expect("a proxy");
+            let lease = pool.acquire(req, &RequestContext::new()).expect("a proxy");
             let id = lease.id().to_string();
             lease.report(Outcome::network_failure(MS));
             id
@@ -41,7 +41,7 @@ fn fail(pool: &ProxyPool, req: &Requirements, times: usize) -> Vec<String> {
 #[test]
 fn empty_pool_says_so() {
     let pool = ProxyPool::new([]).expect("empty pool");
-    assert_eq!(pool.acquire(&Requirements::new()).err(), Some(PoolError::Empty));
+    assert_eq!(pool.acquire(&Requirements::ANY, &RequestContext::new()).err(), Some(PoolError::Empty));
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn requirements_filter_by_region_kind_provider_tags_and_cost() {
     .expect("unique ids");
     let only = |req: Requirements| {
         let ids: std::collections::BTreeSet<String> =
-            (0..20).map(|_| pool.acquire(&req).expect("a match").id().to_string()).collect();
+            (0..20).map(|_| pool.acquire(&req, &RequestContext::new()).expect("a match").id().to_string()).collect();
         ids.into_iter().collect::<Vec<_>>()
     };
     assert_eq!(only(Requirements::new().region("us").kind(ProxyKind::Datacenter)), ["us-dc"]);
@@ -87,22 +87,28 @@ fn no_match_names_the_filter_that_emptied_the_set() {
         proxy("b", ProxyMeta { region: Some("eu".into()), kind: Some(ProxyKind::Residential), ..Default::default() }),
     ])
     .expect("unique ids");
-    let filter_of = |req: Requirements| match pool.acquire(&req) {
+    let filter_of = |(req, request): (Requirements, RequestContext)| match pool.acquire(&req, &request) {
         Err(PoolError::NoMatch { filter, pool_size }) => {
             assert_eq!(pool_size, 2);
             filter
         }
         other => panic!("expected NoMatch, got {other:?}"),
     };
-    assert_eq!(filter_of(Requirements::new().region("asia")), "region=asia");
-    assert_eq!(filter_of(Requirements::new().region("us").kind(ProxyKind::Residential)), "kind in [residential]");
-    assert_eq!(filter_of(Requirements::new().tag("nope")), "tag=nope");
-    assert_eq!(filter_of(Requirements::new().max_cost(-1.0)), "max_cost=-1");
-    let both_tried = Requirements::new().avoid(ProxyId::from("a")).avoid(ProxyId::from("b"));
-    assert_eq!(filter_of(both_tried), "avoid [a, b]");
-    let not_a = (0..10).map(|_| pool.acquire(&Requirements::new().avoid(ProxyId::from("a"))).expect("b is left"));
+    assert_eq!(filter_of((Requirements::new().region("asia"), RequestContext::new())), "region=asia");
+    assert_eq!(
+        filter_of((Requirements::new().region("us").kind(ProxyKind::Residential), RequestContext::new())),
+        "kind in [residential]"
+    );
+    assert_eq!(filter_of((Requirements::new().tag("nope"), RequestContext::new())), "tag=nope");
+    assert_eq!(filter_of((Requirements::new().max_cost(-1.0), RequestContext::new())), "max_cost=-1");
+    let both_tried = RequestContext::new().avoid(ProxyId::from("a")).avoid(ProxyId::from("b"));
+    assert_eq!(filter_of((Requirements::new(), both_tried)), "avoid [a, b]");
+    let not_a = (0..10).map(|_| {
+        pool.acquire(&Requirements::ANY, &RequestContext::new().avoid(ProxyId::from("a"))).expect("b is left")
+    });
     assert!(not_a.into_iter().all(|lease| lease.id().as_str() == "b"));
-    let message = pool.acquire(&Requirements::new().region("asia")).expect_err("no match").to_string();
+    let message =
+        pool.acquire(&Requirements::new().region("asia"), &RequestContext::new()).expect_err("no match").to_string();
     assert_eq!(message, "no proxy matches the requirements: region=asia left none of 2 proxies");
 }
 
@@ -110,12 +116,15 @@ fn no_match_names_the_filter_that_emptied_the_set() {
 fn lease_holds_a_session_until_dropped_and_max_sessions_is_respected() {
     let pool =
         ProxyPool::new([proxy("only", ProxyMeta { max_sessions: Some(2), ..Default::default() })]).expect("unique ids");
-    let first = pool.acquire(&Requirements::new()).expect("first session");
-    let second = pool.acquire(&Requirements::new()).expect("second session");
+    let first = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("first session");
+    let second = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("second session");
     assert_eq!(pool.stats().in_flight, 2);
-    assert_eq!(pool.acquire(&Requirements::new()).err(), Some(PoolError::AllBusy { matching: 1 }));
+    assert_eq!(
+        pool.acquire(&Requirements::ANY, &RequestContext::new()).err(),
+        Some(PoolError::AllBusy { matching: 1 })
+    );
     drop(first);
-    let third = pool.acquire(&Requirements::new()).expect("a session was freed");
+    let third = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("a session was freed");
     third.report(Outcome::success(MS));
     drop(second);
     assert_eq!(pool.stats().in_flight, 0);
@@ -126,7 +135,7 @@ async fn lease_is_released_when_its_task_panics_or_is_cancelled() {
     let pool = ProxyPool::new([plain("a")]).expect("unique ids");
     let p = pool.clone();
     let panicked = tokio::spawn(async move {
-        let _lease = p.acquire(&Requirements::new()).expect("a proxy");
+        let _lease = p.acquire(&Requirements::ANY, &RequestContext::new()).expect("a proxy");
         panic!("handler bug");
     })
     .await;
@@ -134,7 +143,7 @@ async fn lease_is_released_when_its_task_panics_or_is_cancelled() {
     let p = pool.clone();
     let (held, hold) = tokio::sync::oneshot::channel::<()>();
     let cancelled = tokio::spawn(async move {
-        let _lease = p.acquire(&Requirements::new()).expect("a proxy");
+        let _lease = p.acquire(&Requirements::ANY, &RequestContext::new()).expect("a proxy");
         let _ = held.send(());
         std::future::pending::<()>().await;
     });
@@ -154,7 +163,7 @@ async fn proxy_is_ejected_after_consecutive_failures_for_a_growing_time() {
     let pool = round_robin_pool(config, &["only"]);
     let req = Requirements::new();
     fail(&pool, &req, 5);
-    match pool.acquire(&req) {
+    match pool.acquire(&req, &RequestContext::new()) {
         Err(PoolError::AllEjected { matching: 1, retry_in }) => assert_eq!(retry_in, Duration::from_secs(30)),
         other => panic!("expected the proxy ejected for 30 s, got {other:?}"),
     }
@@ -164,7 +173,7 @@ async fn proxy_is_ejected_after_consecutive_failures_for_a_growing_time() {
     assert_eq!(stats.times_ejected, 2);
     assert_eq!(stats.ejected_for, Some(Duration::from_secs(60)), "the second ejection lasts twice as long");
     tokio::time::advance(Duration::from_secs(60)).await;
-    let lease = pool.acquire(&req).expect("back in rotation");
+    let lease = pool.acquire(&req, &RequestContext::new()).expect("back in rotation");
     lease.report(Outcome::success(MS));
     assert_eq!(pool.proxy_stats("only").expect("present").consecutive_failures, 0);
 }
@@ -179,18 +188,20 @@ async fn a_proxy_that_loses_every_race_is_ejected_and_one_answer_breaks_the_run(
     let req = Requirements::new();
     let lose = |times: usize| {
         for _ in 0..times {
-            pool.acquire(&req).expect("in rotation").report(Outcome::slow(Duration::from_secs(1)));
+            pool.acquire(&req, &RequestContext::new())
+                .expect("in rotation")
+                .report(Outcome::slow(Duration::from_secs(1)));
         }
     };
     // Four losses, an answer, four losses: never five in a row, so still in rotation.
     lose(4);
-    pool.acquire(&req).expect("in rotation").report(Outcome::success(MS));
+    pool.acquire(&req, &RequestContext::new()).expect("in rotation").report(Outcome::success(MS));
     lose(4);
     let stats = pool.proxy_stats("only").expect("present");
     assert_eq!((stats.slow, stats.consecutive_failures, stats.ejected_for), (8, 4, None));
     // The fifth loss in a row: it hangs while others answer for it.
     lose(1);
-    match pool.acquire(&req) {
+    match pool.acquire(&req, &RequestContext::new()) {
         Err(PoolError::AllEjected { matching: 1, .. }) => {}
         other => panic!("expected the proxy ejected after five lost races in a row, got {other:?}"),
     }
@@ -232,7 +243,7 @@ async fn a_low_success_rate_ejects_without_failures_in_a_row() {
     };
     let pool = round_robin_pool(config, &["flaky"]);
     for i in 0..11 {
-        let lease = pool.acquire(&Requirements::new()).expect("not yet ejected");
+        let lease = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("not yet ejected");
         // Two failures for every success: never five in a row, but a 33 % success rate.
         lease.report(if i % 3 == 0 { Outcome::success(MS) } else { Outcome::network_failure(MS) });
     }
@@ -264,7 +275,7 @@ async fn panic_mode_uses_ejected_proxies_when_too_few_are_healthy() {
     // Fail until three are ejected: one healthy proxy of four is below the 50 % threshold.
     let mut ejected = 0;
     while ejected < 3 {
-        let lease = pool.acquire(&Requirements::new()).expect("a proxy");
+        let lease = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("a proxy");
         let before = pool.proxy_stats(lease.id().as_str()).expect("present").times_ejected;
         let id = lease.id().clone();
         lease.report(Outcome::network_failure(MS));
@@ -276,27 +287,28 @@ async fn panic_mode_uses_ejected_proxies_when_too_few_are_healthy() {
     let stats = pool.stats();
     assert_eq!(stats.ejected, 3);
     assert!(stats.panic);
-    let used: std::collections::BTreeSet<String> =
-        (0..8).map(|_| pool.acquire(&Requirements::new()).expect("panic mode").id().to_string()).collect();
+    let used: std::collections::BTreeSet<String> = (0..8)
+        .map(|_| pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("panic mode").id().to_string())
+        .collect();
     assert_eq!(used.len(), 4, "in panic mode every proxy is used again: {used:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_ban_bars_a_proxy_from_its_host_only_until_retry_after() {
     let pool = round_robin_pool(PoolConfig::default(), &["a", "b"]);
-    let shop = Requirements::new().target_host("shop.example");
-    let news = Requirements::new().target_host("news.example");
-    let lease = pool.acquire_with(&shop, &FirstById("a")).expect("a");
+    let shop = RequestContext::new().target_host("shop.example");
+    let news = RequestContext::new().target_host("news.example");
+    let lease = pool.acquire_with(&Requirements::ANY, &shop, &FirstById("a")).expect("a");
     lease.report(Outcome::ban(MS, Some(Duration::from_secs(120))));
     for _ in 0..4 {
-        assert_eq!(pool.acquire(&shop).expect("b serves the shop").id().as_str(), "b");
+        assert_eq!(pool.acquire(&Requirements::ANY, &shop).expect("b serves the shop").id().as_str(), "b");
     }
     let news_ids: std::collections::BTreeSet<String> =
-        (0..4).map(|_| pool.acquire(&news).expect("both serve news").id().to_string()).collect();
+        (0..4).map(|_| pool.acquire(&Requirements::ANY, &news).expect("both serve news").id().to_string()).collect();
     assert_eq!(news_ids.len(), 2, "a banned proxy stays good for other hosts");
-    let lease = pool.acquire_with(&shop, &FirstById("b")).expect("b");
+    let lease = pool.acquire_with(&Requirements::ANY, &shop, &FirstById("b")).expect("b");
     lease.report(Outcome::ban(MS, None));
-    match pool.acquire(&shop) {
+    match pool.acquire(&Requirements::ANY, &shop) {
         Err(PoolError::AllBanned { host, matching: 2, retry_in }) => {
             assert_eq!(host, "shop.example");
             assert_eq!(retry_in, Duration::from_secs(60), "b's default cooldown ends first");
@@ -304,10 +316,10 @@ async fn a_ban_bars_a_proxy_from_its_host_only_until_retry_after() {
         other => panic!("expected AllBanned, got {other:?}"),
     }
     tokio::time::advance(Duration::from_secs(60)).await;
-    assert_eq!(pool.acquire(&shop).expect("b's ban ended").id().as_str(), "b");
+    assert_eq!(pool.acquire(&Requirements::ANY, &shop).expect("b's ban ended").id().as_str(), "b");
     tokio::time::advance(Duration::from_secs(60)).await;
     let ids: std::collections::BTreeSet<String> =
-        (0..4).map(|_| pool.acquire(&shop).expect("both again").id().to_string()).collect();
+        (0..4).map(|_| pool.acquire(&Requirements::ANY, &shop).expect("both again").id().to_string()).collect();
     assert_eq!(ids.len(), 2);
     assert!(pool.proxy_stats("a").expect("present").bans_active.is_empty());
 }
@@ -320,7 +332,9 @@ fn bans_by_ever_more_hosts_stay_bounded() {
         PoolConfig { bans: BanConfig { max_hosts_per_proxy: 256, ..BanConfig::default() }, ..Default::default() };
     let pool = round_robin_pool(config, &["a"]);
     for n in 0..20_000 {
-        let lease = pool.acquire(&Requirements::new().target_host(&format!("site-{n}.example"))).expect("a proxy");
+        let lease = pool
+            .acquire(&Requirements::ANY, &RequestContext::new().target_host(&format!("site-{n}.example")))
+            .expect("a proxy");
         lease.report(Outcome::ban(MS, Some(Duration::from_secs(3600))));
     }
     let stats = pool.proxy_stats("a").expect("in the pool");
@@ -333,13 +347,16 @@ fn bans_by_ever_more_hosts_stay_bounded() {
 fn bans_do_not_count_towards_ejection() {
     let pool = round_robin_pool(PoolConfig::default(), &["a"]);
     for site in 0..10 {
-        let req = Requirements::new().target_host(&format!("site{site}.example"));
-        pool.acquire(&req).expect("a is not banned here yet").report(Outcome::ban(MS, None));
+        let req = RequestContext::new().target_host(&format!("site{site}.example"));
+        pool.acquire(&Requirements::ANY, &req).expect("a is not banned here yet").report(Outcome::ban(MS, None));
     }
     let stats = pool.proxy_stats("a").expect("present");
     assert_eq!((stats.times_ejected, stats.consecutive_failures, stats.bans), (0, 0, 10));
     assert_eq!(stats.bans_active.len(), 10);
-    drop(pool.acquire(&Requirements::new().target_host("other.example")).expect("still good elsewhere"));
+    drop(
+        pool.acquire(&Requirements::ANY, &RequestContext::new().target_host("other.example"))
+            .expect("still good elsewhere"),
+    );
 }
 
 #[test]
@@ -349,7 +366,9 @@ fn removing_a_leased_proxy_is_safe_and_its_reports_no_longer_count() {
         ..PoolConfig::default()
     };
     let pool = round_robin_pool(config, &["a", "b"]);
-    let leases: Vec<_> = (0..6).map(|_| pool.acquire_with(&Requirements::new(), &FirstById("a")).expect("a")).collect();
+    let leases: Vec<_> = (0..6)
+        .map(|_| pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &FirstById("a")).expect("a"))
+        .collect();
     let removed = pool.remove(&"a".into()).expect("present");
     assert_eq!(removed.id().as_str(), "a");
     assert_eq!(pool.len(), 1);
@@ -360,7 +379,9 @@ fn removing_a_leased_proxy_is_safe_and_its_reports_no_longer_count() {
     assert_eq!(pool.stats().ejected, 0, "six failures on a removed proxy eject nothing");
     pool.add(plain("c")).expect("new id");
     for _ in 0..5 {
-        pool.acquire_with(&Requirements::new(), &FirstById("b")).expect("b").report(Outcome::network_failure(MS));
+        pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &FirstById("b"))
+            .expect("b")
+            .report(Outcome::network_failure(MS));
     }
     assert_eq!(pool.stats().ejected, 1, "the single ejection place of two proxies is still free for b");
     assert_eq!(pool.remove(&"a".into()).err(), Some(PoolError::UnknownId("a".into())));
@@ -374,7 +395,7 @@ async fn a_late_failure_after_an_ejection_ends_does_not_eject_again() {
     };
     let pool = round_robin_pool(config, &["a"]);
     // A request that started before the ejection and times out after it ends.
-    let straggler = pool.acquire(&Requirements::new()).expect("a");
+    let straggler = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("a");
     fail(&pool, &Requirements::new(), 5);
     tokio::time::advance(Duration::from_secs(30)).await;
     straggler.report(Outcome::timeout(Duration::from_secs(30)));
@@ -392,7 +413,8 @@ async fn a_request_whose_matching_proxies_are_all_ejected_uses_them_in_panic_mod
     fail(&pool, &us, 5);
     let stats = pool.stats();
     assert_eq!((stats.ejected, stats.panic), (1, false), "one of five ejected: the pool is fine");
-    let lease = pool.acquire(&us).expect("every us proxy is ejected: panic mode for this request");
+    let lease =
+        pool.acquire(&us, &RequestContext::new()).expect("every us proxy is ejected: panic mode for this request");
     assert_eq!(lease.id().as_str(), "us-1");
 
     let strict = PoolConfig {
@@ -404,7 +426,7 @@ async fn a_request_whose_matching_proxies_are_all_ejected_uses_them_in_panic_mod
         pool.add(proxy(id, ProxyMeta { region: Some(region.into()), ..Default::default() })).expect("unique");
     }
     fail(&pool, &us, 5);
-    let err = pool.acquire(&us).expect_err("no panic mode at threshold 0");
+    let err = pool.acquire(&us, &RequestContext::new()).expect_err("no panic mode at threshold 0");
     assert!(matches!(err, PoolError::AllEjected { matching: 1, .. }), "{err:?}");
 }
 
@@ -412,11 +434,11 @@ async fn a_request_whose_matching_proxies_are_all_ejected_uses_them_in_panic_mod
 fn absurd_latencies_are_capped_instead_of_overflowing() {
     let pool = ProxyPool::builder().balancer(harvester_proxypool::balance::LeastLatency::new()).build().expect("valid");
     pool.add(plain("a")).expect("fresh pool");
-    pool.acquire(&Requirements::new()).expect("a").report(Outcome::timeout(Duration::MAX));
+    pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("a").report(Outcome::timeout(Duration::MAX));
     let a = pool.proxy_stats("a").expect("present");
     assert_eq!(a.latency, Some(Duration::from_secs(86_400)));
     assert_eq!(a.quality, 0.0, "all failures, far too slow");
-    drop(pool.acquire(&Requirements::new()).expect("least latency still picks it"));
+    drop(pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("least latency still picks it"));
 }
 
 #[test]
@@ -435,13 +457,17 @@ fn removing_an_ejected_proxy_frees_its_place_under_the_cap() {
     };
     let pool = round_robin_pool(config, &["a", "b"]);
     for _ in 0..5 {
-        pool.acquire_with(&Requirements::new(), &FirstById("a")).expect("a").report(Outcome::network_failure(MS));
+        pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &FirstById("a"))
+            .expect("a")
+            .report(Outcome::network_failure(MS));
     }
     assert_eq!(pool.stats().ejected, 1);
     pool.remove(&"a".into()).expect("present");
     pool.add(plain("c")).expect("new id");
     for _ in 0..5 {
-        pool.acquire_with(&Requirements::new(), &FirstById("b")).expect("b").report(Outcome::network_failure(MS));
+        pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &FirstById("b"))
+            .expect("b")
+            .report(Outcome::network_failure(MS));
     }
     assert_eq!(pool.stats().ejected, 1, "b could be ejected: a's place was freed by its removal");
 }
@@ -458,7 +484,9 @@ fn duplicate_ids_are_refused_and_extend_is_all_or_nothing() {
 fn upsert_and_replace_all_keep_the_health_of_proxies_that_stay() {
     let pool = round_robin_pool(PoolConfig::default(), &["a", "b"]);
     for _ in 0..3 {
-        pool.acquire_with(&Requirements::new(), &FirstById("a")).expect("a").report(Outcome::network_failure(MS));
+        pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &FirstById("a"))
+            .expect("a")
+            .report(Outcome::network_failure(MS));
     }
     assert!(pool.upsert(proxy("a", ProxyMeta { region: Some("eu".into()), ..Default::default() })));
     let a = pool.proxy_stats("a").expect("present");
@@ -474,18 +502,25 @@ fn upsert_and_replace_all_keep_the_health_of_proxies_that_stay() {
 fn min_quality_follows_reported_outcomes() {
     let pool = round_robin_pool(PoolConfig::default(), &["good", "bad"]);
     for _ in 0..4 {
-        pool.acquire_with(&Requirements::new(), &FirstById("bad")).expect("bad").report(Outcome::network_failure(MS));
-        pool.acquire_with(&Requirements::new(), &FirstById("good")).expect("good").report(Outcome::success(MS));
+        pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &FirstById("bad"))
+            .expect("bad")
+            .report(Outcome::network_failure(MS));
+        pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &FirstById("good"))
+            .expect("good")
+            .report(Outcome::success(MS));
     }
     let quality = |id| pool.proxy_stats(id).expect("present").quality;
     assert_eq!(quality("good"), 1.0);
     assert!((quality("bad") - 0.3).abs() < 1e-9, "0.7 × 0 % success + 0.3 × fast latency part");
-    let picked: std::collections::BTreeSet<String> =
-        (0..6).map(|_| pool.acquire(&Requirements::new().min_quality(0.85)).expect("good").id().to_string()).collect();
+    let picked: std::collections::BTreeSet<String> = (0..6)
+        .map(|_| {
+            pool.acquire(&Requirements::new().min_quality(0.85), &RequestContext::new()).expect("good").id().to_string()
+        })
+        .collect();
     assert_eq!(picked.into_iter().collect::<Vec<_>>(), ["good"]);
     let slow = Outcome::success(Duration::from_millis(3500));
     for _ in 0..20 {
-        pool.acquire_with(&Requirements::new(), &FirstById("good")).expect("good").report(slow);
+        pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &FirstById("good")).expect("good").report(slow);
     }
     assert!((quality("good") - 0.85).abs() < 0.01, "3.5 s halves the latency part: {}", quality("good"));
 }
@@ -503,7 +538,7 @@ fn many_threads_pick_fail_and_eject_while_proxies_are_added_and_removed() {
             s.spawn(move || {
                 for n in 0..20_000u32 {
                     // Busy or ejected proxies make some picks fail; that is part of the test.
-                    let Ok(lease) = pool.acquire(&Requirements::new()) else { continue };
+                    let Ok(lease) = pool.acquire(&Requirements::ANY, &RequestContext::new()) else { continue };
                     assert!(pool.proxy_stats(lease.id().as_str()).is_none_or(|s| s.in_flight <= 2));
                     let fails = lease.id().as_str() == "base-0" && thread == 0 && n % 2 == 0;
                     lease.report(if fails { Outcome::network_failure(MS) } else { Outcome::success(MS) });
@@ -525,8 +560,12 @@ fn many_threads_pick_fail_and_eject_while_proxies_are_added_and_removed() {
 #[test]
 fn stats_describe_each_proxy() {
     let pool = round_robin_pool(PoolConfig::default(), &["a"]);
-    pool.acquire(&Requirements::new()).expect("a").report(Outcome::success(Duration::from_millis(200)));
-    pool.acquire(&Requirements::new()).expect("a").report(Outcome::timeout(Duration::from_secs(10)));
+    pool.acquire(&Requirements::ANY, &RequestContext::new())
+        .expect("a")
+        .report(Outcome::success(Duration::from_millis(200)));
+    pool.acquire(&Requirements::ANY, &RequestContext::new())
+        .expect("a")
+        .report(Outcome::timeout(Duration::from_secs(10)));
     let a = pool.proxy_stats("a").expect("present");
     assert_eq!((a.requests, a.successes, a.timeouts, a.failures), (2, 1, 1, 0));
     assert_eq!(a.success_rate, Some(0.5));

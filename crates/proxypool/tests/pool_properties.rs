@@ -5,7 +5,9 @@ use std::time::Duration;
 use harvester_proxypool::balance::{
     AdaptiveQuality, LeastConnections, LeastLatency, PowerOfTwoChoices, RoundRobin, SmoothWeightedRoundRobin, Sticky,
 };
-use harvester_proxypool::{Balancer, Lease, Outcome, PoolConfig, Proxy, ProxyMeta, ProxyPool, Requirements};
+use harvester_proxypool::{
+    Balancer, Lease, Outcome, PoolConfig, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -58,11 +60,11 @@ proptest! {
         for op in ops {
             match op {
                 Op::Acquire { host, sticky } => {
-                    let mut req = Requirements::new().target_host(&format!("h{host}.example"));
+                    let mut req = RequestContext::new().target_host(&format!("h{host}.example"));
                     if let Some(key) = sticky {
                         req = req.sticky_key(format!("k{key}"));
                     }
-                    if let Ok(lease) = pool.acquire(&req) {
+                    if let Ok(lease) = pool.acquire(&Requirements::ANY, &req) {
                         leases.push(lease);
                     }
                 }

@@ -8,7 +8,7 @@ use std::fmt::{Debug, Display};
 use std::time::Duration;
 
 use harvester_proxypool::list::{ListError, Loaded, ProxyList};
-use harvester_proxypool::{Outcome, PoolConfig, Proxy, ProxyMeta, ProxyPool, Requirements};
+use harvester_proxypool::{Outcome, PoolConfig, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements};
 
 const USER: &str = "user-XYZZY";
 const PASSWORD: &str = "Pa55-w0rd-XYZZY";
@@ -176,19 +176,23 @@ fn rendered_artefacts() -> Artefacts {
     let meta = ProxyMeta { max_sessions: Some(1), ..ProxyMeta::default() };
     pool.add(Proxy::with_meta(&with_credentials("http://USER:PASSWORD@10.0.0.10:3128"), meta).expect("valid"))
         .expect("fresh pool");
-    let lease = pool.acquire(&Requirements::new().target_host("shop.example")).expect("one proxy");
+    let lease =
+        pool.acquire(&Requirements::ANY, &RequestContext::new().target_host("shop.example")).expect("one proxy");
     artefacts.debug("a lease", &lease);
-    artefacts.shown("a pool error", &pool.acquire(&Requirements::new()).expect_err("at max sessions"));
+    artefacts
+        .shown("a pool error", &pool.acquire(&Requirements::ANY, &RequestContext::new()).expect_err("at max sessions"));
     lease.report(Outcome::ban(Duration::from_millis(5), None));
     for _ in 0..5 {
-        pool.acquire(&Requirements::new())
+        pool.acquire(&Requirements::ANY, &RequestContext::new())
             .expect("not banned for other hosts")
             .report(Outcome::timeout(Duration::from_secs(1)));
     }
     artefacts.debug("a pool", &pool);
     artefacts.debug("pool stats", &pool.stats());
     artefacts.0.push(("serde_json of pool stats".into(), serde_json::to_string(&pool.stats()).expect("serializable")));
-    let empty = pool.acquire(&Requirements::new().target_host("shop.example")).expect_err("ejected and banned");
+    let empty = pool
+        .acquire(&Requirements::ANY, &RequestContext::new().target_host("shop.example"))
+        .expect_err("ejected and banned");
     artefacts.shown("an error naming ejected and banned proxies", &empty);
 
     for (format, document) in SYNTAX_ERRORS {

@@ -9,10 +9,10 @@
 //! 4. **circuit breaker per host**: opened by the *site's* failures only (5xx, unreachable):
 //!    a dead proxy says nothing about the site, and the pool already handles it;
 //! 5. **timeout** per attempt;
-//! 6. the `ProxyClient`, with a [`TriedProxies`] shared by a URL's attempts, so that every
-//!    attempt goes through a proxy that URL has not tried yet.
+//! 6. the `ProxyClient`, given the proxies the URL's earlier attempts went through
+//!    ([`TriedProxies`]), so that every attempt goes through a proxy that URL has not tried yet.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,29 +30,40 @@ use tower::util::BoxCloneService;
 use super::input::Target;
 
 /// One URL's fetch as the stack sees it: cheap to clone, because the retry layer sends a
-/// copy per attempt; the clones share the list of proxies tried.
+/// copy per attempt; the clones share what the attempts so far went through.
 #[derive(Clone, Debug)]
 pub struct Fetch {
     /// The URL.
     pub target: Target,
-    /// The proxies this URL's attempts went through, in order.
-    pub tried: TriedProxies,
+    attempts: Arc<Mutex<Attempts>>,
+}
+
+/// What a URL's attempts went through.
+#[derive(Debug, Default)]
+struct Attempts {
+    made: u32,
+    tried: TriedProxies,
 }
 
 impl Fetch {
     /// A first fetch of `target`.
     pub fn new(target: Target) -> Self {
-        Fetch { target, tried: TriedProxies::default() }
+        Fetch { target, attempts: Arc::default() }
     }
 
-    /// Attempts made so far (each attempt leases one proxy).
+    fn attempts_lock(&self) -> std::sync::MutexGuard<'_, Attempts> {
+        // A poisoned lock only means a panic elsewhere mid-update; the record is still valid.
+        self.attempts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Attempts made so far.
     pub fn attempts(&self) -> u32 {
-        u32::try_from(self.tried.proxies().len()).unwrap_or(u32::MAX)
+        self.attempts_lock().made
     }
 
-    /// The id of the proxy of the last attempt, if there was one.
+    /// The id of the proxy of the last attempt that named one, if there was one.
     pub fn last_proxy(&self) -> Option<String> {
-        self.tried.proxies().last().map(|id| id.as_str().to_owned())
+        self.attempts_lock().tried.proxies().last().map(|id| id.as_str().to_owned())
     }
 }
 
@@ -222,8 +233,21 @@ impl tower::Service<Fetch> for ProxyFetcher {
         let client = self.client.clone();
         Box::pin(async move {
             let mut request = http::Request::get(&*fetch.target.url).body(Bytes::new())?;
-            request.extensions_mut().insert(fetch.tried.clone());
-            let response = client.send(request).await?;
+            let tried = {
+                let mut attempts = fetch.attempts_lock();
+                attempts.made = attempts.made.saturating_add(1);
+                attempts.tried.clone()
+            };
+            request.extensions_mut().insert(tried);
+            let sent = client.send(request).await;
+            let proxy = match &sent {
+                Ok(response) => Some(response.proxy()),
+                Err(error) => error.proxy(),
+            };
+            if let Some(proxy) = proxy {
+                fetch.attempts_lock().tried.push(proxy.clone());
+            }
+            let response = sent?;
             Ok(Page {
                 proxy: response.proxy().clone(),
                 status: response.status().as_u16(),

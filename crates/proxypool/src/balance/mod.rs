@@ -40,7 +40,6 @@ mod expected;
 mod least_connections;
 mod least_latency;
 mod p2c;
-pub(crate) mod random;
 mod round_robin;
 mod sticky;
 mod weighted;
@@ -61,10 +60,9 @@ pub use weighted::SmoothWeightedRoundRobin;
 
 use crate::clock::{Nanos, nanos_to_duration};
 use crate::health::learning::{Context, Estimate};
-use crate::health::{Fades, ProxyHealth};
-use crate::pool::PoolCore;
-use crate::pool::snapshot::{Filter, Slot};
+use crate::health::{HealthContext, ProxyHealth};
 use crate::proxy::Proxy;
+use crate::snapshot::{Filter, Slot};
 
 /// Chooses one proxy among the candidates for a request.
 ///
@@ -126,7 +124,7 @@ pub struct Candidates<'a> {
     filter: &'a Filter,
     host: Option<&'a str>,
     sticky: Option<&'a str>,
-    core: &'a PoolCore,
+    ctx: &'a HealthContext,
     generation: u64,
     now: Cell<Nanos>,
     panic: Cell<Option<bool>>,
@@ -144,7 +142,7 @@ impl<'a> Candidates<'a> {
         filter: &'a Filter,
         host: Option<&'a str>,
         sticky: Option<&'a str>,
-        core: &'a PoolCore,
+        ctx: &'a HealthContext,
         generation: u64,
     ) -> Self {
         Candidates {
@@ -153,7 +151,7 @@ impl<'a> Candidates<'a> {
             filter,
             host,
             sticky,
-            core,
+            ctx,
             generation,
             now: Cell::new(0),
             panic: Cell::new(None),
@@ -222,17 +220,8 @@ impl<'a> Candidates<'a> {
     #[inline]
     pub fn is_eligible(&self, i: usize) -> bool {
         let slot = self.slot_ref(i);
-        if self.filter.needs_check() && !slot.matches(self.filter, &self.core.config.health) {
-            return false;
-        }
-        let health = slot.health();
-        if slot.is_full(health) {
-            return false;
-        }
-        if health.ejected_until(|| self.now()).is_some() && !self.in_panic() {
-            return false;
-        }
-        if health.banned_until(self.host, || self.now()).is_some() {
+        let cfg = &self.ctx.config().health;
+        if slot.unavailable(self.filter, self.host, || self.now(), || self.in_panic(), cfg).is_some() {
             return false;
         }
         self.last_eligible.set(i);
@@ -253,13 +242,13 @@ impl<'a> Candidates<'a> {
 
     /// The quality score of candidate `i` under the pool's health config.
     pub fn quality(&self, i: usize) -> f64 {
-        self.health(i).quality(&self.core.config.health)
+        self.health(i).quality(&self.ctx.config().health)
     }
 
     /// Peak EWMA latency of candidate `i` in seconds, decayed to now; 0 before any sample.
     #[inline]
     pub fn peak_latency(&self, i: usize) -> f64 {
-        self.health(i).peak_latency(self.now(), &self.core.config.health)
+        self.health(i).peak_latency(self.now(), &self.ctx.config().health)
     }
 
     /// A key that orders candidates as their decayed peak EWMA latencies do, read
@@ -279,7 +268,7 @@ impl<'a> Candidates<'a> {
     /// with the evidence half-life); `None` without a target host or before any answer.
     pub fn target_success_rate(&self, i: usize) -> Option<f64> {
         let host = self.host?;
-        self.health(i).target_success_rate(host, self.now(), Fades::of(&self.core.config))
+        self.health(i).target_success_rate(host, self.now(), self.ctx.fades())
     }
 
     /// What the pool expects of a request through candidate `i` at the target host now:
@@ -290,7 +279,7 @@ impl<'a> Candidates<'a> {
     /// is overdue; plus one draw from that belief, for Thompson sampling.
     pub fn success_estimate(&self, i: usize) -> SuccessEstimate {
         let estimate = self.estimate(i);
-        let (a, b) = self.core.random.normal_pair();
+        let (a, b) = self.ctx.random().normal_pair();
         SuccessEstimate { expected: estimate.expected(), sampled: estimate.draw(a, b), evidence: estimate.weight() }
     }
 
@@ -332,19 +321,17 @@ impl<'a> Candidates<'a> {
     /// with [`ProxyPoolBuilder::seed`](crate::ProxyPoolBuilder::seed), reproducible).
     #[inline]
     pub fn random_below(&self, n: usize) -> usize {
-        self.core.random.below(n)
+        self.ctx.random().below(n)
     }
 
     /// 64 random bits from the pool's randomness.
     #[inline]
     pub fn random_u64(&self) -> u64 {
-        self.core.random.next_u64()
+        self.ctx.random().next_u64()
     }
 
     pub(crate) fn context(&self) -> &Context<'a> {
-        self.context.get_or_init(|| {
-            Context::new(&self.core.evidence, self.host.map(|h| (h, None)), self.now(), &self.core.config)
-        })
+        self.context.get_or_init(|| self.ctx.estimates(self.host, self.now()))
     }
 
     pub(crate) fn estimate(&self, i: usize) -> Estimate {
@@ -381,7 +368,7 @@ impl<'a> Candidates<'a> {
         if now != 0 {
             return now;
         }
-        let now = self.core.clock.now();
+        let now = self.ctx.now();
         self.now.set(now);
         now
     }
@@ -390,7 +377,7 @@ impl<'a> Candidates<'a> {
         if let Some(p) = self.panic.get() {
             return p;
         }
-        let p = self.core.ejections.in_panic(self.now(), &self.core.config.ejection);
+        let p = self.ctx.in_panic(self.now());
         self.panic.set(Some(p));
         p
     }
@@ -438,12 +425,4 @@ pub(crate) fn min_eligible_by<K: PartialOrd>(
         }
     }
     best.map(|(i, _)| i)
-}
-
-/// A 64-bit mixer (SplitMix64's finaliser): spreads rendezvous scores uniformly.
-#[inline]
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }

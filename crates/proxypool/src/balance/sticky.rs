@@ -1,4 +1,5 @@
-use super::{Balancer, Candidates, RoundRobin, mix64};
+use super::{Balancer, Candidates, RoundRobin};
+use crate::hash::{hash_str, mix64};
 
 /// Keeps a session on one proxy: rendezvous (highest random weight) hashing of the
 /// request's sticky key against every eligible candidate's id.
@@ -41,7 +42,7 @@ impl<B: Balancer> Balancer for Sticky<B> {
         let Some(key) = c.sticky_key() else {
             return self.fallback.pick(c);
         };
-        let key_hash = crate::pool::snapshot::hash_str(key);
+        let key_hash = hash_str(key);
         (0..c.len()).filter(|&i| c.is_eligible(i)).max_by_key(|&i| Self::score(c, key_hash, i))
     }
 }

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::pool::ProxyPool;
 use crate::proxy::{Proxy, ProxyId};
 
+use super::config::ClientSettings;
 use super::error::ClientError;
-use super::{ClientSettings, scrub};
+use super::exchange::scrub;
 
 pub(crate) struct ClientCache {
     settings: Arc<ClientSettings>,
@@ -63,7 +64,7 @@ impl ClientCache {
         state
             .entries
             .insert(proxy.id().clone(), Entry { proxy: proxy.clone(), client: client.clone(), last_used: tick });
-        if state.entries.len() > self.settings.max_cached_clients
+        if state.entries.len() > self.settings.config.max_cached_clients
             && let Some(oldest) = state.entries.iter().min_by_key(|(_, e)| e.last_used).map(|(id, _)| id.clone())
         {
             state.entries.remove(&oldest);

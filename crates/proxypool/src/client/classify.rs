@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode, header};
 
-use crate::lease::Outcome;
+use crate::health::Outcome;
 
 /// The judgement on one request through one proxy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,19 +11,19 @@
 //! ```
 //! use std::time::Duration;
 //! use harvester_proxypool::health::{HealthEvent, HealthEventKind, RemoteEffect};
-//! use harvester_proxypool::{Outcome, Proxy, ProxyPool, Requirements};
+//! use harvester_proxypool::{Outcome, Proxy, ProxyPool, RequestContext, Requirements};
 //!
 //! let here = ProxyPool::new([Proxy::parse("http://10.0.0.1:3128")?])?;
 //! let there = ProxyPool::new([Proxy::parse("http://10.0.0.1:3128")?])?;
 //! let mut decisions = here.subscribe_health();
 //!
-//! let lease = here.acquire(&Requirements::new().target_host("shop.example"))?;
+//! let lease = here.acquire(&Requirements::ANY, &RequestContext::new().target_host("shop.example"))?;
 //! lease.report(Outcome::ban(Duration::from_millis(90), Some(Duration::from_secs(60))));
 //!
 //! let event = decisions.try_recv()?;
 //! assert!(matches!(&event.kind, HealthEventKind::Banned { host: Some(h), .. } if &**h == "shop.example"));
 //! assert_eq!(there.apply_remote(&event), RemoteEffect::Applied);
-//! assert!(there.acquire(&Requirements::new().target_host("shop.example")).is_err());
+//! assert!(there.acquire(&Requirements::ANY, &RequestContext::new().target_host("shop.example")).is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

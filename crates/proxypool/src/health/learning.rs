@@ -26,9 +26,9 @@ use super::evidence::{Belief, FadingPair};
 use super::latency::LatencyStats;
 use super::sites::{KIND_GROUPS, SiteStats, SiteTable};
 use super::{Fades, ProxyHealth, TargetView};
+use super::{Outcome, OutcomeKind};
 use crate::clock::{Nanos, duration_to_nanos};
 use crate::config::PoolConfig;
-use crate::lease::{Outcome, OutcomeKind};
 
 /// The pool-wide evidence: every proxy's transport and acceptance together (the
 /// starting point for a proxy the pool knows nothing about), the latency of every

@@ -18,12 +18,14 @@
 //! and verdicts decided elsewhere can be applied
 //! ([`ProxyPool::apply_remote`](crate::ProxyPool::apply_remote)); see [`events`].
 
+mod context;
 mod ejection;
 pub mod events;
 pub(crate) mod evidence;
 mod ewma;
 pub(crate) mod latency;
 pub(crate) mod learning;
+mod outcome;
 pub(crate) mod sites;
 mod targets;
 mod window;
@@ -31,18 +33,19 @@ mod window;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+pub(crate) use context::{HealthContext, Picked};
 pub(crate) use ejection::EjectionTracker;
 pub use events::{HealthEvent, HealthEventKind, RemoteEffect};
 use evidence::FadingPair;
 use ewma::{Ewma, PeakEwma};
 pub use latency::LatencyQuantiles;
+pub use outcome::{Outcome, OutcomeKind, ProbeResult};
 use targets::TargetTable;
 pub(crate) use targets::{ActiveBan, Fades, Refusal, TargetView};
 use window::OutcomeWindow;
 
 use crate::clock::{Nanos, duration_to_nanos};
 use crate::config::{HealthConfig, PoolConfig};
-use crate::lease::{Outcome, OutcomeKind};
 
 /// The live state of one proxy, shared by the pool and every lease on it.
 ///
@@ -313,7 +316,7 @@ impl ProxyHealth {
     /// second is what a failed probe changed (it counts like a failed request).
     pub(crate) fn record_probe(
         &self,
-        result: crate::health_check::ProbeResult,
+        result: ProbeResult,
         now: Nanos,
         cfg: &PoolConfig,
         tracker: &EjectionTracker,

@@ -43,7 +43,7 @@ impl ProxyPool {
             let mut kept: Vec<Arc<Member>> = Vec::with_capacity(next.len() + latest.len());
             for member in next.drain(..) {
                 if removals.contains(member.proxy.id()) {
-                    member.health.mark_removed(&self.shared.core.ejections);
+                    member.health.mark_removed(self.shared.context.ejections());
                     report.removed += 1;
                 } else if let Some(proxy) = latest.remove(member.proxy.id()) {
                     report.replaced += 1;

@@ -10,7 +10,6 @@
 //! [`apply_remote`](ProxyPool::apply_remote), for sharing them between instances.
 
 mod batch;
-pub(crate) mod snapshot;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -20,73 +19,23 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 
-use crate::balance::random::RandomSource;
 use crate::balance::{Balancer, Candidates, ExpectedSuccess};
-use crate::clock::{Clock, Nanos, duration_to_nanos, nanos_to_duration};
+use crate::clock::{Nanos, duration_to_nanos, nanos_to_duration};
 use crate::config::PoolConfig;
 use crate::error::{ConfigError, PoolError};
-use crate::health::learning::PoolEvidence;
 use crate::health::{
-    Effect, EjectionTracker, HealthEvent, HealthEventKind, LatencyQuantiles, ProxyHealth, RemoteEffect,
+    HealthContext, HealthEvent, HealthEventKind, LatencyQuantiles, ProbeResult, ProxyHealth, RemoteEffect,
 };
 use crate::lease::Lease;
 use crate::proxy::{Proxy, ProxyId};
-use crate::requirements::Requirements;
+use crate::requirements::{RequestContext, Requirements};
 use crate::stats::{PoolStats, ProxyStats};
 
+use crate::snapshot::{Filter, Member, Snapshot, Unavailable};
 pub use batch::BatchReport;
-use snapshot::{Filter, Snapshot};
 
 /// What unfiltered requirements resolve to, shared by every pick that filters on nothing.
 static NO_FILTER: Filter = Filter::NONE;
-
-/// Health events held for a subscriber that falls behind; beyond, it loses the oldest
-/// (and learns how many from `RecvError::Lagged`). Events are rare (ejections, bans).
-const HEALTH_EVENTS_BUFFERED: usize = 1024;
-
-/// What every proxy's health needs from its pool: config, clock, ejection bookkeeping,
-/// the pool-wide evidence, the randomness balancers draw from. Kept apart from the
-/// snapshot so that members can point at it without a cycle.
-#[derive(Debug)]
-pub(crate) struct PoolCore {
-    pub(crate) config: PoolConfig,
-    pub(crate) clock: Clock,
-    pub(crate) ejections: EjectionTracker,
-    pub(crate) events: broadcast::Sender<HealthEvent>,
-    pub(crate) evidence: PoolEvidence,
-    pub(crate) random: RandomSource,
-}
-
-impl PoolCore {
-    /// Tells the subscribers, if any, what this pool decided about `proxy`. A report
-    /// that decided nothing (nearly all of them) returns at once: the channel is only
-    /// touched for an ejection or a ban.
-    #[inline]
-    pub(crate) fn announce(&self, proxy: &ProxyId, effect: Effect, host: Option<&Arc<str>>, now: Nanos) {
-        if effect == Effect::None || self.events.receiver_count() == 0 {
-            return;
-        }
-        let kind = match effect {
-            Effect::None => return,
-            Effect::Ejected { until } => HealthEventKind::Ejected { duration: nanos_to_duration(until - now) },
-            Effect::Banned { until } => {
-                HealthEventKind::Banned { host: host.cloned(), duration: nanos_to_duration(until - now) }
-            }
-        };
-        // Err only when every subscriber has gone since the check: nobody to tell.
-        let _ = self.events.send(HealthEvent { proxy: proxy.clone(), kind });
-    }
-}
-
-/// One version of a proxy in the pool: what a lease holds (one `Arc` per lease). An
-/// update of the proxy's metadata makes a new member that shares the old one's health,
-/// so leases taken before the update keep the proxy they were given.
-#[derive(Debug)]
-pub(crate) struct Member {
-    pub(crate) proxy: Arc<Proxy>,
-    pub(crate) health: Arc<ProxyHealth>,
-    pub(crate) core: Arc<PoolCore>,
-}
 
 /// What the slow path found.
 enum Diagnosis {
@@ -108,7 +57,7 @@ impl Diagnosis {
 
 struct Shared {
     snapshot: ArcSwap<Snapshot>,
-    core: Arc<PoolCore>,
+    context: Arc<HealthContext>,
     balancer: Arc<dyn Balancer>,
     writer: Mutex<()>,
 }
@@ -174,69 +123,70 @@ impl ProxyPool {
     }
 
     fn from_parts(config: PoolConfig, balancer: Arc<dyn Balancer>, seed: Option<u64>) -> ProxyPool {
-        let (events, _) = broadcast::channel(HEALTH_EVENTS_BUFFERED);
-        let core = Arc::new(PoolCore {
-            config,
-            clock: Clock::new(),
-            ejections: EjectionTracker::default(),
-            events,
-            evidence: PoolEvidence::default(),
-            random: RandomSource::new(seed),
-        });
+        let context = Arc::new(HealthContext::new(config, seed));
         ProxyPool {
             shared: Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
-                core,
+                context,
                 balancer,
                 writer: Mutex::new(()),
             }),
         }
     }
 
-    /// Leases a proxy that meets `req`, chosen by the pool's balancer.
+    /// Leases a proxy that meets `req` for `request`, chosen by the pool's balancer.
     #[inline]
-    pub fn acquire(&self, req: &Requirements) -> Result<Lease, PoolError> {
-        self.acquire_with(req, &*self.shared.balancer)
+    pub fn acquire(&self, req: &Requirements, request: &RequestContext) -> Result<Lease, PoolError> {
+        self.acquire_with(req, request, &*self.shared.balancer)
     }
 
-    /// Leases a proxy that meets `req`, chosen by `balancer` (e.g. one per target site).
-    pub fn acquire_with(&self, req: &Requirements, balancer: &dyn Balancer) -> Result<Lease, PoolError> {
+    /// Leases a proxy that meets `req` for `request`, chosen by `balancer` (e.g. one per
+    /// target site).
+    pub fn acquire_with(
+        &self,
+        req: &Requirements,
+        request: &RequestContext,
+        balancer: &dyn Balancer,
+    ) -> Result<Lease, PoolError> {
         let snap = self.shared.snapshot.load();
         if snap.slots.is_empty() {
             return Err(PoolError::Empty);
         }
-        let core = &*self.shared.core;
+        let ctx = &*self.shared.context;
         // Most picks filter on nothing: they share one empty filter rather than build and drop one.
         let resolved;
-        let (filter, set) = if req.is_unfiltered() {
+        let (filter, set) = if req.is_unfiltered() && request.avoided().is_empty() {
             (&NO_FILTER, None)
         } else {
-            resolved =
-                snap.resolve(req).map_err(|filter| PoolError::NoMatch { filter, pool_size: snap.slots.len() })?;
+            resolved = snap
+                .resolve(req, request.avoided())
+                .map_err(|filter| PoolError::NoMatch { filter, pool_size: snap.slots.len() })?;
             (&resolved.0, resolved.1)
         };
         let candidates = Candidates::new(
             &snap.slots,
             set,
             filter,
-            req.target_host.as_deref(),
-            req.sticky_key.as_deref(),
-            core,
+            request.target_host_name(),
+            request.sticky_key_name(),
+            ctx,
             snap.generation,
         );
         let mut lost_race = false;
-        match self.pick(&candidates, req, balancer, &mut lost_race) {
+        match self.pick(&candidates, request, balancer, &mut lost_race) {
             Some(lease) => Ok(lease),
             None => {
-                let why = self.explain_no_pick(&snap, &candidates, req, lost_race, balancer);
+                let why = self.explain_no_pick(&snap, &candidates, (req, request), lost_race, balancer);
                 if let Diagnosis::Panic = why {
                     // Too few of the proxies this request may use are healthy: like Envoy's
                     // panic threshold per cluster, use the ejected ones rather than none.
                     candidates.force_panic();
-                    if let Some(lease) = self.pick(&candidates, req, balancer, &mut lost_race) {
+                    if let Some(lease) = self.pick(&candidates, request, balancer, &mut lost_race) {
                         return Ok(lease);
                     }
-                    return Err(self.explain_no_pick(&snap, &candidates, req, lost_race, balancer).into_error());
+                    return Err(self
+                        .explain_no_pick(&snap, &candidates, (req, request), lost_race, balancer)
+                        .into_error());
                 }
                 Err(why.into_error())
             }
@@ -249,7 +199,7 @@ impl ProxyPool {
     fn pick(
         &self,
         candidates: &Candidates<'_>,
-        req: &Requirements,
+        request: &RequestContext,
         balancer: &dyn Balancer,
         lost_race: &mut bool,
     ) -> Option<Lease> {
@@ -263,7 +213,7 @@ impl ProxyPool {
                 let position = candidates.slot(i) as u32;
                 return Some(Lease::new(
                     slot.member.clone(),
-                    req.target_host.clone(),
+                    request.target_host_shared().cloned(),
                     position,
                     candidates.generation(),
                 ));
@@ -278,13 +228,13 @@ impl ProxyPool {
         &self,
         snap: &Snapshot,
         candidates: &Candidates<'_>,
-        req: &Requirements,
+        (req, request): (&Requirements, &RequestContext),
         lost_race: bool,
         balancer: &dyn Balancer,
     ) -> Diagnosis {
-        let core = &*self.shared.core;
-        let now = core.clock.now();
-        let host = req.target_host.as_deref();
+        let ctx = &*self.shared.context;
+        let now = ctx.now();
+        let host = request.target_host_name();
         let filter = candidates.filter();
         // In panic mode (pool-wide, or forced for this request) ejected proxies were offered.
         let ejections_count = !candidates.panicking();
@@ -292,36 +242,30 @@ impl ProxyPool {
         let (mut first_return, mut first_unban) = (Nanos::MAX, Nanos::MAX);
         for i in 0..candidates.len() {
             let slot = candidates.slot_ref(i);
-            if filter.needs_check() && !slot.matches(filter, &core.config.health) {
-                continue;
+            let unavailable = slot.unavailable(filter, host, || now, || !ejections_count, &ctx.config().health);
+            match unavailable {
+                Some(Unavailable::Unmatched) => continue,
+                None => available += 1,
+                Some(Unavailable::Ejected { until }) => {
+                    ejected += 1;
+                    first_return = first_return.min(until);
+                }
+                Some(Unavailable::Banned { until }) => {
+                    banned += 1;
+                    first_unban = first_unban.min(until);
+                }
+                Some(Unavailable::Busy) => busy += 1,
             }
             matching += 1;
-            let health = slot.health();
-            let mut out = false;
-            if let Some(until) = health.ejected_until(|| now).filter(|_| ejections_count) {
-                ejected += 1;
-                first_return = first_return.min(until);
-                out = true;
-            }
-            if let Some(until) = health.banned_until(host, || now) {
-                banned += 1;
-                first_unban = first_unban.min(until);
-                out = true;
-            }
-            if slot.is_full(health) {
-                busy += 1;
-                out = true;
-            }
-            available += usize::from(!out);
         }
         let wait = |until: Nanos| nanos_to_duration(until.saturating_sub(now));
         let healthy_share = (matching - ejected) as f64 / matching.max(1) as f64;
         let error = match () {
             _ if matching == 0 => PoolError::NoMatch {
-                filter: snap.emptying_filter(filter, req, &core.config.health),
+                filter: snap.emptying_filter(filter, req, request.avoided(), &ctx.config().health),
                 pool_size: snap.slots.len(),
             },
-            _ if ejected > 0 && healthy_share < core.config.ejection.panic_threshold => {
+            _ if ejected > 0 && healthy_share < ctx.config().ejection.panic_threshold => {
                 return Diagnosis::Panic;
             }
             _ if available > 0 && lost_race => PoolError::AllBusy { matching },
@@ -375,7 +319,7 @@ impl ProxyPool {
         self.write(|current, next| {
             let pos = current.position(id.as_str()).ok_or_else(|| PoolError::UnknownId(id.clone()))?;
             let member = next.remove(pos);
-            member.health.mark_removed(&self.shared.core.ejections);
+            member.health.mark_removed(self.shared.context.ejections());
             Ok(member.proxy.clone())
         })
     }
@@ -396,7 +340,7 @@ impl ProxyPool {
             }
             for slot in &current.slots {
                 if !seen.contains(slot.proxy().id()) {
-                    slot.member.health.mark_removed(&self.shared.core.ejections);
+                    slot.member.health.mark_removed(self.shared.context.ejections());
                 }
             }
             *next = kept;
@@ -405,7 +349,7 @@ impl ProxyPool {
     }
 
     fn new_member(&self, proxy: Proxy, health: Arc<ProxyHealth>) -> Arc<Member> {
-        Arc::new(Member { proxy: Arc::new(proxy), health, core: self.shared.core.clone() })
+        Arc::new(Member { proxy: Arc::new(proxy), health, context: self.shared.context.clone() })
     }
 
     /// Runs one change under the writer lock: `change` sees the current snapshot and
@@ -419,7 +363,7 @@ impl ProxyPool {
         let current = self.shared.snapshot.load_full();
         let mut next: Vec<Arc<Member>> = current.slots.iter().map(|s| s.member.clone()).collect();
         let out = change(&current, &mut next)?;
-        self.shared.core.ejections.set_pool_size(next.len());
+        self.shared.context.ejections().set_pool_size(next.len());
         self.shared.snapshot.store(Arc::new(Snapshot::build(current.generation + 1, next)));
         Ok(out)
     }
@@ -427,23 +371,13 @@ impl ProxyPool {
     /// Records an active health probe of `proxy` (ignored if that proxy has left the pool
     /// or changed since): its result counts like a request's outcome, and a success ends
     /// a running ejection at once. Returns true when it brought the proxy back.
-    pub fn record_probe(&self, proxy: &Arc<Proxy>, result: crate::health_check::ProbeResult) -> bool {
+    pub fn record_probe(&self, proxy: &Arc<Proxy>, result: ProbeResult) -> bool {
         let snap = self.shared.snapshot.load();
         let Some(slot) = snap.position(proxy.id().as_str()).map(|pos| &snap.slots[pos]) else { return false };
         if !Arc::ptr_eq(&slot.member.proxy, proxy) {
             return false;
         }
-        let core = &*self.shared.core;
-        let now = core.clock.now();
-        let (restored, effect) = slot.health().record_probe(result, now, &core.config, &core.ejections);
-        if restored {
-            tracing::info!(proxy = %proxy.id(), "proxy back in rotation after a successful probe");
-            if core.events.receiver_count() > 0 {
-                let _ = core.events.send(HealthEvent { proxy: proxy.id().clone(), kind: HealthEventKind::Restored });
-            }
-        }
-        core.announce(proxy.id(), effect, None, now);
-        restored
+        self.shared.context.record_probe(proxy, slot.health(), result)
     }
 
     /// A stream of the health decisions this pool makes from its own reports and probes:
@@ -456,7 +390,7 @@ impl ProxyPool {
     /// ([`RecvError::Lagged`](broadcast::error::RecvError::Lagged)). See
     /// [`health::events`](crate::health::events).
     pub fn subscribe_health(&self) -> broadcast::Receiver<HealthEvent> {
-        self.shared.core.events.subscribe()
+        self.shared.context.subscribe()
     }
 
     /// Applies a health verdict decided elsewhere (another pool, another process), as if
@@ -479,21 +413,21 @@ impl ProxyPool {
         let Some(slot) = snap.position(event.proxy.as_str()).map(|pos| &snap.slots[pos]) else {
             return RemoteEffect::UnknownProxy;
         };
-        let core = &*self.shared.core;
-        let now = core.clock.now();
+        let ctx = &*self.shared.context;
+        let now = ctx.now();
         let health = slot.health();
         match &event.kind {
             HealthEventKind::Ejected { duration } => {
-                let length = (*duration).min(core.config.ejection.max_ejection);
-                health.eject_remote(now.saturating_add(duration_to_nanos(length)), now, &core.config, &core.ejections)
+                let length = (*duration).min(ctx.config().ejection.max_ejection);
+                health.eject_remote(now.saturating_add(duration_to_nanos(length)), now, ctx.config(), ctx.ejections())
             }
             HealthEventKind::Banned { host, duration } => {
-                let bans = &core.config.bans;
+                let bans = &ctx.config().bans;
                 let length = (*duration).min(bans.max_cooldown.max(bans.max_retry_after));
-                health.ban_remote(host.as_deref(), now.saturating_add(duration_to_nanos(length)), now, &core.config)
+                health.ban_remote(host.as_deref(), now.saturating_add(duration_to_nanos(length)), now, ctx.config())
             }
             HealthEventKind::Restored => {
-                if health.restore(now, &core.ejections) {
+                if health.restore(now, ctx.ejections()) {
                     RemoteEffect::Applied
                 } else {
                     RemoteEffect::Unchanged
@@ -530,7 +464,7 @@ impl ProxyPool {
 
     /// The pool's configuration.
     pub fn config(&self) -> &PoolConfig {
-        &self.shared.core.config
+        self.shared.context.config()
     }
 
     /// The name of the pool's balancer.
@@ -541,11 +475,11 @@ impl ProxyPool {
     /// A point-in-time report of the pool and every proxy, without credentials.
     pub fn stats(&self) -> PoolStats {
         let snap = self.shared.snapshot.load();
-        let core = &*self.shared.core;
-        let now = core.clock.now();
+        let ctx = &*self.shared.context;
+        let now = ctx.now();
         let proxies: Vec<ProxyStats> =
-            snap.slots.iter().map(|s| ProxyStats::read(s.proxy(), s.health(), core, now)).collect();
-        PoolStats::summarise(proxies, core.ejections.in_panic(now, &core.config.ejection), snap.generation)
+            snap.slots.iter().map(|s| ProxyStats::read(s.proxy(), s.health(), ctx, now)).collect();
+        PoolStats::summarise(proxies, ctx.in_panic(now), snap.generation)
     }
 
     /// Latency quantiles of the successful answers from `host` over the last one to two
@@ -553,12 +487,12 @@ impl ProxyPool {
     /// every host: over all hosts), or `None` before
     /// [`min_latency_samples`](crate::config::EvidenceConfig::min_latency_samples).
     pub fn latency(&self, host: Option<&str>) -> Option<LatencyQuantiles> {
-        let core = &*self.shared.core;
-        let e = &core.config.evidence;
-        let (now, window) = (core.clock.now(), duration_to_nanos(e.latency_window));
+        let ctx = &*self.shared.context;
+        let e = &ctx.config().evidence;
+        let (now, window) = (ctx.now(), duration_to_nanos(e.latency_window));
         match host {
-            Some(host) => core.evidence.sites.get(host)?.latency.quantiles(now, window, e.min_latency_samples),
-            None => core.evidence.latency.quantiles(now, window, e.min_latency_samples),
+            Some(host) => ctx.evidence().sites.get(host)?.latency.quantiles(now, window, e.min_latency_samples),
+            None => ctx.evidence().latency.quantiles(now, window, e.min_latency_samples),
         }
     }
 
@@ -566,22 +500,22 @@ impl ProxyPool {
     /// to every host's while `host` has too few samples; `None` while neither has
     /// enough. What the client sets hedges and timeouts from.
     pub fn latency_quantile(&self, host: &str, q: f64) -> Option<Duration> {
-        let core = &*self.shared.core;
-        let e = &core.config.evidence;
-        let (now, window) = (core.clock.now(), duration_to_nanos(e.latency_window));
-        core.evidence
+        let ctx = &*self.shared.context;
+        let e = &ctx.config().evidence;
+        let (now, window) = (ctx.now(), duration_to_nanos(e.latency_window));
+        ctx.evidence()
             .sites
             .get(host)
             .and_then(|site| site.latency.quantile(q, now, window, e.min_latency_samples))
-            .or_else(|| core.evidence.latency.quantile(q, now, window, e.min_latency_samples))
+            .or_else(|| ctx.evidence().latency.quantile(q, now, window, e.min_latency_samples))
     }
 
     /// The report for one proxy.
     pub fn proxy_stats(&self, id: &str) -> Option<ProxyStats> {
         let snap = self.shared.snapshot.load();
-        let core = &*self.shared.core;
+        let ctx = &*self.shared.context;
         let slot = &snap.slots[snap.position(id)?];
-        Some(ProxyStats::read(slot.proxy(), slot.health(), core, core.clock.now()))
+        Some(ProxyStats::read(slot.proxy(), slot.health(), ctx, ctx.now()))
     }
 }
 

@@ -16,7 +16,9 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use harvester_proxypool::{Balancer, Lease, Outcome, OutcomeKind, PoolConfig, ProxyId, ProxyPool, Requirements};
+use harvester_proxypool::{
+    Balancer, Lease, Outcome, OutcomeKind, PoolConfig, ProxyId, ProxyPool, RequestContext, Requirements,
+};
 
 use super::rng::SimRng;
 use super::world::{Class, World};
@@ -385,12 +387,10 @@ impl Sim {
 
     /// A lease for `host`, avoiding the proxies tried; any proxy when all were.
     fn lease(&self, host: &str, tried: &[ProxyId]) -> Option<Lease> {
-        let mut req = Requirements::new().target_host(host);
-        for id in tried {
-            req = req.avoid(id.clone());
-        }
-        self.pool.acquire(&req).ok().or_else(|| {
-            (!tried.is_empty()).then(|| self.pool.acquire(&Requirements::new().target_host(host)).ok()).flatten()
+        let fresh = RequestContext::new().target_host(host).avoiding(tried.iter().cloned());
+        self.pool.acquire(&Requirements::ANY, &fresh).ok().or_else(|| {
+            let any = RequestContext::new().target_host(host);
+            (!tried.is_empty()).then(|| self.pool.acquire(&Requirements::ANY, &any).ok()).flatten()
         })
     }
 

@@ -7,14 +7,24 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::clock::Nanos;
 use crate::config::HealthConfig;
-use crate::health::ProxyHealth;
+use crate::hash::hash_str;
+use crate::health::{HealthContext, ProxyHealth};
 use crate::proxy::{Proxy, ProxyId};
 use crate::requirements::Requirements;
 
-use super::Member;
-
 const NONE: u32 = u32::MAX;
+
+/// One version of a proxy in the pool: what a lease holds (one `Arc` per lease). An
+/// update of the proxy's metadata makes a new member that shares the old one's health,
+/// so leases taken before the update keep the proxy they were given.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) proxy: Arc<Proxy>,
+    pub(crate) health: Arc<ProxyHealth>,
+    pub(crate) context: Arc<HealthContext>,
+}
 
 /// One proxy in one snapshot: exactly one cache line, holding what filtering reads, so
 /// a pick touches this line and the proxy's hot health line and nothing else.
@@ -72,6 +82,38 @@ impl Slot {
         (0..Filter::STEPS).all(|step| self.matches_step(f, step, cfg))
     }
 
+    /// The one availability rule, for picking and for explaining an empty pick alike:
+    /// `None` when this proxy may serve a request now, else the first reason it may not,
+    /// checked in this order: the request's filter, an ejection (which does not count
+    /// while `ejections_ignored`: panic mode), a ban by the target host, the proxy's
+    /// session limit. The clock and panic mode are read only when needed.
+    #[inline]
+    pub(crate) fn unavailable(
+        &self,
+        filter: &Filter,
+        host: Option<&str>,
+        now: impl Fn() -> Nanos,
+        ejections_ignored: impl FnOnce() -> bool,
+        cfg: &HealthConfig,
+    ) -> Option<Unavailable> {
+        if filter.needs_check() && !self.matches(filter, cfg) {
+            return Some(Unavailable::Unmatched);
+        }
+        let health = self.health();
+        if let Some(until) = health.ejected_until(&now)
+            && !ejections_ignored()
+        {
+            return Some(Unavailable::Ejected { until });
+        }
+        if let Some(until) = health.banned_until(host, &now) {
+            return Some(Unavailable::Banned { until });
+        }
+        if self.is_full(health) {
+            return Some(Unavailable::Busy);
+        }
+        None
+    }
+
     /// One filter of the evaluation order `Filter::describe` names.
     #[inline]
     fn matches_step(&self, f: &Filter, step: usize, cfg: &HealthConfig) -> bool {
@@ -85,6 +127,19 @@ impl Slot {
             _ => f.min_quality.is_none_or(|min| self.health().quality(cfg) >= min),
         }
     }
+}
+
+/// Why a proxy may not serve a request now; see [`Slot::unavailable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unavailable {
+    /// It does not meet the request's requirements.
+    Unmatched,
+    /// Ejected until then.
+    Ejected { until: Nanos },
+    /// Banned by the target host until then.
+    Banned { until: Nanos },
+    /// At its session limit.
+    Busy,
 }
 
 /// Requirements with names resolved to the snapshot's interned ids.
@@ -124,14 +179,14 @@ impl Filter {
         self.check
     }
 
-    fn describe(step: usize, req: &Requirements) -> String {
+    fn describe(step: usize, req: &Requirements, avoid: &[ProxyId]) -> String {
         match step {
             0 => format!("region={}", req.region.as_deref().unwrap_or_default()),
             1 => format!("kind in [{}]", req.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")),
             2 => format!("provider in [{}]", req.providers.join(", ")),
             3 => format!("tags [{}]", req.tags.join(", ")),
             4 => format!("max_cost={}", req.max_cost.unwrap_or_default()),
-            5 => format!("avoid [{}]", req.avoid.iter().map(ProxyId::as_str).collect::<Vec<_>>().join(", ")),
+            5 => format!("avoid [{}]", avoid.iter().map(ProxyId::as_str).collect::<Vec<_>>().join(", ")),
             _ => format!("min_quality={}", req.min_quality.unwrap_or_default()),
         }
     }
@@ -194,16 +249,16 @@ impl Snapshot {
         self.by_id.get(id).map(|&p| p as usize)
     }
 
-    /// Resolves the requirements into a filter and the smallest index list that can
+    /// Resolves the requirements, and the proxies to pass over, into a filter and the smallest index list that can
     /// serve them (`None`: scan the whole pool). `Err` names a filter value that no
     /// proxy in the pool has at all.
-    pub(crate) fn resolve(&self, req: &Requirements) -> Result<(Filter, Option<&[u32]>), String> {
-        if req.is_unfiltered() {
+    pub(crate) fn resolve(&self, req: &Requirements, avoid: &[ProxyId]) -> Result<(Filter, Option<&[u32]>), String> {
+        if req.is_unfiltered() && avoid.is_empty() {
             return Ok((Filter::default(), None));
         }
         let mut filter = Filter { max_cost: req.max_cost, min_quality: req.min_quality, ..Filter::default() };
         // How many filters are set, and whether the chosen index list holds exactly one.
-        filter.avoid = req.avoid.iter().map(|id| hash_str(id.as_str())).collect();
+        filter.avoid = avoid.iter().map(|id| hash_str(id.as_str())).collect();
         let mut set = usize::from(req.max_cost.is_some())
             + usize::from(req.min_quality.is_some())
             + usize::from(!filter.avoid.is_empty());
@@ -211,7 +266,7 @@ impl Snapshot {
         let mut exact = false;
         if let Some(region) = &req.region {
             set += 1;
-            let id = *self.regions.get(region.as_str()).ok_or_else(|| Filter::describe(0, req))?;
+            let id = *self.regions.get(region.as_str()).ok_or_else(|| Filter::describe(0, req, avoid))?;
             filter.region = Some(id);
             (pick, exact) = smaller((pick, exact), &self.by_region[id as usize], true);
         }
@@ -228,7 +283,7 @@ impl Snapshot {
             set += 1;
             filter.providers = req.providers.iter().filter_map(|p| self.providers.get(p.as_str()).copied()).collect();
             if filter.providers.is_empty() {
-                return Err(Filter::describe(2, req));
+                return Err(Filter::describe(2, req, avoid));
             }
             if let [id] = filter.providers.as_slice() {
                 (pick, exact) = smaller((pick, exact), &self.by_provider[*id as usize], true);
@@ -245,12 +300,18 @@ impl Snapshot {
     }
 
     /// Names the first filter, in evaluation order, after which no proxy is left.
-    pub(crate) fn emptying_filter(&self, filter: &Filter, req: &Requirements, cfg: &HealthConfig) -> String {
+    pub(crate) fn emptying_filter(
+        &self,
+        filter: &Filter,
+        req: &Requirements,
+        avoid: &[ProxyId],
+        cfg: &HealthConfig,
+    ) -> String {
         let mut alive: Vec<&Slot> = self.slots.iter().collect();
         for step in 0..Filter::STEPS {
             alive.retain(|slot| slot.matches_step(filter, step, cfg));
             if alive.is_empty() {
-                return Filter::describe(step, req);
+                return Filter::describe(step, req, avoid);
             }
         }
         "the requirements".to_owned()
@@ -273,13 +334,6 @@ fn intern(names: &mut HashMap<Box<str>, u32>, lists: &mut Vec<Vec<u32>>, name: &
     });
     lists[id as usize].push(pos);
     id
-}
-
-/// A stable 64-bit hash of a string (FNV-1a, then mixed), the same in every process, so
-/// sticky sessions land on the same proxy across restarts.
-pub(crate) fn hash_str(s: &str) -> u64 {
-    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    crate::balance::mix64(h)
 }
 
 #[cfg(test)]

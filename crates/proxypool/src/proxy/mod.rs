@@ -29,7 +29,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::error::ProxyError;
+mod error;
+
+pub use error::ProxyError;
 
 /// The protocol spoken to the proxy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -590,14 +592,10 @@ fn derived_id(endpoint: &Endpoint) -> ProxyId {
     match &endpoint.credentials {
         None => ProxyId::from(format!("{host}:{}", endpoint.port)),
         Some(c) => {
-            let hash = fnv1a64(c.username.as_bytes());
+            let hash = crate::hash::fnv1a64(c.username.as_bytes());
             ProxyId::from(format!("{host}:{}#{hash:016x}", endpoint.port))
         }
     }
-}
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The randomness balancers draw from, through [`Candidates`](super::Candidates).
+//! The randomness balancers draw from, through [`Candidates`](crate::balance::Candidates).
 //!
 //! Hand-written on purpose: a pick draws a few numbers, and `rand::rng()` costs about
 //! 5 ns a draw (thread-local handle plus a ChaCha block), a third of a cheap pick's
