@@ -268,6 +268,7 @@ impl fmt::Debug for HealthChecker {
 
 /// Keeps the background health check running; dropping it stops the task.
 #[derive(Debug)]
+#[must_use = "dropping the handle stops the health check at once"]
 pub struct HealthCheckHandle {
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,

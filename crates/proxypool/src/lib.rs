@@ -58,6 +58,7 @@
 //! - `redis-tls`: `rediss://` URLs for it, over rustls with the ring provider.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod balance;
 pub mod client;
@@ -74,6 +75,7 @@ pub mod proxy;
 mod random;
 pub mod requirements;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod shared;
 mod snapshot;
 pub mod stats;

@@ -236,8 +236,29 @@ impl<'a> Candidates<'a> {
 
     /// The live health of candidate `i`.
     #[inline]
-    pub fn health(&self, i: usize) -> &'a ProxyHealth {
+    pub(crate) fn health(&self, i: usize) -> &'a ProxyHealth {
         self.slot_ref(i).health()
+    }
+
+    /// Requests in flight through candidate `i` now.
+    #[inline]
+    pub fn in_flight(&self, i: usize) -> u32 {
+        self.health(i).in_flight()
+    }
+
+    /// Candidate `i`'s latency average, if it has answered.
+    pub fn latency(&self, i: usize) -> Option<Duration> {
+        self.health(i).latency()
+    }
+
+    /// Candidate `i`'s share of successes in its recent window, if it has any outcome.
+    pub fn success_rate(&self, i: usize) -> Option<f64> {
+        self.health(i).success_rate()
+    }
+
+    /// Candidate `i`'s current run of attempts without an answer.
+    pub fn consecutive_failures(&self, i: usize) -> u32 {
+        self.health(i).consecutive_failures()
     }
 
     /// The quality score of candidate `i` under the pool's health config.

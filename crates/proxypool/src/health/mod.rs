@@ -55,7 +55,7 @@ use crate::config::{HealthConfig, PoolConfig};
 /// of what an estimate reads right behind.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
-pub struct ProxyHealth {
+pub(crate) struct ProxyHealth {
     in_flight: AtomicU32,
     /// Has succeeded since it joined the pool or last came back from an ejection.
     proven: AtomicBool,

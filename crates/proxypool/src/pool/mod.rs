@@ -72,6 +72,7 @@ pub struct ProxyPool {
 
 /// Builds a [`ProxyPool`]; see [`ProxyPool::builder`].
 #[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct ProxyPoolBuilder {
     config: PoolConfig,
     balancer: Arc<dyn Balancer>,

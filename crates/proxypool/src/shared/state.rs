@@ -38,6 +38,7 @@ use super::verdict::Verdict;
 /// Dropping it stops the background task at once, without withdrawing anything (as a
 /// crash would: the registrations expire after their TTL); [`shutdown`](Self::shutdown)
 /// stops it and withdraws them.
+#[must_use = "dropping it stops the background task at once; call `shutdown` to withdraw the registrations"]
 pub struct SharedState {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
