@@ -60,9 +60,9 @@ pub struct ProxyRegistry {
 
 impl ProxyRegistry {
     /// A registry on `connection`, with `config`'s namespace, TTL and instance name.
-    pub fn new(connection: RedisConnection, config: &SharedStateConfig) -> Result<ProxyRegistry, SharedStateError> {
+    pub fn new(connection: RedisConnection, config: SharedStateConfig) -> Result<ProxyRegistry, SharedStateError> {
         config.validate()?;
-        Ok(ProxyRegistry::with_instance(connection, config, Arc::from(config.instance_name())))
+        Ok(ProxyRegistry::with_instance(connection, &config, Arc::from(config.instance_name())))
     }
 
     pub(crate) fn with_instance(
