@@ -12,8 +12,6 @@
 
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +19,7 @@ use std::time::Duration;
 use harvester::proxypool::shared::{QualityTier, RegistryIndex, SharedState, SharedStateConfig};
 use harvester::proxypool::{EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyMeta, ProxyPool, Requirements};
 use harvester_redis::{RedisConfig, RedisConnection};
-use support::Redis;
+use harvester_testbed::support::Redis;
 use tokio::time::Instant;
 
 /// Longest wait for anything shared to arrive. Announcements take milliseconds; the
