@@ -15,8 +15,6 @@
 
 #[path = "support/figures.rs"]
 mod figures;
-#[path = "../tests/support/mod.rs"]
-mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -26,7 +24,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use futures::StreamExt;
 use harvester::proxypool::{Proxy, ProxyClient, ProxyPool};
-use support::{TargetServer, Tinyproxy, find_program};
+use harvester_testbed::TargetServer;
+use harvester_testbed::support::{Tinyproxy, find_program};
 
 const CONCURRENCY: usize = 16;
 

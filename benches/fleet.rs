@@ -2,14 +2,14 @@
 //! of a collection bad proxies cost.
 //!
 //! ```text
-//! scripts/bench.sh fleet                    # builds the collect example first
-//! cargo build --release --example collect && cargo bench -p harvester --bench fleet
+//! scripts/bench.sh fleet                    # builds the collect binary first
+//! cargo build --release --bin collect && cargo bench -p harvester --bench fleet
 //! ```
 //!
 //! One local product site and the testbed's proxies, all in this process on 127.0.0.1: 3 good
 //! ones, and 24 bad ones (4 dead, 4 hanging, 4 slow by 1 s, 3 banned with 403, 3 throttled
-//! with 429, 3 serving a captcha page, 3 flapping every 2 s). The collect example (the
-//! built binary, exactly as a user runs it, with its defaults) fetches the same 3 000 product
+//! with 429, 3 serving a captcha page, 3 flapping every 2 s). The `collect` binary (release
+//! build, exactly as a user runs it, with its defaults) fetches the same 3 000 product
 //! pages through the 3 good proxies only, then through all 27, each with 64 in flight, a 5 s
 //! timeout and up to 5 attempts per URL; three rounds of the pair, medians reported. The
 //! figures: wall time of the dirty run against the clean one (DESIGN.md: ≤ 1.5×) and
@@ -20,7 +20,7 @@
 //!
 //! `FLEET_URLS` changes the number of URLs, `FLEET_ROUNDS` the rounds;
 //! `HARVESTER_COLLECT_BIN` points at the collect binary (default:
-//! `<target>/release/examples/collect`).
+//! `<target>/release/collect`, the binary of `harvester-collect`).
 
 #[path = "support/figures.rs"]
 mod figures;
@@ -51,7 +51,7 @@ fn collect_binary() -> Option<PathBuf> {
         // <target>/release/deps/fleet-… → <target>
         None => std::env::current_exe().ok()?.parent()?.parent()?.parent()?.to_path_buf(),
     };
-    let path = target.join("release/examples/collect");
+    let path = target.join("release").join(format!("collect{}", std::env::consts::EXE_SUFFIX));
     path.exists().then_some(path)
 }
 
@@ -117,7 +117,7 @@ struct Measured {
 fn main() {
     // `cargo bench` passes criterion-style arguments; this bench takes none.
     let Some(binary) = collect_binary() else {
-        print_skipped("fleet", "the collect example is not built (cargo build --release --example collect)");
+        print_skipped("fleet", "the collect binary is not built (cargo build --release --bin collect)");
         return;
     };
     let urls: usize = std::env::var("FLEET_URLS").ok().and_then(|n| n.parse().ok()).unwrap_or(3_000);

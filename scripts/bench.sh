@@ -9,7 +9,7 @@
 #
 # Names: proxypool/acquire, resilience/{breaker,rate_limit,bulkhead,retry,stack,
 # distributed_rate_limit}, pipeline/throughput, pipeline/peak_rss, harvester/client,
-# harvester/fleet (the collect example over a dirty fleet against a clean one),
+# harvester/fleet (the collect binary over a dirty fleet against a clean one),
 # harvester/selection (the proxy-selection simulator: every balancer against an oracle).
 #
 # After criterion's report each bench prints one line per figure,
@@ -73,8 +73,8 @@ figures="$out/figures.tsv"
 mkdir -p "$out"
 : >"$figures"
 
-# One feature set and one package selection for every build, so the benches and the example
-# share their compiled dependencies (the distributed bench needs the `redis` feature).
+# One feature set and one package selection for every build, so the benches, the examples
+# and the collect binary share their compiled dependencies (the distributed bench needs the `redis` feature).
 cargo_args=(--workspace --features harvester-resilience/redis)
 read -r -a criterion_args <<<"${BENCH_ARGS:-}"
 
@@ -104,9 +104,9 @@ if $example && ! cargo build --release "${cargo_args[@]}" --example peak_rss; th
     log "BUILD FAILED (the peak_rss example)"
     exit 1
 fi
-# The fleet bench runs the collect example as a user would: the release binary.
-if $collect && ! cargo build --release "${cargo_args[@]}" --example collect; then
-    log "BUILD FAILED (the collect example)"
+# The fleet bench runs the job as a user would: the release `collect` binary (crates/collect).
+if $collect && ! cargo build --release "${cargo_args[@]}" --bin collect; then
+    log "BUILD FAILED (the collect binary)"
     exit 1
 fi
 if $select && ! cargo build --release "${cargo_args[@]}" --example select; then

@@ -8,8 +8,6 @@
 
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,8 +18,8 @@ use harvester::resilience::distributed::{
 };
 use harvester::resilience::rate_limit::{HostKey, Quota};
 use harvester::resilience::{BoxError, Rejection};
+use harvester_testbed::support::Redis;
 use redis::aio::MultiplexedConnection;
-use support::Redis;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// Each key of a test is its own: no test sees another's state.

@@ -2,16 +2,15 @@
 //! on loopback, a dead proxy among them fails, its failures are reported on the lease, and
 //! the pool ejects it so that the rest of the run goes through the live ones.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use harvester::proxypool::balance::RoundRobin;
 use harvester::proxypool::{Outcome, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements, Scheme};
-use support::raw_http::{self, RawResponse, basic_auth};
-use support::raw_socks5::socks5_connect;
-use support::{Dante, TargetServer, Tinyproxy, free_port};
+use harvester_testbed::support::raw_http::{self, RawResponse, basic_auth};
+use harvester_testbed::support::raw_socks5::socks5_connect;
+use harvester_testbed::support::{Dante, Tinyproxy};
+use harvester_testbed::{TargetServer, free_port};
 use tokio::net::TcpStream;
 
 /// GET `/` of `target` through `proxy`, speaking the proxy's protocol by hand.

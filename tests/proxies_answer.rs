@@ -2,13 +2,12 @@
 //! and tunnels, danted relays SOCKS5 with and without username auth. If one of these fails,
 //! look at the test support or the installed servers before the code under test.
 
-mod support;
-
 use std::net::SocketAddr;
 
-use support::raw_http::{self, basic_auth};
-use support::raw_socks5::socks5_connect;
-use support::{Dante, TargetServer, Tinyproxy};
+use harvester_testbed::TargetServer;
+use harvester_testbed::support::raw_http::{self, basic_auth};
+use harvester_testbed::support::raw_socks5::socks5_connect;
+use harvester_testbed::support::{Dante, Tinyproxy};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

@@ -1,8 +1,6 @@
 //! `ProxyClient` over the wire: real tinyproxy and danted, a TLS target, and fault proxies
 //! that fail the ways real proxies do. Every address is on 127.0.0.0/8.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -13,7 +11,8 @@ use harvester::proxypool::health_check::{HealthCheckConfig, HealthChecker};
 use harvester::proxypool::{
     EjectionConfig, PoolConfig, PoolError, Proxy, ProxyClient, ProxyMeta, ProxyPool, RequestContext, Requirements,
 };
-use support::{CAPTCHA_MARKER, Dante, FaultProxy, TargetServer, Tinyproxy, TlsTargetServer};
+use harvester_testbed::support::{Dante, Tinyproxy};
+use harvester_testbed::{CAPTCHA_MARKER, FaultProxy, TargetServer, TlsTargetServer};
 
 /// Short enough that faults show within seconds, long enough that a real proxy on a
 /// loaded shared machine is not mistaken for a hanging one.
@@ -421,7 +420,7 @@ async fn the_client_of_a_removed_proxy_is_dropped_and_the_cache_is_bounded() {
 #[tokio::test]
 async fn a_dead_target_bars_the_proxy_from_that_host_without_ejecting_it() {
     let target = TargetServer::start().await.expect("target starts");
-    let dead_port = support::free_port().expect("a free port on 127.0.0.1");
+    let dead_port = harvester_testbed::free_port().expect("a free port on 127.0.0.1");
     let tinyproxy = Tinyproxy::start();
     let dante = Dante::start();
     for (id, url) in [("tinyproxy", tinyproxy.url()), ("danted", dante.url())] {

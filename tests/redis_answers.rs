@@ -1,8 +1,6 @@
 //! The throwaway redis-server of the test support answers on loopback.
 
-mod support;
-
-use support::Redis;
+use harvester_testbed::support::Redis;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

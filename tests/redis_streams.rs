@@ -8,10 +8,7 @@
 
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,9 +20,9 @@ use harvester::pipeline::redis_streams::{
 };
 use harvester::pipeline::sinks::{CallbackSink, MemorySink};
 use harvester::pipeline::{DeadLetter, Outcome, Sink, SinkError};
+use harvester_testbed::support::{Redis, eventually};
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
-use support::Redis;
 use tokio::time::Instant;
 
 const PREFIX: &str = "test:";
@@ -66,19 +63,6 @@ fn stream_config(stream: &str, consumer: &str) -> StreamConfig {
         retry_backoff: Duration::from_millis(20),
         max_retry_backoff: Duration::from_millis(300),
         ..StreamConfig::new(stream, "workers", consumer)
-    }
-}
-
-/// Polls `check` every 20 ms until it holds; fails naming `what` after `within`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -12,8 +12,6 @@
 
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +21,7 @@ use harvester::proxypool::{
     EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements,
 };
 use harvester_redis::{RedisConfig, RedisConnection};
-use support::Redis;
+use harvester_testbed::support::Redis;
 use tokio::time::Instant;
 
 /// Longest wait for anything shared to arrive. Announcements take milliseconds; the

@@ -2,15 +2,13 @@
 //! target (plain and TLS) and every fault proxy. If one of these fails, look at the test
 //! support before the code under test.
 
-mod support;
-
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::raw_http::{self, RawResponse, basic_auth};
-use support::{CAPTCHA_MARKER, FaultProxy, TargetServer, TlsTargetServer};
+use harvester_testbed::support::raw_http::{self, RawResponse, basic_auth};
+use harvester_testbed::{CAPTCHA_MARKER, FaultProxy, TargetServer, TlsTargetServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};

@@ -4,15 +4,13 @@
 //! Real in-process servers on 127.0.0.1; the host's latency is taught to the pool through
 //! leases, so that no assertion depends on how fast this machine is.
 
-mod support;
-
 use std::time::Duration;
 
 use bytes::Bytes;
 use harvester::proxypool::balance::{Balancer, Candidates};
 use harvester::proxypool::client::{AdaptiveTimeout, ClientError, Hedging};
 use harvester::proxypool::{Outcome, Proxy, ProxyClient, ProxyMeta, ProxyPool, RequestContext, Requirements};
-use support::{FaultProxy, TargetServer};
+use harvester_testbed::{FaultProxy, TargetServer};
 
 /// The first eligible candidate in pool order: the hanging proxy, added first, takes every
 /// first attempt it may take.

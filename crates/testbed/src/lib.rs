@@ -41,10 +41,13 @@
 //! - `tls`: [`TlsTargetServer`], with rustls on the ring provider and rcgen.
 //! - `sim`: [`sim`], the proxy-selection simulator: a real `ProxyPool` driven in virtual
 //!   time through a seeded world of proxies and sites, with an oracle to compare against.
+//! - `support`: [`support`], what test trees share: server processes on loopback (tinyproxy,
+//!   danted, redis-server), raw HTTP and SOCKS5 clients, and [`support::eventually`].
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // The map above links `TlsTargetServer` and `sim`, which exist only with their features.
-#![cfg_attr(not(all(feature = "tls", feature = "sim")), allow(rustdoc::broken_intra_doc_links))]
+#![cfg_attr(not(all(feature = "tls", feature = "sim", feature = "support")), allow(rustdoc::broken_intra_doc_links))]
 
 mod catalogue;
 mod fault_proxy;
@@ -54,6 +57,9 @@ mod in_process;
 mod pages;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "support")]
+#[cfg_attr(docsrs, doc(cfg(feature = "support")))]
+pub mod support;
 mod target;
 #[cfg(feature = "tls")]
 mod tls_target;

@@ -23,9 +23,9 @@ use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use harvester::pipeline::processor::StageControl;
-use harvester::proxypool::ProxyPool;
-use harvester::resilience::breaker::{BreakerState, KeyedBreaker};
+use harvester_pipeline::processor::StageControl;
+use harvester_proxypool::ProxyPool;
+use harvester_resilience::breaker::{BreakerState, KeyedBreaker};
 use http::StatusCode;
 use http_body_util::Full;
 use hyper::server::conn::http1;
@@ -36,8 +36,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::records::{Line, Status};
-use super::run::Watch;
+use crate::records::{Line, Status};
+use crate::run::Watch;
 
 /// The label of every host past the labelled ones.
 pub const OTHER_HOSTS: &str = "other";
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn breaker_states_are_read_live_so_forgotten_breakers_leave_no_series() {
-        use harvester::resilience::breaker::BreakerConfig;
+        use harvester_resilience::breaker::BreakerConfig;
         let breakers: KeyedBreaker<String> = KeyedBreaker::new(BreakerConfig::default()).expect("valid config");
         let _ = breakers.breaker(&"shop.example".to_owned());
         let text = breaker_states(&breakers);

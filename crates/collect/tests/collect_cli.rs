@@ -1,40 +1,17 @@
-//! The `collect` example as a user runs it: the built binary, its exit codes, its files, and
+//! The `collect` binary as a user runs it: the built binary, its exit codes, its files, and
 //! Ctrl-C (SIGINT) in the middle of a run. Everything it talks to is on 127.0.0.1.
-
-mod support;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use harvester_testbed::{FaultProxy, TargetServer};
 use serde_json::Value;
-use support::{FaultProxy, TargetServer};
 
-/// The example's binary, built once per test run with this test's features: `cargo test`
-/// may not have built the example (a filtered run), or built it with other features.
+/// The `collect` binary, built by cargo with this test's features.
 fn collect_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let mut command = Command::new(cargo);
-            command.args(["build", "--quiet", "--example", "collect"]).current_dir(env!("CARGO_MANIFEST_DIR"));
-            // The same features as this test, so that a full `cargo test` finds it built.
-            let features: Vec<&str> = [("redis", cfg!(feature = "redis")), ("redis-tls", cfg!(feature = "redis-tls"))]
-                .into_iter()
-                .filter_map(|(name, on)| on.then_some(name))
-                .collect();
-            if !features.is_empty() {
-                command.args(["--features", &features.join(",")]);
-            }
-            let status = command.status().expect("cargo runs");
-            assert!(status.success(), "building the collect example failed");
-            let exe = std::env::current_exe().expect("test binary path");
-            let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-            profile_dir.join("examples").join(format!("collect{}", std::env::consts::EXE_SUFFIX))
-        })
-        .clone()
+    PathBuf::from(env!("CARGO_BIN_EXE_collect"))
 }
 
 fn run(args: &[&str]) -> Output {
@@ -203,7 +180,7 @@ async fn sigint_mid_run_stops_gracefully_and_loses_no_url() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_collectors_on_one_redis_share_one_per_host_rate() {
-    let redis = support::Redis::start();
+    let redis = harvester_testbed::support::Redis::start();
     let site = TargetServer::start().await.expect("site starts");
     let proxy = FaultProxy::slow(Duration::ZERO).await.expect("proxy starts");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -382,8 +359,8 @@ async fn http_get(addr: &str, path: &str) -> String {
 async fn credentials_never_leak_and_the_seed_metrics_are_served() {
     let site = TargetServer::start().await.expect("site starts");
     // Markers no message would hold by chance: any 4 characters of one in any output is a leak.
-    let tinyproxy = support::Tinyproxy::start_with_auth("qZ7xUvK", "Xw3QjZ9p");
-    let dante = support::Dante::start();
+    let tinyproxy = harvester_testbed::support::Tinyproxy::start_with_auth("qZ7xUvK", "Xw3QjZ9p");
+    let dante = harvester_testbed::support::Dante::start();
     let dead = FaultProxy::closed().await.expect("proxy starts");
     let bad_gateway = FaultProxy::answering(502, &[], "bad gateway").await.expect("proxy starts");
     let port = |addr: std::net::SocketAddr| addr.port();
@@ -413,13 +390,13 @@ async fn credentials_never_leak_and_the_seed_metrics_are_served() {
             let chars: Vec<char> = marker.chars().collect();
             secrets.extend(chars.windows(4).map(|piece| piece.iter().collect::<String>()));
         }
-        secrets.push(support::raw_http::basic_auth(user, password));
+        secrets.push(harvester_testbed::support::raw_http::basic_auth(user, password));
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let urls = write(dir.path(), "urls.txt", &urls_of(&site, 150));
     let proxies = write(dir.path(), "proxies.txt", &list);
     let (out, report) = (dir.path().join("out.jsonl"), dir.path().join("report.json"));
-    let metrics_addr = format!("127.0.0.1:{}", support::free_port().expect("a free port"));
+    let metrics_addr = format!("127.0.0.1:{}", harvester_testbed::free_port().expect("a free port"));
     // TRACE logs are megabytes: into a file, so a full pipe never stalls the run.
     let log = dir.path().join("stderr.log");
     let child = tokio::process::Command::new(collect_binary())

@@ -16,18 +16,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use harvester::proxypool::client::{ClientError, TriedProxies, Verdict};
-use harvester::proxypool::{ProxyClient, ProxyId};
-use harvester::resilience::breaker::{BreakerConfig, KeyedBreaker, KeyedCircuitBreakerLayer};
-use harvester::resilience::bulkhead::{BulkheadConfig, BulkheadLayer, PartitionConfig};
-use harvester::resilience::rate_limit::{Quota, RateLimitLayer};
-use harvester::resilience::retry::{BudgetConfig, Decision, RetryBudget, RetryConfig, RetryLayer};
-use harvester::resilience::timeout::TimeoutLayer;
-use harvester::resilience::{BoxError, ConfigError};
+use harvester_proxypool::client::{ClientError, TriedProxies, Verdict};
+use harvester_proxypool::{ProxyClient, ProxyId};
+use harvester_resilience::breaker::{BreakerConfig, KeyedBreaker, KeyedCircuitBreakerLayer};
+use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer, PartitionConfig};
+use harvester_resilience::rate_limit::{Quota, RateLimitLayer};
+use harvester_resilience::retry::{BudgetConfig, Decision, RetryBudget, RetryConfig, RetryLayer};
+use harvester_resilience::timeout::TimeoutLayer;
+use harvester_resilience::{BoxError, ConfigError};
 use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
 
-use super::input::Target;
+use crate::input::Target;
 
 /// One URL's fetch as the stack sees it: cheap to clone, because the retry layer sends a
 /// copy per attempt; the clones share what the attempts so far went through.
@@ -105,7 +105,7 @@ pub struct StackSettings {
     pub adaptive_timeout: bool,
     /// Share the per-host rate limit with every collector using this Redis (feature `redis`).
     #[cfg(feature = "redis")]
-    pub redis: Option<harvester::resilience::distributed::RedisConnection>,
+    pub redis: Option<harvester_resilience::distributed::RedisConnection>,
 }
 
 /// The stack and the parts of it the report reads.
@@ -182,19 +182,19 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
 
 /// The layer of [`shared_rate_limit`].
 #[cfg(feature = "redis")]
-type SharedRateLimit = harvester::resilience::distributed::DistributedRateLimitLayer<
-    harvester::resilience::distributed::DistributedKeyed<Arc<str>, fn(&Fetch) -> Arc<str>>,
+type SharedRateLimit = harvester_resilience::distributed::DistributedRateLimitLayer<
+    harvester_resilience::distributed::DistributedKeyed<Arc<str>, fn(&Fetch) -> Arc<str>>,
 >;
 
 /// The per-host limit kept in Redis. While Redis is away each collector decides alone on a
 /// quarter of the rate: the collectors keep going, and four of them stay within the limit.
 #[cfg(feature = "redis")]
 fn shared_rate_limit(
-    redis: harvester::resilience::distributed::RedisConnection,
+    redis: harvester_resilience::distributed::RedisConnection,
     quota: Quota,
     max_wait: Duration,
 ) -> Result<SharedRateLimit, ConfigError> {
-    use harvester::resilience::distributed::{
+    use harvester_resilience::distributed::{
         DistributedKeyedRateLimiter, DistributedOptions, DistributedRateLimitLayer, FailurePolicy,
     };
     let options = DistributedOptions {

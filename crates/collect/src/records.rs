@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use harvester::pipeline::record::{DataRecord, FieldMapping, clean_text, normalize_price, validate_required};
-use harvester::pipeline::{ErrorPolicy, Outcome, Stage};
+use harvester_pipeline::record::{DataRecord, FieldMapping, clean_text, normalize_price, validate_required};
+use harvester_pipeline::{ErrorPolicy, Outcome, Stage};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::input::Target;
+use crate::input::Target;
 
 /// Whether a URL was collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

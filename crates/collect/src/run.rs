@@ -10,20 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use harvester::pipeline::{Report as PipelineReport, StreamProcessor};
-use harvester::proxypool::client::{AdaptiveTimeout, ClientError, DefaultClassifier, Hedging};
-use harvester::proxypool::{ProxyClient, ProxyPool};
-use harvester::resilience::{BoxError, Rejection};
-use harvester::scaler::{Decision, Driver, DriverConfig, Hpa, HpaConfig, MetricSpec, StageMetrics, StageWorkers};
+use harvester_pipeline::{Report as PipelineReport, StreamProcessor};
+use harvester_proxypool::client::{AdaptiveTimeout, ClientError, DefaultClassifier, Hedging};
+use harvester_proxypool::{ProxyClient, ProxyPool};
+use harvester_resilience::{BoxError, Rejection};
+use harvester_scaler::{Decision, Driver, DriverConfig, Hpa, HpaConfig, MetricSpec, StageMetrics, StageWorkers};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use super::input::Target;
-use super::output::{FailedLines, OutputSink, Tally};
-use super::records::{self, CAPTCHA_MARKERS, Line};
-use super::stack::{self, Fetch, FetchService, Stack, StackSettings};
+use crate::input::Target;
+use crate::output::{FailedLines, OutputSink, Tally};
+use crate::records::{self, CAPTCHA_MARKERS, Line};
+use crate::stack::{self, Fetch, FetchService, Stack, StackSettings};
 
 /// Everything the job needs.
 pub struct Job {
@@ -215,7 +215,7 @@ impl Running {
     }
 
     /// The per-host circuit breakers, for their states in `/metrics`.
-    pub fn breakers(&self) -> &harvester::resilience::breaker::KeyedBreaker<String> {
+    pub fn breakers(&self) -> &harvester_resilience::breaker::KeyedBreaker<String> {
         &self.stack.breakers
     }
 
@@ -231,7 +231,7 @@ impl Running {
             .into_iter()
             .filter_map(|stage| self.processor.stage_control(stage).ok())
             .collect();
-        super::telemetry::sample_gauges(self.job.pool.clone(), stages)
+        crate::telemetry::sample_gauges(self.job.pool.clone(), stages)
     }
 
     /// Fetches every URL, `concurrency` at a time, until done or until `stop` turns true.

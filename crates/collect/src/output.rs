@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use harvester::pipeline::sinks::{FsyncPolicy, JsonlSink};
-use harvester::pipeline::{DeadLetter, Sink, SinkError};
+use harvester_pipeline::sinks::{FsyncPolicy, JsonlSink};
+use harvester_pipeline::{DeadLetter, Sink, SinkError};
 use serde::Serialize;
 
-use super::records::{Line, Status};
+use crate::records::{Line, Status};
 
 /// What has been written so far.
 #[derive(Debug, Default)]
@@ -100,7 +100,7 @@ impl Sink<Line> for OutputSink {
         // Counted once written, so the tally never runs ahead of the file.
         for line in batch {
             self.tally.count(line);
-            super::telemetry::record_url(line);
+            crate::telemetry::record_url(line);
         }
         Ok(())
     }

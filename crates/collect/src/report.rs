@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use harvester::pipeline::Report as PipelineReport;
-use harvester::proxypool::PoolStats;
+use harvester_pipeline::Report as PipelineReport;
+use harvester_proxypool::PoolStats;
 use serde::Serialize;
 
-use super::output::Counts;
-use super::run::Outcome;
+use crate::output::Counts;
+use crate::run::Outcome;
 
 /// The summary of a run.
 #[derive(Debug, Clone, Serialize)]

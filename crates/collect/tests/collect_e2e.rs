@@ -1,24 +1,20 @@
-//! The main job end to end: the collector of `examples/collect` over a dirty fleet on
+//! The main job end to end: the `harvester-collect` job over a dirty fleet on
 //! loopback (real tinyproxy and danted, and fault proxies that are dead, hanging, slow,
 //! banning and flapping), against a local product site of a few thousand pages.
-
-mod support;
-
-#[path = "../examples/collect/collector/mod.rs"]
-mod collector;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use collector::input::Target;
-use collector::report::Report;
-use collector::run::{self, Job};
-use collector::stack::StackSettings;
-use harvester::proxypool::balance::PowerOfTwoChoices;
-use harvester::proxypool::{Proxy, ProxyMeta, ProxyPool};
+use harvester_collect::input::Target;
+use harvester_collect::report::Report;
+use harvester_collect::run::{self, Job};
+use harvester_collect::stack::StackSettings;
+use harvester_proxypool::balance::PowerOfTwoChoices;
+use harvester_proxypool::{Proxy, ProxyMeta, ProxyPool};
+use harvester_testbed::support::{Dante, Tinyproxy};
+use harvester_testbed::{FaultProxy, TargetServer};
 use serde_json::Value;
-use support::{Dante, FaultProxy, TargetServer, Tinyproxy};
 
 const PAGES: usize = 2_000;
 const MAX_ATTEMPTS: u32 = 5;

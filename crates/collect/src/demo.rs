@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use harvester::proxypool::{Proxy, ProxyMeta};
+use harvester_proxypool::{Proxy, ProxyMeta};
 use harvester_testbed::{FaultProxy, TargetServer};
 use tokio::task::JoinHandle;
 
-use crate::collector::input::{Target, UrlList};
+use crate::input::{Target, UrlList};
 
 /// Pages the demo collects.
 pub const PAGES: usize = 300;

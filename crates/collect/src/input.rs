@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use harvester::proxypool::Proxy;
-use harvester::proxypool::list::{ListError, ProxyList};
+use harvester_proxypool::Proxy;
+use harvester_proxypool::list::{ListError, ProxyList};
 use thiserror::Error;
 
 /// A URL to collect, as read from the list.
@@ -218,7 +218,7 @@ mod tests {
     /// The lists of the README's quick start, read from the README itself, parse as shown.
     #[test]
     fn the_readme_quick_start_lists_parse() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
         let block = |file: &str| {
             let start = format!("cat > {file} <<'LIST'\n");
             let from = readme.find(&start).map(|at| at + start.len()).expect("the quick start writes the file");

@@ -1,0 +1,369 @@
+//! The command line of `collect`: flags, the checks made before any work starts, the run,
+//! the summary and the exit code.
+//!
+//! ```sh
+//! collect                                                  # the embedded demo
+//! collect --proxies proxies.txt --urls urls.txt --out out.jsonl
+//! ```
+//!
+//! With no `--urls`, it runs the embedded demo ([`crate::demo`]). See `--help` for every
+//! flag. Bad input exits with code 2 before any work starts; Ctrl-C stops gracefully (the
+//! output still has every URL).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::files;
+use crate::input::{self, UrlList};
+use crate::report::Report;
+use crate::run::{self, Job};
+use crate::stack::StackSettings;
+use crate::telemetry::{self, ProgressMode};
+use clap::Parser;
+use harvester_proxypool::balance;
+use harvester_proxypool::{ConfigError, Proxy, ProxyPool};
+
+/// Collect a list of URLs through a pool of proxies: retries on fresh proxies, per-host rate
+/// limits and circuit breakers, a cleaning pipeline, one JSON line per URL.
+///
+/// Without --urls, runs the embedded demo (a local product site and a faulty local fleet).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Proxy list: one proxy URL per line (http, https, socks5, socks5h; `key=value` metadata
+    /// after it), or a .json / .toml list. Required with --urls.
+    #[arg(long, value_name = "FILE")]
+    proxies: Option<PathBuf>,
+
+    /// URL list: one http(s) URL per line; `#` at a line's start or after a space starts a
+    /// comment (a `#` inside a URL is its fragment). Without it: the demo.
+    #[arg(long, value_name = "FILE")]
+    urls: Option<PathBuf>,
+
+    /// Write one JSON line per URL here: url, status (ok / failed), http_status, proxy (its id,
+    /// never credentials), attempts, elapsed_ms, and record (when ok) or error (when failed).
+    #[arg(long, value_name = "FILE", default_value = "collect.jsonl")]
+    out: PathBuf,
+
+    /// Write the run's summary here as JSON: totals, success rate, attempts, per-proxy stats,
+    /// breaker states per host, per-stage pipeline metrics, scaler decisions.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+
+    /// URLs fetched at once.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+
+    /// Requests per second per target host (every attempt counts).
+    #[arg(long, value_name = "R", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rate: u32,
+
+    /// How the pool picks a proxy: expected-success (learns which proxies succeed at each
+    /// site, and prefers the cheaper of equally good ones), round-robin, weighted,
+    /// least-connections, least-latency, p2c, quality (the seed's composite score).
+    #[arg(long, value_name = "NAME", default_value = "expected-success", value_parser = ["expected-success", "round-robin", "weighted", "least-connections", "least-latency", "p2c", "quality"])]
+    balancer: String,
+
+    /// Hedged attempts: when an attempt is slower than 95 % of its host's answers, another
+    /// proxy is asked too and the first good answer wins; at most this share of extra
+    /// requests (0 turns hedging off).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.1, value_parser = parse_share)]
+    hedge: f64,
+
+    /// Give every attempt the whole --timeout, instead of 4 × its host's 99th-percentile
+    /// latency (at least 1 s) once that is known.
+    #[arg(long)]
+    fixed_timeout: bool,
+
+    /// Attempts per URL, each through a proxy the URL has not tried yet.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_attempts: u32,
+
+    /// Seconds one attempt may take [default: 10; the demo: 2].
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    timeout: Option<f64>,
+
+    /// Share rate limits and proxy health through this Redis (redis://host:port).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+
+    /// Serve Prometheus /metrics, /health and /ready here while running (e.g. 127.0.0.1:9000).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+
+    /// Label metrics by target host for the first N hosts only; later ones count as `other`.
+    #[arg(long, value_name = "N", default_value_t = telemetry::DEFAULT_HOST_LABELS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    metrics_hosts: u32,
+
+    /// No progress output (the summary is still printed).
+    #[arg(long)]
+    quiet: bool,
+
+    /// Log level on standard error, for this job and every crate under it: error, warn,
+    /// info, debug or trace. Credentials are never logged, at any level.
+    #[arg(long, value_name = "LEVEL", default_value = "warn", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    let share: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&share) { Ok(share) } else { Err(format!("{share} must be between 0 and 1")) }
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs.is_finite() && (0.001..=3600.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{secs} must be between 0.001 and 3600 seconds"))
+    }
+}
+
+/// An empty pool picking with the balancer `name` (one of `--balancer`'s values).
+fn pool_with(name: &str) -> Result<ProxyPool, ConfigError> {
+    let builder = ProxyPool::builder();
+    match name {
+        "round-robin" => builder.balancer(balance::RoundRobin::new()),
+        "weighted" => builder.balancer(balance::SmoothWeightedRoundRobin::new()),
+        "least-connections" => builder.balancer(balance::LeastConnections::new()),
+        "least-latency" => builder.balancer(balance::LeastLatency::new()),
+        "quality" => builder.balancer(balance::AdaptiveQuality::new()),
+        "p2c" => builder.balancer(balance::PowerOfTwoChoices::new()),
+        _ => builder.balancer(balance::ExpectedSuccess::new()),
+    }
+    .build()
+}
+
+/// Bad input: printed, exit code 2, before any work.
+fn refuse(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("collect: {message}");
+    ExitCode::from(2)
+}
+
+/// Runs `collect` with the process's arguments: what the `collect` binary and the
+/// `collect` example call.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Warnings and errors of the crates (a failing sink, a Redis outage) go to standard error.
+    let level = cli.log_level.parse().unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return refuse(format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(collect(cli))
+}
+
+async fn collect(cli: Cli) -> ExitCode {
+    // Input first: nothing starts until every file and flag is known good, and no two
+    // flags name one file (an output written over an input or over the other output).
+    let mut files = vec![files::Named::output("--out", &cli.out)];
+    files.extend(cli.report.as_deref().map(|path| files::Named::output("--report", path)));
+    files.extend(cli.urls.as_deref().map(|path| files::Named::input("--urls", path)));
+    files.extend(cli.proxies.as_deref().map(|path| files::Named::input("--proxies", path)));
+    if let Err(e) = files::check(&files) {
+        return refuse(e);
+    }
+    let demo = if cli.urls.is_none() {
+        if cli.proxies.is_some() {
+            return refuse("--proxies needs --urls (without --urls the demo brings its own fleet)");
+        }
+        match crate::demo::Demo::start().await {
+            Ok(demo) => Some(demo),
+            Err(e) => return refuse(format!("cannot start the demo: {e}")),
+        }
+    } else {
+        None
+    };
+    let (urls, proxies): (UrlList, Vec<Proxy>) = match (&cli.urls, &cli.proxies, &demo) {
+        (Some(urls), Some(proxies), _) => match (input::read_urls(urls), input::read_proxies(proxies)) {
+            (Ok(urls), Ok(proxies)) => (urls, proxies),
+            (Err(e), _) | (_, Err(e)) => return refuse(e),
+        },
+        (Some(_), None, _) => return refuse("--urls needs --proxies"),
+        (None, _, Some(demo)) => (demo.urls(), demo.proxies()),
+        (None, _, None) => return refuse("nothing to collect"),
+    };
+    #[cfg(feature = "redis")]
+    let redis = match &cli.redis {
+        Some(url) => match connect_redis(url).await {
+            Ok(connection) => Some(connection),
+            Err(e) => return refuse(e),
+        },
+        None => None,
+    };
+    #[cfg(not(feature = "redis"))]
+    if cli.redis.is_some() {
+        return refuse("--redis: this build has no Redis support (build with `--features redis`)");
+    }
+    let pool = match pool_with(&cli.balancer) {
+        Ok(pool) => pool,
+        Err(e) => return refuse(e),
+    };
+    if let Err(e) = pool.extend(proxies) {
+        return refuse(format!("proxy list: {e}"));
+    }
+    // Everything that can be refused is checked before the output file is touched.
+    telemetry::limit_host_labels(cli.metrics_hosts as usize);
+    let metrics = match cli.metrics_addr {
+        Some(addr) => match (telemetry::install_recorder(), telemetry::bind(addr).await) {
+            (Ok(handle), Ok(listener)) => Some((handle, listener)),
+            (Err(e), _) | (_, Err(e)) => return refuse(e),
+        },
+        None => None,
+    };
+    // Last of the checks, and it destroys nothing: an existing report is opened without
+    // truncating it (it is rewritten at the end), a missing one created empty.
+    if let Some(path) = &cli.report
+        && let Err(e) = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)
+    {
+        return refuse(format!("--report {}: {e}", path.display()));
+    }
+
+    let job = Job {
+        targets: urls.targets.clone(),
+        pool: pool.clone(),
+        stack: StackSettings {
+            concurrency: cli.concurrency as usize,
+            rate_per_host: cli.rate,
+            max_attempts: cli.max_attempts,
+            // The demo's hanging proxy would hold each of its victims for the whole timeout.
+            attempt_timeout: Duration::from_secs_f64(cli.timeout.unwrap_or(if demo.is_some() { 2.0 } else { 10.0 })),
+            hedge_share: cli.hedge,
+            adaptive_timeout: !cli.fixed_timeout,
+            #[cfg(feature = "redis")]
+            redis: redis.clone(),
+        },
+        stage_workers: 1,
+        scaling: run::Scaling::default(),
+        out: cli.out.clone(),
+        extra_root_pem: None,
+    };
+    let running = match run::start(job).await {
+        Ok(running) => running,
+        Err(e) => return refuse(e),
+    };
+    // With Redis, ejections and bans this collector decides reach every other one, and
+    // theirs reach it. The proxies are not registered: each collector brings its own list,
+    // and the registry would put their credentials in Redis.
+    #[cfg(feature = "redis")]
+    let shared = match &redis {
+        Some(redis) => {
+            match harvester_proxypool::shared::SharedState::start(pool.clone(), redis.clone(), Default::default()) {
+                Ok(shared) => Some(shared),
+                Err(e) => return refuse(format!("--redis: {e}")),
+            }
+        }
+        None => None,
+    };
+    let watch = running.watch();
+    let mut background = Vec::new();
+    if let Some((handle, listener)) = metrics {
+        background.push(telemetry::serve(listener, handle, watch.clone(), running.breakers().clone()));
+        background.push(running.sample_gauges());
+    }
+    background.push(telemetry::show_progress(ProgressMode::detect(cli.quiet), watch.clone()));
+
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    background.push(tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "collect: stopping (Ctrl-C): in-flight fetches get one timeout to finish; Ctrl-C again to quit now"
+            );
+            let _ = stop_tx.send(true);
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("collect: quitting now: URLs in flight are missing from --out");
+            std::process::exit(130);
+        }
+    }));
+
+    let outcome = running.run(stop).await;
+    for task in background {
+        task.abort();
+    }
+    #[cfg(feature = "redis")]
+    if let Some(shared) = shared
+        && let Err(e) = shared.shutdown().await
+    {
+        eprintln!("collect: warning: --redis: {e}");
+    }
+    let report = Report::new(&outcome, urls.targets.len() as u64, urls.duplicates);
+    if let Some(path) = &cli.report {
+        let written = serde_json::to_vec_pretty(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("collect: cannot write the report to {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    print_summary(&report, &cli);
+    drop(demo);
+    // Every URL must have its line; if the output could not take some, say so loudly.
+    let missing = report.urls.saturating_sub(report.totals.done());
+    if missing > 0 {
+        eprintln!(
+            "collect: {missing} of {} URLs could not be written to {} (see the errors above; the report has the pipeline's account)",
+            report.urls,
+            cli.out.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS }
+}
+
+/// Connects to the Redis of `--redis`. A bad URL is refused; a Redis that does not answer
+/// yet is not (its limiter then decides locally on a share of the rate until it does).
+#[cfg(feature = "redis")]
+async fn connect_redis(url: &str) -> Result<harvester_resilience::distributed::RedisConnection, String> {
+    use harvester_resilience::distributed::{RedisConfig, RedisConnection};
+    let config = RedisConfig { url: url.to_owned(), key_prefix: "harvester:".to_owned(), ..RedisConfig::default() };
+    config.validate().map_err(|e| format!("--redis: {e}"))?;
+    match RedisConnection::connect(&config).await {
+        Ok(connection) => Ok(connection),
+        Err(e) => {
+            eprintln!("collect: warning: {e}; going on, each collector limiting itself to a share of --rate");
+            RedisConnection::lazy(&config).map_err(|e| format!("--redis: {e}"))
+        }
+    }
+}
+
+fn print_summary(report: &Report, cli: &Cli) {
+    let totals = &report.totals;
+    println!(
+        "collected {} of {} URLs ({:.1} %), {} failed, in {:.1} s ({:.0} collected/s){}",
+        totals.ok,
+        report.urls,
+        100.0 * report.success_rate,
+        totals.failed,
+        report.elapsed_secs,
+        report.ok_per_sec,
+        if report.interrupted { ", interrupted" } else { "" }
+    );
+    println!("attempts: {} in all, at most {} for one URL", totals.attempts, totals.max_attempts_per_url);
+    for (reason, count) in &totals.failure_reasons {
+        println!("  failed, {reason}: {count}");
+    }
+    let proxies = &report.proxies;
+    println!(
+        "proxies: {} in the pool, {} ejected now, {} banned by a site",
+        proxies.size, proxies.ejected, proxies.banned_somewhere
+    );
+    for proxy in &proxies.proxies {
+        println!(
+            "  {:<14} {:>5} requests, success {:>5}, ejected {} time(s){}",
+            proxy.id.as_str(),
+            proxy.requests,
+            proxy.success_rate.map_or("-".to_owned(), |rate| format!("{:.0} %", 100.0 * rate)),
+            proxy.times_ejected,
+            if proxy.bans_active.is_empty() { "" } else { ", banned" }
+        );
+    }
+    println!("output: {}", cli.out.display());
+    if let Some(path) = &cli.report {
+        println!("report: {}", path.display());
+    }
+}
