@@ -344,9 +344,14 @@ async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
     assert!(tally["served"] >= 800, "the pool learns fast which proxies to avoid: {tally:?}");
     assert_eq!(target.requests_served(), tally["served"], "every served request reached the target once");
     let stats = pool.stats();
+    // Each faulty proxy got little traffic, and any that got enough to be judged (the five
+    // failures in a row that eject) was ejected; one the balancer stopped trying after a
+    // failure or two need not be (that is the better outcome, and it depends on timing).
+    let to_eject = EjectionConfig::default().consecutive_failures;
     for faulty in ["closed", "hanging", "flapping"] {
         let s = stats.proxies.iter().find(|p| p.id.as_str() == faulty).expect("present");
-        assert!(s.ejected_for.is_some() && s.requests <= 60, "{faulty} is ejected and got little traffic: {s:?}");
+        assert!(s.requests <= 60, "{faulty} got little traffic: {s:?}");
+        assert!(s.times_ejected > 0 || s.requests < u64::from(to_eject), "{faulty} was ejected: {s:?}");
     }
     let banning = stats.proxies.iter().find(|p| p.id.as_str() == "banning").expect("present");
     assert_eq!(banning.bans_active.len(), 1);

@@ -27,9 +27,8 @@ impl Target {
             Some(other) => return Err(format!("scheme {other:?} is not http or https")),
             None => return Err("not an absolute URL (it needs http:// or https://)".to_owned()),
         }
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or("the URL has no host")?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        Ok(Target { url: Arc::from(text), host: Arc::from(host) })
+        let host = harvester_core::host::of_uri(&uri).filter(|h| !h.is_empty()).ok_or("the URL has no host")?;
+        Ok(Target { url: Arc::from(text), host: Arc::from(&*host) })
     }
 }
 

@@ -24,6 +24,7 @@
 //! # });
 //! ```
 
+pub use harvester_core::ConfigError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -100,16 +101,6 @@ impl RetryConfig {
     }
 }
 
-/// A configuration value that cannot work, with the field named.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("batch config: `{field}` {reason}")]
-pub struct BatchConfigError {
-    /// The offending field, e.g. `retry.attempts`.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
-
 impl BatchConfig {
     /// The most records a batch may be told to hold.
     pub const MAX_RECORDS: usize = 1_000_000;
@@ -127,8 +118,8 @@ impl BatchConfig {
     /// [`LONGEST_WAIT`](Self::LONGEST_WAIT) (a day), `channel_capacity`
     /// 1..=[`MAX_CHANNEL_CAPACITY`](Self::MAX_CHANNEL_CAPACITY), `retry.attempts`
     /// 1..=[`MAX_ATTEMPTS`](Self::MAX_ATTEMPTS), `retry.base` ≤ `retry.max` ≤ a day.
-    pub fn validate(&self) -> Result<(), BatchConfigError> {
-        let invalid = |field, reason| Err(BatchConfigError { field, reason });
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| Err(ConfigError::new(field, reason));
         if !(1..=Self::MAX_RECORDS).contains(&self.max_records) {
             return invalid("max_records", "must be in 1..=1000000");
         }
@@ -215,7 +206,7 @@ impl<T: Send + 'static> BatchSinkBuilder<T> {
 
     /// Validates the configuration and starts the background task (needs a tokio
     /// runtime with time enabled).
-    pub fn spawn(self) -> Result<BatchSink<T>, BatchConfigError> {
+    pub fn spawn(self) -> Result<BatchSink<T>, ConfigError> {
         self.config.validate()?;
         let (tx, rx) = mpsc::channel(self.config.channel_capacity);
         let name = self.inner.name().to_owned();

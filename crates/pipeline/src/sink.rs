@@ -84,11 +84,7 @@ async fn guarded(name: &str, what: &str, call: impl Future<Output = Result<(), S
     match AssertUnwindSafe(call).catch_unwind().await {
         Ok(result) => result,
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("(no message)");
+            let message = harvester_core::panic_text(&*panic);
             Err(SinkError::new(name, format!("{what} panicked: {message}")))
         }
     }

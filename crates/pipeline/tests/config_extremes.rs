@@ -108,7 +108,7 @@ proptest! {
                 prop_assert!(report.deadline_exceeded || report.in_flight_at_end == 0, "{report:?}");
             }
             Err(e) => {
-                let e: harvester_pipeline::processor::ConfigError = e;
+                let e: harvester_pipeline::processor::BuildError = e;
                 prop_assert!(e.field().is_some(), "{e}");
             }
         }
@@ -145,7 +145,7 @@ proptest! {
                 prop_assert_eq!(report.lost, 0);
             }
             Err(e) => {
-                let e: harvester_pipeline::batch::BatchConfigError = e;
+                let e: harvester_pipeline::batch::ConfigError = e;
                 prop_assert_eq!(valid, Err(e));
             }
         }
@@ -162,10 +162,16 @@ async fn a_batch_size_the_allocator_cannot_give_is_refused_by_build_not_a_dead_t
 
 #[test]
 fn batch_settings_that_would_overflow_a_clock_or_a_channel_are_refused() {
-    let refused = |config: BatchConfig| config.validate().map_err(|e| e.field);
-    assert_eq!(refused(BatchConfig { max_wait: Duration::MAX, ..BatchConfig::default() }), Err("max_wait"));
-    assert_eq!(refused(BatchConfig { channel_capacity: 1 << 62, ..BatchConfig::default() }), Err("channel_capacity"));
-    assert_eq!(refused(BatchConfig { max_records: usize::MAX, ..BatchConfig::default() }), Err("max_records"));
+    let refused = |config: BatchConfig| config.validate().map_err(|e| e.field.into_owned());
+    assert_eq!(refused(BatchConfig { max_wait: Duration::MAX, ..BatchConfig::default() }), Err("max_wait".to_owned()));
+    assert_eq!(
+        refused(BatchConfig { channel_capacity: 1 << 62, ..BatchConfig::default() }),
+        Err("channel_capacity".to_owned())
+    );
+    assert_eq!(
+        refused(BatchConfig { max_records: usize::MAX, ..BatchConfig::default() }),
+        Err("max_records".to_owned())
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{gated_stage, keep, memory};
 use harvester_pipeline::processor::{
-    ConfigError, ErrorPolicy, Outcome, Overflow, ProcessorError, SendError, SinkRetry, Stage, StreamProcessor,
+    BuildError, ErrorPolicy, Outcome, Overflow, ProcessorError, SendError, SinkRetry, Stage, StreamProcessor,
 };
 use harvester_pipeline::sinks::MemorySink;
 use harvester_pipeline::{DeadLetter, Sink, SinkError};
@@ -39,16 +39,16 @@ impl Sink<u64> for Gated {
 #[tokio::test]
 async fn build_names_the_bad_field() {
     let no_stages = StreamProcessor::<u64>::builder().sink(memory()).build().err();
-    assert_eq!(no_stages, Some(ConfigError::NoStages));
+    assert_eq!(no_stages, Some(BuildError::NoStages));
     let zero_workers =
         StreamProcessor::builder().stage(Stage::new("validate", keep).workers(0)).sink(memory()).build().err();
-    assert_eq!(zero_workers.as_ref().and_then(ConfigError::field), Some("stage \"validate\": workers"));
+    assert_eq!(zero_workers.as_ref().and_then(BuildError::field), Some("stage \"validate\": workers"));
     let zero_queue = StreamProcessor::builder().stage(Stage::new("a", keep)).queue_size(0).sink(memory()).build();
     let zero_queue = zero_queue.err().expect("refused");
     assert_eq!(zero_queue.field(), Some("queue_size"));
     assert!(zero_queue.to_string().starts_with("queue_size: 0 is out of range"), "{zero_queue}");
     let no_sink = StreamProcessor::builder().stage(Stage::new("a", keep)).build().err();
-    assert_eq!(no_sink, Some(ConfigError::NoSink));
+    assert_eq!(no_sink, Some(BuildError::NoSink));
 }
 
 /// Per-record behaviour chosen by the property test: 0 keep, 1 drop, 2 error.

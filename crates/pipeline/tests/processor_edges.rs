@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{gated_stage, keep, memory};
-use harvester_pipeline::processor::{ConfigError, Outcome, SendError, Stage, StreamProcessor};
+use harvester_pipeline::processor::{BuildError, Outcome, SendError, Stage, StreamProcessor};
 use harvester_pipeline::sinks::CallbackSink;
 use tokio::sync::Semaphore;
 
@@ -119,7 +119,7 @@ async fn a_panicking_handler_does_not_stall_ordered_output() {
 async fn a_huge_ordered_window_is_refused_by_build_not_a_panic() {
     let built =
         StreamProcessor::builder().stage(Stage::new("a", keep)).ordered_window(usize::MAX).sink(memory()).build();
-    assert_eq!(built.err().as_ref().and_then(ConfigError::field), Some("ordered_window"));
+    assert_eq!(built.err().as_ref().and_then(BuildError::field), Some("ordered_window"));
 }
 
 /// Micro-batching passes a finished record on before a later record's handler waits.

@@ -394,22 +394,26 @@ mod tests {
     fn each_bad_value_names_its_field() {
         let mut c = PoolConfig::default();
         c.ejection.max_ejected_fraction = 1.5;
-        assert_eq!(c.validate().map_err(|e| e.field), Err("ejection.max_ejected_fraction"));
+        assert_eq!(c.validate().map_err(|e| e.field.into_owned()), Err("ejection.max_ejected_fraction".to_owned()));
         let mut c = PoolConfig::default();
         c.health.success_window = 57;
-        assert_eq!(c.validate().map_err(|e| e.field), Err("health.success_window"));
+        assert_eq!(c.validate().map_err(|e| e.field.into_owned()), Err("health.success_window".to_owned()));
         let mut c = PoolConfig::default();
         c.bans.max_cooldown = Duration::from_secs(1);
-        assert_eq!(c.validate().map_err(|e| e.field), Err("bans.max_cooldown"));
+        assert_eq!(c.validate().map_err(|e| e.field.into_owned()), Err("bans.max_cooldown".to_owned()));
         let mut c = PoolConfig::default();
         c.evidence.prior_weight = f64::NAN;
-        assert_eq!(c.validate().map_err(|e| e.field), Err("evidence.prior_weight"));
+        assert_eq!(c.validate().map_err(|e| e.field.into_owned()), Err("evidence.prior_weight".to_owned()));
         let mut c = PoolConfig::default();
         c.evidence.site_half_life = Duration::ZERO;
-        assert_eq!(c.validate().map_err(|e| e.field), Err("evidence.site_half_life"));
+        assert_eq!(c.validate().map_err(|e| e.field.into_owned()), Err("evidence.site_half_life".to_owned()));
         let mut c = PoolConfig::default();
         c.health.success_window = 10;
-        assert_eq!(c.validate().map_err(|e| e.field), Err("ejection.min_requests"), "20 outcomes never fit in 10");
+        assert_eq!(
+            c.validate().map_err(|e| e.field.into_owned()),
+            Err("ejection.min_requests".to_owned()),
+            "20 outcomes never fit in 10"
+        );
     }
 
     #[test]

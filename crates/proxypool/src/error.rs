@@ -76,18 +76,4 @@ pub enum PoolError {
     UnknownId(ProxyId),
 }
 
-/// A configuration value is out of its valid range; `field` names it.
-#[derive(Debug, Clone, PartialEq, Error)]
-#[error("invalid config {field}: {reason}")]
-pub struct ConfigError {
-    /// Dotted path of the field, e.g. `ejection.max_ejected_fraction`.
-    pub field: &'static str,
-    /// What is wrong and what is allowed.
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        ConfigError { field, reason: reason.into() }
-    }
-}
+pub use harvester_core::ConfigError;

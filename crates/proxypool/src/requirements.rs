@@ -121,10 +121,11 @@ impl RequestContext {
         Self::default()
     }
 
-    /// The host the request goes to (lower-cased): bans and per-site statistics are kept
+    /// The host the request goes to, normalised (lower-case, no port, IPv6 without
+    /// brackets: [`harvester_core::host::normalize`]): bans and per-site statistics are kept
     /// per host.
     pub fn target_host(mut self, host: &str) -> Self {
-        self.target_host = Some(Arc::from(host.to_ascii_lowercase()));
+        self.target_host = Some(Arc::from(&*harvester_core::host::normalize(host)));
         self
     }
 

@@ -249,16 +249,16 @@ proptest! {
 
 #[test]
 fn the_settings_the_adversarial_pass_broke_are_refused_by_name() {
-    let refused = |config: PoolConfig| config.validate().map_err(|e| e.field);
+    let refused = |config: PoolConfig| config.validate().map_err(|e| e.field.into_owned());
     let mut config = PoolConfig::default();
     config.ejection.max_ejection = Duration::MAX;
-    assert_eq!(refused(config), Err("ejection.max_ejection"));
+    assert_eq!(refused(config), Err("ejection.max_ejection".to_owned()));
     let mut config = PoolConfig::default();
     config.bans.max_retry_after = Duration::MAX;
-    assert_eq!(refused(config), Err("bans.max_retry_after"));
+    assert_eq!(refused(config), Err("bans.max_retry_after".to_owned()));
     let mut config = PoolConfig::default();
     config.evidence.max_sites = usize::MAX;
-    assert_eq!(refused(config), Err("evidence.max_sites"));
+    assert_eq!(refused(config), Err("evidence.max_sites".to_owned()));
     let huge = AdaptiveTimeout { multiplier: 1e308, ..AdaptiveTimeout::default() };
-    assert_eq!(huge.validate().map_err(|e| e.field), Err("client.adaptive_timeout.multiplier"));
+    assert_eq!(huge.validate().map_err(|e| e.field.into_owned()), Err("client.adaptive_timeout.multiplier".to_owned()));
 }

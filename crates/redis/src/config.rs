@@ -135,13 +135,13 @@ impl RedisConfig {
             let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
             for part in [user, password] {
                 secrets.push(part.to_owned());
-                secrets.extend(percent_decode(part));
+                secrets.extend(harvester_core::percent::decode(part));
             }
         }
         // Unix-socket URLs carry them as query parameters (`?user=…&pass=…`).
         for value in secret_query_values(&self.url) {
             secrets.push(value.to_owned());
-            secrets.extend(percent_decode(value));
+            secrets.extend(harvester_core::percent::decode(value));
         }
         // Longest first, so that a secret containing another is removed whole.
         secrets.retain(|s| s.len() >= 2);
@@ -251,23 +251,6 @@ fn redact_url(url: &str) -> String {
         })
         .collect();
     format!("{base}?{}", redacted.join("&"))
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

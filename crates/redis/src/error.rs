@@ -7,22 +7,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// A configuration value cannot work; `field` names it.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("invalid config {field}: {reason}")]
-pub struct ConfigError {
-    /// Dotted path of the field, e.g. `redis.response_timeout`.
-    pub field: &'static str,
-    /// What is wrong and what is allowed.
-    pub reason: String,
-}
-
-impl ConfigError {
-    /// An error for `field`.
-    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        ConfigError { field, reason: reason.into() }
-    }
-}
+pub use harvester_core::ConfigError;
 
 /// Redis could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

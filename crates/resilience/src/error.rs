@@ -173,28 +173,4 @@ impl<'a> Rejection<'a> {
     }
 }
 
-/// A configuration value is out of range; `field` names it.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("invalid config {field}: {reason}")]
-pub struct ConfigError {
-    /// Dotted path of the field, e.g. `breaker.failure_rate_threshold`.
-    pub field: &'static str,
-    /// What is wrong and what is allowed.
-    pub reason: String,
-}
-
-impl ConfigError {
-    /// An error for `field`.
-    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        ConfigError { field, reason: reason.into() }
-    }
-}
-
-/// A harvester-redis configuration error (a [`RedisConfig`](crate::distributed::RedisConfig)
-/// refused) is the same error here: the field and the reason are kept.
-#[cfg(feature = "redis")]
-impl From<harvester_redis::ConfigError> for ConfigError {
-    fn from(error: harvester_redis::ConfigError) -> Self {
-        ConfigError { field: error.field, reason: error.reason }
-    }
-}
+pub use harvester_core::ConfigError;

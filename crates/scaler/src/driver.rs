@@ -41,6 +41,7 @@
 //! # }
 //! ```
 
+use harvester_core::panic_text;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -359,15 +360,6 @@ pub struct DriverFailed {
     pub reason: String,
     /// The decisions kept, oldest first.
     pub history: Vec<Decision>,
-}
-
-/// The text of a panic's payload (a `&str` or `String` message), or a placeholder.
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }
 
 /// The loop's own state.

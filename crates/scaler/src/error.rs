@@ -7,31 +7,7 @@
 
 use thiserror::Error;
 
-/// A configuration value is out of range; `field` names it.
-///
-/// ```
-/// use harvester_scaler::{HpaConfig, MetricSpec};
-///
-/// let config = HpaConfig { min_replicas: 5, max_replicas: 2, ..HpaConfig::new([MetricSpec::utilization("cpu", 70)]) };
-/// let err = config.validate().unwrap_err();
-/// assert_eq!(err.field, "hpa.min_replicas");
-/// assert_eq!(err.to_string(), "invalid config hpa.min_replicas: 5 is above max_replicas 2");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("invalid config {field}: {reason}")]
-pub struct ConfigError {
-    /// Dotted path of the field, e.g. `hpa.behavior.scale_up.policies[1].period`.
-    pub field: String,
-    /// What is wrong and what is allowed.
-    pub reason: String,
-}
-
-impl ConfigError {
-    /// An error for `field`.
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { field: field.into(), reason: reason.into() }
-    }
-}
+pub use harvester_core::ConfigError;
 
 /// A [`MetricSource`](crate::MetricSource) could not produce a sample; the driver records it
 /// and skips the round (no scaling without metrics).

@@ -26,9 +26,10 @@ pub const MAX_ATTEMPTS: u32 = 1_000;
 /// The longest timeout or retry backoff.
 pub const LONGEST_WAIT: Duration = Duration::from_secs(86_400);
 
-/// Why [`StreamProcessorBuilder::build`] refused the configuration.
+/// Why [`StreamProcessorBuilder::build`] refused to build: no stage or sink, a stage name
+/// used twice, a number out of range, no runtime.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ConfigError {
+pub enum BuildError {
     /// No stage was added.
     #[error("stages: add at least one stage")]
     NoStages,
@@ -57,11 +58,11 @@ pub enum ConfigError {
     NoRuntime,
 }
 
-impl ConfigError {
+impl BuildError {
     /// The setting that was refused, when the error is about one number.
     pub fn field(&self) -> Option<&str> {
         match self {
-            ConfigError::OutOfRange { field, .. } => Some(field),
+            BuildError::OutOfRange { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -73,8 +74,8 @@ pub(crate) fn check<V: fmt::Debug>(
     field: impl Into<String>,
     value: V,
     allowed: &'static str,
-) -> Result<(), ConfigError> {
-    if ok { Ok(()) } else { Err(ConfigError::OutOfRange { field: field.into(), value: format!("{value:?}"), allowed }) }
+) -> Result<(), BuildError> {
+    if ok { Ok(()) } else { Err(BuildError::OutOfRange { field: field.into(), value: format!("{value:?}"), allowed }) }
 }
 
 /// Builds a [`StreamProcessor`]; start with [`StreamProcessor::builder`].
@@ -172,14 +173,14 @@ impl<T: Send + Sync + 'static> StreamProcessorBuilder<T> {
     /// `ordered_window` 1..=[`MAX_ORDERED_WINDOW`], a stage's workers 1..=[`MAX_WORKERS`],
     /// attempts (of a stage's retry policy or of the sink's) 1..=[`MAX_ATTEMPTS`],
     /// timeouts more than zero and, like backoffs, at most [`LONGEST_WAIT`] (a day).
-    pub fn build(self) -> Result<StreamProcessor<T>, ConfigError> {
+    pub fn build(self) -> Result<StreamProcessor<T>, BuildError> {
         if self.stages.is_empty() {
-            return Err(ConfigError::NoStages);
+            return Err(BuildError::NoStages);
         }
         let mut names = HashSet::new();
         for stage in &self.stages {
             if !names.insert(stage.name.as_str()) {
-                return Err(ConfigError::DuplicateStage { stage: stage.name.clone() });
+                return Err(BuildError::DuplicateStage { stage: stage.name.clone() });
             }
             stage.validate()?;
         }
@@ -202,10 +203,10 @@ impl<T: Send + Sync + 'static> StreamProcessorBuilder<T> {
             }
         };
         let Some(sink) = self.sink.clone() else {
-            return Err(ConfigError::NoSink);
+            return Err(BuildError::NoSink);
         };
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(ConfigError::NoRuntime);
+            return Err(BuildError::NoRuntime);
         }
         Ok(StreamProcessor::start(self, sink, ordered))
     }

@@ -87,7 +87,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use builder::{
-    ConfigError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_ORDERED_WINDOW, MAX_QUEUE_SIZE, MAX_WORKERS,
+    BuildError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_ORDERED_WINDOW, MAX_QUEUE_SIZE, MAX_WORKERS,
     StreamProcessorBuilder,
 };
 pub use control::StageControl;

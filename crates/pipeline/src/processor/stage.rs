@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use tokio::sync::{Mutex, mpsc};
 
-use super::builder::{ConfigError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_WORKERS, check};
+use super::builder::{BuildError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_WORKERS, check};
 use super::metrics::{Event, StageMetrics};
 use super::queue::{Chunk, Entry, QueueReceiver, QueueSender};
 use crate::sink::DeadLetter;
@@ -114,7 +114,7 @@ impl<T> Stage<T> {
     /// Refuses settings outside their ranges (see [`StreamProcessorBuilder::build`]).
     ///
     /// [`StreamProcessorBuilder::build`]: super::StreamProcessorBuilder::build
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), BuildError> {
         let field = |name: &str| format!("stage {:?}: {name}", self.name);
         check((1..=MAX_WORKERS).contains(&self.workers), field("workers"), self.workers, "1..=100000")?;
         if let Some(limit) = self.timeout {

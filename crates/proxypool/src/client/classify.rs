@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, StatusCode, header};
+use harvester_core::retry_after::of_headers;
+use http::{HeaderMap, StatusCode};
 
 use crate::health::Outcome;
 
@@ -179,9 +180,9 @@ impl Classifier for DefaultClassifier {
         if self.proxy_failure_statuses.contains(&code) {
             Verdict::ProxyFailure
         } else if self.rate_limit_statuses.contains(&code) {
-            Verdict::RateLimited { retry_after: retry_after(headers, SystemTime::now()) }
+            Verdict::RateLimited { retry_after: of_headers(headers, SystemTime::now()) }
         } else if self.ban_statuses.contains(&code) {
-            Verdict::Ban { retry_after: retry_after(headers, SystemTime::now()) }
+            Verdict::Ban { retry_after: of_headers(headers, SystemTime::now()) }
         } else if (status.is_success() || status.is_redirection()) && self.has_marker(body) {
             Verdict::Ban { retry_after: None }
         } else if status.is_success() || status.is_redirection() {
@@ -190,16 +191,6 @@ impl Classifier for DefaultClassifier {
             Verdict::TargetError
         }
     }
-}
-
-/// The Retry-After header as a duration from `now`: delta-seconds or an HTTP date.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
@@ -239,16 +230,6 @@ mod tests {
             Verdict::RateLimited { retry_after: Some(Duration::from_secs(120)) }
         );
         assert_eq!(classify(200, &[], "<title>Please solve this Captcha</title>"), Verdict::Ban { retry_after: None });
-    }
-
-    #[test]
-    fn retry_after_reads_http_dates() {
-        let now = httpdate::parse_http_date("Wed, 21 Oct 2026 07:28:00 GMT").expect("valid date");
-        let mut headers = HeaderMap::new();
-        headers.insert(header::RETRY_AFTER, "Wed, 21 Oct 2026 07:30:00 GMT".parse().expect("valid"));
-        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(120)));
-        headers.insert(header::RETRY_AFTER, "soon".parse().expect("valid"));
-        assert_eq!(retry_after(&headers, now), None);
     }
 
     #[test]

@@ -45,7 +45,7 @@ mod tail;
 mod tried;
 
 pub use builder::ProxyClientBuilder;
-pub use classify::{Classifier, DefaultClassifier, FailureKind, Verdict, retry_after};
+pub use classify::{Classifier, DefaultClassifier, FailureKind, Verdict};
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use policy::{HostPolicy, HostRule, Priority, Route};

@@ -108,10 +108,8 @@ impl ProxyClient {
         if !matches!(request.uri().scheme_str(), Some("http" | "https")) {
             return Err(ClientError::InvalidRequest("only http and https URLs can be sent".to_owned()));
         }
-        let host = request
-            .uri()
-            .host()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+        let host = harvester_core::host::of_uri(request.uri())
+            .map(std::borrow::Cow::into_owned)
             .ok_or_else(|| ClientError::InvalidRequest("the URL has no host".to_owned()))?;
         let extensions = request.extensions().clone();
         // No proxy is involved yet, so the error cannot quote one.

@@ -200,8 +200,11 @@ mod tests {
     #[test]
     fn bad_settings_name_their_field() {
         let bad = AdaptiveTimeout { multiplier: 0.5, ..AdaptiveTimeout::default() };
-        assert_eq!(bad.validate().map_err(|e| e.field), Err("client.adaptive_timeout.multiplier"));
+        assert_eq!(
+            bad.validate().map_err(|e| e.field.into_owned()),
+            Err("client.adaptive_timeout.multiplier".to_owned())
+        );
         let bad = Hedging { quantile: 1.5, ..Hedging::default() };
-        assert_eq!(bad.validate().map_err(|e| e.field), Err("client.hedging.quantile"));
+        assert_eq!(bad.validate().map_err(|e| e.field.into_owned()), Err("client.hedging.quantile".to_owned()));
     }
 }

@@ -470,8 +470,8 @@ fn parse_endpoint(input: &str) -> Result<Endpoint, ProxyError> {
             if user.is_empty() {
                 return Err(ProxyError::EmptyUsername);
             }
-            let user = percent_decode(user).ok_or(ProxyError::BadCredentialsEncoding)?;
-            let pass = percent_decode(pass).ok_or(ProxyError::BadCredentialsEncoding)?;
+            let user = harvester_core::percent::decode(user).ok_or(ProxyError::BadCredentialsEncoding)?;
+            let pass = harvester_core::percent::decode(pass).ok_or(ProxyError::BadCredentialsEncoding)?;
             if user.len() > Proxy::MAX_CREDENTIAL_LEN || pass.len() > Proxy::MAX_CREDENTIAL_LEN {
                 return Err(ProxyError::CredentialsTooLong(Proxy::MAX_CREDENTIAL_LEN));
             }
@@ -548,24 +548,6 @@ fn parse_port(port: &str) -> Result<u16, ProxyError> {
         Ok(p) => u16::try_from(p).map_err(|_| ProxyError::PortOutOfRange((port.len() <= 5).then_some(p))),
         Err(_) => Err(ProxyError::PortOutOfRange(None)),
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn percent_encode_userinfo(s: &str) -> String {

@@ -150,7 +150,7 @@ mod tests {
             heartbeat_interval: Duration::from_secs(6),
             ..Default::default()
         };
-        assert_eq!(config.validate().map_err(|e| e.field), Err("shared.heartbeat_interval"));
+        assert_eq!(config.validate().map_err(|e| e.field.into_owned()), Err("shared.heartbeat_interval".to_owned()));
     }
 
     #[test]

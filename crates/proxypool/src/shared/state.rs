@@ -2,6 +2,7 @@
 //! alive, mirrors the registry into its pool, announces its health decisions and applies
 //! everyone else's.
 
+use harvester_core::panic_text;
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -513,15 +514,6 @@ async fn supervised(shared: Arc<Shared>, work: impl Future<Output = ()>) {
         tracing::error!(%reason, "shared proxy state stopped");
         *shared.counters.died.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
     }
-}
-
-/// The text of a panic's payload (a `&str` or `String` message), or a placeholder.
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }
 
 #[cfg(test)]

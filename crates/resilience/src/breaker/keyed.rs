@@ -54,8 +54,10 @@ where
     }
 }
 
-/// Keys an `http::Request` by the host of its URI, lowercased. Requests whose URI has no host
-/// (origin-form) pass unguarded.
+/// Keys an `http::Request` by its target host as [`harvester_core::host::of_request`] names
+/// it (the URI's host, else the `Host` header's; lower-case, no port, IPv6 without
+/// brackets), the same key the keyed rate limiter uses. Requests with neither pass
+/// unguarded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestHost;
 
@@ -63,7 +65,7 @@ impl<B> KeyExtractor<http::Request<B>> for RequestHost {
     type Key = String;
 
     fn extract(&self, request: &http::Request<B>) -> Option<String> {
-        request.uri().host().map(str::to_ascii_lowercase)
+        harvester_core::host::of_request(request).map(std::borrow::Cow::into_owned)
     }
 }
 

@@ -170,7 +170,7 @@ impl DistributedRateLimitConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.as_local().validate()?;
         self.options().validate()?;
-        Ok(self.redis.validate()?)
+        self.redis.validate()
     }
 
     /// The quota it describes.

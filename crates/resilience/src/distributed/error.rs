@@ -59,14 +59,8 @@ impl From<RedisError> for DistributedError {
     fn from(error: RedisError) -> Self {
         match error {
             // Configuration errors read the same whichever crate found them.
-            RedisError::Config(error) => DistributedError::Config(error.into()),
+            RedisError::Config(error) => DistributedError::Config(error),
             other => DistributedError::Redis(other),
         }
-    }
-}
-
-impl From<harvester_redis::ConfigError> for DistributedError {
-    fn from(error: harvester_redis::ConfigError) -> Self {
-        DistributedError::Config(error.into())
     }
 }

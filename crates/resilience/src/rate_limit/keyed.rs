@@ -393,15 +393,11 @@ impl HostKey {
         }
     }
 
-    /// The target host of `req`: the URI's host (absolute-form requests, as a client sends
-    /// them), else the `Host` header without its port (origin-form, as a server receives
-    /// them). Requests with neither share the empty key.
+    /// The target host of `req` as [`harvester_core::host::of_request`] names it (the
+    /// URI's host, else the `Host` header's; lower-case, no port, IPv6 without brackets).
+    /// Requests with neither share the empty key.
     pub fn of<B>(req: &http::Request<B>) -> HostKey {
-        if let Some(host) = req.uri().host() {
-            return HostKey::new(host);
-        }
-        let header = req.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-        HostKey::new(strip_port(header))
+        HostKey::new(harvester_core::host::of_request(req).as_deref().unwrap_or(""))
     }
 
     /// The host name, lowercased.
@@ -418,14 +414,6 @@ impl HostKey {
             HostRepr::Heap(host) => host.as_bytes(),
         }
     }
-}
-
-/// `host[:port]` or `[v6]:port` without the port.
-fn strip_port(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        return authority.find(']').map_or(authority, |end| &authority[..=end]);
-    }
-    authority.rsplit_once(':').map_or(authority, |(host, _port)| host)
 }
 
 impl PartialEq for HostKey {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderValue, StatusCode, header::RETRY_AFTER};
+use http::{StatusCode, header::RETRY_AFTER};
 
 use crate::error::{BoxError, Rejection};
 
@@ -189,28 +189,4 @@ pub fn retry_after<B>(response: &http::Response<B>) -> Option<Duration> {
     parse_retry_after(response.headers().get(RETRY_AFTER)?, SystemTime::now())
 }
 
-/// A `Retry-After` value as a wait from `now`: delta-seconds (`120`) or an HTTP date
-/// (`Wed, 21 Oct 2026 07:28:00 GMT`, zero when already past). `None` when it is neither.
-///
-/// An HTTP date is wall-clock time, so it is measured against `now` (the system clock),
-/// not tokio's clock.
-///
-/// ```
-/// use std::time::{Duration, SystemTime};
-/// use http::HeaderValue;
-/// use harvester_resilience::retry::parse_retry_after;
-///
-/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 UTC
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("120"), now), Some(Duration::from_secs(120)));
-/// let date = HeaderValue::from_static("Wed, 21 Oct 2015 07:29:30 GMT");
-/// assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(90)));
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("soon"), now), None);
-/// ```
-pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
-    let text = value.to_str().ok()?.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = httpdate::parse_http_date(text).ok()?;
-    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
-}
+pub use harvester_core::retry_after::parse as parse_retry_after;
