@@ -1,16 +1,19 @@
-//! The tower stack every fetch goes through, outermost first:
+//! The tower stack every attempt goes through, outermost first:
 //!
-//! 1. **bulkhead**: at most `concurrency` fetches at once, whatever calls the stack;
-//! 2. **retry**: up to `max_attempts` attempts with jittered backoff, drawing on a retry
+//! 1. **retry**: up to `max_attempts` attempts with jittered backoff, drawing on a retry
 //!    budget, so that a bad hour cannot multiply the load by `max_attempts`; bans and target
 //!    5xx are retried like errors;
-//! 3. **rate limit per host**: each *attempt* is a request the site sees, so the limit sits
+//! 2. **rate limit per host**: each *attempt* is a request the site sees, so the limit sits
 //!    inside the retry;
-//! 4. **circuit breaker per host**: opened by the *site's* failures only (5xx, unreachable):
+//! 3. **circuit breaker per host**: opened by the *site's* failures only (5xx, unreachable):
 //!    a dead proxy says nothing about the site, and the pool already handles it;
-//! 5. **timeout** per attempt;
-//! 6. the `ProxyClient`, with a [`TriedProxies`] shared by a URL's attempts, so that every
-//!    attempt goes through a proxy that URL has not tried yet.
+//! 4. the `ProxyClient`, with a [`TriedProxies`] shared by a URL's attempts, so that every
+//!    attempt goes through a proxy that URL has not tried yet. Its attempt timeout is the
+//!    one timeout of an attempt, and its [`Verdict`] on each answer is the one
+//!    classification the retry, the breaker and the pipeline's `validate` stage read.
+//!
+//! How many URLs are fetched at once is the caller's limit ([`crate::run`] admits
+//! `concurrency` at a time); the stack adds none of its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +22,8 @@ use bytes::Bytes;
 use harvester_proxypool::client::{ClientError, TriedProxies, Verdict};
 use harvester_proxypool::{ProxyClient, ProxyId};
 use harvester_resilience::breaker::{BreakerConfig, KeyedBreaker, KeyedCircuitBreakerLayer};
-use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer, PartitionConfig};
 use harvester_resilience::rate_limit::{Quota, RateLimitLayer};
 use harvester_resilience::retry::{BudgetConfig, Decision, RetryBudget, RetryConfig, RetryLayer};
-use harvester_resilience::timeout::TimeoutLayer;
 use harvester_resilience::{BoxError, ConfigError};
 use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
@@ -69,6 +70,14 @@ pub struct Page {
     pub body: Bytes,
 }
 
+impl Page {
+    /// Whether the site itself failed (its own 5xx, by the client's verdict): what the
+    /// retry retries and what opens the site's circuit breaker.
+    pub fn site_failed(&self) -> bool {
+        self.verdict == Verdict::TargetError && self.status >= 500
+    }
+}
+
 /// The longest an attempt waits for the rate limit: a day, in effect "as long as it takes".
 const PACING_WAIT: Duration = Duration::from_secs(24 * 3600);
 
@@ -78,13 +87,14 @@ pub type FetchService = BoxCloneService<Fetch, Page, BoxError>;
 /// How the stack behaves; the command line sets these.
 #[derive(Clone, Debug)]
 pub struct StackSettings {
-    /// Fetches at once.
+    /// URLs fetched at once (the caller's limit; also how many hedges may go out before
+    /// requests have earned them).
     pub concurrency: usize,
     /// Requests per second per target host (all attempts count).
     pub rate_per_host: u32,
     /// Attempts per URL, the first included.
     pub max_attempts: u32,
-    /// The limit on one attempt.
+    /// The limit on one attempt: the `ProxyClient`'s request timeout.
     pub attempt_timeout: Duration,
     /// Hedged attempts: the share of extra requests they may add (0: none). A hedge goes
     /// out through another proxy when an attempt is slower than 95 % of its host's answers.
@@ -107,7 +117,8 @@ pub struct Stack {
     pub budget: Option<Arc<RetryBudget>>,
 }
 
-/// Builds the stack around `client`.
+/// Builds the stack around `client`, whose request timeout is `settings.attempt_timeout`
+/// (see [`crate::run::start`]): the stack adds no timeout of its own.
 pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, ConfigError> {
     let retry = RetryLayer::new(&RetryConfig {
         name: "collect".to_owned(),
@@ -124,8 +135,7 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
         // The next attempt goes through another proxy, so the ban's Retry-After (which is
         // about this proxy) is no reason to wait.
         verdict if verdict.is_ban() => Decision::Retry,
-        Verdict::TargetError if page.status >= 500 => Decision::Retry,
-        _ => Decision::Return,
+        _ => Decision::retry_if(page.site_failed()),
     });
     let budget = retry.retry_budget().cloned();
 
@@ -134,7 +144,7 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
         |fetch: &Fetch| Some(fetch.target.host.to_string()),
     )?
     .classify(|result: &Result<Page, BoxError>| match result {
-        Ok(page) => page.verdict == Verdict::TargetError && page.status >= 500,
+        Ok(page) => page.site_failed(),
         Err(error) => site_failed(error),
     });
     let breakers = breaker.breakers().clone();
@@ -154,17 +164,11 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
     #[cfg(not(feature = "redis"))]
     let (local_limit, shared_limit) = (Some(local_limit), None::<tower::layer::util::Identity>);
 
-    let bulkhead = BulkheadLayer::new(&BulkheadConfig::single(
-        PartitionConfig::new(settings.concurrency).with_queue(settings.concurrency, Duration::from_secs(3600)),
-    ))?;
-
     let service = ServiceBuilder::new()
-        .layer(bulkhead)
         .layer(retry)
         .option_layer(local_limit)
         .option_layer(shared_limit)
         .layer(breaker)
-        .layer(TimeoutLayer::new(settings.attempt_timeout))
         .service(ProxyFetcher { client });
     Ok(Stack { service: BoxCloneService::new(service), breakers, budget })
 }
