@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use harvester_testbed::support::eventually;
 use harvester_testbed::{FaultProxy, TargetServer};
 use serde_json::Value;
 
@@ -153,11 +154,9 @@ async fn sigint_mid_run_stops_gracefully_and_loses_no_url() {
         .expect("collect starts");
 
     // Interrupt once some pages are out, long before the end (4 at a time, 50 ms each).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while lines_of(&out).len() < 20 {
-        assert!(Instant::now() < deadline, "no progress");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let written = &out;
+    eventually(Duration::from_secs(60), "progress: 20 lines written", || async move { lines_of(written).len() >= 20 })
+        .await;
     let pid = child.id().expect("running").to_string();
     let killed = Command::new("kill").args(["-INT", &pid]).status().expect("kill runs");
     assert!(killed.success());
@@ -247,11 +246,8 @@ async fn sigint_after_every_url_was_dispatched_still_reports_the_interruption() 
         .spawn()
         .expect("collect starts");
     // Every URL is in flight (5 < --concurrency) when the stop comes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while slow.connections() < 1 {
-        assert!(Instant::now() < deadline, "no fetch started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let proxy = &slow;
+    eventually(Duration::from_secs(30), "a fetch started", || async move { proxy.connections() >= 1 }).await;
     let pid = child.id().expect("running").to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill runs").success());
     let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("stops");
