@@ -21,8 +21,7 @@ use harvester::proxypool::{
     EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements,
 };
 use harvester_redis::{RedisConfig, RedisConnection};
-use harvester_testbed::support::Redis;
-use tokio::time::Instant;
+use harvester_testbed::support::{Redis, eventually_some};
 
 /// Longest wait for anything shared to arrive. Announcements take milliseconds; the
 /// deadline only bounds a failing test.
@@ -30,15 +29,8 @@ const DEADLINE: Duration = Duration::from_secs(10);
 const MS: Duration = Duration::from_millis(1);
 
 /// Polls `check` until it gives a value, failing the test after [`DEADLINE`].
-async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {DEADLINE:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, check: impl FnMut() -> F) -> T {
+    eventually_some(DEADLINE, what, check).await
 }
 
 fn redis_config(redis: &Redis) -> RedisConfig {

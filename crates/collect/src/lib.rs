@@ -24,11 +24,16 @@
 //!
 //! ## The request path
 //!
-//! A URL is admitted by [`run`] when one of `--concurrency` slots is free, and becomes a
-//! [`Fetch`](stack::Fetch) through the [`stack`]: bulkhead → retry (a budget, backoff, a
-//! fresh proxy per attempt) → rate limit per host → circuit breaker per host → timeout →
-//! the `ProxyClient`. The page becomes a [`Line`](records::Line) that the pipeline's stages
-//! validate, extract and transform, and the output sink writes.
+//! A URL is admitted by [`run`] when one of `--concurrency` slots is free (the one
+//! concurrency limit) and goes through the [`stack`] as a [`Fetch`](stack::Fetch):
+//! **retry** (a budget, backoff, each attempt through a proxy the URL has not tried) →
+//! **rate limit** per host (every attempt counts) → **circuit breaker** per host (the site's
+//! failures only) → the `ProxyClient`. The client's attempt timeout is the one timeout of an
+//! attempt, and its [`Verdict`](harvester_proxypool::client::Verdict) on the answer (a
+//! success, a ban, a captcha page counted as a ban, the target's error) is the one
+//! classification: it travels with the [`Page`](stack::Page) to the retry and the breaker,
+//! and with the [`Fetched`](records::Fetched) through the pipeline to `validate`. The
+//! output sink writes each URL's [`Line`](records::Line).
 //!
 //! ## Feature flags
 //!

@@ -12,7 +12,7 @@ use harvester_pipeline::sinks::{FsyncPolicy, JsonlSink};
 use harvester_pipeline::{DeadLetter, Sink, SinkError};
 use serde::Serialize;
 
-use crate::records::{Line, Status};
+use crate::records::{Fetched, Line, Status};
 
 /// What has been written so far.
 #[derive(Debug, Default)]
@@ -75,7 +75,7 @@ impl Tally {
 
 /// The output file and its tally: the pipeline's sink.
 pub struct OutputSink {
-    file: JsonlSink<Line>,
+    file: JsonlSink<Fetched>,
     tally: Arc<Tally>,
 }
 
@@ -90,17 +90,17 @@ impl OutputSink {
 }
 
 #[async_trait]
-impl Sink<Line> for OutputSink {
+impl Sink<Fetched> for OutputSink {
     fn name(&self) -> &str {
         "out"
     }
 
-    async fn write(&self, batch: &[Line]) -> Result<(), SinkError> {
+    async fn write(&self, batch: &[Fetched]) -> Result<(), SinkError> {
         self.file.write(batch).await?;
         // Counted once written, so the tally never runs ahead of the file.
-        for line in batch {
-            self.tally.count(line);
-            crate::telemetry::record_url(line);
+        for fetched in batch {
+            self.tally.count(&fetched.line);
+            crate::telemetry::record_url(&fetched.host, &fetched.line);
         }
         Ok(())
     }
@@ -114,13 +114,13 @@ impl Sink<Line> for OutputSink {
 pub struct FailedLines(pub Arc<OutputSink>);
 
 #[async_trait]
-impl Sink<DeadLetter<Line>> for FailedLines {
+impl Sink<DeadLetter<Fetched>> for FailedLines {
     fn name(&self) -> &str {
         "out-failed"
     }
 
-    async fn write(&self, batch: &[DeadLetter<Line>]) -> Result<(), SinkError> {
-        let lines: Vec<Line> = batch
+    async fn write(&self, batch: &[DeadLetter<Fetched>]) -> Result<(), SinkError> {
+        let lines: Vec<Fetched> = batch
             .iter()
             .map(|letter| {
                 letter.record.clone().fail(format!("pipeline: stage {} gave up: {}", letter.stage, letter.error))

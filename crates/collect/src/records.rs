@@ -1,5 +1,6 @@
-//! One output line per URL, and the pipeline stages that make a fetched page a clean
-//! `DataRecord`: validate → extract → transform.
+//! One output line per URL ([`Line`]), what travels the pipeline on its way there
+//! ([`Fetched`]), and the stages that make a fetched page a clean `DataRecord`:
+//! validate → extract → transform.
 //!
 //! A URL that failed to fetch travels the pipeline too (the stages pass it through), so the
 //! output has exactly one line for every URL whatever happened to it.
@@ -10,10 +11,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use harvester_pipeline::record::{DataRecord, FieldMapping, clean_text, normalize_price, validate_required};
 use harvester_pipeline::{ErrorPolicy, Outcome, Stage};
+use harvester_proxypool::client::Verdict;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::input::Target;
+use crate::stack::Page;
 
 /// Whether a URL was collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,9 +33,6 @@ pub enum Status {
 pub struct Line {
     /// The URL as listed.
     pub url: String,
-    /// Its host, as parsed from the list (for the per-host metrics); never written out.
-    #[serde(skip)]
-    pub host: Arc<str>,
     /// `ok` or `failed`.
     pub status: Status,
     /// The last HTTP status seen, if any answer came back.
@@ -49,33 +49,50 @@ pub struct Line {
     /// Why it failed, when failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The fetched body, between the fetch and the extract stage; never written out.
-    #[serde(skip)]
+}
+
+/// One URL on its way through the pipeline: its output [`Line`], and what the stages need
+/// that is never written out.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The line as it stands.
+    pub line: Line,
+    /// The URL's host, as parsed from the list (for the per-host metrics).
+    pub host: Arc<str>,
+    /// What the `ProxyClient` made of the answer, if one came back: the one classification
+    /// of a page as a success, a ban (a captcha page included) or the target's error.
+    pub verdict: Option<Verdict>,
+    /// The fetched body, between the fetch and the `extract` stage.
     pub body: Option<Bytes>,
 }
 
-impl Line {
-    /// A fetched page, not yet validated.
-    pub fn fetched(target: &Target, status: u16, proxy: String, attempts: u32, elapsed: Duration, body: Bytes) -> Self {
-        Line {
+/// Written as its line alone: the in-flight parts never reach the file.
+impl Serialize for Fetched {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.line.serialize(serializer)
+    }
+}
+
+impl Fetched {
+    /// A page that came back through a proxy, not yet validated.
+    pub fn page(target: &Target, page: Page, attempts: u32, elapsed: Duration) -> Self {
+        let line = Line {
             url: target.url.to_string(),
-            host: target.host.clone(),
             status: Status::Ok,
-            http_status: Some(status),
-            proxy: Some(proxy),
+            http_status: Some(page.status),
+            proxy: Some(page.proxy.as_str().to_owned()),
             attempts,
             elapsed_ms: millis(elapsed),
             record: None,
             error: None,
-            body: Some(body),
-        }
+        };
+        Fetched { line, host: target.host.clone(), verdict: Some(page.verdict), body: Some(page.body) }
     }
 
     /// A URL that could not be collected.
     pub fn failed(target: &Target, error: String, attempts: u32, elapsed: Duration) -> Self {
-        Line {
+        let line = Line {
             url: target.url.to_string(),
-            host: target.host.clone(),
             status: Status::Failed,
             http_status: None,
             proxy: None,
@@ -83,21 +100,21 @@ impl Line {
             elapsed_ms: millis(elapsed),
             record: None,
             error: Some(error),
-            body: None,
-        }
+        };
+        Fetched { line, host: target.host.clone(), verdict: None, body: None }
     }
 
-    /// Marks the line failed for `error`, keeping what was known (status, proxy).
+    /// Marks the URL failed for `error`, keeping what was known (status, proxy).
     pub fn fail(mut self, error: impl Into<String>) -> Self {
-        self.status = Status::Failed;
-        self.error = Some(error.into());
-        self.record = None;
+        self.line.status = Status::Failed;
+        self.line.error = Some(error.into());
+        self.line.record = None;
         self.body = None;
         self
     }
 
     fn is_ok(&self) -> bool {
-        self.status == Status::Ok
+        self.line.status == Status::Ok
     }
 }
 
@@ -107,49 +124,48 @@ fn millis(elapsed: Duration) -> u64 {
 
 /// The three stages, in order. `extract` and `transform` are CPU work and are the stages a
 /// scaler gives workers to; `workers` is where each starts.
-pub fn stages(workers: usize) -> Vec<Stage<Line>> {
+pub fn stages(workers: usize) -> Vec<Stage<Fetched>> {
     vec![
-        Stage::new("validate", |line: Line| async move { Outcome::Keep(validate(line)) }),
-        Stage::new("extract", |line: Line| async move { extract(line) })
+        Stage::new("validate", |fetched: Fetched| async move { Outcome::Keep(validate(fetched)) }),
+        Stage::new("extract", |fetched: Fetched| async move { extract(fetched) })
             .workers(workers)
             // An extraction bug is not transient: no retry, straight to the dead-letter sink,
             // which writes the URL as failed with the error.
             .on_error(ErrorPolicy::DeadLetter),
-        Stage::new("transform", |line: Line| async move { Outcome::Keep(transform(line)) }).workers(workers),
+        Stage::new("transform", |fetched: Fetched| async move { Outcome::Keep(transform(fetched)) }).workers(workers),
     ]
 }
 
-/// What the target sends instead of content when it suspects a robot.
-pub const CAPTCHA_MARKERS: &[&str] = &["Are you a robot?", "captcha"];
-
-/// A fetched page is kept only if it is a real page: 2xx, a body, and not a captcha.
-pub fn validate(line: Line) -> Line {
-    if !line.is_ok() {
-        return line;
+/// A fetched page is kept only if it is a real page: not a ban (the client's verdict, which
+/// knows captcha pages), 2xx, and a body.
+pub fn validate(fetched: Fetched) -> Fetched {
+    if !fetched.is_ok() {
+        return fetched;
     }
-    let status = line.http_status.unwrap_or(0);
+    if fetched.verdict.is_some_and(Verdict::is_ban) {
+        let attempts = fetched.line.attempts;
+        return fetched.fail(format!("banned: the last of {attempts} proxies was refused too"));
+    }
+    let status = fetched.line.http_status.unwrap_or(0);
     if !(200..300).contains(&status) {
-        return line.fail(format!("http {status}: the target answered HTTP {status}"));
+        return fetched.fail(format!("http {status}: the target answered HTTP {status}"));
     }
-    let Some(body) = &line.body else { return line.fail("empty page: no body") };
-    if body.is_empty() {
-        return line.fail("empty page: the target answered with an empty body");
+    match &fetched.body {
+        None => fetched.fail("empty page: no body"),
+        Some(body) if body.is_empty() => fetched.fail("empty page: the target answered with an empty body"),
+        Some(_) => fetched,
     }
-    let text = String::from_utf8_lossy(body);
-    if CAPTCHA_MARKERS.iter().any(|marker| text.contains(marker)) {
-        return line.fail("captcha: the target answered with a captcha page");
-    }
-    line
 }
 
 /// Pulls the fields out of the page into a `DataRecord` (the body is dropped here).
-pub fn extract(mut line: Line) -> Outcome<Line> {
-    if !line.is_ok() {
-        return Outcome::Keep(line);
+pub fn extract(mut fetched: Fetched) -> Outcome<Fetched> {
+    if !fetched.is_ok() {
+        return Outcome::Keep(fetched);
     }
-    let Some(body) = line.body.take() else {
-        return Outcome::Error(line, "no body to extract from".to_owned());
+    let Some(body) = fetched.body.take() else {
+        return Outcome::Error(fetched, "no body to extract from".to_owned());
     };
+    let url = &fetched.line.url;
     let html = String::from_utf8_lossy(&body);
     let title = between(&html, "<title>", "</title>");
     let name = element_text(&html, "class=\"name\"");
@@ -157,24 +173,24 @@ pub fn extract(mut line: Line) -> Outcome<Line> {
     let description = element_text(&html, "class=\"description\"");
     let content = strip_tags(&html);
     let data = json!({
-        "url": line.url,
+        "url": url,
         "title": title.or(name.clone()),
         "name": name,
         "price": price,
         "description": description,
         "content": content,
     });
-    let mut record = DataRecord::new(line.url.clone(), line.url.clone(), data);
+    let mut record = DataRecord::new(url.clone(), url.clone(), data);
     record.metadata.insert("collection_method".into(), Value::from("proxy"));
     record.stage = "extract".into();
-    line.record = Some(record);
-    Outcome::Keep(line)
+    fetched.line.record = Some(record);
+    Outcome::Keep(fetched)
 }
 
 /// Cleans the text, normalises the price, scores completeness and maps the fields to their
 /// final names (the seed's mapping).
-pub fn transform(mut line: Line) -> Line {
-    let Some(record) = line.record.as_mut() else { return line };
+pub fn transform(mut fetched: Fetched) -> Fetched {
+    let Some(record) = fetched.line.record.as_mut() else { return fetched };
     clean_text(record);
     let parsed = record.data.get("price").and_then(Value::as_str).and_then(normalize_price);
     if let (Some(price), Some(data)) = (parsed, record.data.as_object_mut()) {
@@ -183,7 +199,7 @@ pub fn transform(mut line: Line) -> Line {
     validate_required(record, &["url", "title", "content", "price"]);
     FieldMapping::seed().apply(record);
     record.stage = "transform".into();
-    line
+    fetched
 }
 
 /// The text between the first `open` and the next `close`.

@@ -22,7 +22,7 @@ use tower::ServiceExt;
 
 use crate::input::Target;
 use crate::output::{FailedLines, OutputSink, Tally};
-use crate::records::{self, CAPTCHA_MARKERS, Line};
+use crate::records::{self, Fetched};
 use crate::stack::{self, Fetch, FetchService, Stack, StackSettings};
 
 /// Everything the job needs.
@@ -62,11 +62,15 @@ impl Default for Scaling {
     }
 }
 
+/// What the target sends instead of content when it suspects a robot: ban markers for the
+/// client's classifier, whose verdict the rest of the job reads.
+pub const CAPTCHA_MARKERS: &[&str] = &["Are you a robot?", "captcha"];
+
 /// The stages the scaler drives.
 const SCALED_STAGES: [&str; 2] = ["extract", "transform"];
 
 /// Starts a driver per scaled stage.
-fn start_scalers(processor: &StreamProcessor<Line>, scaling: &Scaling) -> Result<Vec<Driver>, JobError> {
+fn start_scalers(processor: &StreamProcessor<Fetched>, scaling: &Scaling) -> Result<Vec<Driver>, JobError> {
     let config = |e: &dyn std::fmt::Display| JobError::Config(format!("scaler: {e}"));
     let mut drivers = Vec::new();
     for stage in SCALED_STAGES {
@@ -201,7 +205,7 @@ pub async fn start(job: Job) -> Result<Running, JobError> {
 pub struct Running {
     job: Job,
     stack: Stack,
-    processor: StreamProcessor<Line>,
+    processor: StreamProcessor<Fetched>,
     scalers: Vec<Driver>,
     tally: Arc<Tally>,
     watch: Watch,
@@ -220,7 +224,7 @@ impl Running {
     }
 
     /// The pipeline, for its metrics and stage controls.
-    pub fn processor(&self) -> &StreamProcessor<Line> {
+    pub fn processor(&self) -> &StreamProcessor<Fetched> {
         &self.processor
     }
 
@@ -234,15 +238,17 @@ impl Running {
         crate::telemetry::sample_gauges(self.job.pool.clone(), stages)
     }
 
-    /// Fetches every URL, `concurrency` at a time, until done or until `stop` turns true.
-    /// After a stop, fetches in flight get one attempt timeout to finish; what is left is
-    /// written as failed (interrupted), so the output still has every URL.
+    /// Fetches every URL, `concurrency` at a time (the job's one concurrency limit), until
+    /// done or until `stop` turns true. After a stop, fetches in flight get a grace period
+    /// as long as one attempt may take to finish; what is left is written as failed
+    /// (interrupted), so the output still has every URL.
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> Outcome {
         let started = Instant::now();
         let Running { job, stack, processor, scalers, tally, _ready: ready, .. } = self;
         let _ = ready.send(true);
         let sender = processor.sender();
         let permits = Arc::new(Semaphore::new(job.stack.concurrency));
+        // Not a timeout of the fetch: how long a stop waits for fetches in flight.
         let grace = job.stack.attempt_timeout;
         let mut fetches = JoinSet::new();
         let mut interrupted = *stop.borrow();
@@ -259,19 +265,20 @@ impl Running {
                             // A panic in a fetch must still leave its URL's line.
                             let fetch = fetch_within_grace(service, target.clone(), stop, grace);
                             let fetched = std::panic::AssertUnwindSafe(fetch).catch_unwind().await;
-                            let line = fetched.unwrap_or_else(|_| {
-                                Line::failed(&target, "internal error: the fetch panicked".to_owned(), 0, Duration::ZERO)
+                            let fetched = fetched.unwrap_or_else(|_| {
+                                Fetched::failed(&target, "internal error: the fetch panicked".to_owned(), 0, Duration::ZERO)
                             });
                             drop(permit);
                             // Refused only if the pipeline is gone, which `run` prevents.
-                            let _ = sender.send(line).await;
+                            let _ = sender.send(fetched).await;
                         });
                         continue;
                     }
                 }
             }
-            let line = Line::failed(target, "interrupted: not fetched before the stop".to_owned(), 0, Duration::ZERO);
-            let _ = sender.send(line).await;
+            let fetched =
+                Fetched::failed(target, "interrupted: not fetched before the stop".to_owned(), 0, Duration::ZERO);
+            let _ = sender.send(fetched).await;
         }
         while fetches.join_next().await.is_some() {}
         // A stop after the last URL was dispatched still interrupted the fetches in flight.
@@ -304,46 +311,33 @@ async fn fetch_within_grace(
     target: Target,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
-) -> Line {
+) -> Fetched {
     let fetch = Fetch::new(target);
     let started = Instant::now();
     let attempt = fetch_one(service, fetch.clone(), started);
     tokio::pin!(attempt);
     tokio::select! {
-        line = &mut attempt => line,
+        fetched = &mut attempt => fetched,
         () = async { stopped(&mut stop).await; tokio::time::sleep(grace).await } => {
-            let mut line = Line::failed(
-                &fetch.target,
-                "interrupted: still in flight at the stop".to_owned(),
-                fetch.attempts(),
-                started.elapsed(),
-            );
-            line.proxy = fetch.last_proxy();
-            line
+            let error = "interrupted: still in flight at the stop".to_owned();
+            failed_after(&fetch, error, started)
         }
     }
 }
 
-/// One URL through the stack, as its output line (before the pipeline's stages).
-async fn fetch_one(service: FetchService, fetch: Fetch, started: Instant) -> Line {
-    let result = service.oneshot(fetch.clone()).await;
-    let attempts = fetch.attempts();
-    let elapsed = started.elapsed();
-    match result {
-        Ok(page) => {
-            let proxy = page.proxy.as_str().to_owned();
-            let mut line = Line::fetched(&fetch.target, page.status, proxy, attempts, elapsed, page.body);
-            if page.verdict.is_ban() {
-                line = line.fail(format!("banned: the last of {attempts} proxies was refused too"));
-            }
-            line
-        }
-        Err(error) => {
-            let mut line = Line::failed(&fetch.target, describe(&error), attempts, elapsed);
-            line.proxy = fetch.last_proxy();
-            line
-        }
+/// One URL through the stack, on its way into the pipeline.
+async fn fetch_one(service: FetchService, fetch: Fetch, started: Instant) -> Fetched {
+    match service.oneshot(fetch.clone()).await {
+        Ok(page) => Fetched::page(&fetch.target, page, fetch.attempts(), started.elapsed()),
+        Err(error) => failed_after(&fetch, describe(&error), started),
     }
+}
+
+/// `fetch` failed for `error`, with what its attempts went through.
+fn failed_after(fetch: &Fetch, error: String, started: Instant) -> Fetched {
+    let mut fetched = Fetched::failed(&fetch.target, error, fetch.attempts(), started.elapsed());
+    fetched.line.proxy = fetch.last_proxy();
+    fetched
 }
 
 /// An error as `reason: details`, the reason short and stable (the report counts by it).
@@ -354,8 +348,6 @@ pub fn describe(error: &BoxError) -> String {
         }
         Some(Rejection::CircuitOpen(e)) => format!("circuit open: {e}"),
         Some(Rejection::RateLimited(e)) => format!("rate limited: {e}"),
-        Some(Rejection::BulkheadFull(e)) => format!("busy: {e}"),
-        Some(Rejection::TimedOut(e)) => format!("timed out: {e}"),
         Some(_) => format!("refused: {error}"),
         None => match error.downcast_ref::<ClientError>() {
             Some(e @ ClientError::NoProxy { .. }) => format!("no proxy: {e}"),

@@ -1,17 +1,22 @@
-//! The tower stack every fetch goes through, outermost first:
+//! The tower stack every attempt goes through, outermost first:
 //!
-//! 1. **bulkhead**: at most `concurrency` fetches at once, whatever calls the stack;
-//! 2. **retry**: up to `max_attempts` attempts with jittered backoff, drawing on a retry
+//! 1. **retry**: up to `max_attempts` attempts with jittered backoff, drawing on a retry
 //!    budget, so that a bad hour cannot multiply the load by `max_attempts`; bans and target
 //!    5xx are retried like errors;
-//! 3. **rate limit per host**: each *attempt* is a request the site sees, so the limit sits
+//! 2. **rate limit per host**: each *attempt* is a request the site sees, so the limit sits
 //!    inside the retry;
-//! 4. **circuit breaker per host**: opened by the *site's* failures only (5xx, unreachable):
+//! 3. **circuit breaker per host**: opened by the *site's* failures only (5xx, unreachable):
 //!    a dead proxy says nothing about the site, and the pool already handles it;
-//! 5. **timeout** per attempt;
-//! 6. the `ProxyClient`, given the proxies the URL's earlier attempts went through
-//!    ([`TriedProxies`]), so that every attempt goes through a proxy that URL has not tried yet.
+//! 4. the `ProxyClient`, given in each attempt's request the proxies the URL's earlier
+//!    attempts went through ([`TriedProxies`], added by the retry before it sends the request
+//!    again), so that every attempt goes through a proxy that URL has not tried yet. Its attempt timeout is the
+//!    one timeout of an attempt, and its [`Verdict`] on each answer is the one
+//!    classification the retry, the breaker and the pipeline's `validate` stage read.
+//!
+//! How many URLs are fetched at once is the caller's limit ([`crate::run`] admits
+//! `concurrency` at a time); the stack adds none of its own.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,51 +24,63 @@ use bytes::Bytes;
 use harvester_proxypool::client::{ClientError, TriedProxies, Verdict};
 use harvester_proxypool::{ProxyClient, ProxyId};
 use harvester_resilience::breaker::{BreakerConfig, KeyedBreaker, KeyedCircuitBreakerLayer};
-use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer, PartitionConfig};
 use harvester_resilience::rate_limit::{Quota, RateLimitLayer};
 use harvester_resilience::retry::{BudgetConfig, Decision, RetryBudget, RetryConfig, RetryLayer};
-use harvester_resilience::timeout::TimeoutLayer;
 use harvester_resilience::{BoxError, ConfigError};
 use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
 
 use crate::input::Target;
 
-/// One URL's fetch as the stack sees it: cheap to clone, because the retry layer sends a
-/// copy per attempt; the clones share what the attempts so far went through.
+/// One URL's fetch as the stack sees it: the retry layer keeps it and sends a copy per
+/// attempt, prepared from the attempt before (see [`build`]).
 #[derive(Clone, Debug)]
 pub struct Fetch {
     /// The URL.
     pub target: Target,
-    attempts: Arc<Mutex<Attempts>>,
+    /// The proxies this URL's failed attempts went through: the retry adds each one before
+    /// the next attempt, and the client avoids them.
+    pub tried: TriedProxies,
+    /// How far the fetch got, for the caller to read even while it is in flight (an
+    /// interrupted fetch still reports its attempts): written by the innermost service,
+    /// never read by the stack.
+    progress: Arc<Progress>,
 }
 
-/// What a URL's attempts went through.
+/// How far a fetch got.
 #[derive(Debug, Default)]
-struct Attempts {
-    made: u32,
-    tried: TriedProxies,
+struct Progress {
+    attempts: AtomicU32,
+    last_proxy: Mutex<Option<ProxyId>>,
 }
 
 impl Fetch {
     /// A first fetch of `target`.
     pub fn new(target: Target) -> Self {
-        Fetch { target, attempts: Arc::default() }
-    }
-
-    fn attempts_lock(&self) -> std::sync::MutexGuard<'_, Attempts> {
-        // A poisoned lock only means a panic elsewhere mid-update; the record is still valid.
-        self.attempts.lock().unwrap_or_else(PoisonError::into_inner)
+        Fetch { target, tried: TriedProxies::default(), progress: Arc::default() }
     }
 
     /// Attempts made so far.
     pub fn attempts(&self) -> u32 {
-        self.attempts_lock().made
+        self.progress.attempts.load(Ordering::Relaxed)
     }
 
     /// The id of the proxy of the last attempt that named one, if there was one.
     pub fn last_proxy(&self) -> Option<String> {
-        self.attempts_lock().tried.proxies().last().map(|id| id.as_str().to_owned())
+        self.last_proxy_lock().as_ref().map(|id| id.as_str().to_owned())
+    }
+
+    fn last_proxy_lock(&self) -> std::sync::MutexGuard<'_, Option<ProxyId>> {
+        // A poisoned lock only means a panic elsewhere mid-update; the value is still valid.
+        self.progress.last_proxy.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The proxy an attempt went through, from its result.
+fn proxy_of(result: &Result<Page, BoxError>) -> Option<&ProxyId> {
+    match result {
+        Ok(page) => Some(&page.proxy),
+        Err(error) => error.downcast_ref::<ClientError>().and_then(ClientError::proxy),
     }
 }
 
@@ -80,6 +97,14 @@ pub struct Page {
     pub body: Bytes,
 }
 
+impl Page {
+    /// Whether the site itself failed (its own 5xx, by the client's verdict): what the
+    /// retry retries and what opens the site's circuit breaker.
+    pub fn site_failed(&self) -> bool {
+        self.verdict == Verdict::TargetError && self.status >= 500
+    }
+}
+
 /// The longest an attempt waits for the rate limit: a day, in effect "as long as it takes".
 const PACING_WAIT: Duration = Duration::from_secs(24 * 3600);
 
@@ -89,13 +114,14 @@ pub type FetchService = BoxCloneService<Fetch, Page, BoxError>;
 /// How the stack behaves; the command line sets these.
 #[derive(Clone, Debug)]
 pub struct StackSettings {
-    /// Fetches at once.
+    /// URLs fetched at once (the caller's limit; also how many hedges may go out before
+    /// requests have earned them).
     pub concurrency: usize,
     /// Requests per second per target host (all attempts count).
     pub rate_per_host: u32,
     /// Attempts per URL, the first included.
     pub max_attempts: u32,
-    /// The limit on one attempt.
+    /// The limit on one attempt: the `ProxyClient`'s request timeout.
     pub attempt_timeout: Duration,
     /// Hedged attempts: the share of extra requests they may add (0: none). A hedge goes
     /// out through another proxy when an attempt is slower than 95 % of its host's answers.
@@ -118,7 +144,8 @@ pub struct Stack {
     pub budget: Option<Arc<RetryBudget>>,
 }
 
-/// Builds the stack around `client`.
+/// Builds the stack around `client`, whose request timeout is `settings.attempt_timeout`
+/// (see [`crate::run::start`]): the stack adds no timeout of its own.
 pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, ConfigError> {
     let retry = RetryLayer::new(&RetryConfig {
         name: "collect".to_owned(),
@@ -135,8 +162,14 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
         // The next attempt goes through another proxy, so the ban's Retry-After (which is
         // about this proxy) is no reason to wait.
         verdict if verdict.is_ban() => Decision::Retry,
-        Verdict::TargetError if page.status >= 500 => Decision::Retry,
-        _ => Decision::Return,
+        _ => Decision::retry_if(page.site_failed()),
+    })
+    // The next attempt goes through a proxy this URL has not tried: the retried request
+    // carries the ones before it.
+    .prepare_retry(|fetch: &mut Fetch, last: &Result<Page, BoxError>| {
+        if let Some(proxy) = proxy_of(last) {
+            fetch.tried.push(proxy.clone());
+        }
     });
     let budget = retry.retry_budget().cloned();
 
@@ -145,7 +178,7 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
         |fetch: &Fetch| Some(fetch.target.host.to_string()),
     )?
     .classify(|result: &Result<Page, BoxError>| match result {
-        Ok(page) => page.verdict == Verdict::TargetError && page.status >= 500,
+        Ok(page) => page.site_failed(),
         Err(error) => site_failed(error),
     });
     let breakers = breaker.breakers().clone();
@@ -165,17 +198,11 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
     #[cfg(not(feature = "redis"))]
     let (local_limit, shared_limit) = (Some(local_limit), None::<tower::layer::util::Identity>);
 
-    let bulkhead = BulkheadLayer::new(&BulkheadConfig::single(
-        PartitionConfig::new(settings.concurrency).with_queue(settings.concurrency, Duration::from_secs(3600)),
-    ))?;
-
     let service = ServiceBuilder::new()
-        .layer(bulkhead)
         .layer(retry)
         .option_layer(local_limit)
         .option_layer(shared_limit)
         .layer(breaker)
-        .layer(TimeoutLayer::new(settings.attempt_timeout))
         .service(ProxyFetcher { client });
     Ok(Stack { service: BoxCloneService::new(service), breakers, budget })
 }
@@ -233,19 +260,15 @@ impl tower::Service<Fetch> for ProxyFetcher {
         let client = self.client.clone();
         Box::pin(async move {
             let mut request = http::Request::get(&*fetch.target.url).body(Bytes::new())?;
-            let tried = {
-                let mut attempts = fetch.attempts_lock();
-                attempts.made = attempts.made.saturating_add(1);
-                attempts.tried.clone()
-            };
-            request.extensions_mut().insert(tried);
+            request.extensions_mut().insert(fetch.tried.clone());
+            fetch.progress.attempts.fetch_add(1, Ordering::Relaxed);
             let sent = client.send(request).await;
             let proxy = match &sent {
                 Ok(response) => Some(response.proxy()),
                 Err(error) => error.proxy(),
             };
             if let Some(proxy) = proxy {
-                fetch.attempts_lock().tried.push(proxy.clone());
+                *fetch.last_proxy_lock() = Some(proxy.clone());
             }
             let response = sent?;
             Ok(Page {

@@ -208,8 +208,8 @@ pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>) -> JoinHandle<(
 /// Records one URL, as written to the output, in the seed's request metrics: `status` is
 /// `ok` or `failed`, `platform` the target host, the duration from its first attempt to
 /// its last answer.
-pub fn record_url(line: &Line) {
-    let host = host_label(&line.host).into_owned();
+pub fn record_url(host: &str, line: &Line) {
+    let host = host_label(host).into_owned();
     let status = match line.status {
         Status::Ok => "ok",
         Status::Failed => "failed",

@@ -6,12 +6,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use harvester_testbed::support::eventually;
 use harvester_testbed::{FaultProxy, TargetServer};
 use serde_json::Value;
 
 /// The `collect` binary, built by cargo with this test's features.
 fn collect_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_collect"))
+}
+
+/// `collect` on `urls` through `proxies` into `out`, its standard output dropped: a test adds
+/// its other flags (and where standard error goes), then spawns it.
+fn collect_command(urls: &Path, proxies: &Path, out: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(collect_binary());
+    command.arg("--urls").arg(urls).arg("--proxies").arg(proxies).arg("--out").arg(out).stdout(Stdio::null());
+    command
 }
 
 fn run(args: &[&str]) -> Output {
@@ -143,21 +152,18 @@ async fn sigint_mid_run_stops_gracefully_and_loses_no_url() {
     let proxies = write(dir.path(), "proxies.txt", &format!("{} id=only\n", proxy.url()));
     let out = dir.path().join("out.jsonl");
     let report = dir.path().join("report.json");
-    let mut child = tokio::process::Command::new(collect_binary())
-        .args(["--urls", urls.to_str().expect("path"), "--proxies", proxies.to_str().expect("path")])
-        .args(["--out", out.to_str().expect("path"), "--report", report.to_str().expect("path")])
+    let mut child = collect_command(&urls, &proxies, &out)
+        .arg("--report")
+        .arg(&report)
         .args(["--concurrency", "4", "--quiet"])
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("collect starts");
 
     // Interrupt once some pages are out, long before the end (4 at a time, 50 ms each).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while lines_of(&out).len() < 20 {
-        assert!(Instant::now() < deadline, "no progress");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let written = &out;
+    eventually(Duration::from_secs(60), "progress: 20 lines written", || async move { lines_of(written).len() >= 20 })
+        .await;
     let pid = child.id().expect("running").to_string();
     let killed = Command::new("kill").args(["-INT", &pid]).status().expect("kill runs");
     assert!(killed.success());
@@ -192,11 +198,9 @@ async fn two_collectors_on_one_redis_share_one_per_host_rate() {
         let urls: String = (first..first + per_collector).map(|n| format!("{}/product/{n}\n", site.url())).collect();
         let urls = write(dir.path(), &format!("urls-{name}.txt"), &urls);
         let out = dir.path().join(format!("out-{name}.jsonl"));
-        let child = tokio::process::Command::new(collect_binary())
-            .args(["--urls", urls.to_str().expect("path"), "--proxies", proxies.to_str().expect("path")])
-            .args(["--out", out.to_str().expect("path"), "--redis", &redis.url(), "--quiet"])
+        let child = collect_command(&urls, &proxies, &out)
+            .args(["--redis", &redis.url(), "--quiet"])
             .args(["--rate", &rate.to_string(), "--concurrency", "8"])
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("collect starts");
@@ -238,20 +242,16 @@ async fn sigint_after_every_url_was_dispatched_still_reports_the_interruption() 
     let urls = write(dir.path(), "urls.txt", &urls_of(&site, 5));
     let proxies = write(dir.path(), "proxies.txt", &format!("{} id=slow\n", slow.url()));
     let (out, report) = (dir.path().join("out.jsonl"), dir.path().join("report.json"));
-    let child = tokio::process::Command::new(collect_binary())
-        .args(["--urls", urls.to_str().expect("path"), "--proxies", proxies.to_str().expect("path")])
-        .args(["--out", out.to_str().expect("path"), "--report", report.to_str().expect("path")])
+    let child = collect_command(&urls, &proxies, &out)
+        .arg("--report")
+        .arg(&report)
         .args(["--timeout", "20", "--quiet"])
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("collect starts");
     // Every URL is in flight (5 < --concurrency) when the stop comes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while slow.connections() < 1 {
-        assert!(Instant::now() < deadline, "no fetch started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let proxy = &slow;
+    eventually(Duration::from_secs(30), "a fetch started", || async move { proxy.connections() >= 1 }).await;
     let pid = child.id().expect("running").to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill runs").success());
     let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("stops");
@@ -399,9 +399,9 @@ async fn credentials_never_leak_and_the_seed_metrics_are_served() {
     let metrics_addr = format!("127.0.0.1:{}", harvester_testbed::free_port().expect("a free port"));
     // TRACE logs are megabytes: into a file, so a full pipe never stalls the run.
     let log = dir.path().join("stderr.log");
-    let child = tokio::process::Command::new(collect_binary())
-        .args(["--urls", urls.to_str().expect("path"), "--proxies", proxies.to_str().expect("path")])
-        .args(["--out", out.to_str().expect("path"), "--report", report.to_str().expect("path")])
+    let child = collect_command(&urls, &proxies, &out)
+        .arg("--report")
+        .arg(&report)
         .args(["--timeout", "2", "--metrics-addr", &metrics_addr, "--rate", "50", "--log-level", "trace"])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).expect("log file"))

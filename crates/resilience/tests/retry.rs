@@ -783,3 +783,36 @@ fn a_budget_works_across_threads_without_overspending() {
     assert!(spent <= 10_000, "{spent} retries from 20 000 calls at 50 %");
     assert!(spent >= 9_990, "{spent}: deposits were lost");
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_retry_sends_the_request_as_prepared_from_the_last_attempt() {
+    // The request names the upstreams already tried; the service fails on the first two.
+    let seen: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let service = tower::service_fn({
+        let seen = seen.clone();
+        move |tried: Vec<String>| {
+            seen.lock().expect("not poisoned").push(tried.clone());
+            let upstream = format!("upstream-{}", tried.len());
+            async move { if tried.len() < 2 { Err::<String, BoxError>(upstream.into()) } else { Ok(upstream) } }
+        }
+    });
+    let config = RetryConfig {
+        max_attempts: 5,
+        budget: BudgetConfig { enabled: false, ..BudgetConfig::default() },
+        ..RetryConfig::default()
+    };
+    let retry = RetryLayer::new(&config)
+        .expect("valid config")
+        .retry_on_error(|_: &BoxError| Decision::Retry)
+        .prepare_retry(|tried: &mut Vec<String>, last: &Result<String, BoxError>| {
+            if let Err(failed) = last {
+                tried.push(failed.to_string());
+            }
+        });
+
+    let answer = retry.layer(service).oneshot(Vec::new()).await.expect("the third attempt answers");
+
+    assert_eq!(answer, "upstream-2");
+    let seen = seen.lock().expect("not poisoned").clone();
+    assert_eq!(seen, [vec![], vec!["upstream-0".to_owned()], vec!["upstream-0".to_owned(), "upstream-1".to_owned()]]);
+}

@@ -10,13 +10,13 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower::Service;
 
-use super::policy::{Decision, ErrorPolicy, ResponsePolicy, rejection_retry_in};
+use super::policy::{Decision, ErrorPolicy, PrepareRetry, ResponsePolicy, rejection_retry_in};
 use super::service::Shared;
 use crate::error::{BoxError, RetryBudgetExhausted, TimedOut};
 
 pin_project! {
     /// The future of a [`Retry`](super::Retry) call.
-    pub struct ResponseFuture<S, Req, R, E>
+    pub struct ResponseFuture<S, Req, R, E, P>
     where
         S: Service<Req>,
     {
@@ -27,7 +27,7 @@ pin_project! {
         #[pin]
         sleep: Option<Sleep>,
         service: S,
-        shared: Arc<Shared<R, E>>,
+        shared: Arc<Shared<R, E, P>>,
         request: Req,
         attempts: u32,
         previous_delay: Duration,
@@ -45,11 +45,11 @@ pin_project! {
     }
 }
 
-impl<S, Req, R, E> ResponseFuture<S, Req, R, E>
+impl<S, Req, R, E, P> ResponseFuture<S, Req, R, E, P>
 where
     S: Service<Req>,
 {
-    pub(super) fn new(future: S::Future, service: S, shared: Arc<Shared<R, E>>, request: Req) -> Self {
+    pub(super) fn new(future: S::Future, service: S, shared: Arc<Shared<R, E, P>>, request: Req) -> Self {
         let sleep = shared.settings.attempt_timeout.map(|after| sleep_until(deadline_after(after)));
         ResponseFuture {
             state: State::Calling { future },
@@ -63,13 +63,14 @@ where
     }
 }
 
-impl<S, Req, R, E> Future for ResponseFuture<S, Req, R, E>
+impl<S, Req, R, E, P> Future for ResponseFuture<S, Req, R, E, P>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
     Req: Clone,
     R: ResponsePolicy<S::Response>,
     E: ErrorPolicy,
+    P: PrepareRetry<Req, S::Response>,
 {
     type Output = Result<S::Response, BoxError>;
 
@@ -91,6 +92,7 @@ where
                     };
                     // Drops a timed-out attempt's future, cancelling it.
                     this.state.set(State::Done);
+                    this.shared.prepare.prepare(this.request, &result);
                     match next(this.shared, result, *this.attempts, this.previous_delay) {
                         Next::Return(result) => return Poll::Ready(result),
                         Next::Retry(wait) if wait.is_zero() => this.state.set(State::Readying),
@@ -147,7 +149,12 @@ enum Next<T> {
 }
 
 /// After attempt number `attempts` ended with `result`: return it, or retry after a wait.
-fn next<T, R, E>(shared: &Shared<R, E>, result: Result<T, BoxError>, attempts: u32, previous: &mut Duration) -> Next<T>
+fn next<T, R, E, P>(
+    shared: &Shared<R, E, P>,
+    result: Result<T, BoxError>,
+    attempts: u32,
+    previous: &mut Duration,
+) -> Next<T>
 where
     R: ResponsePolicy<T>,
     E: ErrorPolicy,

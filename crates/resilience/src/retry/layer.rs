@@ -10,7 +10,7 @@ use tower::Layer;
 use super::backoff::Backoff;
 use super::budget::RetryBudget;
 use super::config::RetryConfig;
-use super::policy::{DefaultErrorPolicy, NeverRetryResponses};
+use super::policy::{DefaultErrorPolicy, NeverRetryResponses, SameRequest};
 use super::service::{Retry, Shared};
 use crate::error::ConfigError;
 
@@ -20,10 +20,11 @@ use crate::error::ConfigError;
 /// with the methods below. The retry budget is created here, once: every service this layer
 /// wraps, and every clone of those, draws on it.
 #[derive(Clone)]
-pub struct RetryLayer<R = NeverRetryResponses, E = DefaultErrorPolicy> {
+pub struct RetryLayer<R = NeverRetryResponses, E = DefaultErrorPolicy, P = SameRequest> {
     settings: Settings,
     response_policy: R,
     error_policy: E,
+    prepare: P,
 }
 
 /// What every attempt of every clone reads.
@@ -89,6 +90,7 @@ impl RetryLayer {
             },
             response_policy: NeverRetryResponses,
             error_policy: DefaultErrorPolicy,
+            prepare: SameRequest,
         }
     }
 }
@@ -101,17 +103,38 @@ impl Default for RetryLayer {
     }
 }
 
-impl<R, E> RetryLayer<R, E> {
+impl<R, E, P> RetryLayer<R, E, P> {
     /// Decide on successful responses with `policy`: a [`RetryOnStatus`](super::RetryOnStatus)
     /// or any `Fn(&Res) -> Decision`.
-    pub fn retry_on_response<R2>(self, policy: R2) -> RetryLayer<R2, E> {
-        RetryLayer { settings: self.settings, response_policy: policy, error_policy: self.error_policy }
+    pub fn retry_on_response<R2>(self, policy: R2) -> RetryLayer<R2, E, P> {
+        RetryLayer {
+            settings: self.settings,
+            response_policy: policy,
+            error_policy: self.error_policy,
+            prepare: self.prepare,
+        }
     }
 
     /// Decide on errors with `policy`, any `Fn(&BoxError) -> Decision`, instead of
     /// [`decide_by_default`](super::decide_by_default).
-    pub fn retry_on_error<E2>(self, policy: E2) -> RetryLayer<R, E2> {
-        RetryLayer { settings: self.settings, response_policy: self.response_policy, error_policy: policy }
+    pub fn retry_on_error<E2>(self, policy: E2) -> RetryLayer<R, E2, P> {
+        RetryLayer {
+            settings: self.settings,
+            response_policy: self.response_policy,
+            error_policy: policy,
+            prepare: self.prepare,
+        }
+    }
+
+    /// Edit the request before each retry with `prepare` (see [`PrepareRetry`](super::PrepareRetry)), e.g. to
+    /// carry the proxy the last attempt went through so that the next one avoids it.
+    pub fn prepare_retry<P2>(self, prepare: P2) -> RetryLayer<R, E, P2> {
+        RetryLayer {
+            settings: self.settings,
+            response_policy: self.response_policy,
+            error_policy: self.error_policy,
+            prepare,
+        }
     }
 
     /// Replace the configured backoff, e.g. with [`Backoff::custom`].
@@ -133,8 +156,8 @@ impl<R, E> RetryLayer<R, E> {
     }
 }
 
-impl<S, R: Clone, E: Clone> Layer<S> for RetryLayer<R, E> {
-    type Service = Retry<S, R, E>;
+impl<S, R: Clone, E: Clone, P: Clone> Layer<S> for RetryLayer<R, E, P> {
+    type Service = Retry<S, R, E, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Retry::from_shared(
@@ -143,12 +166,13 @@ impl<S, R: Clone, E: Clone> Layer<S> for RetryLayer<R, E> {
                 settings: self.settings.clone(),
                 response_policy: self.response_policy.clone(),
                 error_policy: self.error_policy.clone(),
+                prepare: self.prepare.clone(),
             }),
         )
     }
 }
 
-impl<R, E> fmt::Debug for RetryLayer<R, E> {
+impl<R, E, P> fmt::Debug for RetryLayer<R, E, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayer").field("settings", &self.settings).finish_non_exhaustive()
     }

@@ -83,7 +83,7 @@ pub use config::{BackoffKind, BudgetConfig, RetryConfig};
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use policy::{
-    Decision, DefaultErrorPolicy, ErrorPolicy, NeverRetryResponses, ResponsePolicy, RetryOnStatus, decide_by_default,
-    parse_retry_after, retry_after,
+    Decision, DefaultErrorPolicy, ErrorPolicy, NeverRetryResponses, PrepareRetry, ResponsePolicy, RetryOnStatus,
+    SameRequest, decide_by_default, parse_retry_after, retry_after,
 };
 pub use service::Retry;

@@ -43,6 +43,35 @@ where
     }
 }
 
+/// Edits a request before it is sent again, from how the last attempt went: what the next
+/// attempt must know of the ones before it (the proxy it went through, to avoid it; a fresh
+/// token). Called after every attempt that ended, before the decision; the request is
+/// dropped when no attempt follows.
+///
+/// Any `Fn(&mut Req, &Result<Res, BoxError>)` is one; [`SameRequest`] (the default) sends
+/// the same request every time.
+pub trait PrepareRetry<Req, Res> {
+    /// Edits `request` after an attempt that ended with `last`.
+    fn prepare(&self, request: &mut Req, last: &Result<Res, BoxError>);
+}
+
+impl<F, Req, Res> PrepareRetry<Req, Res> for F
+where
+    F: Fn(&mut Req, &Result<Res, BoxError>),
+{
+    fn prepare(&self, request: &mut Req, last: &Result<Res, BoxError>) {
+        self(request, last)
+    }
+}
+
+/// Sends the same request on every attempt: the default [`PrepareRetry`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SameRequest;
+
+impl<Req, Res> PrepareRetry<Req, Res> for SameRequest {
+    fn prepare(&self, _: &mut Req, _: &Result<Res, BoxError>) {}
+}
+
 /// Decides whether an error is retried.
 ///
 /// Any `Fn(&BoxError) -> Decision` is one. When a policy says [`Decision::Retry`] for a

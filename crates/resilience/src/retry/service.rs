@@ -9,7 +9,7 @@ use tower::Service;
 use super::budget::RetryBudget;
 use super::future::ResponseFuture;
 use super::layer::Settings;
-use super::policy::{DefaultErrorPolicy, ErrorPolicy, NeverRetryResponses, ResponsePolicy};
+use super::policy::{DefaultErrorPolicy, ErrorPolicy, NeverRetryResponses, PrepareRetry, ResponsePolicy, SameRequest};
 use crate::error::BoxError;
 
 /// Retries failed calls of `S` with backoff, within a retry budget; made by
@@ -18,20 +18,21 @@ use crate::error::BoxError;
 /// Every clone shares the settings, the policies and the budget. Each call keeps a clone of
 /// its request for the attempts after the first, hence `Req: Clone` (see the
 /// [module docs](super) for requests with bodies).
-pub struct Retry<S, R = NeverRetryResponses, E = DefaultErrorPolicy> {
+pub struct Retry<S, R = NeverRetryResponses, E = DefaultErrorPolicy, P = SameRequest> {
     inner: S,
-    shared: Arc<Shared<R, E>>,
+    shared: Arc<Shared<R, E, P>>,
 }
 
 /// The part of a retry service shared by its clones and their calls.
-pub(super) struct Shared<R, E> {
+pub(super) struct Shared<R, E, P> {
     pub(super) settings: Settings,
     pub(super) response_policy: R,
     pub(super) error_policy: E,
+    pub(super) prepare: P,
 }
 
-impl<S, R, E> Retry<S, R, E> {
-    pub(super) fn from_shared(inner: S, shared: Arc<Shared<R, E>>) -> Self {
+impl<S, R, E, P> Retry<S, R, E, P> {
+    pub(super) fn from_shared(inner: S, shared: Arc<Shared<R, E, P>>) -> Self {
         Retry { inner, shared }
     }
 
@@ -56,23 +57,24 @@ impl<S, R, E> Retry<S, R, E> {
     }
 }
 
-impl<S: Clone, R, E> Clone for Retry<S, R, E> {
+impl<S: Clone, R, E, P> Clone for Retry<S, R, E, P> {
     fn clone(&self) -> Self {
         Retry { inner: self.inner.clone(), shared: Arc::clone(&self.shared) }
     }
 }
 
-impl<S, Req, R, E> Service<Req> for Retry<S, R, E>
+impl<S, Req, R, E, P> Service<Req> for Retry<S, R, E, P>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     Req: Clone,
     R: ResponsePolicy<S::Response>,
     E: ErrorPolicy,
+    P: PrepareRetry<Req, S::Response>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S, Req, R, E>;
+    type Future = ResponseFuture<S, Req, R, E, P>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -91,7 +93,7 @@ where
     }
 }
 
-impl<S: fmt::Debug, R, E> fmt::Debug for Retry<S, R, E> {
+impl<S: fmt::Debug, R, E, P> fmt::Debug for Retry<S, R, E, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry").field("inner", &self.inner).field("settings", &self.shared.settings).finish()
     }

@@ -12,7 +12,8 @@
 //! - [`Redis`]: a throwaway redis-server, which a test can stop and restart on the same port.
 //! - [`raw_http`]: just enough of an HTTP/1.1 client to speak through a proxy by hand.
 //! - [`raw_socks5`]: the same for SOCKS5.
-//! - [`eventually`]: wait for a condition that another task makes true, with a deadline.
+//! - [`eventually`] and [`eventually_some`]: wait, with a deadline, for a condition that
+//!   another task or process makes true.
 //!
 //! The in-process servers (the target and the fault proxies) are at the crate's root.
 //!
@@ -36,7 +37,7 @@ mod tinyproxy;
 use crate::free_port;
 
 pub use dante::Dante;
-pub use eventually::eventually;
+pub use eventually::{eventually, eventually_some};
 pub use redis::Redis;
 pub use server::{ServerProcess, find_program, is_root};
 pub use tinyproxy::Tinyproxy;
