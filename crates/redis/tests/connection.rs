@@ -2,15 +2,12 @@
 //! response timeout, blocking reads on a dedicated connection without it, pub/sub, a
 //! reconnection after a restart, and errors that never show credentials.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
-
 use std::time::Duration;
 
 use futures::StreamExt;
 use harvester_redis::redis::{self, AsyncCommands};
 use harvester_redis::{RedisConfig, RedisConnection, RedisError};
-use support::Redis;
+use harvester_testbed::support::Redis;
 use tokio::time::Instant;
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(200);
