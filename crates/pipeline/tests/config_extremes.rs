@@ -16,31 +16,8 @@ use harvester_pipeline::batch::{BatchConfig, BatchSink, RetryConfig};
 use harvester_pipeline::processor::{ErrorPolicy, Outcome, SinkRetry, Stage, StreamProcessor};
 use harvester_pipeline::sink::{DeadLetter, Sink, SinkError};
 use harvester_pipeline::sinks::MemorySink;
+use harvester_testbed::support::extremes::{count, duration, paused_runtime, size};
 use proptest::prelude::*;
-
-fn duration() -> impl Strategy<Value = Duration> {
-    prop_oneof![
-        Just(Duration::ZERO),
-        Just(Duration::from_nanos(1)),
-        Just(Duration::from_millis(10)),
-        Just(Duration::from_secs(86_400)),
-        Just(Duration::from_secs(u64::MAX)),
-        Just(Duration::MAX),
-    ]
-}
-
-fn count() -> impl Strategy<Value = u32> {
-    prop_oneof![Just(0), Just(1), Just(3), Just(1 << 20), Just(u32::MAX)]
-}
-
-fn size() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(0), Just(1), Just(4), Just(1 << 40), Just(usize::MAX)]
-}
-
-/// A paused runtime for one case: virtual time jumps past every wait.
-fn paused() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime")
-}
 
 /// Keeps records, fails every third one.
 async fn flaky(n: u64) -> Outcome<u64> {
@@ -82,7 +59,7 @@ proptest! {
         (timeout, attempts, backoff) in (proptest::option::of(duration()), count(), duration()),
         (sink_attempts, sink_backoff) in (count(), duration()),
     ) {
-        let report = paused().block_on(async move {
+        let report = paused_runtime().block_on(async move {
             let mut stage = Stage::new("flaky", flaky)
                 .workers(workers)
                 .on_error(ErrorPolicy::Retry { max_attempts: attempts, backoff });
@@ -128,7 +105,7 @@ proptest! {
             retry: RetryConfig { attempts, base, max },
         };
         let valid = config.validate();
-        let outcome = paused().block_on(async move {
+        let outcome = paused_runtime().block_on(async move {
             let inner = Panicky::<u64>::new(1);
             let dead = Arc::new(MemorySink::<DeadLetter<u64>>::new("dead"));
             let batch = BatchSink::builder(inner.clone(), config).dead_letter(dead.clone()).spawn()?;

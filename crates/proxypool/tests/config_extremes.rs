@@ -15,62 +15,8 @@ use harvester_proxypool::{
     BanConfig, ConfigError, EjectionConfig, EvidenceConfig, HealthConfig, HealthEvent, HealthEventKind, Outcome,
     PoolConfig, Proxy, ProxyPool, RequestContext, Requirements,
 };
+use harvester_testbed::support::extremes::{Picks, picks};
 use proptest::prelude::*;
-
-// The extremes are picked by index from flat tables: a tree of strategy combinators this
-// wide needs more stack in a debug build than a test thread has.
-const FLOATS: [f64; 9] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0, 0.3, 1.0, 50.0, 1e308];
-const DURATIONS: [Duration; 7] = [
-    Duration::ZERO,
-    Duration::from_nanos(1),
-    Duration::from_millis(10),
-    Duration::from_secs(30),
-    Duration::from_secs(7 * 86_400),
-    Duration::from_secs(u64::MAX),
-    Duration::MAX,
-];
-const COUNTS: [u32; 6] = [0, 1, 3, 20, 56, u32::MAX];
-const SIZES: [usize; 5] = [0, 1, 4, 1 << 40, usize::MAX];
-
-/// Draws extremes from a list of random bytes, one byte per setting.
-struct Picks(std::vec::IntoIter<u8>);
-
-impl Picks {
-    fn next(&mut self) -> usize {
-        usize::from(self.0.next().unwrap_or(0))
-    }
-    /// An extreme from `table` one time in six, else `default`: each case changes a few
-    /// settings, the way a mistake arrives, and enough cases are accepted to run.
-    fn pick<T: Copy>(&mut self, table: &[T], default: T) -> T {
-        let n = self.next();
-        if n.is_multiple_of(6) { table[n / 6 % table.len()] } else { default }
-    }
-    fn float(&mut self, default: f64) -> f64 {
-        self.pick(&FLOATS, default)
-    }
-    fn duration(&mut self, default: Duration) -> Duration {
-        self.pick(&DURATIONS, default)
-    }
-    fn count(&mut self, default: u32) -> u32 {
-        self.pick(&COUNTS, default)
-    }
-    fn size(&mut self, default: usize) -> usize {
-        self.pick(&SIZES, default)
-    }
-    fn coin(&mut self) -> bool {
-        self.next().is_multiple_of(2)
-    }
-}
-
-fn picks() -> impl Strategy<Value = Picks> {
-    prop::collection::vec(any::<u8>(), 40).prop_map(|bytes| Picks(bytes.into_iter()))
-}
-
-impl std::fmt::Debug for Picks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.as_slice()).finish()
-    }
-}
 
 fn pool_config(p: &mut Picks) -> PoolConfig {
     let d = PoolConfig::default();
@@ -168,7 +114,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
-    fn pool(mut p in picks()) {
+    fn pool(mut p in picks(40)) {
         let config = pool_config(&mut p);
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime");
         let _clock = rt.enter();
@@ -184,7 +130,7 @@ proptest! {
     }
 
     #[test]
-    fn tail_control(mut p in picks()) {
+    fn tail_control(mut p in picks(40)) {
         let (a, h) = (AdaptiveTimeout::default(), Hedging::default());
         let adaptive =
             AdaptiveTimeout { quantile: p.float(a.quantile), multiplier: p.float(a.multiplier), min: p.duration(a.min) };
@@ -209,7 +155,7 @@ proptest! {
     }
 
     #[test]
-    fn health_check(mut p in picks()) {
+    fn health_check(mut p in picks(40)) {
         let d = HealthCheckConfig { test_urls: vec!["http://127.0.0.1:9/".into()], ..HealthCheckConfig::default() };
         let config = HealthCheckConfig {
             interval: p.duration(d.interval),
@@ -227,7 +173,7 @@ proptest! {
 
     #[cfg(feature = "redis")]
     #[test]
-    fn shared_state(mut p in picks()) {
+    fn shared_state(mut p in picks(40)) {
         let d = SharedStateConfig::default();
         let config = SharedStateConfig {
             registry_ttl: p.duration(d.registry_ttl),

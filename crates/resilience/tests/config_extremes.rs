@@ -11,47 +11,9 @@ use harvester_resilience::rate_limit::{Quota, RateLimitLayer};
 use harvester_resilience::retry::{BudgetConfig, RetryConfig, RetryLayer};
 use harvester_resilience::timeout::TimeoutLayer;
 use harvester_resilience::{BoxError, ConfigError};
+use harvester_testbed::support::extremes::{count, duration, float, paused_runtime, size};
 use proptest::prelude::*;
 use tower::{Service, ServiceBuilder, ServiceExt};
-
-fn float() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        Just(f64::NAN),
-        Just(f64::INFINITY),
-        Just(f64::NEG_INFINITY),
-        Just(-1.0),
-        Just(0.0),
-        Just(0.5),
-        Just(1.0),
-        Just(50.0),
-        Just(100.0),
-        Just(1e308),
-    ]
-}
-
-fn duration() -> impl Strategy<Value = Duration> {
-    prop_oneof![
-        Just(Duration::ZERO),
-        Just(Duration::from_nanos(1)),
-        Just(Duration::from_millis(10)),
-        Just(Duration::from_secs(86_400)),
-        Just(Duration::from_secs(u64::MAX)),
-        Just(Duration::MAX),
-    ]
-}
-
-fn small() -> impl Strategy<Value = u32> {
-    prop_oneof![Just(0), Just(1), Just(3), Just(1 << 20), Just(u32::MAX)]
-}
-
-fn size() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(0), Just(1), Just(4), Just(1 << 40), Just(usize::MAX)]
-}
-
-/// A paused runtime for one case.
-fn paused() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime")
-}
 
 /// Calls `service` with failing and succeeding calls, some far apart, each within a minute
 /// of virtual time.
@@ -86,11 +48,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn quota(rate in small(), period in duration(), burst in small()) {
+    fn quota(rate in count(), period in duration(), burst in count()) {
         match Quota::new(rate, period).and_then(|q| q.allow_burst(burst)) {
             Ok(quota) => {
                 prop_assert!(quota.replenish_interval() >= Duration::from_nanos(1));
-                paused().block_on(exercise(
+                paused_runtime().block_on(exercise(
                     ServiceBuilder::new()
                         .layer(RateLimitLayer::direct(quota).wait_up_to(Duration::from_secs(1)))
                         .map_err(BoxError::from)
@@ -105,7 +67,7 @@ proptest! {
     fn breaker(
         (failure, slow) in (float(), float()),
         (slow_call, open_wait, max_open_wait, idle) in (duration(), duration(), duration(), duration()),
-        (minimum, probes, calls, buckets) in (small(), small(), small(), small()),
+        (minimum, probes, calls, buckets) in (count(), count(), count(), count()),
         (span, multiplier) in (duration(), float()),
         (time_window, max_keys) in (any::<bool>(), size()),
     ) {
@@ -125,7 +87,7 @@ proptest! {
             ..BreakerConfig::default()
         };
         match CircuitBreakerLayer::new(config) {
-            Ok(layer) => paused().block_on(exercise(
+            Ok(layer) => paused_runtime().block_on(exercise(
                 ServiceBuilder::new().layer(layer).map_err(BoxError::from).service_fn(flaky),
             )),
             Err(e) => prop_assert!(refused(&e, &["breaker."]), "{e}"),
@@ -134,9 +96,9 @@ proptest! {
 
     #[test]
     fn retry(
-        attempts in small(),
+        attempts in count(),
         (base, max, attempt_timeout, retry_after, ttl) in (duration(), duration(), proptest::option::of(duration()), duration(), duration()),
-        (percent, floor) in (float(), small()),
+        (percent, floor) in (float(), count()),
     ) {
         let config = RetryConfig {
             max_attempts: attempts,
@@ -148,7 +110,7 @@ proptest! {
             ..RetryConfig::default()
         };
         match RetryLayer::new(&config) {
-            Ok(layer) => paused().block_on(exercise(
+            Ok(layer) => paused_runtime().block_on(exercise(
                 ServiceBuilder::new().layer(layer).map_err(BoxError::from).service_fn(flaky),
             )),
             Err(e) => prop_assert!(refused(&e, &["retry."]), "{e}"),
@@ -159,7 +121,7 @@ proptest! {
     fn bulkhead_and_timeout(concurrent in size(), queue in proptest::option::of(size()), wait in duration(), timeout in duration()) {
         let partition = PartitionConfig { max_concurrent: concurrent, max_queue: queue, max_wait: wait };
         match BulkheadLayer::new(&BulkheadConfig::single(partition)) {
-            Ok(layer) => paused().block_on(exercise(
+            Ok(layer) => paused_runtime().block_on(exercise(
                 ServiceBuilder::new()
                     .layer(layer)
                     .layer(TimeoutLayer::new(timeout))

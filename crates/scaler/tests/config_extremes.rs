@@ -10,40 +10,8 @@ use harvester_scaler::{
     PredictiveConfig, ReactiveConfig, ReactiveScaler, Sample, ScalingPolicy, ScalingRules, ScheduleConfig,
     ScheduleWindow, Scheduled, TimeOfDay, Timestamp, Tolerance,
 };
+use harvester_testbed::support::extremes::{count, duration, float, size};
 use proptest::prelude::*;
-
-fn float() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        Just(f64::NAN),
-        Just(f64::INFINITY),
-        Just(f64::NEG_INFINITY),
-        Just(-1.0),
-        Just(0.0),
-        Just(f64::MIN_POSITIVE),
-        Just(0.5),
-        Just(100.0),
-        Just(1e308),
-    ]
-}
-
-fn duration() -> impl Strategy<Value = Duration> {
-    prop_oneof![
-        Just(Duration::ZERO),
-        Just(Duration::from_nanos(1)),
-        Just(Duration::from_secs(15)),
-        Just(Duration::from_secs(86_400)),
-        Just(Duration::from_secs(u64::MAX)),
-        Just(Duration::MAX),
-    ]
-}
-
-fn replicas() -> impl Strategy<Value = u32> {
-    prop_oneof![Just(0), Just(1), Just(3), Just(1_000), Just(u32::MAX)]
-}
-
-fn count() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(0), Just(1), Just(3), Just(6), Just(1 << 40), Just(usize::MAX)]
-}
 
 /// Recommends at moments near and far apart, with good and bad readings.
 fn exercise(engine: &mut dyn Engine) {
@@ -85,7 +53,7 @@ proptest! {
 
     #[test]
     fn reactive(
-        (min, max) in (replicas(), replicas()),
+        (min, max) in (count(), count()),
         (up, down, queue_up, queue_down) in (float(), float(), float(), float()),
         cooldown in duration(),
     ) {
@@ -107,10 +75,10 @@ proptest! {
 
     #[test]
     fn hpa_and_its_behaviour(
-        (min, max) in (replicas(), replicas()),
+        (min, max) in (count(), count()),
         (target, tolerance) in (float(), float()),
         window in duration(),
-        (rule_window, period, value) in (proptest::option::of(duration()), duration(), replicas()),
+        (rule_window, period, value) in (proptest::option::of(duration()), duration(), count()),
     ) {
         let rules = ScalingRules { stabilization_window: rule_window, ..ScalingRules::default() }
             .with_policies([ScalingPolicy::pods(value, period), ScalingPolicy::percent(value, period)]);
@@ -132,7 +100,7 @@ proptest! {
     fn predictive(
         (target, confidence) in (float(), float()),
         (window, horizon) in (duration(), duration()),
-        min_samples in count(),
+        min_samples in size(),
         holt in any::<bool>(),
     ) {
         let model = if holt { ForecastModel::HOLT } else { ForecastModel::LinearTrend };
@@ -153,7 +121,7 @@ proptest! {
     #[test]
     fn schedule_and_cost(
         offset in prop_oneof![Just(i32::MIN), Just(-1_080), Just(0), Just(1_081), Just(i32::MAX)],
-        window_min in replicas(),
+        window_min in count(),
         (per_hour, budget) in (float(), proptest::option::of(float())),
     ) {
         let window = ScheduleWindow::new(
@@ -177,7 +145,7 @@ proptest! {
     }
 
     #[test]
-    fn driver(interval in duration(), round_timeout in proptest::option::of(duration()), history in count()) {
+    fn driver(interval in duration(), round_timeout in proptest::option::of(duration()), history in size()) {
         let config = DriverConfig { interval, round_timeout, history };
         if let Err(e) = config.validate() {
             prop_assert!(e.field.starts_with("driver."), "{e}");

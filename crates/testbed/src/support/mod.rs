@@ -26,14 +26,13 @@
 
 mod dante;
 mod eventually;
+pub mod extremes;
 pub mod raw_http;
 pub mod raw_socks5;
 mod redis;
 mod server;
 mod tinyproxy;
 
-// The servers reach the crate's items through `super::`, so that the files also compile
-// inside a test crate that includes them by path (see `tests/support/mod.rs` at the root).
 use crate::free_port;
 
 pub use dante::Dante;
