@@ -7,25 +7,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use harvester::proxypool::balance::{Balancer, Candidates};
+use harvester::proxypool::balance::{Balancer, Candidates, Failover};
 use harvester::proxypool::client::{AdaptiveTimeout, ClientError, Hedging};
 use harvester::proxypool::{Outcome, Proxy, ProxyClient, ProxyMeta, ProxyPool, RequestContext, Requirements};
 use harvester_testbed::{FaultProxy, TargetServer};
-
-/// The first eligible candidate in pool order: the hanging proxy, added first, takes every
-/// first attempt it may take.
-#[derive(Debug)]
-struct InOrder;
-
-impl Balancer for InOrder {
-    fn name(&self) -> &'static str {
-        "in_order"
-    }
-
-    fn pick(&self, c: &Candidates<'_>) -> Option<usize> {
-        (0..c.len()).find(|&i| c.is_eligible(i))
-    }
-}
 
 /// Only the proxy with this id.
 #[derive(Debug)]
@@ -53,7 +38,7 @@ impl Scene {
         let target = TargetServer::start().await.expect("target starts");
         let hanging = FaultProxy::hanging().await.expect("fault proxy starts");
         let good = FaultProxy::slow(Duration::ZERO).await.expect("fault proxy starts");
-        let pool = ProxyPool::builder().balancer(InOrder).build().expect("valid config");
+        let pool = ProxyPool::builder().balancer(Failover).build().expect("valid config");
         for (id, fault) in [("hanging", &hanging), ("good", &good)] {
             let meta = ProxyMeta { id: Some(id.into()), ..ProxyMeta::default() };
             pool.add(Proxy::with_meta(&fault.url(), meta).expect("valid proxy URL")).expect("unique ids");
@@ -118,7 +103,7 @@ async fn a_hedge_that_loses_before_it_was_late_is_not_counted_against_its_proxy(
     // hedge leaves at 400 ms and has waited about 200 ms, half the delay, when it loses.
     let late = FaultProxy::slow(Duration::from_millis(600)).await.expect("fault proxy starts");
     let spare = FaultProxy::hanging().await.expect("fault proxy starts");
-    let pool = ProxyPool::builder().balancer(InOrder).build().expect("valid config");
+    let pool = ProxyPool::builder().balancer(Failover).build().expect("valid config");
     for (id, fault) in [("late", &late), ("spare", &spare)] {
         let meta = ProxyMeta { id: Some(id.into()), ..ProxyMeta::default() };
         pool.add(Proxy::with_meta(&fault.url(), meta).expect("valid proxy URL")).expect("unique ids");

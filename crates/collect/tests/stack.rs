@@ -6,32 +6,17 @@ use std::time::Duration;
 
 use harvester_collect::input::Target;
 use harvester_collect::stack::{self, Fetch, StackSettings};
-use harvester_proxypool::balance::{Balancer, Candidates};
+use harvester_proxypool::balance::Failover;
 use harvester_proxypool::{Proxy, ProxyClient, ProxyMeta, ProxyPool};
 use harvester_testbed::{FaultProxy, TargetServer};
 use tower::ServiceExt;
-
-/// The first eligible proxy in pool order: without the tried set, every attempt would go
-/// to the first one.
-#[derive(Debug)]
-struct InOrder;
-
-impl Balancer for InOrder {
-    fn name(&self) -> &'static str {
-        "in_order"
-    }
-
-    fn pick(&self, c: &Candidates<'_>) -> Option<usize> {
-        (0..c.len()).find(|&i| c.is_eligible(i))
-    }
-}
 
 #[tokio::test]
 async fn a_retry_goes_through_a_proxy_the_url_has_not_tried() {
     let site = TargetServer::start().await.expect("site starts");
     let bad_gateway = FaultProxy::answering(502, &[], "bad gateway").await.expect("proxy starts");
     let good = FaultProxy::slow(Duration::ZERO).await.expect("proxy starts");
-    let pool = ProxyPool::builder().balancer(InOrder).build().expect("valid config");
+    let pool = ProxyPool::builder().balancer(Failover).build().expect("valid config");
     for (id, fault) in [("bad-gateway", &bad_gateway), ("good", &good)] {
         let meta = ProxyMeta { id: Some(id.into()), ..ProxyMeta::default() };
         pool.add(Proxy::with_meta(&fault.url(), meta).expect("valid proxy URL")).expect("unique ids");

@@ -4,9 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use harvester_proxypool::balance::{
-    AdaptiveQuality, LeastConnections, LeastLatency, PowerOfTwoChoices, RoundRobin, SmoothWeightedRoundRobin, Sticky,
+    AdaptiveQuality, Failover, LeastConnections, LeastLatency, PowerOfTwoChoices, RoundRobin, SmoothWeightedRoundRobin,
+    Sticky,
 };
-use harvester_proxypool::{Balancer, Lease, Outcome, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements};
+use harvester_proxypool::{
+    Balancer, EjectionConfig, Lease, Outcome, PoolConfig, Proxy, ProxyId, ProxyMeta, ProxyPool, RequestContext,
+    Requirements,
+};
 use proptest::prelude::*;
 
 fn proxy(id: &str, meta: ProxyMeta) -> Proxy {
@@ -318,4 +322,23 @@ impl Balancer for Only {
     fn pick(&self, c: &harvester_proxypool::balance::Candidates<'_>) -> Option<usize> {
         (0..c.len()).find(|&i| c.proxy(i).id().as_str() == self.0 && c.is_eligible(i))
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failover_serves_from_the_primary_and_a_backup_only_while_it_is_out() {
+    let config = PoolConfig {
+        ejection: EjectionConfig { max_ejected_fraction: 1.0, panic_threshold: 0.0, ..EjectionConfig::default() },
+        ..PoolConfig::default()
+    };
+    let pool = ProxyPool::builder().config(config).balancer(Failover::new()).build().expect("valid config");
+    pool.extend(["primary", "backup-1", "backup-2"].map(|id| proxy(id, ProxyMeta::default()))).expect("unique");
+    let shop = RequestContext::new().target_host("shop.example");
+    let pick = |request: &RequestContext| pool.acquire(&Requirements::ANY, request).expect("a proxy").id().to_string();
+    assert!((0..5).all(|_| pick(&shop) == "primary"));
+    // Banned by the shop: the first backup serves the shop, the primary everyone else.
+    pool.acquire(&Requirements::ANY, &shop).expect("primary").report(Outcome::ban(Duration::from_millis(5), None));
+    assert_eq!(pick(&shop), "backup-1");
+    assert_eq!(pick(&RequestContext::new().target_host("news.example")), "primary");
+    // A request that already went through the first backup gets the second.
+    assert_eq!(pick(&shop.clone().avoid(ProxyId::from("backup-1"))), "backup-2");
 }

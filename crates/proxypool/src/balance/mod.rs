@@ -17,26 +17,30 @@
 //! | [`ExpectedSuccess`] (the default) | the most likely to succeed at the target host, by Thompson sampling over the pool's evidence; among the near-best, the cheapest, then the least loaded | O(1): the host's leaders and a few random candidates |
 //! | [`AdaptiveQuality`] | the seed's composite score of quality, availability, cost, recency, per-site success and trend | O(candidates) |
 //! | [`Sticky`] | the same proxy for the same session key (rendezvous hashing) | O(candidates) |
+//! | [`Failover`] | the first eligible proxy in pool order: a primary and its backups | O(position of the first eligible) |
 //!
 //! A balancer of your own implements [`Balancer`]:
 //!
 //! ```
 //! use harvester_proxypool::balance::{Balancer, Candidates};
 //!
-//! /// Always the first eligible candidate.
+//! /// The cheapest eligible candidate.
 //! #[derive(Debug)]
-//! struct First;
+//! struct Cheapest;
 //!
-//! impl Balancer for First {
-//!     fn name(&self) -> &'static str { "first" }
+//! impl Balancer for Cheapest {
+//!     fn name(&self) -> &'static str { "cheapest" }
 //!     fn pick(&self, candidates: &Candidates<'_>) -> Option<usize> {
-//!         (0..candidates.len()).find(|&i| candidates.is_eligible(i))
+//!         (0..candidates.len())
+//!             .filter(|&i| candidates.is_eligible(i))
+//!             .min_by(|&a, &b| candidates.cost(a).total_cmp(&candidates.cost(b)))
 //!     }
 //! }
 //! ```
 
 mod adaptive;
 mod expected;
+mod failover;
 mod least_connections;
 mod least_latency;
 mod p2c;
@@ -51,6 +55,7 @@ use std::time::Duration;
 
 pub use adaptive::AdaptiveQuality;
 pub use expected::{ExpectedSuccess, Objective};
+pub use failover::Failover;
 pub use least_connections::LeastConnections;
 pub use least_latency::LeastLatency;
 pub use p2c::PowerOfTwoChoices;
