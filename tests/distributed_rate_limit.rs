@@ -67,12 +67,7 @@ async fn redis_time(admin: &mut MultiplexedConnection) -> Duration {
 /// `calls` of `cmdstat_<command>` in `INFO commandstats`.
 async fn command_calls(admin: &mut MultiplexedConnection, command: &str) -> u64 {
     let info: String = redis::cmd("INFO").arg("commandstats").query_async(admin).await.expect("INFO");
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|line| line.strip_prefix(prefix.as_str()))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|calls| calls.parse().ok())
-        .unwrap_or(0)
+    harvester_testbed::support::command_calls(&info, command)
 }
 
 /// GCRA's bound: over a span `elapsed`, at most `burst + elapsed / T` cells conform.

@@ -37,6 +37,6 @@ use crate::free_port;
 
 pub use dante::Dante;
 pub use eventually::{eventually, eventually_some};
-pub use redis::Redis;
+pub use redis::{Redis, command_calls};
 pub use server::{ServerProcess, find_program, is_root};
 pub use tinyproxy::Tinyproxy;

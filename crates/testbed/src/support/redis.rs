@@ -86,3 +86,15 @@ fn arguments(dir: &Path, port: u16) -> Vec<OsString> {
     .map(Into::into)
     .collect()
 }
+
+/// The `calls` count of `command` (`cmdstat_<command>`, e.g. `evalsha`, `script|load`) in
+/// the text of `INFO commandstats`; 0 when the server has not seen the command.
+pub fn command_calls(commandstats: &str, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:calls=");
+    commandstats
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.trim().parse().ok())
+        .unwrap_or(0)
+}
