@@ -147,7 +147,7 @@ pub struct Stack {
 /// Builds the stack around `client`, whose request timeout is `settings.attempt_timeout`
 /// (see [`crate::run::start`]): the stack adds no timeout of its own.
 pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, ConfigError> {
-    let retry = RetryLayer::new(&RetryConfig {
+    let retry = RetryLayer::new(RetryConfig {
         name: "collect".to_owned(),
         max_attempts: settings.max_attempts,
         base_delay: Duration::from_millis(50),
@@ -229,7 +229,7 @@ fn shared_rate_limit(
         failure_policy: FailurePolicy::Local { share: 0.25 },
         ..DistributedOptions::default()
     };
-    let limiter = DistributedKeyedRateLimiter::with_options(redis, "collect:host", quota, &options)?;
+    let limiter = DistributedKeyedRateLimiter::with_options(redis, "collect:host", quota, options)?;
     let host: fn(&Fetch) -> Arc<str> = |fetch| fetch.target.host.clone();
     Ok(DistributedRateLimitLayer::keyed(limiter, host).wait_up_to(max_wait))
 }

@@ -281,7 +281,7 @@ async fn inner_errors_pass_through_unchanged() {
 async fn config_builds_the_layer_it_describes() {
     let config =
         RateLimitConfig { rate: 2, burst: Some(1), mode: Mode::Wait, max_wait: ms(600), ..RateLimitConfig::default() };
-    let svc = RateLimitLayer::from_config(&config).expect("valid config").layer(clock_service());
+    let svc = RateLimitLayer::from_config(config).expect("valid config").layer(clock_service());
     let start = Instant::now();
 
     assert_eq!(svc.clone().oneshot(get("http://a.example/")).await.expect("allowed"), start);
@@ -295,7 +295,7 @@ async fn config_builds_the_layer_it_describes() {
         (RateLimitConfig { mode: Mode::Wait, max_wait: Duration::ZERO, ..Default::default() }, "rate_limit.max_wait"),
         (RateLimitConfig { max_keys: 0, ..Default::default() }, "rate_limit.max_keys"),
     ] {
-        assert_eq!(RateLimitLayer::from_config(&bad).expect_err("refused").field, field);
+        assert_eq!(RateLimitLayer::from_config(bad).expect_err("refused").field, field);
     }
 }
 

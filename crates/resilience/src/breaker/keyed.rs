@@ -131,13 +131,13 @@ const TOUCH_RESOLUTION_NANOS: u64 = 1_000_000;
 ///
 /// ```
 /// use std::time::Duration;
-/// use harvester_resilience::breaker::{BreakerConfig, BreakerState, KeyedBreaker, Outcome};
+/// use harvester_resilience::breaker::{BreakerConfig, BreakerState, KeyedBreaker, CallOutcome};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let hosts = KeyedBreaker::new(BreakerConfig { minimum_calls: 1, ..BreakerConfig::default() }).unwrap();
 /// let down = hosts.breaker(&"down.example".to_owned());
-/// down.try_acquire().unwrap().record(Outcome::failure(Duration::ZERO));
+/// down.try_acquire().unwrap().record(CallOutcome::failure(Duration::ZERO));
 /// assert_eq!(down.state(), BreakerState::Open);
 /// assert_eq!(hosts.breaker(&"up.example".to_owned()).state(), BreakerState::Closed);
 /// # }

@@ -74,4 +74,4 @@ pub use future::ResponseFuture;
 pub use keyed::{ExtensionKey, KeyExtractor, KeyedBreaker, KeyedCircuitBreaker, KeyedCircuitBreakerLayer, RequestHost};
 pub use layer::CircuitBreakerLayer;
 pub use service::CircuitBreaker;
-pub use state::{Breaker, BreakerState, Outcome, Permit, Snapshot};
+pub use state::{Breaker, BreakerState, CallOutcome, Permit, Snapshot};

@@ -19,7 +19,7 @@ pub struct BulkheadLayer<P = DefaultPartition> {
 
 impl BulkheadLayer<DefaultPartition> {
     /// Every request in `config`'s default partition.
-    pub fn new(config: &BulkheadConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: BulkheadConfig) -> Result<Self, ConfigError> {
         Ok(BulkheadLayer { bulkhead: Bulkhead::new(config)?, selector: Arc::new(DefaultPartition) })
     }
 }
@@ -28,7 +28,7 @@ impl<P> BulkheadLayer<P> {
     /// Each request in the partition `selector` names (a closure `Fn(&Req) -> Option<&str>`);
     /// `None` or an unknown name means `config`'s default partition, so a typo degrades to
     /// the ordinary limits instead of failing calls.
-    pub fn partitioned<Req>(config: &BulkheadConfig, selector: P) -> Result<Self, ConfigError>
+    pub fn partitioned<Req>(config: BulkheadConfig, selector: P) -> Result<Self, ConfigError>
     where
         P: Fn(&Req) -> Option<&str>,
     {

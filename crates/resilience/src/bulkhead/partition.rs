@@ -164,7 +164,7 @@ pub struct Bulkhead {
 
 impl Bulkhead {
     /// The partitions of a valid `config`.
-    pub fn new(config: &BulkheadConfig) -> Result<Bulkhead, ConfigError> {
+    pub fn new(config: BulkheadConfig) -> Result<Bulkhead, ConfigError> {
         config.validate()?;
         let partitions: Arc<[Arc<Partition>]> = config
             .partitions

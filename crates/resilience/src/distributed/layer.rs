@@ -73,7 +73,7 @@ impl DistributedRateLimitLayer<DistributedHttpLimit> {
     /// first request (so a process starts while Redis is down); must be called inside a
     /// tokio runtime. The Redis key is the prefix plus `config.name` (direct), or plus
     /// `config.name:host` (per host).
-    pub fn from_config(config: &DistributedRateLimitConfig) -> Result<Self, DistributedError> {
+    pub fn from_config(config: DistributedRateLimitConfig) -> Result<Self, DistributedError> {
         config.validate()?;
         let connection = RedisConnection::lazy(&config.redis)?;
         let quota = config.quota()?;
@@ -83,10 +83,10 @@ impl DistributedRateLimitLayer<DistributedHttpLimit> {
                 connection,
                 &config.name,
                 quota,
-                &options,
+                options,
             )?),
             KeyBy::Host => DistributedHttpLimit::PerHost(DistributedKeyed::new(
-                DistributedKeyedRateLimiter::with_options(connection, &config.name, quota, &options)?,
+                DistributedKeyedRateLimiter::with_options(connection, &config.name, quota, options)?,
                 TargetHost,
             )),
         };

@@ -54,7 +54,7 @@ pub enum KeyBy {
 /// use harvester_resilience::rate_limit::{Mode, RateLimitConfig, RateLimitLayer};
 ///
 /// let config = RateLimitConfig { rate: 2, burst: Some(5), mode: Mode::Wait, max_wait: Duration::from_secs(3), ..Default::default() };
-/// let layer = RateLimitLayer::from_config(&config)?;
+/// let layer = RateLimitLayer::from_config(config)?;
 /// assert_eq!(layer.max_wait(), Duration::from_secs(3));
 ///
 /// let zero = RateLimitConfig { rate: 0, ..Default::default() };
@@ -141,7 +141,7 @@ pub enum HttpLimit {
 
 impl HttpLimit {
     /// Builds the limit of a valid `config`.
-    pub fn from_config(config: &RateLimitConfig) -> Result<HttpLimit, ConfigError> {
+    pub fn from_config(config: RateLimitConfig) -> Result<HttpLimit, ConfigError> {
         config.validate()?;
         let quota = config.quota()?;
         Ok(match config.key {

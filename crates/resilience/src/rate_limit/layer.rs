@@ -86,10 +86,10 @@ impl RateLimitLayer<Keyed<HostKey, TargetHost>> {
 
 impl RateLimitLayer<HttpLimit> {
     /// The layer `config` describes, after validating it.
-    pub fn from_config(config: &RateLimitConfig) -> Result<Self, ConfigError> {
-        Ok(RateLimitLayer::new(HttpLimit::from_config(config)?)
-            .wait_up_to(config.effective_max_wait())
-            .named(&config.name))
+    pub fn from_config(config: RateLimitConfig) -> Result<Self, ConfigError> {
+        let max_wait = config.effective_max_wait();
+        let name = config.name.clone();
+        Ok(RateLimitLayer::new(HttpLimit::from_config(config)?).wait_up_to(max_wait).named(&name))
     }
 }
 

@@ -71,9 +71,9 @@ impl RetryLayer {
     /// A layer retrying every error but the pointless ones (see
     /// [`decide_by_default`](super::decide_by_default)) and no response, or the first
     /// field of `config` that is out of range.
-    pub fn new(config: &RetryConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: RetryConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self::from_valid(config))
+        Ok(Self::from_valid(&config))
     }
 
     fn from_valid(config: &RetryConfig) -> Self {
