@@ -634,7 +634,7 @@ fn breakers_services_and_futures_cross_threads() {
     send_sync::<Breaker>();
     send_sync::<KeyedBreaker<String>>();
     send_sync::<CircuitBreakerLayer>();
-    send_sync::<KeyedCircuitBreakerLayer<String, harvester_resilience::breaker::RequestHost>>();
+    send_sync::<KeyedCircuitBreakerLayer<harvester_resilience::key::HostKey, harvester_resilience::key::TargetHost>>();
     let breaker = breaker(config());
     let mut service = breaker.layer().layer(service_fn(target));
     send(&service);

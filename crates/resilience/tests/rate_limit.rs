@@ -96,13 +96,27 @@ async fn keys_are_isolated_and_hosts_compare_without_case_or_port() {
 
 #[tokio::test(start_paused = true)]
 async fn keyed_layer_takes_any_key_closure() {
-    let layer = RateLimitLayer::keyed(Quota::per_second(1).expect("valid quota"), |client: &u32| *client);
+    let layer = RateLimitLayer::keyed(Quota::per_second(1).expect("valid quota"), |client: &u32| Some(*client));
     let mut svc = layer.layer(clock_service());
 
     svc.ready().await.expect("inner service ready").call(7).await.expect("allowed");
     let err = svc.ready().await.expect("inner service ready").call(7).await.expect_err("refused");
     assert_eq!(rate_limited(&err).key.as_deref(), Some("7"));
     svc.ready().await.expect("inner service ready").call(8).await.expect("allowed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_layer_lets_requests_without_a_key_through_unlimited() {
+    let layer = RateLimitLayer::keyed(Quota::per_second(1).expect("valid quota"), |client: &u32| {
+        (*client != 0).then_some(*client)
+    });
+    let mut svc = layer.layer(clock_service());
+
+    for _ in 0..5 {
+        svc.ready().await.expect("inner service ready").call(0).await.expect("keyless: never limited");
+    }
+    svc.ready().await.expect("inner service ready").call(7).await.expect("allowed");
+    svc.ready().await.expect("inner service ready").call(7).await.expect_err("refused");
 }
 
 #[tokio::test(start_paused = true)]

@@ -26,6 +26,7 @@ use crate::error::{CircuitOpen, ConfigError};
 /// What a breaker does with calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum BreakerState {
     /// Calls pass and are judged.
     Closed = 0,
@@ -527,6 +528,7 @@ impl Drop for Permit<'_> {
 
 /// A permit that owns its breaker, held by a response future.
 #[derive(Debug)]
+#[must_use = "dropping it gives the permit back at once"]
 pub(crate) struct OwnedPermit {
     shared: Arc<Shared>,
     ticket: Option<Ticket>,

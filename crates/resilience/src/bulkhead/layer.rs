@@ -12,6 +12,7 @@ use crate::error::ConfigError;
 
 /// Applies a bulkhead to services. The partitions are created with the layer and shared by
 /// every service it wraps and all their clones.
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct BulkheadLayer<P = DefaultPartition> {
     bulkhead: Bulkhead,
     selector: Arc<P>,

@@ -5,10 +5,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::gcra::RateLimiter;
-use super::keyed::{DEFAULT_MAX_KEYS, HostKey, Keyed, KeyedRateLimiter, TargetHost};
+use super::keyed::{DEFAULT_MAX_KEYS, Keyed, KeyedRateLimiter};
 use super::quota::Quota;
 use super::service::Limit;
 use crate::error::{ConfigError, RateLimited};
+use crate::key::{HostKey, TargetHost};
 
 /// Longest wait accepted in wait mode.
 const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
@@ -146,9 +147,10 @@ impl HttpLimit {
         let quota = config.quota()?;
         Ok(match config.key {
             KeyBy::Global => HttpLimit::Global(RateLimiter::new(quota)),
-            KeyBy::Host => {
-                HttpLimit::PerHost(Keyed::new(KeyedRateLimiter::new(quota).with_max_keys(config.max_keys)?, TargetHost))
-            }
+            KeyBy::Host => HttpLimit::PerHost(Keyed::new(
+                KeyedRateLimiter::new(quota).with_max_keys(config.max_keys)?,
+                TargetHost::or_empty(),
+            )),
         })
     }
 }

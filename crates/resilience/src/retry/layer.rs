@@ -20,6 +20,7 @@ use crate::error::ConfigError;
 /// with the methods below. The retry budget is created here, once: every service this layer
 /// wraps, and every clone of those, draws on it.
 #[derive(Clone)]
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct RetryLayer<R = NeverRetryResponses, E = DefaultErrorPolicy, P = SameRequest> {
     settings: Settings,
     response_policy: R,
