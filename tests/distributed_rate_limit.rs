@@ -312,7 +312,7 @@ async fn deny_cache_answers_refused_keys_without_a_round_trip() {
 async fn limiter_after_redis_stops(policy: FailurePolicy, quota: Quota) -> (Redis, DistributedRateLimiter) {
     let mut redis = Redis::start();
     let limiter =
-        DistributedRateLimiter::with_options(connect(&redis).await, &unique("outage"), quota, &options(policy))
+        DistributedRateLimiter::with_options(connect(&redis).await, &unique("outage"), quota, options(policy))
             .expect("valid options");
     limiter.check().await.expect("Redis is up");
     redis.stop();

@@ -147,7 +147,7 @@ pub struct Stack {
 /// Builds the stack around `client`, whose request timeout is `settings.attempt_timeout`
 /// (see [`crate::run::start`]): the stack adds no timeout of its own.
 pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, ConfigError> {
-    let retry = RetryLayer::new(&RetryConfig {
+    let retry = RetryLayer::new(RetryConfig {
         name: "collect".to_owned(),
         max_attempts: settings.max_attempts,
         base_delay: Duration::from_millis(50),
@@ -186,7 +186,7 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
     let quota = Quota::per_second(settings.rate_per_host)?;
     // The limit paces: an attempt waits for its turn however long that is (a low --rate
     // slows the job down, it does not fail URLs). The wait is outside the attempt's timeout.
-    let local_limit = RateLimitLayer::keyed(quota, |fetch: &Fetch| fetch.target.host.clone())
+    let local_limit = RateLimitLayer::keyed(quota, |fetch: &Fetch| Some(fetch.target.host.clone()))
         .wait_up_to(PACING_WAIT)
         .named("collect");
     // With Redis, one limit per host shared by every collector; without, this process's own.
@@ -210,7 +210,7 @@ pub fn build(client: ProxyClient, settings: &StackSettings) -> Result<Stack, Con
 /// The layer of [`shared_rate_limit`].
 #[cfg(feature = "redis")]
 type SharedRateLimit = harvester_resilience::distributed::DistributedRateLimitLayer<
-    harvester_resilience::distributed::DistributedKeyed<Arc<str>, fn(&Fetch) -> Arc<str>>,
+    harvester_resilience::distributed::DistributedKeyed<Arc<str>, fn(&Fetch) -> Option<Arc<str>>>,
 >;
 
 /// The per-host limit kept in Redis. While Redis is away each collector decides alone on a
@@ -229,8 +229,8 @@ fn shared_rate_limit(
         failure_policy: FailurePolicy::Local { share: 0.25 },
         ..DistributedOptions::default()
     };
-    let limiter = DistributedKeyedRateLimiter::with_options(redis, "collect:host", quota, &options)?;
-    let host: fn(&Fetch) -> Arc<str> = |fetch| fetch.target.host.clone();
+    let limiter = DistributedKeyedRateLimiter::with_options(redis, "collect:host", quota, options)?;
+    let host: fn(&Fetch) -> Option<Arc<str>> = |fetch| Some(fetch.target.host.clone());
     Ok(DistributedRateLimitLayer::keyed(limiter, host).wait_up_to(max_wait))
 }
 

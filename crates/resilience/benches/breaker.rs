@@ -35,7 +35,7 @@ use criterion::Criterion;
 use failsafe::CircuitBreaker as _;
 use futures::FutureExt;
 use harvester_resilience::breaker::{
-    Breaker, BreakerConfig, CircuitBreakerLayer, KeyedCircuitBreakerLayer, Outcome, SlidingWindow,
+    Breaker, BreakerConfig, CallOutcome, CircuitBreakerLayer, KeyedCircuitBreakerLayer, SlidingWindow,
 };
 use support::{AtomicRecorder, criterion_dir, mean_ns, print_figure};
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -60,7 +60,7 @@ fn closed(c: &mut Criterion) {
     group.bench_function("ours_raw", |b| {
         b.iter(|| {
             let permit = breaker.try_acquire().expect("closed");
-            permit.record(black_box(Outcome::success(Duration::ZERO)));
+            permit.record(black_box(CallOutcome::success(Duration::ZERO)));
         })
     });
 
@@ -72,7 +72,7 @@ fn closed(c: &mut Criterion) {
     group.bench_function("ours_raw_time_window", |b| {
         b.iter(|| {
             let permit = breaker.try_acquire().expect("closed");
-            permit.record(black_box(Outcome::success(Duration::ZERO)));
+            permit.record(black_box(CallOutcome::success(Duration::ZERO)));
         })
     });
 

@@ -41,10 +41,10 @@ fn bench_call(c: &mut Criterion) {
     group.bench_function("tower_concurrency_limit", |b| b.iter(|| black_box(answers_at_once(&mut tower, "regular"))));
 
     let single = BulkheadConfig::single(PartitionConfig::new(50));
-    let mut ours = BulkheadLayer::new(&single).expect("valid config").layer(noop);
+    let mut ours = BulkheadLayer::new(single).expect("valid config").layer(noop);
     group.bench_function("ours", |b| b.iter(|| black_box(answers_at_once(&mut ours, "regular"))));
 
-    let layer = BulkheadLayer::partitioned(&BulkheadConfig::default(), |name: &&'static str| Some(*name));
+    let layer = BulkheadLayer::partitioned(BulkheadConfig::default(), |name: &&'static str| Some(*name));
     let mut partitioned = layer.expect("valid config").layer(noop);
     group.bench_function("ours_partitioned", |b| b.iter(|| black_box(answers_at_once(&mut partitioned, "regular"))));
     group.finish();

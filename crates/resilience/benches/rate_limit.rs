@@ -150,7 +150,7 @@ fn bench_service(c: &mut Criterion) {
     let mut recorded = layer.layer(noop);
     group.bench_function("ours+recorder", |b| b.iter(|| black_box(answers_at_once(&mut recorded, ()))));
 
-    let mut keyed = RateLimitLayer::keyed(ours_quota(), |req: &u32| *req)
+    let mut keyed = RateLimitLayer::keyed(ours_quota(), |req: &u32| Some(*req))
         .layer(service_fn(|_: u32| std::future::ready(Ok::<_, BoxError>(()))));
     let mut i = 0u32;
     group.bench_function("ours_keyed_1024", |b| {

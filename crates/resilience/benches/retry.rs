@@ -75,7 +75,7 @@ fn main() {
         &medians,
         "retry_first_success/ours/no_budget",
         "ours/no_budget",
-        RetryLayer::new(&without_budget).expect("valid config").layer(noop),
+        RetryLayer::new(without_budget).expect("valid config").layer(noop),
     );
     bench_calls(
         &mut c,
@@ -89,7 +89,7 @@ fn main() {
         &medians,
         "retry_first_success/ours/budget",
         "ours/budget",
-        RetryLayer::new(&RetryConfig::default()).expect("valid config").layer(noop),
+        RetryLayer::new(RetryConfig::default()).expect("valid config").layer(noop),
     );
     let tps = Some(Arc::new(TpsBudget::default()));
     bench_calls(

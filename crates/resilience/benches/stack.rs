@@ -39,8 +39,8 @@ fn main() {
             Quota::per_second(1_000_000_000).and_then(|q| q.allow_burst(1_000_000_000)).expect("valid quota"),
         ))
         .layer(CircuitBreakerLayer::new(BreakerConfig::default()).expect("valid config"))
-        .layer(RetryLayer::new(&RetryConfig::default()).expect("valid config"))
-        .layer(BulkheadLayer::new(&BulkheadConfig::default()).expect("valid config"))
+        .layer(RetryLayer::new(RetryConfig::default()).expect("valid config"))
+        .layer(BulkheadLayer::new(BulkheadConfig::default()).expect("valid config"))
         .layer(TimeoutLayer::new(Duration::from_secs(30)))
         .service(noop);
     let mut towers = ServiceBuilder::new()

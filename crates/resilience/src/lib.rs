@@ -11,6 +11,11 @@
 //! under `tokio::time::pause`. A refusal is a typed error (see [`error`]): the services
 //! return `tower::BoxError`, and [`Rejection::of`] tells which layer refused and why.
 //!
+//! The keyed layers (a breaker per host, a rate limit per key, distributed or not) find a
+//! request's key with one [`KeyExtractor`] trait (see [`key`]): a closure
+//! `Fn(&Req) -> Option<K>`, [`key::TargetHost`] or [`key::ExtensionKey`]; a request
+//! without a key passes. Every layer takes its configuration by value.
+//!
 //! Metrics go through the `metrics` facade and events through `tracing`; neither needs a
 //! recorder or subscriber to be installed.
 //!
@@ -23,13 +28,16 @@
 //!   feature of `harvester-redis`).
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod breaker;
 pub mod bulkhead;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod distributed;
 pub mod error;
 pub mod fallback;
+pub mod key;
 pub mod rate_limit;
 pub mod retry;
 pub mod timeout;
@@ -43,6 +51,7 @@ pub use error::{
     TimedOut,
 };
 pub use fallback::{Fallback, FallbackLayer};
+pub use key::KeyExtractor;
 pub use rate_limit::{Quota, RateLimitConfig, RateLimitLayer};
 pub use retry::{Backoff, Retry, RetryBudget, RetryConfig, RetryLayer};
 pub use timeout::{Timeout, TimeoutLayer};

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use harvester_resilience::breaker::{
-    Breaker, BreakerConfig, BreakerState, CircuitBreakerLayer, Jitter, KeyedBreaker, KeyedCircuitBreakerLayer,
-    OpenWaitGrowth, Outcome, Reason, ServerErrorIsFailure, SlidingWindow, StateChange,
+    Breaker, BreakerConfig, BreakerState, CallOutcome, CircuitBreakerLayer, Jitter, KeyedBreaker,
+    KeyedCircuitBreakerLayer, OpenWaitGrowth, Reason, ServerErrorIsFailure, SlidingWindow, StateChange,
 };
 use harvester_resilience::{BoxError, CircuitOpen, Rejection};
 use proptest::prelude::*;
@@ -37,18 +37,18 @@ fn breaker(config: BreakerConfig) -> Breaker {
     Breaker::new(config).expect("valid config")
 }
 
-fn record(breaker: &Breaker, outcome: Outcome, times: usize) {
+fn record(breaker: &Breaker, outcome: CallOutcome, times: usize) {
     for _ in 0..times {
         breaker.try_acquire().expect("call permitted").record(outcome);
     }
 }
 
-fn success() -> Outcome {
-    Outcome::success(MS)
+fn success() -> CallOutcome {
+    CallOutcome::success(MS)
 }
 
-fn failure() -> Outcome {
-    Outcome::failure(MS)
+fn failure() -> CallOutcome {
+    CallOutcome::failure(MS)
 }
 
 /// Trips a breaker built from [`config`] and returns it.
@@ -268,7 +268,7 @@ async fn slow_probes_reaching_the_slow_threshold_reopen_the_breaker() {
     advance(10 * SEC).await;
 
     // 1 slow probe of 2 permitted is 50 %: back to open, without waiting for the second.
-    breaker.try_acquire().expect("a probe").record(Outcome::success(SEC));
+    breaker.try_acquire().expect("a probe").record(CallOutcome::success(SEC));
     assert_eq!(breaker.state(), BreakerState::Open);
 }
 
@@ -634,7 +634,7 @@ fn breakers_services_and_futures_cross_threads() {
     send_sync::<Breaker>();
     send_sync::<KeyedBreaker<String>>();
     send_sync::<CircuitBreakerLayer>();
-    send_sync::<KeyedCircuitBreakerLayer<String, harvester_resilience::breaker::RequestHost>>();
+    send_sync::<KeyedCircuitBreakerLayer<harvester_resilience::key::HostKey, harvester_resilience::key::TargetHost>>();
     let breaker = breaker(config());
     let mut service = breaker.layer().layer(service_fn(target));
     send(&service);
@@ -701,7 +701,7 @@ fn concurrent_calls_leave_exact_window_totals() {
             let breaker = &breaker;
             scope.spawn(move || {
                 for i in 0..20_000u32 {
-                    let outcome = if (i + thread) % 3 == 0 { Outcome::failure(SEC * 100) } else { success() };
+                    let outcome = if (i + thread) % 3 == 0 { CallOutcome::failure(SEC * 100) } else { success() };
                     breaker.try_acquire().expect("metrics-only never refuses").record(outcome);
                 }
             });
@@ -730,7 +730,7 @@ fn resets_racing_with_calls_leave_the_window_consistent() {
                 let mut i = thread;
                 while !stop.load(Ordering::Relaxed) {
                     i = i.wrapping_add(1);
-                    let outcome = if i % 5 == 0 { Outcome::failure(SEC * 100) } else { success() };
+                    let outcome = if i % 5 == 0 { CallOutcome::failure(SEC * 100) } else { success() };
                     // Refused while open; the resetter closes it again.
                     if let Ok(permit) = breaker.try_acquire() {
                         permit.record(outcome);
@@ -796,7 +796,7 @@ proptest! {
         breaker.metrics_only();
         for &(failed, slow) in &outcomes {
             let elapsed = if slow { SEC } else { MS };
-            breaker.try_acquire().expect("metrics-only never refuses").record(Outcome { failed, elapsed });
+            breaker.try_acquire().expect("metrics-only never refuses").record(CallOutcome { failed, elapsed });
         }
         let last = &outcomes[outcomes.len().saturating_sub(size as usize)..];
         let failures = last.iter().filter(|(failed, _)| *failed).count() as u64;

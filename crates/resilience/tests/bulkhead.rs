@@ -57,7 +57,7 @@ fn idle(max_concurrent: usize, max_queue: usize) -> PartitionStats {
 
 #[tokio::test(start_paused = true)]
 async fn never_exceeds_its_limit_under_a_storm_of_1000_calls() {
-    let layer = BulkheadLayer::new(&single(10, 1000, Duration::from_secs(3600))).expect("valid config");
+    let layer = BulkheadLayer::new(single(10, 1000, Duration::from_secs(3600))).expect("valid config");
     let gauge = Gauge::default();
     let svc = layer.layer(gauge.service::<()>(Duration::from_millis(10)));
 
@@ -73,7 +73,7 @@ async fn never_exceeds_its_limit_under_a_storm_of_1000_calls() {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_queue_refuses_the_overflow_at_once() {
-    let layer = BulkheadLayer::new(&single(2, 3, Duration::from_secs(60))).expect("valid config");
+    let layer = BulkheadLayer::new(single(2, 3, Duration::from_secs(60))).expect("valid config");
     let mut svc = layer.layer(Gauge::default().service::<()>(Duration::from_secs(10)));
 
     let mut held = Vec::new();
@@ -101,7 +101,7 @@ async fn a_full_queue_refuses_the_overflow_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_queued_call_is_refused_after_max_wait() {
-    let layer = BulkheadLayer::new(&single(1, 5, Duration::from_millis(200))).expect("valid config");
+    let layer = BulkheadLayer::new(single(1, 5, Duration::from_millis(200))).expect("valid config");
     let mut svc = layer.layer(Gauge::default().service::<()>(Duration::from_secs(10)));
     let running = tokio::spawn(svc.ready().await.expect("inner service ready").call(()));
 
@@ -117,7 +117,7 @@ async fn a_queued_call_is_refused_after_max_wait() {
 
 #[tokio::test(start_paused = true)]
 async fn a_queued_call_runs_as_soon_as_a_place_frees() {
-    let layer = BulkheadLayer::new(&single(1, 5, Duration::from_secs(60))).expect("valid config");
+    let layer = BulkheadLayer::new(single(1, 5, Duration::from_secs(60))).expect("valid config");
     let mut svc = layer.layer(service_fn(|_: ()| async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         Ok::<_, BoxError>(Instant::now())
@@ -134,7 +134,7 @@ async fn a_queued_call_runs_as_soon_as_a_place_frees() {
 
 #[tokio::test(start_paused = true)]
 async fn queued_futures_not_yet_polled_keep_no_free_place_idle() {
-    let layer = BulkheadLayer::new(&single(1, 1, Duration::from_secs(60))).expect("valid config");
+    let layer = BulkheadLayer::new(single(1, 1, Duration::from_secs(60))).expect("valid config");
     let mut svc = layer.layer(service_fn(|_: ()| async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         Ok::<_, BoxError>(Instant::now())
@@ -175,7 +175,7 @@ async fn queued_futures_not_yet_polled_keep_no_free_place_idle() {
 
 #[tokio::test(start_paused = true)]
 async fn max_wait_counts_from_the_call_not_the_first_poll() {
-    let layer = BulkheadLayer::new(&single(1, 2, Duration::from_secs(1))).expect("valid config");
+    let layer = BulkheadLayer::new(single(1, 2, Duration::from_secs(1))).expect("valid config");
     let mut svc = layer.layer(Gauge::default().service::<()>(Duration::from_secs(10)));
     let start = Instant::now();
     let _held = svc.ready().await.expect("inner service ready").call(());
@@ -197,8 +197,8 @@ async fn max_wait_counts_from_the_call_not_the_first_poll() {
 
 #[tokio::test(start_paused = true)]
 async fn partitions_isolate_and_unknown_names_go_to_the_default() {
-    let layer = BulkheadLayer::partitioned(&BulkheadConfig::default(), |name: &&'static str| Some(*name))
-        .expect("valid config");
+    let layer =
+        BulkheadLayer::partitioned(BulkheadConfig::default(), |name: &&'static str| Some(*name)).expect("valid config");
     let gauge = Gauge::default();
     let mut svc = layer.layer(gauge.service::<&'static str>(Duration::from_secs(10)));
 
@@ -223,7 +223,7 @@ async fn partitions_isolate_and_unknown_names_go_to_the_default() {
 
 #[tokio::test(start_paused = true)]
 async fn dropped_failed_and_panicking_calls_give_back_places_and_queue_slots() {
-    let layer = BulkheadLayer::new(&single(3, 3, Duration::from_secs(60))).expect("valid config");
+    let layer = BulkheadLayer::new(single(3, 3, Duration::from_secs(60))).expect("valid config");
     let slow = Gauge::default().service::<()>(Duration::from_secs(10));
     let mut svc = layer.layer(slow);
 
@@ -263,7 +263,7 @@ async fn dropped_failed_and_panicking_calls_give_back_places_and_queue_slots() {
 
 #[tokio::test(start_paused = true)]
 async fn clones_share_the_partitions() {
-    let layer = BulkheadLayer::new(&single(2, 0, Duration::ZERO)).expect("valid config");
+    let layer = BulkheadLayer::new(single(2, 0, Duration::ZERO)).expect("valid config");
     let svc = layer.layer(Gauge::default().service::<()>(Duration::from_secs(10)));
     let (mut a, mut b, mut c) = (svc.clone(), svc.clone(), svc);
 
@@ -283,7 +283,7 @@ fn config_refuses_out_of_range_values_naming_the_field() {
     assert_eq!(unknown_default.validate().expect_err("refused").field, "bulkhead.default_partition");
 
     let empty = BulkheadConfig { partitions: Default::default(), ..BulkheadConfig::default() };
-    assert_eq!(BulkheadLayer::new(&empty).expect_err("refused").field, "bulkhead.partitions");
+    assert_eq!(BulkheadLayer::new(empty).expect_err("refused").field, "bulkhead.partitions");
 
     let seed = BulkheadConfig::default();
     let widths: Vec<_> = seed.partitions.iter().map(|(name, p)| (name.as_str(), p.max_concurrent)).collect();

@@ -109,7 +109,7 @@ proptest! {
             budget: BudgetConfig { retry_percent: percent, min_per_sec: floor, ttl, ..BudgetConfig::default() },
             ..RetryConfig::default()
         };
-        match RetryLayer::new(&config) {
+        match RetryLayer::new(config) {
             Ok(layer) => paused_runtime().block_on(exercise(
                 ServiceBuilder::new().layer(layer).map_err(BoxError::from).service_fn(flaky),
             )),
@@ -120,7 +120,7 @@ proptest! {
     #[test]
     fn bulkhead_and_timeout(concurrent in size(), queue in proptest::option::of(size()), wait in duration(), timeout in duration()) {
         let partition = PartitionConfig { max_concurrent: concurrent, max_queue: queue, max_wait: wait };
-        match BulkheadLayer::new(&BulkheadConfig::single(partition)) {
+        match BulkheadLayer::new(BulkheadConfig::single(partition)) {
             Ok(layer) => paused_runtime().block_on(exercise(
                 ServiceBuilder::new()
                     .layer(layer)
@@ -130,5 +130,27 @@ proptest! {
             )),
             Err(e) => prop_assert!(refused(&e, &["bulkhead."]), "{e}"),
         }
+    }
+}
+
+/// A name given in a config may be anything a user pasted, a URL with its password
+/// included: a refusal names the field and the rule, never the value.
+#[test]
+fn bulkhead_config_errors_never_repeat_user_text() {
+    const SECRET: &str = "redis+unix://x?pass=marker-secret-7f3a";
+    let unknown_default = BulkheadConfig { default_partition: SECRET.to_owned(), ..BulkheadConfig::default() };
+    let mut zero_wide = BulkheadConfig::single(PartitionConfig::new(0));
+    zero_wide.partitions = [(SECRET.to_owned(), PartitionConfig::new(0))].into();
+    zero_wide.default_partition = SECRET.to_owned();
+    let mut too_patient =
+        BulkheadConfig::single(PartitionConfig::new(1).with_queue(1, Duration::from_secs(86_401 * 2)));
+    too_patient.partitions = [(SECRET.to_owned(), too_patient.partitions["default"].clone())].into();
+    too_patient.default_partition = SECRET.to_owned();
+
+    for config in [unknown_default, zero_wide, too_patient] {
+        let error = BulkheadLayer::new(config).expect_err("an invalid config is refused");
+        let shown = format!("{error} {error:?}");
+        assert!(error.field.starts_with("bulkhead."), "{shown}");
+        assert!(!shown.contains("marker-secret"), "{shown}");
     }
 }

@@ -96,13 +96,27 @@ async fn keys_are_isolated_and_hosts_compare_without_case_or_port() {
 
 #[tokio::test(start_paused = true)]
 async fn keyed_layer_takes_any_key_closure() {
-    let layer = RateLimitLayer::keyed(Quota::per_second(1).expect("valid quota"), |client: &u32| *client);
+    let layer = RateLimitLayer::keyed(Quota::per_second(1).expect("valid quota"), |client: &u32| Some(*client));
     let mut svc = layer.layer(clock_service());
 
     svc.ready().await.expect("inner service ready").call(7).await.expect("allowed");
     let err = svc.ready().await.expect("inner service ready").call(7).await.expect_err("refused");
     assert_eq!(rate_limited(&err).key.as_deref(), Some("7"));
     svc.ready().await.expect("inner service ready").call(8).await.expect("allowed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_layer_lets_requests_without_a_key_through_unlimited() {
+    let layer = RateLimitLayer::keyed(Quota::per_second(1).expect("valid quota"), |client: &u32| {
+        (*client != 0).then_some(*client)
+    });
+    let mut svc = layer.layer(clock_service());
+
+    for _ in 0..5 {
+        svc.ready().await.expect("inner service ready").call(0).await.expect("keyless: never limited");
+    }
+    svc.ready().await.expect("inner service ready").call(7).await.expect("allowed");
+    svc.ready().await.expect("inner service ready").call(7).await.expect_err("refused");
 }
 
 #[tokio::test(start_paused = true)]
@@ -281,7 +295,7 @@ async fn inner_errors_pass_through_unchanged() {
 async fn config_builds_the_layer_it_describes() {
     let config =
         RateLimitConfig { rate: 2, burst: Some(1), mode: Mode::Wait, max_wait: ms(600), ..RateLimitConfig::default() };
-    let svc = RateLimitLayer::from_config(&config).expect("valid config").layer(clock_service());
+    let svc = RateLimitLayer::from_config(config).expect("valid config").layer(clock_service());
     let start = Instant::now();
 
     assert_eq!(svc.clone().oneshot(get("http://a.example/")).await.expect("allowed"), start);
@@ -295,7 +309,7 @@ async fn config_builds_the_layer_it_describes() {
         (RateLimitConfig { mode: Mode::Wait, max_wait: Duration::ZERO, ..Default::default() }, "rate_limit.max_wait"),
         (RateLimitConfig { max_keys: 0, ..Default::default() }, "rate_limit.max_keys"),
     ] {
-        assert_eq!(RateLimitLayer::from_config(&bad).expect_err("refused").field, field);
+        assert_eq!(RateLimitLayer::from_config(bad).expect_err("refused").field, field);
     }
 }
 

@@ -107,7 +107,7 @@ fn config() -> RetryConfig {
 }
 
 fn retry(config: RetryConfig, upstream: &Upstream) -> Retry<Upstream> {
-    RetryLayer::new(&config).expect("valid config").layer(upstream.clone())
+    RetryLayer::new(config).expect("valid config").layer(upstream.clone())
 }
 
 // ----- attempts -----
@@ -147,14 +147,13 @@ async fn one_attempt_never_retries() {
 
 #[test]
 fn zero_max_attempts_is_refused_naming_the_field() {
-    let error =
-        RetryLayer::new(&RetryConfig { max_attempts: 0, ..RetryConfig::default() }).expect_err("the call fails");
+    let error = RetryLayer::new(RetryConfig { max_attempts: 0, ..RetryConfig::default() }).expect_err("the call fails");
     assert_eq!(error.field, "retry.max_attempts");
 }
 
 #[test]
 fn out_of_range_budget_and_delays_are_refused_naming_the_field() {
-    let refused = |config: RetryConfig| RetryLayer::new(&config).expect_err("the call fails").field;
+    let refused = |config: RetryConfig| RetryLayer::new(config).expect_err("the call fails").field;
     let budget = |budget: BudgetConfig| RetryConfig { budget, ..RetryConfig::default() };
     assert_eq!(
         refused(budget(BudgetConfig { retry_percent: -0.1, ..BudgetConfig::default() })),
@@ -181,7 +180,7 @@ fn out_of_range_budget_and_delays_are_refused_naming_the_field() {
 
 #[test]
 fn durations_over_a_day_are_refused_naming_the_field_instead_of_panicking_later() {
-    let refused = |config: RetryConfig| RetryLayer::new(&config).expect_err("the call fails").field;
+    let refused = |config: RetryConfig| RetryLayer::new(config).expect_err("the call fails").field;
     let day = RetryConfig::MAX_DURATION;
     assert_eq!(day, Duration::from_secs(86_400));
     assert_eq!(
@@ -240,7 +239,7 @@ fn retry_services_and_their_futures_are_send_and_clone() {
     fn assert_send_clone<T: Send + Sync + Clone>(_: &T) {}
     fn assert_send<T: Send>(_: &T) {}
     let upstream = Upstream::new([]);
-    let mut service = RetryLayer::new(&config())
+    let mut service = RetryLayer::new(config())
         .expect("valid config")
         .retry_on_response(RetryOnStatus::transient())
         .retry_on_error(|error: &BoxError| decide_by_default(error))
@@ -273,7 +272,7 @@ async fn waits_the_backoff_delay_between_attempts() {
 #[tokio::test(start_paused = true)]
 async fn a_custom_backoff_gets_the_failed_attempt_number() {
     let upstream = Upstream::new([fail("a"), fail("b"), ok()]);
-    let layer = RetryLayer::new(&config())
+    let layer = RetryLayer::new(config())
         .expect("valid config")
         .backoff(Backoff::custom(|attempt| Duration::from_secs(attempt.into())));
 
@@ -344,7 +343,7 @@ proptest! {
 #[tokio::test(start_paused = true)]
 async fn retry_after_of_a_429_is_waited_exactly() {
     let upstream = Upstream::new([Step::Status(429, Some("7".into())), ok()]);
-    let service = RetryLayer::new(&config())
+    let service = RetryLayer::new(config())
         .expect("valid config")
         .retry_on_response(RetryOnStatus::transient())
         .layer(upstream.clone());
@@ -359,7 +358,7 @@ async fn retry_after_of_a_429_is_waited_exactly() {
 async fn retry_after_is_capped_by_max_retry_after() {
     let upstream = Upstream::new([Step::Status(503, Some("3600".into())), ok()]);
     let config = RetryConfig { max_retry_after: Duration::from_secs(30), ..config() };
-    let service = RetryLayer::new(&config)
+    let service = RetryLayer::new(config)
         .expect("valid config")
         .retry_on_response(RetryOnStatus::transient())
         .layer(upstream.clone());
@@ -374,7 +373,7 @@ async fn retry_after_as_an_http_date_is_honoured_and_capped() {
     let in_an_hour = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
     let upstream = Upstream::new([Step::Status(503, Some(in_an_hour)), ok()]);
     let config = RetryConfig { max_retry_after: Duration::from_secs(45), ..config() };
-    let service = RetryLayer::new(&config)
+    let service = RetryLayer::new(config)
         .expect("valid config")
         .retry_on_response(RetryOnStatus::transient())
         .layer(upstream.clone());
@@ -406,7 +405,7 @@ fn retry_after_values_parse_as_delta_seconds_or_http_dates() {
 async fn the_wait_is_the_longer_of_backoff_and_retry_after() {
     let upstream = Upstream::new([Step::Status(503, Some("2".into())), Step::Status(503, Some("9".into())), ok()]);
     let config = RetryConfig { base_delay: Duration::from_secs(5), ..config() };
-    let service = RetryLayer::new(&config)
+    let service = RetryLayer::new(config)
         .expect("valid config")
         .retry_on_response(RetryOnStatus::transient())
         .layer(upstream.clone());
@@ -430,7 +429,7 @@ async fn a_rate_limiters_retry_in_is_waited() {
 async fn a_retryable_response_is_returned_as_is_after_the_last_attempt() {
     let upstream = Upstream::new([Step::Status(503, None), Step::Status(503, None)]);
     let config = RetryConfig { max_attempts: 2, ..config() };
-    let service = RetryLayer::new(&config)
+    let service = RetryLayer::new(config)
         .expect("valid config")
         .retry_on_response(RetryOnStatus::transient())
         .layer(upstream.clone());
@@ -443,7 +442,7 @@ async fn a_retryable_response_is_returned_as_is_after_the_last_attempt() {
 async fn a_huge_retry_after_is_capped_and_does_not_panic() {
     let upstream = Upstream::new([Step::Status(503, Some(u64::MAX.to_string())), ok()]);
     let config = RetryConfig { max_retry_after: RetryConfig::MAX_DURATION, ..config() };
-    let service = RetryLayer::new(&config)
+    let service = RetryLayer::new(config)
         .expect("valid config")
         .retry_on_response(RetryOnStatus::transient())
         .layer(upstream.clone());
@@ -459,7 +458,7 @@ async fn an_uncapped_custom_backoff_does_not_panic() {
     // wait ends in the far future (about 30 years) instead of panicking.
     let upstream = Upstream::new([fail("reset"), ok()]);
     let config = RetryConfig { attempt_timeout: Some(RetryConfig::MAX_DURATION), ..config() };
-    let service = RetryLayer::new(&config)
+    let service = RetryLayer::new(config)
         .expect("valid config")
         .backoff(Backoff::custom(|_| Duration::MAX))
         .layer(upstream.clone());
@@ -505,7 +504,7 @@ async fn retry_stacks_with_timeout_and_fallback() {
     let degraded = |_: BoxError| http::Response::builder().status(299).body(()).expect("a valid response");
     let service = ServiceBuilder::new()
         .layer(FallbackLayer::value(is_rejection, degraded))
-        .layer(RetryLayer::new(&config()).expect("valid config"))
+        .layer(RetryLayer::new(config()).expect("valid config"))
         .layer(TimeoutLayer::new(Duration::from_secs(2)))
         .service(upstream.clone());
     let start = Instant::now();
@@ -529,7 +528,7 @@ async fn ok_responses_are_not_retried_by_default() {
 #[tokio::test(start_paused = true)]
 async fn a_response_policy_closure_chooses_what_to_retry() {
     let upstream = Upstream::new([Step::Status(403, None), Step::Status(404, None), ok()]);
-    let service = RetryLayer::new(&config())
+    let service = RetryLayer::new(config())
         .expect("valid config")
         .retry_on_response(|response: &Response| Decision::retry_if(response.status() == 403))
         .layer(upstream.clone());
@@ -541,7 +540,7 @@ async fn a_response_policy_closure_chooses_what_to_retry() {
 #[tokio::test(start_paused = true)]
 async fn an_error_policy_chooses_which_errors_are_retried() {
     let upstream = Upstream::new([fail("connection reset"), fail("certificate invalid"), ok()]);
-    let service = RetryLayer::new(&config())
+    let service = RetryLayer::new(config())
         .expect("valid config")
         .retry_on_error(|error: &BoxError| {
             if error.to_string().contains("certificate") { Decision::Return } else { decide_by_default(error) }
@@ -570,7 +569,7 @@ async fn an_open_breaker_or_a_full_bulkhead_is_not_retried_by_default() {
 async fn a_breaker_retried_by_choice_is_retried_after_its_retry_in() {
     let open = CircuitOpen { state: "open", retry_in: Some(Duration::from_secs(4)), key: Some("proxy-7".into()) };
     let upstream = Upstream::new([Step::Fail(Box::new(open)), ok()]);
-    let service = RetryLayer::new(&config())
+    let service = RetryLayer::new(config())
         .expect("valid config")
         .retry_on_error(|_: &BoxError| Decision::Retry)
         .layer(upstream.clone());
@@ -588,7 +587,7 @@ async fn the_budget_stops_a_retry_storm() {
     let upstream = Upstream::new([]);
     let config = RetryConfig { max_attempts: 3, ..RetryConfig::default() };
     let budget = config.budget.clone();
-    let service = RetryLayer::new(&config).expect("valid config").layer(upstream.clone());
+    let service = RetryLayer::new(config).expect("valid config").layer(upstream.clone());
 
     // When they all run
     let results = join_all((0..1000).map(|i| service.clone().oneshot(i))).await;
@@ -672,7 +671,7 @@ async fn a_retryable_response_refused_by_the_budget_is_returned_as_is() {
         budget: BudgetConfig { min_per_sec: 0, retry_percent: 0.0, ..BudgetConfig::default() },
         ..config()
     };
-    let service = RetryLayer::new(&config)
+    let service = RetryLayer::new(config)
         .expect("valid config")
         .retry_on_response(RetryOnStatus::transient())
         .layer(upstream.clone());
@@ -682,7 +681,7 @@ async fn a_retryable_response_refused_by_the_budget_is_returned_as_is() {
 }
 
 fn budget(retry_percent: f64, min_per_sec: u32, ttl_secs: u64) -> RetryBudget {
-    RetryBudget::new(&BudgetConfig { retry_percent, min_per_sec, ttl: Duration::from_secs(ttl_secs), enabled: true })
+    RetryBudget::new(BudgetConfig { retry_percent, min_per_sec, ttl: Duration::from_secs(ttl_secs), enabled: true })
         .expect("valid budget")
 }
 
@@ -801,7 +800,7 @@ async fn each_retry_sends_the_request_as_prepared_from_the_last_attempt() {
         budget: BudgetConfig { enabled: false, ..BudgetConfig::default() },
         ..RetryConfig::default()
     };
-    let retry = RetryLayer::new(&config)
+    let retry = RetryLayer::new(config)
         .expect("valid config")
         .retry_on_error(|_: &BoxError| Decision::Retry)
         .prepare_retry(|tried: &mut Vec<String>, last: &Result<String, BoxError>| {

@@ -15,7 +15,6 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
@@ -32,81 +31,7 @@ use super::events::{Emitter, StateChange};
 use super::future::ResponseFuture;
 use super::state::{Breaker, Snapshot};
 use crate::error::{BoxError, ConfigError};
-
-/// Finds the key of a request. Closures `Fn(&Req) -> Option<K>` are extractors.
-///
-/// A request without a key (`None`) passes unguarded: no breaker sees it.
-pub trait KeyExtractor<Req> {
-    /// The key.
-    type Key;
-    /// The key of `request`, if it has one.
-    fn extract(&self, request: &Req) -> Option<Self::Key>;
-}
-
-impl<F, Req, K> KeyExtractor<Req> for F
-where
-    F: Fn(&Req) -> Option<K>,
-{
-    type Key = K;
-
-    fn extract(&self, request: &Req) -> Option<K> {
-        self(request)
-    }
-}
-
-/// Keys an `http::Request` by its target host as [`harvester_core::host::of_request`] names
-/// it (the URI's host, else the `Host` header's; lower-case, no port, IPv6 without
-/// brackets), the same key the keyed rate limiter uses. Requests with neither pass
-/// unguarded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RequestHost;
-
-impl<B> KeyExtractor<http::Request<B>> for RequestHost {
-    type Key = String;
-
-    fn extract(&self, request: &http::Request<B>) -> Option<String> {
-        harvester_core::host::of_request(request).map(std::borrow::Cow::into_owned)
-    }
-}
-
-/// Keys an `http::Request` by a value of type `T` in its extensions (e.g. the proxy chosen for
-/// it). Requests without one pass unguarded.
-pub struct ExtensionKey<T>(PhantomData<fn() -> T>);
-
-impl<T> ExtensionKey<T> {
-    /// The extractor.
-    pub const fn new() -> Self {
-        ExtensionKey(PhantomData)
-    }
-}
-
-impl<T> Default for ExtensionKey<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T> Clone for ExtensionKey<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for ExtensionKey<T> {}
-
-impl<T> fmt::Debug for ExtensionKey<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ExtensionKey<{}>", std::any::type_name::<T>())
-    }
-}
-
-impl<B, T: Clone + Send + Sync + 'static> KeyExtractor<http::Request<B>> for ExtensionKey<T> {
-    type Key = T;
-
-    fn extract(&self, request: &http::Request<B>) -> Option<T> {
-        request.extensions().get::<T>().cloned()
-    }
-}
+use crate::key::{ExtensionKey, HostKey, KeyExtractor, TargetHost};
 
 #[derive(Debug)]
 struct Entry {
@@ -131,13 +56,13 @@ const TOUCH_RESOLUTION_NANOS: u64 = 1_000_000;
 ///
 /// ```
 /// use std::time::Duration;
-/// use harvester_resilience::breaker::{BreakerConfig, BreakerState, KeyedBreaker, Outcome};
+/// use harvester_resilience::breaker::{BreakerConfig, BreakerState, KeyedBreaker, CallOutcome};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let hosts = KeyedBreaker::new(BreakerConfig { minimum_calls: 1, ..BreakerConfig::default() }).unwrap();
 /// let down = hosts.breaker(&"down.example".to_owned());
-/// down.try_acquire().unwrap().record(Outcome::failure(Duration::ZERO));
+/// down.try_acquire().unwrap().record(CallOutcome::failure(Duration::ZERO));
 /// assert_eq!(down.state(), BreakerState::Open);
 /// assert_eq!(hosts.breaker(&"up.example".to_owned()).state(), BreakerState::Closed);
 /// # }
@@ -323,6 +248,7 @@ impl<K: Hash + Eq + Clone + fmt::Display> KeyedBreaker<K> {
 /// let client = ServiceBuilder::new().layer(per_host).service_fn(fetch);
 /// # let _ = client;
 /// ```
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct KeyedCircuitBreakerLayer<K, X, C = ErrorIsFailure> {
     breakers: KeyedBreaker<K>,
     extractor: X,
@@ -363,10 +289,11 @@ impl<K, X> KeyedCircuitBreakerLayer<K, X> {
     }
 }
 
-impl KeyedCircuitBreakerLayer<String, RequestHost> {
-    /// One breaker per target host of `http::Request`s ([`RequestHost`]).
+impl KeyedCircuitBreakerLayer<HostKey, TargetHost> {
+    /// One breaker per target host of `http::Request`s ([`TargetHost::new`]): requests
+    /// without a host pass unguarded.
     pub fn per_host(config: BreakerConfig) -> Result<Self, ConfigError> {
-        Ok(Self::from_breakers(KeyedBreaker::new(config)?, RequestHost))
+        Ok(Self::from_breakers(KeyedBreaker::new(config)?, TargetHost::new()))
     }
 }
 

@@ -14,6 +14,7 @@ use crate::error::ConfigError;
 /// Wraps services in a [`CircuitBreaker`]. Every service it makes, and every clone of those,
 /// shares one [`Breaker`]: a breaker opened by one task is open for all.
 #[derive(Clone)]
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct CircuitBreakerLayer<C = ErrorIsFailure> {
     breaker: Breaker,
     classifier: C,

@@ -67,11 +67,12 @@ mod service;
 mod state;
 mod window;
 
+pub use crate::key::{ExtensionKey, HostKey, KeyExtractor, TargetHost};
 pub use classify::{Classify, ErrorIsFailure, ServerErrorIsFailure};
 pub use config::{BreakerConfig, Jitter, OpenWaitGrowth, SlidingWindow};
 pub use events::{EVENT_CAPACITY, Reason, StateChange};
 pub use future::ResponseFuture;
-pub use keyed::{ExtensionKey, KeyExtractor, KeyedBreaker, KeyedCircuitBreaker, KeyedCircuitBreakerLayer, RequestHost};
+pub use keyed::{KeyedBreaker, KeyedCircuitBreaker, KeyedCircuitBreakerLayer};
 pub use layer::CircuitBreakerLayer;
 pub use service::CircuitBreaker;
-pub use state::{Breaker, BreakerState, Outcome, Permit, Snapshot};
+pub use state::{Breaker, BreakerState, CallOutcome, Permit, Snapshot};

@@ -26,6 +26,7 @@ use crate::error::{CircuitOpen, ConfigError};
 /// What a breaker does with calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum BreakerState {
     /// Calls pass and are judged.
     Closed = 0,
@@ -468,22 +469,22 @@ pub struct Snapshot {
 
 /// The outcome of a call made under a [`Permit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub struct CallOutcome {
     /// Whether the call failed.
     pub failed: bool,
     /// How long it took; at least `slow_call_duration` makes it slow.
     pub elapsed: Duration,
 }
 
-impl Outcome {
+impl CallOutcome {
     /// A call that succeeded after `elapsed`.
-    pub const fn success(elapsed: Duration) -> Outcome {
-        Outcome { failed: false, elapsed }
+    pub const fn success(elapsed: Duration) -> CallOutcome {
+        CallOutcome { failed: false, elapsed }
     }
 
     /// A call that failed after `elapsed`.
-    pub const fn failure(elapsed: Duration) -> Outcome {
-        Outcome { failed: true, elapsed }
+    pub const fn failure(elapsed: Duration) -> CallOutcome {
+        CallOutcome { failed: true, elapsed }
     }
 }
 
@@ -505,7 +506,7 @@ impl fmt::Debug for Permit<'_> {
 impl Permit<'_> {
     /// Records the call's outcome.
     #[inline]
-    pub fn record(mut self, outcome: Outcome) {
+    pub fn record(mut self, outcome: CallOutcome) {
         if let Some(ticket) = self.ticket.take() {
             self.shared.record(ticket, outcome.failed, outcome.elapsed, None);
         }
@@ -527,6 +528,7 @@ impl Drop for Permit<'_> {
 
 /// A permit that owns its breaker, held by a response future.
 #[derive(Debug)]
+#[must_use = "dropping it gives the permit back at once"]
 pub(crate) struct OwnedPermit {
     shared: Arc<Shared>,
     ticket: Option<Ticket>,
@@ -559,14 +561,14 @@ impl Drop for OwnedPermit {
 ///
 /// ```
 /// use std::time::Duration;
-/// use harvester_resilience::breaker::{Breaker, BreakerConfig, BreakerState, Outcome};
+/// use harvester_resilience::breaker::{Breaker, BreakerConfig, BreakerState, CallOutcome};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// let breaker = Breaker::new(BreakerConfig { minimum_calls: 2, ..BreakerConfig::default() }).unwrap();
 /// for _ in 0..2 {
 ///     let permit = breaker.try_acquire().unwrap();
-///     permit.record(Outcome::failure(Duration::from_millis(3)));
+///     permit.record(CallOutcome::failure(Duration::from_millis(3)));
 /// }
 /// assert_eq!(breaker.state(), BreakerState::Open);
 /// let refused = breaker.try_acquire().unwrap_err();

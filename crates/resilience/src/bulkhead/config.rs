@@ -49,23 +49,25 @@ impl PartitionConfig {
         self.max_queue.unwrap_or(self.max_concurrent)
     }
 
-    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+    /// `position` is the partition's rank in name order: names are user text and may hold
+    /// anything (a URL with a password), so messages never repeat them.
+    fn validate(&self, position: usize) -> Result<(), ConfigError> {
         if self.max_concurrent == 0 {
             return Err(ConfigError::new(
                 "bulkhead.partitions.max_concurrent",
-                format!("partition '{name}': must be at least 1"),
+                format!("partition {position} (in name order): must be at least 1"),
             ));
         }
         if self.max_concurrent > Semaphore::MAX_PERMITS {
             return Err(ConfigError::new(
                 "bulkhead.partitions.max_concurrent",
-                format!("partition '{name}': must be at most {}", Semaphore::MAX_PERMITS),
+                format!("partition {position} (in name order): must be at most {}", Semaphore::MAX_PERMITS),
             ));
         }
         if self.max_wait > LONGEST_WAIT {
             return Err(ConfigError::new(
                 "bulkhead.partitions.max_wait",
-                format!("partition '{name}': must be at most a day"),
+                format!("partition {position} (in name order): must be at most a day"),
             ));
         }
         Ok(())
@@ -110,19 +112,17 @@ impl BulkheadConfig {
         }
     }
 
-    /// Refuses out-of-range values, naming the field.
+    /// Refuses out-of-range values, naming the field and the rule. A message never repeats
+    /// a name given here (partition names, `default_partition`): they are user text.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.partitions.is_empty() {
             return Err(ConfigError::new("bulkhead.partitions", "at least one partition is needed"));
         }
-        for (name, partition) in &self.partitions {
-            partition.validate(name)?;
+        for (position, partition) in self.partitions.values().enumerate() {
+            partition.validate(position + 1)?;
         }
         if !self.partitions.contains_key(&self.default_partition) {
-            return Err(ConfigError::new(
-                "bulkhead.default_partition",
-                format!("'{}' is not one of the partitions", self.default_partition),
-            ));
+            return Err(ConfigError::new("bulkhead.default_partition", "must be the name of one of the partitions"));
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ use crate::error::ConfigError;
 
 /// Applies a bulkhead to services. The partitions are created with the layer and shared by
 /// every service it wraps and all their clones.
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct BulkheadLayer<P = DefaultPartition> {
     bulkhead: Bulkhead,
     selector: Arc<P>,
@@ -19,7 +20,7 @@ pub struct BulkheadLayer<P = DefaultPartition> {
 
 impl BulkheadLayer<DefaultPartition> {
     /// Every request in `config`'s default partition.
-    pub fn new(config: &BulkheadConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: BulkheadConfig) -> Result<Self, ConfigError> {
         Ok(BulkheadLayer { bulkhead: Bulkhead::new(config)?, selector: Arc::new(DefaultPartition) })
     }
 }
@@ -28,7 +29,7 @@ impl<P> BulkheadLayer<P> {
     /// Each request in the partition `selector` names (a closure `Fn(&Req) -> Option<&str>`);
     /// `None` or an unknown name means `config`'s default partition, so a typo degrades to
     /// the ordinary limits instead of failing calls.
-    pub fn partitioned<Req>(config: &BulkheadConfig, selector: P) -> Result<Self, ConfigError>
+    pub fn partitioned<Req>(config: BulkheadConfig, selector: P) -> Result<Self, ConfigError>
     where
         P: Fn(&Req) -> Option<&str>,
     {

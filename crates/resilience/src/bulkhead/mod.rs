@@ -30,7 +30,7 @@
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), BoxError> {
 //! // Requests say their partition in a header; the rest are "regular".
-//! let layer = BulkheadLayer::partitioned(&BulkheadConfig::default(), |req: &http::Request<()>| {
+//! let layer = BulkheadLayer::partitioned(BulkheadConfig::default(), |req: &http::Request<()>| {
 //!     req.headers().get("x-partition").and_then(|v| v.to_str().ok())
 //! })?;
 //! let bulkhead = layer.bulkhead().clone();

@@ -107,6 +107,7 @@ impl Partition {
 }
 
 /// A running call's place; given back when dropped (completion, error, panic or cancel).
+#[must_use = "dropping it gives the place back at once"]
 pub(crate) struct Place(Arc<Partition>);
 
 impl Place {
@@ -126,6 +127,7 @@ impl Drop for Place {
 }
 
 /// A waiting call's place in the queue and the end of its wait; given back when dropped.
+#[must_use = "dropping it leaves the queue at once"]
 pub(crate) struct QueueSlot {
     partition: Arc<Partition>,
     /// The call's instant plus the partition's max wait.
@@ -164,7 +166,7 @@ pub struct Bulkhead {
 
 impl Bulkhead {
     /// The partitions of a valid `config`.
-    pub fn new(config: &BulkheadConfig) -> Result<Bulkhead, ConfigError> {
+    pub fn new(config: BulkheadConfig) -> Result<Bulkhead, ConfigError> {
         config.validate()?;
         let partitions: Arc<[Arc<Partition>]> = config
             .partitions

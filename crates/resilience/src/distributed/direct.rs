@@ -63,9 +63,9 @@ impl DistributedRateLimiter {
         connection: RedisConnection,
         key: &str,
         quota: Quota,
-        options: &DistributedOptions,
+        options: DistributedOptions,
     ) -> Result<DistributedRateLimiter, ConfigError> {
-        Ok(DistributedRateLimiter::with_core(Core::new(connection, quota, options)?, key))
+        Ok(DistributedRateLimiter::with_core(Core::new(connection, quota, &options)?, key))
     }
 
     fn with_core(core: Core, key: &str) -> DistributedRateLimiter {

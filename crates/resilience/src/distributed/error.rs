@@ -27,6 +27,7 @@ pub enum DistributedError {
 
 /// Why a distributed check did not let the call through.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum Refusal {
     /// The quota has no cell within the wait allowed (decided by Redis, by the local
     /// deny-cache, or by the local fallback limiter).

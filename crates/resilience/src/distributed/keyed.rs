@@ -60,9 +60,10 @@ impl<K: Hash + Eq + Clone> DistributedKeyedRateLimiter<K> {
         connection: RedisConnection,
         namespace: &str,
         quota: Quota,
-        options: &DistributedOptions,
+        options: DistributedOptions,
     ) -> Result<Self, ConfigError> {
-        Ok(Self::with_core(Core::new(connection, quota, options)?, namespace, options.max_keys))
+        let max_keys = options.max_keys;
+        Ok(Self::with_core(Core::new(connection, quota, &options)?, namespace, max_keys))
     }
 
     fn with_core(core: Core, namespace: &str, max_keys: usize) -> Self {

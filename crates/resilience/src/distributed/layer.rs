@@ -12,12 +12,14 @@ use super::direct::DistributedRateLimiter;
 use super::error::DistributedError;
 use super::keyed::DistributedKeyedRateLimiter;
 use super::service::{DistributedHttpLimit, DistributedKeyed, DistributedRateLimit};
-use crate::rate_limit::{HostKey, KeyBy, TargetHost};
+use crate::key::{HostKey, TargetHost};
+use crate::rate_limit::KeyBy;
 
 /// Applies a distributed rate limit to services, as [`RateLimitLayer`](crate::RateLimitLayer)
 /// does a local one: reject mode by default, [`wait_up_to`](Self::wait_up_to) for wait
 /// mode, one limit shared by every service built from the layer, every clone, and every
 /// process using the same Redis keys.
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct DistributedRateLimitLayer<L> {
     limit: Arc<L>,
     max_wait: Duration,
@@ -55,7 +57,8 @@ impl DistributedRateLimitLayer<DistributedRateLimiter> {
 }
 
 impl<K, E> DistributedRateLimitLayer<DistributedKeyed<K, E>> {
-    /// One limit per key, the key found by `extractor` (a closure `Fn(&Req) -> K`).
+    /// One limit per key, the key found by `extractor` (a [`KeyExtractor`](crate::KeyExtractor), such
+    /// as a closure `Fn(&Req) -> Option<K>`); a request without a key is not limited.
     pub fn keyed(limiter: DistributedKeyedRateLimiter<K>, extractor: E) -> Self {
         DistributedRateLimitLayer::new(DistributedKeyed::new(limiter, extractor))
     }
@@ -64,7 +67,7 @@ impl<K, E> DistributedRateLimitLayer<DistributedKeyed<K, E>> {
 impl DistributedRateLimitLayer<DistributedKeyed<HostKey, TargetHost>> {
     /// One limit per target host of `http::Request`s ([`HostKey::of`]).
     pub fn per_host(limiter: DistributedKeyedRateLimiter<HostKey>) -> Self {
-        DistributedRateLimitLayer::keyed(limiter, TargetHost)
+        DistributedRateLimitLayer::keyed(limiter, TargetHost::or_empty())
     }
 }
 
@@ -73,7 +76,7 @@ impl DistributedRateLimitLayer<DistributedHttpLimit> {
     /// first request (so a process starts while Redis is down); must be called inside a
     /// tokio runtime. The Redis key is the prefix plus `config.name` (direct), or plus
     /// `config.name:host` (per host).
-    pub fn from_config(config: &DistributedRateLimitConfig) -> Result<Self, DistributedError> {
+    pub fn from_config(config: DistributedRateLimitConfig) -> Result<Self, DistributedError> {
         config.validate()?;
         let connection = RedisConnection::lazy(&config.redis)?;
         let quota = config.quota()?;
@@ -83,11 +86,11 @@ impl DistributedRateLimitLayer<DistributedHttpLimit> {
                 connection,
                 &config.name,
                 quota,
-                &options,
+                options,
             )?),
             KeyBy::Host => DistributedHttpLimit::PerHost(DistributedKeyed::new(
-                DistributedKeyedRateLimiter::with_options(connection, &config.name, quota, &options)?,
-                TargetHost,
+                DistributedKeyedRateLimiter::with_options(connection, &config.name, quota, options)?,
+                TargetHost::or_empty(),
             )),
         };
         Ok(DistributedRateLimitLayer::new(limit).wait_up_to(config.as_local().effective_max_wait()))

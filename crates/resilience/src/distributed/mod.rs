@@ -54,7 +54,7 @@
 //! // 2 requests per second per host across every instance; 4 instances, so each takes a
 //! // quarter of it while Redis is away.
 //! let options = DistributedOptions { failure_policy: FailurePolicy::Local { share: 0.25 }, ..Default::default() };
-//! let per_host = DistributedKeyedRateLimiter::<HostKey>::with_options(redis, "crawl", Quota::per_second(2)?, &options)?;
+//! let per_host = DistributedKeyedRateLimiter::<HostKey>::with_options(redis, "crawl", Quota::per_second(2)?, options)?;
 //! let mut client = ServiceBuilder::new()
 //!     .layer(DistributedRateLimitLayer::per_host(per_host).wait_up_to(Duration::from_secs(3)))
 //!     .service_fn(|req: http::Request<()>| async move { Ok::<_, BoxError>(req.uri().to_string()) });

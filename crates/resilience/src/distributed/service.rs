@@ -14,7 +14,7 @@ use super::direct::DistributedRateLimiter;
 use super::error::Refusal;
 use super::keyed::DistributedKeyedRateLimiter;
 use crate::error::{BoxError, LimiterUnavailable, RateLimited};
-use crate::rate_limit::{HostKey, KeyExtractor, TargetHost};
+use crate::key::{HostKey, KeyExtractor, TargetHost};
 
 /// What a [`DistributedRateLimit`] service enforces: decides, for one request, whether it
 /// may go now, after a wait, or not at all. Unlike the local
@@ -53,7 +53,8 @@ pub struct DistributedKeyed<K, E> {
 }
 
 impl<K, E> DistributedKeyed<K, E> {
-    /// `limiter`, keyed by `extractor` (a closure `Fn(&Req) -> K`, or [`TargetHost`]).
+    /// `limiter`, keyed by `extractor` (a closure `Fn(&Req) -> Option<K>`, or
+    /// [`TargetHost`]); a request without a key is not limited.
     pub fn new(limiter: DistributedKeyedRateLimiter<K>, extractor: E) -> Self {
         DistributedKeyed { limiter, extractor }
     }
@@ -77,6 +78,9 @@ where
         let limiter = self.limiter.clone();
         let key = self.extractor.extract(req);
         async move {
+            let Some(key) = key else {
+                return Ok(Duration::ZERO);
+            };
             limiter
                 .reserve_key(&key, max_wait)
                 .await
@@ -104,7 +108,9 @@ impl<B> DistributedLimit<http::Request<B>> for DistributedHttpLimit {
         // Both arms in one future type: the key is found now, the round trip made later.
         let (global, keyed) = match self {
             DistributedHttpLimit::Global(limiter) => (Some(limiter.clone()), None),
-            DistributedHttpLimit::PerHost(keyed) => (None, Some((keyed.limiter.clone(), HostKey::of(req)))),
+            DistributedHttpLimit::PerHost(keyed) => {
+                (None, keyed.extractor.extract(req).map(|key| (keyed.limiter.clone(), key)))
+            }
         };
         async move {
             match (global, keyed) {

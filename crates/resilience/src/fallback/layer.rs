@@ -10,6 +10,7 @@ use super::service::{Fallback, Shared};
 
 /// Wraps services in [`Fallback`]; cloning it is cheap (the predicate and the handler
 /// are shared).
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct FallbackLayer<P, H> {
     shared: Arc<Shared<P, H>>,
 }

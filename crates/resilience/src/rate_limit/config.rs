@@ -5,10 +5,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::gcra::RateLimiter;
-use super::keyed::{DEFAULT_MAX_KEYS, HostKey, Keyed, KeyedRateLimiter, TargetHost};
+use super::keyed::{DEFAULT_MAX_KEYS, Keyed, KeyedRateLimiter};
 use super::quota::Quota;
 use super::service::Limit;
 use crate::error::{ConfigError, RateLimited};
+use crate::key::{HostKey, TargetHost};
 
 /// Longest wait accepted in wait mode.
 const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
@@ -54,7 +55,7 @@ pub enum KeyBy {
 /// use harvester_resilience::rate_limit::{Mode, RateLimitConfig, RateLimitLayer};
 ///
 /// let config = RateLimitConfig { rate: 2, burst: Some(5), mode: Mode::Wait, max_wait: Duration::from_secs(3), ..Default::default() };
-/// let layer = RateLimitLayer::from_config(&config)?;
+/// let layer = RateLimitLayer::from_config(config)?;
 /// assert_eq!(layer.max_wait(), Duration::from_secs(3));
 ///
 /// let zero = RateLimitConfig { rate: 0, ..Default::default() };
@@ -141,14 +142,15 @@ pub enum HttpLimit {
 
 impl HttpLimit {
     /// Builds the limit of a valid `config`.
-    pub fn from_config(config: &RateLimitConfig) -> Result<HttpLimit, ConfigError> {
+    pub fn from_config(config: RateLimitConfig) -> Result<HttpLimit, ConfigError> {
         config.validate()?;
         let quota = config.quota()?;
         Ok(match config.key {
             KeyBy::Global => HttpLimit::Global(RateLimiter::new(quota)),
-            KeyBy::Host => {
-                HttpLimit::PerHost(Keyed::new(KeyedRateLimiter::new(quota).with_max_keys(config.max_keys)?, TargetHost))
-            }
+            KeyBy::Host => HttpLimit::PerHost(Keyed::new(
+                KeyedRateLimiter::new(quota).with_max_keys(config.max_keys)?,
+                TargetHost::or_empty(),
+            )),
         })
     }
 }

@@ -13,7 +13,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -310,37 +310,6 @@ impl<K, C, S> fmt::Debug for KeyedRateLimiter<K, C, S> {
     }
 }
 
-/// How a keyed limiter finds the key of a request.
-///
-/// Implemented by every closure `Fn(&Req) -> K`, and by [`TargetHost`] for HTTP.
-pub trait KeyExtractor<Req> {
-    /// The key type.
-    type Key;
-
-    /// The key of `req`.
-    fn extract(&self, req: &Req) -> Self::Key;
-}
-
-impl<Req, K, F: Fn(&Req) -> K> KeyExtractor<Req> for F {
-    type Key = K;
-
-    fn extract(&self, req: &Req) -> K {
-        self(req)
-    }
-}
-
-/// The default key of HTTP requests: the target host, see [`HostKey::of`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TargetHost;
-
-impl<B> KeyExtractor<http::Request<B>> for TargetHost {
-    type Key = HostKey;
-
-    fn extract(&self, req: &http::Request<B>) -> HostKey {
-        HostKey::of(req)
-    }
-}
-
 /// A keyed limiter together with the way to find a request's key: what a keyed
 /// [`RateLimitLayer`](super::RateLimitLayer) enforces.
 #[derive(Debug)]
@@ -363,88 +332,5 @@ impl<K, E, C, S> Keyed<K, E, C, S> {
     /// The key extractor.
     pub fn extractor(&self) -> &E {
         &self.extractor
-    }
-}
-
-const INLINE_HOST: usize = 62;
-
-/// A host name as a rate-limit key: ASCII-lowercased, stored inline (no allocation) up to
-/// 62 bytes, which covers nearly every real host name.
-#[derive(Clone)]
-pub struct HostKey(HostRepr);
-
-#[derive(Clone)]
-enum HostRepr {
-    Inline { len: u8, bytes: [u8; INLINE_HOST] },
-    Heap(Box<str>),
-}
-
-impl HostKey {
-    /// The key of `host`, compared without regard to ASCII case.
-    pub fn new(host: &str) -> HostKey {
-        if host.len() <= INLINE_HOST && host.is_ascii() {
-            let mut bytes = [0u8; INLINE_HOST];
-            for (to, from) in bytes.iter_mut().zip(host.bytes()) {
-                *to = from.to_ascii_lowercase();
-            }
-            HostKey(HostRepr::Inline { len: host.len() as u8, bytes })
-        } else {
-            HostKey(HostRepr::Heap(host.to_ascii_lowercase().into_boxed_str()))
-        }
-    }
-
-    /// The target host of `req` as [`harvester_core::host::of_request`] names it (the
-    /// URI's host, else the `Host` header's; lower-case, no port, IPv6 without brackets).
-    /// Requests with neither share the empty key.
-    pub fn of<B>(req: &http::Request<B>) -> HostKey {
-        HostKey::new(harvester_core::host::of_request(req).as_deref().unwrap_or(""))
-    }
-
-    /// The host name, lowercased.
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            HostRepr::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
-            HostRepr::Heap(host) => host,
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match &self.0 {
-            HostRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            HostRepr::Heap(host) => host.as_bytes(),
-        }
-    }
-}
-
-impl PartialEq for HostKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for HostKey {}
-
-impl Hash for HostKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(self.as_bytes());
-        state.write_u8(0xff);
-    }
-}
-
-impl From<&str> for HostKey {
-    fn from(host: &str) -> Self {
-        HostKey::new(host)
-    }
-}
-
-impl fmt::Display for HostKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for HostKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HostKey({:?})", self.as_str())
     }
 }

@@ -9,10 +9,11 @@ use tower::Layer;
 
 use super::config::{HttpLimit, RateLimitConfig};
 use super::gcra::RateLimiter;
-use super::keyed::{HostKey, Keyed, KeyedRateLimiter, TargetHost};
+use super::keyed::{Keyed, KeyedRateLimiter};
 use super::quota::Quota;
 use super::service::{RateLimit, Telemetry};
 use crate::error::ConfigError;
+use crate::key::{HostKey, TargetHost};
 
 const DEFAULT_NAME: &str = "rate_limit";
 
@@ -21,6 +22,7 @@ const DEFAULT_NAME: &str = "rate_limit";
 /// The limit's state is created with the layer and shared by every service the layer
 /// wraps and all their clones: one quota for all of them. Reject mode by default;
 /// [`wait_up_to`](Self::wait_up_to) turns on wait mode.
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct RateLimitLayer<L> {
     limit: Arc<L>,
     max_wait: Duration,
@@ -71,7 +73,8 @@ impl RateLimitLayer<RateLimiter> {
 }
 
 impl<K: Hash + Eq + Clone, E> RateLimitLayer<Keyed<K, E>> {
-    /// One `quota` per key, the key found by `extractor` (a closure `Fn(&Req) -> K`).
+    /// One `quota` per key, the key found by `extractor` (a [`KeyExtractor`](crate::KeyExtractor),
+    /// such as a closure `Fn(&Req) -> Option<K>`); a request without a key is not limited.
     pub fn keyed(quota: Quota, extractor: E) -> Self {
         RateLimitLayer::new(Keyed::new(KeyedRateLimiter::new(quota), extractor))
     }
@@ -80,16 +83,16 @@ impl<K: Hash + Eq + Clone, E> RateLimitLayer<Keyed<K, E>> {
 impl RateLimitLayer<Keyed<HostKey, TargetHost>> {
     /// One `quota` per target host of `http::Request`s: the default for HTTP.
     pub fn per_host(quota: Quota) -> Self {
-        RateLimitLayer::keyed(quota, TargetHost)
+        RateLimitLayer::keyed(quota, TargetHost::or_empty())
     }
 }
 
 impl RateLimitLayer<HttpLimit> {
     /// The layer `config` describes, after validating it.
-    pub fn from_config(config: &RateLimitConfig) -> Result<Self, ConfigError> {
-        Ok(RateLimitLayer::new(HttpLimit::from_config(config)?)
-            .wait_up_to(config.effective_max_wait())
-            .named(&config.name))
+    pub fn from_config(config: RateLimitConfig) -> Result<Self, ConfigError> {
+        let max_wait = config.effective_max_wait();
+        let name = config.name.clone();
+        Ok(RateLimitLayer::new(HttpLimit::from_config(config)?).wait_up_to(max_wait).named(&name))
     }
 }
 

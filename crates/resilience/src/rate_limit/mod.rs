@@ -19,8 +19,10 @@
 //! A limit holds within one process. For one limit shared by several processes, the
 //! `distributed` module (feature `redis`) keeps the same GCRA state in Redis.
 //!
-//! For HTTP, [`RateLimitLayer::per_host`] keys by the target host (the default, see
-//! [`HostKey::of`]); [`RateLimitLayer::keyed`] takes any key closure.
+//! For HTTP, [`RateLimitLayer::per_host`] keys by the target host ([`TargetHost::or_empty`]:
+//! requests without a host share the empty key); [`RateLimitLayer::keyed`] takes any
+//! [`KeyExtractor`], such as a closure `Fn(&Req) -> Option<K>`. A request whose key is
+//! `None` is not limited.
 //!
 //! Limiters read time through a [`Clock`]: [`TokioClock`] by default, so tests under
 //! `tokio::time::pause` are exact. Each limiter also has a raw API taking the clock reading
@@ -69,11 +71,12 @@ mod layer;
 mod quota;
 mod service;
 
+pub use crate::key::{HostKey, KeyExtractor, TargetHost};
 pub use clock::{Clock, TokioClock};
 pub use config::{HttpLimit, KeyBy, Mode, RateLimitConfig};
 pub use future::ResponseFuture;
 pub use gcra::{NotUntil, RateLimiter};
-pub use keyed::{DEFAULT_MAX_KEYS, HostKey, KeyExtractor, Keyed, KeyedRateLimiter, TargetHost};
+pub use keyed::{DEFAULT_MAX_KEYS, Keyed, KeyedRateLimiter};
 pub use layer::RateLimitLayer;
 pub use quota::Quota;
 pub use service::{Limit, RateLimit};

@@ -12,8 +12,9 @@ use tower::Service;
 use super::clock::Clock;
 use super::future::ResponseFuture;
 use super::gcra::RateLimiter;
-use super::keyed::{KeyExtractor, Keyed};
+use super::keyed::Keyed;
 use crate::error::{BoxError, RateLimited};
+use crate::key::KeyExtractor;
 
 /// What a [`RateLimit`] service enforces: decides, for one request, whether it may go now,
 /// after a wait, or not at all.
@@ -44,7 +45,9 @@ where
 {
     #[inline]
     fn reserve(&self, req: &Req, max_wait: Duration) -> Result<Duration, RateLimited> {
-        let key = self.extractor().extract(req);
+        let Some(key) = self.extractor().extract(req) else {
+            return Ok(Duration::ZERO);
+        };
         self.limiter()
             .reserve_key(&key, max_wait)
             .map_err(|refused| RateLimited { retry_in: refused.retry_in(), key: Some(key.to_string()) })

@@ -61,7 +61,7 @@ thread_local! {
 /// ```
 /// use harvester_resilience::retry::{BudgetConfig, RetryBudget};
 ///
-/// let budget = RetryBudget::new(&BudgetConfig { min_per_sec: 0, retry_percent: 0.5, ..BudgetConfig::default() })?;
+/// let budget = RetryBudget::new(BudgetConfig { min_per_sec: 0, retry_percent: 0.5, ..BudgetConfig::default() })?;
 /// assert!(!budget.try_withdraw());
 /// budget.deposit();
 /// budget.deposit();
@@ -82,9 +82,9 @@ pub struct RetryBudget {
 
 impl RetryBudget {
     /// A budget as configured, or the field that is out of range.
-    pub fn new(config: &BudgetConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: BudgetConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self::from_valid(config))
+        Ok(Self::from_valid(&config))
     }
 
     /// A budget from a configuration already validated.
@@ -260,7 +260,7 @@ mod tests {
 
     fn one_token() -> RetryBudget {
         // A 1-token reserve (1/s over 1 s), buckets of 100 ms.
-        RetryBudget::new(&BudgetConfig {
+        RetryBudget::new(BudgetConfig {
             retry_percent: 0.0,
             min_per_sec: 1,
             ttl: Duration::from_secs(1),
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_spend_the_bucket_cannot_record_is_refused() {
-        let budget = RetryBudget::new(&BudgetConfig {
+        let budget = RetryBudget::new(BudgetConfig {
             retry_percent: 1000.0,
             min_per_sec: 0,
             ttl: Duration::from_secs(60),

@@ -20,6 +20,7 @@ use crate::error::ConfigError;
 /// with the methods below. The retry budget is created here, once: every service this layer
 /// wraps, and every clone of those, draws on it.
 #[derive(Clone)]
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct RetryLayer<R = NeverRetryResponses, E = DefaultErrorPolicy, P = SameRequest> {
     settings: Settings,
     response_policy: R,
@@ -71,9 +72,9 @@ impl RetryLayer {
     /// A layer retrying every error but the pointless ones (see
     /// [`decide_by_default`](super::decide_by_default)) and no response, or the first
     /// field of `config` that is out of range.
-    pub fn new(config: &RetryConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: RetryConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self::from_valid(config))
+        Ok(Self::from_valid(&config))
     }
 
     fn from_valid(config: &RetryConfig) -> Self {

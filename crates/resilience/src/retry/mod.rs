@@ -17,7 +17,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), harvester_resilience::BoxError> {
 //! let config = RetryConfig { max_attempts: 4, base_delay: Duration::from_millis(10), ..RetryConfig::default() };
-//! let retry = RetryLayer::new(&config)?.retry_on_response(RetryOnStatus::transient());
+//! let retry = RetryLayer::new(config)?.retry_on_response(RetryOnStatus::transient());
 //!
 //! // An upstream that is busy twice, then answers.
 //! let calls = Arc::new(AtomicU32::new(0));

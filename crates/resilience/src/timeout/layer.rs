@@ -8,6 +8,7 @@ use super::service::Timeout;
 
 /// Wraps services in [`Timeout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct TimeoutLayer {
     after: Duration,
 }
