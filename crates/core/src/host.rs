@@ -1,5 +1,5 @@
 //! Target hosts, named one way everywhere: ASCII lower-case, an IPv6 address without its
-//! brackets, no port. Bans, per-site statistics, breakers and rate limits are all kept per
+//! brackets, no port, no trailing dot (`shop.example.` is `shop.example`). Bans, per-site statistics, breakers and rate limits are all kept per
 //! host, so two spellings of one host must never become two keys.
 //!
 //! ```
@@ -12,10 +12,11 @@
 
 use std::borrow::Cow;
 
-/// `authority` (`host`, `host:port`, `[v6]` or `[v6]:port`) as a host: without the port
-/// and the brackets, ASCII lower-case. Allocates only when it lower-cases.
+/// `authority` (`host`, `host:port`, `[v6]` or `[v6]:port`) as a host: without the port,
+/// the brackets and a trailing dot, ASCII lower-case. Allocates only when it lower-cases.
 pub fn normalize(authority: &str) -> Cow<'_, str> {
-    lowercase(strip(authority))
+    let host = strip(authority);
+    lowercase(host.strip_suffix('.').filter(|h| !h.is_empty()).unwrap_or(host))
 }
 
 /// The host of `uri` (absolute form, as a client sends requests), normalised; `None` when
@@ -62,7 +63,8 @@ mod tests {
 
     #[test]
     fn every_spelling_of_a_host_is_one_name() {
-        for spelling in ["shop.example", "SHOP.example", "shop.example:443", " Shop.Example:8080 "] {
+        for spelling in ["shop.example", "SHOP.example", "shop.example:443", " Shop.Example:8080 ", "shop.example.:80"]
+        {
             assert_eq!(normalize(spelling), "shop.example", "{spelling}");
         }
         for spelling in ["[::1]", "[::1]:8080", "::1"] {
