@@ -125,7 +125,7 @@ proptest! {
             max_bytes,
             max_wait,
             channel_capacity,
-            retry: RetryConfig { attempts, base, max },
+            retry: RetryConfig { max_attempts: attempts, base_delay: base, max_delay: max },
         };
         let valid = config.validate();
         let outcome = paused().block_on(async move {
@@ -194,7 +194,7 @@ async fn a_batch_sink_whose_sink_always_panics_dead_letters_everything() {
     let sink = Panicky::<u64>::new(u32::MAX);
     let dead = Arc::new(MemorySink::<DeadLetter<u64>>::new("dead"));
     let config =
-        BatchConfig { retry: RetryConfig { attempts: 2, ..RetryConfig::default() }, ..BatchConfig::default() };
+        BatchConfig { retry: RetryConfig { max_attempts: 2, ..RetryConfig::default() }, ..BatchConfig::default() };
     let batch = BatchSink::builder(sink.clone(), config).dead_letter(dead.clone()).spawn().expect("valid config");
     for n in 0..5u64 {
         batch.push(n).await.expect("the batch sink runs after a panic");
