@@ -19,7 +19,7 @@ use harvester::pipeline::redis_streams::{
     StreamConfig, StreamSinkConfig,
 };
 use harvester::pipeline::sinks::{CallbackSink, MemorySink};
-use harvester::pipeline::{DeadLetter, Outcome, Sink, SinkError};
+use harvester::pipeline::{DeadLetter, Sink, SinkError, StageOutcome};
 use harvester_testbed::support::{Redis, eventually};
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
@@ -124,7 +124,7 @@ async fn consume_into_memory(
 ) -> (StreamProcessor<Delivery<Job>>, RunningSource, Arc<MemorySink<Job>>) {
     let stored = Arc::new(MemorySink::new("stored"));
     let processor = StreamProcessor::builder()
-        .stage(Stage::new("pass", Delivery::handler(|job: Job| async move { Outcome::Keep(job) })).workers(2))
+        .stage(Stage::new("pass", Delivery::handler(|job: Job| async move { StageOutcome::Keep(job) })).workers(2))
         .batch_size(100)
         .sink(AckingSink::new(stored.clone()))
         .build()
@@ -177,7 +177,7 @@ async fn a_crashed_consumers_entries_are_taken_over_after_the_visibility_timeout
     // Consumer A reads everything, but its sink never finishes a write.
     let stuck = CallbackSink::new("stuck", |_: &[Job]| Box::pin(futures::future::pending::<Result<(), SinkError>>()));
     let processor_a = StreamProcessor::builder()
-        .stage(Stage::new("pass", Delivery::handler(|job: Job| async move { Outcome::Keep(job) })))
+        .stage(Stage::new("pass", Delivery::handler(|job: Job| async move { StageOutcome::Keep(job) })))
         .sink(AckingSink::new(stuck))
         .build()
         .expect("valid processor");
@@ -199,7 +199,7 @@ async fn a_crashed_consumers_entries_are_taken_over_after_the_visibility_timeout
     let processor_b = StreamProcessor::builder()
         .stage(Stage::new("note", move |delivery: Delivery<Job>| {
             seen.fetch_max(delivery.deliveries(), Ordering::Relaxed);
-            async move { Outcome::Keep(delivery) }
+            async move { StageOutcome::Keep(delivery) }
         }))
         .sink(AckingSink::new(stored.clone()))
         .build()
@@ -274,7 +274,7 @@ async fn poison_entries_reach_the_dead_letter_stream_after_the_delivery_limit() 
                 "fail",
                 Delivery::handler(move |job: Job| {
                     counted.fetch_add(1, Ordering::Relaxed);
-                    async move { Outcome::Error(job, "always fails".into()) }
+                    async move { StageOutcome::Error(job, "always fails".into()) }
                 }),
             )
             .on_error(ErrorPolicy::DeadLetter),
@@ -337,9 +337,9 @@ async fn dropped_and_dead_lettered_records_are_acknowledged_once_settled() {
             "sort",
             Delivery::handler(|job: Job| async move {
                 match job.n % 3 {
-                    0 => Outcome::Drop,
-                    1 => Outcome::Error(job, "odd one out".into()),
-                    _ => Outcome::Keep(job),
+                    0 => StageOutcome::Drop,
+                    1 => StageOutcome::Error(job, "odd one out".into()),
+                    _ => StageOutcome::Keep(job),
                 }
             }),
         ))
@@ -497,7 +497,7 @@ async fn renewing_a_lease_never_takes_an_entry_back_from_the_consumer_that_took_
     // Consumer A holds the entry for good (its sink never finishes).
     let stuck = CallbackSink::new("stuck", |_: &[Job]| Box::pin(futures::future::pending::<Result<(), SinkError>>()));
     let processor = StreamProcessor::builder()
-        .stage(Stage::new("pass", Delivery::handler(|job: Job| async move { Outcome::Keep(job) })))
+        .stage(Stage::new("pass", Delivery::handler(|job: Job| async move { StageOutcome::Keep(job) })))
         .sink(AckingSink::new(stuck))
         .build()
         .expect("valid processor");

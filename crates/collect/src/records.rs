@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use harvester_pipeline::record::{DataRecord, FieldMapping, clean_text, normalize_price, validate_required};
-use harvester_pipeline::{ErrorPolicy, Outcome, Stage};
+use harvester_pipeline::{ErrorPolicy, Stage, StageOutcome};
 use harvester_proxypool::client::Verdict;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -126,13 +126,14 @@ fn millis(elapsed: Duration) -> u64 {
 /// scaler gives workers to; `workers` is where each starts.
 pub fn stages(workers: usize) -> Vec<Stage<Fetched>> {
     vec![
-        Stage::new("validate", |fetched: Fetched| async move { Outcome::Keep(validate(fetched)) }),
+        Stage::new("validate", |fetched: Fetched| async move { StageOutcome::Keep(validate(fetched)) }),
         Stage::new("extract", |fetched: Fetched| async move { extract(fetched) })
             .workers(workers)
             // An extraction bug is not transient: no retry, straight to the dead-letter sink,
             // which writes the URL as failed with the error.
             .on_error(ErrorPolicy::DeadLetter),
-        Stage::new("transform", |fetched: Fetched| async move { Outcome::Keep(transform(fetched)) }).workers(workers),
+        Stage::new("transform", |fetched: Fetched| async move { StageOutcome::Keep(transform(fetched)) })
+            .workers(workers),
     ]
 }
 
@@ -158,12 +159,12 @@ pub fn validate(fetched: Fetched) -> Fetched {
 }
 
 /// Pulls the fields out of the page into a `DataRecord` (the body is dropped here).
-pub fn extract(mut fetched: Fetched) -> Outcome<Fetched> {
+pub fn extract(mut fetched: Fetched) -> StageOutcome<Fetched> {
     if !fetched.is_ok() {
-        return Outcome::Keep(fetched);
+        return StageOutcome::Keep(fetched);
     }
     let Some(body) = fetched.body.take() else {
-        return Outcome::Error(fetched, "no body to extract from".to_owned());
+        return StageOutcome::Error(fetched, "no body to extract from".to_owned());
     };
     let url = &fetched.line.url;
     let html = String::from_utf8_lossy(&body);
@@ -184,7 +185,7 @@ pub fn extract(mut fetched: Fetched) -> Outcome<Fetched> {
     record.metadata.insert("collection_method".into(), Value::from("proxy"));
     record.stage = "extract".into();
     fetched.line.record = Some(record);
-    Outcome::Keep(fetched)
+    StageOutcome::Keep(fetched)
 }
 
 /// Cleans the text, normalises the price, scores completeness and maps the fields to their

@@ -7,7 +7,7 @@ use harvester_proxypool::PoolStats;
 use serde::Serialize;
 
 use crate::output::Counts;
-use crate::run::Outcome;
+use crate::run::RunOutcome;
 
 /// The summary of a run.
 #[derive(Debug, Clone, Serialize)]
@@ -71,7 +71,7 @@ pub struct BreakerReport {
 
 impl Report {
     /// The report of `outcome`.
-    pub fn new(outcome: &Outcome, urls: u64, duplicate_urls: usize) -> Self {
+    pub fn new(outcome: &RunOutcome, urls: u64, duplicate_urls: usize) -> Self {
         let totals = outcome.tally.counts();
         let ok = totals.ok;
         let elapsed = outcome.elapsed.as_secs_f64();

@@ -112,7 +112,7 @@ pub struct Watch {
 }
 
 /// What the job did; the report is made of it.
-pub struct Outcome {
+pub struct RunOutcome {
     /// The tally of the output file.
     pub tally: Arc<Tally>,
     /// True when the run was asked to stop before the end.
@@ -242,7 +242,7 @@ impl Running {
     /// done or until `stop` turns true. After a stop, fetches in flight get a grace period
     /// as long as one attempt may take to finish; what is left is written as failed
     /// (interrupted), so the output still has every URL.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) -> Outcome {
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> RunOutcome {
         let started = Instant::now();
         let Running { job, stack, processor, scalers, tally, _ready: ready, .. } = self;
         let _ = ready.send(true);
@@ -294,7 +294,7 @@ impl Running {
             });
             scaler_decisions.extend(history.into_iter().map(|decision| (stage.to_owned(), decision)));
         }
-        Outcome { tally, interrupted, elapsed: started.elapsed(), pipeline, stack, pool: job.pool, scaler_decisions }
+        RunOutcome { tally, interrupted, elapsed: started.elapsed(), pipeline, stack, pool: job.pool, scaler_decisions }
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use futures::{StreamExt, stream};
-use harvester_pipeline::processor::{Outcome, Stage, StreamProcessor};
+use harvester_pipeline::processor::{Stage, StageOutcome, StreamProcessor};
 use harvester_pipeline::sinks::CountingSink;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -44,7 +44,7 @@ const CHUNK: u64 = 64;
 /// [`CHUNK`] when `batched`); times the first send to `shutdown` returning.
 async fn run_ours(workers: usize, batched: bool) -> Duration {
     let count = Arc::new(AtomicUsize::new(0));
-    let stage = |name: &'static str| Stage::new(name, |r: u64| async move { Outcome::Keep(r) }).workers(workers);
+    let stage = |name: &'static str| Stage::new(name, |r: u64| async move { StageOutcome::Keep(r) }).workers(workers);
     let processor = StreamProcessor::builder()
         .stage(stage("a"))
         .stage(stage("b"))

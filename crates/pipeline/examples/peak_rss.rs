@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use harvester_pipeline::processor::{Outcome, Stage, StreamProcessor};
+use harvester_pipeline::processor::{Stage, StageOutcome, StreamProcessor};
 use harvester_pipeline::sinks::CountingSink;
 
 /// A field of /proc/self/status such as `VmHWM`, as written there (e.g. "5120 kB").
@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count = Arc::new(AtomicUsize::new(0));
     println!("before: VmRSS {}, VmHWM {}", proc_status("VmRSS"), proc_status("VmHWM"));
     let (elapsed, report) = runtime.block_on(async {
-        let stage = |name: &'static str| Stage::new(name, |r: u64| async move { Outcome::Keep(r) });
+        let stage = |name: &'static str| Stage::new(name, |r: u64| async move { StageOutcome::Keep(r) });
         let processor = StreamProcessor::builder()
             .stage(stage("a"))
             .stage(stage("b"))

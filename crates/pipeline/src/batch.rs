@@ -72,24 +72,26 @@ impl Default for BatchConfig {
     }
 }
 
-/// Exponential backoff between attempts to write one batch: `base`, `2 × base`, … capped
-/// at `max`.
+/// Exponential backoff between attempts to write one batch: `base_delay`, `2 × base_delay`, …
+/// capped at `max_delay` (the field names are resilience's `RetryConfig`'s; the old names
+/// `attempts`, `base`, `max` still load from config files).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts in all, the first included (1 = no retry). Default 5.
-    pub attempts: u32,
+    #[serde(alias = "attempts")]
+    pub max_attempts: u32,
     /// Wait after the first failed attempt. Default 100 ms.
-    #[serde(with = "humantime_serde")]
-    pub base: Duration,
+    #[serde(with = "humantime_serde", alias = "base")]
+    pub base_delay: Duration,
     /// Longest wait between attempts. Default 10 s.
-    #[serde(with = "humantime_serde")]
-    pub max: Duration,
+    #[serde(with = "humantime_serde", alias = "max")]
+    pub max_delay: Duration,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        RetryConfig { attempts: 5, base: Duration::from_millis(100), max: Duration::from_secs(10) }
+        RetryConfig { max_attempts: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(10) }
     }
 }
 
@@ -97,7 +99,7 @@ impl RetryConfig {
     /// The wait after failed attempt number `attempt` (1-based).
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.base.saturating_mul(factor).min(self.max)
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
     }
 }
 
@@ -116,8 +118,8 @@ impl BatchConfig {
     /// Refuses values outside their ranges: `max_records` 1..=[`MAX_RECORDS`](Self::MAX_RECORDS),
     /// `max_bytes` 1..=[`MAX_BYTES`](Self::MAX_BYTES), `max_wait` more than zero and at most
     /// [`LONGEST_WAIT`](Self::LONGEST_WAIT) (a day), `channel_capacity`
-    /// 1..=[`MAX_CHANNEL_CAPACITY`](Self::MAX_CHANNEL_CAPACITY), `retry.attempts`
-    /// 1..=[`MAX_ATTEMPTS`](Self::MAX_ATTEMPTS), `retry.base` ≤ `retry.max` ≤ a day.
+    /// 1..=[`MAX_CHANNEL_CAPACITY`](Self::MAX_CHANNEL_CAPACITY), `retry.max_attempts`
+    /// 1..=[`MAX_ATTEMPTS`](Self::MAX_ATTEMPTS), `retry.base_delay` ≤ `retry.max_delay` ≤ a day.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field: &'static str, reason: &str| Err(ConfigError::new(field, reason));
         if !(1..=Self::MAX_RECORDS).contains(&self.max_records) {
@@ -132,14 +134,14 @@ impl BatchConfig {
         if !(1..=Self::MAX_CHANNEL_CAPACITY).contains(&self.channel_capacity) {
             return invalid("channel_capacity", "must be in 1..=16777216");
         }
-        if !(1..=Self::MAX_ATTEMPTS).contains(&self.retry.attempts) {
-            return invalid("retry.attempts", "must be in 1..=1000 (the first attempt included)");
+        if !(1..=Self::MAX_ATTEMPTS).contains(&self.retry.max_attempts) {
+            return invalid("retry.max_attempts", "must be in 1..=1000 (the first attempt included)");
         }
-        if self.retry.max > Self::LONGEST_WAIT {
-            return invalid("retry.max", "must be at most a day");
+        if self.retry.max_delay > Self::LONGEST_WAIT {
+            return invalid("retry.max_delay", "must be at most a day");
         }
-        if self.retry.base > self.retry.max {
-            return invalid("retry.base", "must not exceed retry.max");
+        if self.retry.base_delay > self.retry.max_delay {
+            return invalid("retry.base_delay", "must not exceed retry.max_delay");
         }
         Ok(())
     }
@@ -413,7 +415,7 @@ impl<T: Send + 'static> Worker<T> {
                 }
                 Err(e) => {
                     self.stats.failed_attempt();
-                    if attempt >= retry.attempts {
+                    if attempt >= retry.max_attempts {
                         break e;
                     }
                     let wait = retry.backoff(attempt);

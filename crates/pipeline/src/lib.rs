@@ -30,6 +30,8 @@ pub mod sink;
 mod sink_stats;
 pub mod sinks;
 
-pub use processor::{ErrorPolicy, Outcome, Report, SendError, Sender, Stage, StreamProcessor, StreamProcessorBuilder};
+pub use processor::{
+    ErrorPolicy, Report, SendError, Sender, Stage, StageOutcome, StreamProcessor, StreamProcessorBuilder,
+};
 pub use sink::{DeadLetter, Sink, SinkError};
 pub use sink_stats::SinkStats;

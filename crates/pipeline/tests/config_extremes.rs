@@ -13,15 +13,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::memory;
 use harvester_pipeline::batch::{BatchConfig, BatchSink, RetryConfig};
-use harvester_pipeline::processor::{ErrorPolicy, Outcome, SinkRetry, Stage, StreamProcessor};
+use harvester_pipeline::processor::{ErrorPolicy, SinkRetry, Stage, StageOutcome, StreamProcessor};
 use harvester_pipeline::sink::{DeadLetter, Sink, SinkError};
 use harvester_pipeline::sinks::MemorySink;
 use harvester_testbed::support::extremes::{count, duration, paused_runtime, size};
 use proptest::prelude::*;
 
 /// Keeps records, fails every third one.
-async fn flaky(n: u64) -> Outcome<u64> {
-    if n.is_multiple_of(3) { Outcome::Error(n, format!("record {n} failed")) } else { Outcome::Keep(n) }
+async fn flaky(n: u64) -> StageOutcome<u64> {
+    if n.is_multiple_of(3) { StageOutcome::Error(n, format!("record {n} failed")) } else { StageOutcome::Keep(n) }
 }
 
 /// A sink whose first `failures` writes panic, then a memory sink.
@@ -102,7 +102,7 @@ proptest! {
             max_bytes,
             max_wait,
             channel_capacity,
-            retry: RetryConfig { attempts, base, max },
+            retry: RetryConfig { max_attempts: attempts, base_delay: base, max_delay: max },
         };
         let valid = config.validate();
         let outcome = paused_runtime().block_on(async move {
@@ -170,7 +170,8 @@ async fn a_sink_that_panics_costs_its_batch_a_retry_not_the_writer() {
 async fn a_batch_sink_whose_sink_always_panics_dead_letters_everything() {
     let sink = Panicky::<u64>::new(u32::MAX);
     let dead = Arc::new(MemorySink::<DeadLetter<u64>>::new("dead"));
-    let config = BatchConfig { retry: RetryConfig { attempts: 2, ..RetryConfig::default() }, ..BatchConfig::default() };
+    let config =
+        BatchConfig { retry: RetryConfig { max_attempts: 2, ..RetryConfig::default() }, ..BatchConfig::default() };
     let batch = BatchSink::builder(sink.clone(), config).dead_letter(dead.clone()).spawn().expect("valid config");
     for n in 0..5u64 {
         batch.push(n).await.expect("the batch sink runs after a panic");

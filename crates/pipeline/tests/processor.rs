@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{gated_stage, keep, memory};
 use harvester_pipeline::processor::{
-    BuildError, ErrorPolicy, Outcome, Overflow, ProcessorError, SendError, SinkRetry, Stage, StreamProcessor,
+    BuildError, ErrorPolicy, Overflow, ProcessorError, SendError, SinkRetry, Stage, StageOutcome, StreamProcessor,
 };
 use harvester_pipeline::sinks::MemorySink;
 use harvester_pipeline::{DeadLetter, Sink, SinkError};
@@ -52,11 +52,11 @@ async fn build_names_the_bad_field() {
 }
 
 /// Per-record behaviour chosen by the property test: 0 keep, 1 drop, 2 error.
-fn outcome_of(n: u64, plan: &[u8]) -> Outcome<u64> {
+fn outcome_of(n: u64, plan: &[u8]) -> StageOutcome<u64> {
     match plan[n as usize % plan.len()] {
-        0 => Outcome::Keep(n),
-        1 => Outcome::Drop,
-        _ => Outcome::Error(n, format!("record {n} failed")),
+        0 => StageOutcome::Keep(n),
+        1 => StageOutcome::Drop,
+        _ => StageOutcome::Error(n, format!("record {n} failed")),
     }
 }
 
@@ -214,7 +214,7 @@ async fn a_record_that_times_out_is_dead_lettered_with_the_timeout_and_attempts(
         .stage(
             Stage::new("slow", |n: u64| async move {
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                Outcome::Keep(n)
+                StageOutcome::Keep(n)
             })
             .timeout(Duration::from_secs(1))
             .on_error(ErrorPolicy::Retry { max_attempts: 3, backoff: Duration::from_millis(100) }),
@@ -242,7 +242,7 @@ async fn a_failing_record_is_retried_until_it_succeeds() {
         .stage(
             Stage::new("flaky", move |n: u64| {
                 let attempt = counter.fetch_add(1, Ordering::SeqCst);
-                async move { if attempt < 2 { Outcome::Error(n, "flaky".into()) } else { Outcome::Keep(n) } }
+                async move { if attempt < 2 { StageOutcome::Error(n, "flaky".into()) } else { StageOutcome::Keep(n) } }
             })
             .on_error(ErrorPolicy::Retry { max_attempts: 5, backoff: Duration::from_millis(10) }),
         )
@@ -264,7 +264,7 @@ async fn changing_workers_at_run_time_keeps_every_record() {
         .stage(
             Stage::new("work", |n: u64| async move {
                 tokio::task::yield_now().await;
-                Outcome::Keep(n)
+                StageOutcome::Keep(n)
             })
             .workers(2),
         )
@@ -297,7 +297,7 @@ async fn abort_reports_what_was_in_flight() {
     let processor = StreamProcessor::builder()
         .stage(Stage::new("stuck", |n: u64| async move {
             std::future::pending::<()>().await;
-            Outcome::Keep(n)
+            StageOutcome::Keep(n)
         }))
         .queue_size(10)
         .sink(memory())
@@ -320,7 +320,7 @@ async fn shutdown_past_its_deadline_aborts_and_reports_in_flight() {
     let processor = StreamProcessor::builder()
         .stage(Stage::new("stuck", |n: u64| async move {
             std::future::pending::<()>().await;
-            Outcome::Keep(n)
+            StageOutcome::Keep(n)
         }))
         .sink(memory())
         .build()
@@ -340,7 +340,7 @@ async fn dropping_the_processor_does_not_hang() {
             counter.fetch_add(1, Ordering::SeqCst);
             async move {
                 std::future::pending::<()>().await;
-                Outcome::Keep(n)
+                StageOutcome::Keep(n)
             }
         }))
         .sink(memory())
@@ -396,7 +396,7 @@ async fn try_send_rejects_and_counts_when_the_first_queue_is_full() {
     let processor = StreamProcessor::builder()
         .stage(Stage::new("stuck", |n: u64| async move {
             std::future::pending::<()>().await;
-            Outcome::Keep(n)
+            StageOutcome::Keep(n)
         }))
         .queue_size(2)
         .sink(memory())
@@ -443,12 +443,12 @@ async fn a_stream_fed_in_the_background_is_drained_by_shutdown() {
 
 /// A handler that takes longer for some records than others, so parallel workers finish out
 /// of order: record n waits (n * 7 % 5) ms, every 10th is dropped, every 15th fails.
-async fn uneven(n: u64) -> Outcome<u64> {
+async fn uneven(n: u64) -> StageOutcome<u64> {
     tokio::time::sleep(Duration::from_millis(n * 7 % 5)).await;
     match n {
-        n if n.is_multiple_of(10) => Outcome::Drop,
-        n if n.is_multiple_of(15) => Outcome::Error(n, "unparseable".into()),
-        n => Outcome::Keep(n),
+        n if n.is_multiple_of(10) => StageOutcome::Drop,
+        n if n.is_multiple_of(15) => StageOutcome::Error(n, "unparseable".into()),
+        n => StageOutcome::Keep(n),
     }
 }
 
@@ -461,7 +461,7 @@ async fn ordered_mode_keeps_input_order_with_parallel_workers() {
         .stage(
             Stage::new("also_uneven", |n: u64| async move {
                 tokio::time::sleep(Duration::from_millis(n % 3)).await;
-                Outcome::Keep(n)
+                StageOutcome::Keep(n)
             })
             .workers(3),
         )
@@ -504,7 +504,7 @@ async fn ordered_mode_bounds_how_far_input_runs_ahead_of_a_slow_record() {
                 if n == 0 {
                     tokio::time::sleep(Duration::from_secs(10)).await;
                 }
-                Outcome::Keep(n)
+                StageOutcome::Keep(n)
             })
             .workers(2),
         )
@@ -565,7 +565,7 @@ async fn a_slow_stage_passes_each_record_on_as_soon_as_it_is_done() {
     let processor = StreamProcessor::builder()
         .stage(Stage::new("slow", |n: u64| async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            Outcome::Keep(n)
+            StageOutcome::Keep(n)
         }))
         .queue_size(64)
         .sink(harvester_pipeline::sinks::CallbackSink::new("arrivals", move |batch: &[u64]| {
@@ -628,7 +628,7 @@ async fn stage_control_reads_metrics_and_sets_workers_until_the_processor_stops(
     let processor = StreamProcessor::builder()
         .stage(Stage::new("parse", |n: u64| async move {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            Outcome::Keep(n)
+            StageOutcome::Keep(n)
         }))
         .sink(memory())
         .build()
@@ -665,7 +665,7 @@ fn stage_and_sink_counters_reach_the_metrics_facade() {
         let processor = metrics::with_local_recorder(&recorder, || {
             StreamProcessor::builder()
                 .stage(Stage::new("evens", |n: u64| async move {
-                    if n.is_multiple_of(2) { Outcome::Keep(n) } else { Outcome::Drop }
+                    if n.is_multiple_of(2) { StageOutcome::Keep(n) } else { StageOutcome::Drop }
                 }))
                 .batch_size(5)
                 .sink(memory())

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{gated_stage, keep, memory};
-use harvester_pipeline::processor::{BuildError, Outcome, SendError, Stage, StreamProcessor};
+use harvester_pipeline::processor::{BuildError, SendError, Stage, StageOutcome, StreamProcessor};
 use harvester_pipeline::sinks::CallbackSink;
 use tokio::sync::Semaphore;
 
@@ -91,7 +91,7 @@ async fn a_panicking_handler_does_not_stall_ordered_output() {
                 if n == 3 {
                     panic!("bad record {n}");
                 }
-                Outcome::Keep(n)
+                StageOutcome::Keep(n)
             })
             .workers(2),
         )
@@ -133,7 +133,7 @@ async fn a_finished_record_is_not_held_behind_a_slow_one() {
             if n == 1 {
                 tokio::time::sleep(Duration::from_secs(10)).await;
             }
-            Outcome::Keep(n)
+            StageOutcome::Keep(n)
         }))
         .queue_size(64)
         .sink(CallbackSink::new("arrivals", move |batch: &[u64]| {
@@ -157,7 +157,7 @@ async fn ok_counts_records_as_soon_as_they_are_passed_on() {
     let processor = StreamProcessor::builder()
         .stage(Stage::new("slow", |n: u64| async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            Outcome::Keep(n)
+            StageOutcome::Keep(n)
         }))
         .queue_size(64)
         .sink(output.clone())
@@ -182,7 +182,7 @@ async fn ordered_mode_holds_at_most_its_window() {
                 if n == 0 {
                     tokio::time::sleep(Duration::from_secs(1_000)).await;
                 }
-                Outcome::Keep(n)
+                StageOutcome::Keep(n)
             })
             .workers(2),
         )
@@ -218,7 +218,7 @@ async fn unordered_output_keeps_going_after_a_panic() {
                 if n == 3 {
                     panic!("bad record {n}");
                 }
-                Outcome::Keep(n)
+                StageOutcome::Keep(n)
             })
             .workers(2),
         )

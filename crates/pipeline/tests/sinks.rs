@@ -301,7 +301,10 @@ async fn flush_through_the_sink_trait_writes_the_partial_batch() {
 #[tokio::test(start_paused = true)]
 async fn a_failing_write_is_retried_with_backoff_then_succeeds() {
     let out = RecordingSink::new(2);
-    let config = BatchConfig { retry: RetryConfig { attempts: 5, base: ms(100), max: ms(10_000) }, ..config(2, 1_000) };
+    let config = BatchConfig {
+        retry: RetryConfig { max_attempts: 5, base_delay: ms(100), max_delay: ms(10_000) },
+        ..config(2, 1_000)
+    };
     let batch = BatchSink::builder(out.clone(), config).spawn().expect("valid");
 
     batch.push(1u32).await.expect("running");
@@ -320,7 +323,10 @@ async fn a_failing_write_is_retried_with_backoff_then_succeeds() {
 async fn a_batch_failing_every_attempt_is_dead_lettered_record_by_record() {
     let out = RecordingSink::new(u32::MAX);
     let dead = Arc::new(MemorySink::<DeadLetter<u32>>::new("dead"));
-    let config = BatchConfig { retry: RetryConfig { attempts: 3, base: ms(100), max: ms(150) }, ..config(2, 1_000) };
+    let config = BatchConfig {
+        retry: RetryConfig { max_attempts: 3, base_delay: ms(100), max_delay: ms(150) },
+        ..config(2, 1_000)
+    };
     let batch = BatchSink::builder(out.clone(), config).dead_letter(dead.clone()).spawn().expect("valid");
 
     batch.push(7u32).await.expect("running");
@@ -338,7 +344,7 @@ async fn a_batch_failing_every_attempt_is_dead_lettered_record_by_record() {
 #[tokio::test(start_paused = true)]
 async fn without_a_dead_letter_sink_a_failed_batch_is_counted_as_lost() {
     let out = RecordingSink::new(u32::MAX);
-    let config = BatchConfig { retry: RetryConfig { attempts: 1, ..RetryConfig::default() }, ..config(10, 1_000) };
+    let config = BatchConfig { retry: RetryConfig { max_attempts: 1, ..RetryConfig::default() }, ..config(10, 1_000) };
     let batch = BatchSink::builder(out.clone(), config).spawn().expect("valid");
 
     batch.push(1u32).await.expect("running");
@@ -384,12 +390,15 @@ fn validate_names_the_offending_field() {
         (BatchConfig { max_wait: Duration::ZERO, ..BatchConfig::default() }, "max_wait"),
         (BatchConfig { channel_capacity: 0, ..BatchConfig::default() }, "channel_capacity"),
         (
-            BatchConfig { retry: RetryConfig { attempts: 0, ..RetryConfig::default() }, ..BatchConfig::default() },
-            "retry.attempts",
+            BatchConfig { retry: RetryConfig { max_attempts: 0, ..RetryConfig::default() }, ..BatchConfig::default() },
+            "retry.max_attempts",
         ),
         (
-            BatchConfig { retry: RetryConfig { base: ms(2), max: ms(1), attempts: 2 }, ..BatchConfig::default() },
-            "retry.base",
+            BatchConfig {
+                retry: RetryConfig { base_delay: ms(2), max_delay: ms(1), max_attempts: 2 },
+                ..BatchConfig::default()
+            },
+            "retry.base_delay",
         ),
     ];
     for (config, field) in cases {
@@ -412,7 +421,14 @@ fn config_reads_from_json_with_human_durations_and_defaults() {
     let config: BatchConfig =
         serde_json::from_str(r#"{"max_wait": "30s", "retry": {"base": "250ms"}}"#).expect("valid JSON config");
     assert_eq!(config.max_wait, Duration::from_secs(30));
-    assert_eq!(config.retry.base, ms(250));
+    assert_eq!(config.retry.base_delay, ms(250), "the old field name `base` still loads");
+    let renamed: BatchConfig =
+        serde_json::from_str(r#"{"retry": {"max_attempts": 2, "base_delay": "1s", "max_delay": "2s"}}"#)
+            .expect("valid JSON config");
+    assert_eq!(
+        (renamed.retry.max_attempts, renamed.retry.base_delay, renamed.retry.max_delay),
+        (2, ms(1_000), ms(2_000))
+    );
     assert_eq!(config.max_records, 1_000);
     assert!(serde_json::from_str::<BatchConfig>(r#"{"max_wiat": "1s"}"#).is_err(), "unknown fields are refused");
 }

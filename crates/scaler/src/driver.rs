@@ -11,7 +11,7 @@
 //! next round reads the replicas again, and the engines count a change only once a sample
 //! runs it (see [`Engine`]).
 //!
-//! Time comes from a [`Clock`]: [`TokioClock`] by default, which follows tokio's clock (so
+//! Time comes from a [`WallClock`]: [`TokioWallClock`] by default, which follows tokio's clock (so
 //! `tokio::time::pause` drives it in tests) from a UTC anchor taken once.
 //!
 //! ```
@@ -71,20 +71,21 @@ pub trait MetricSource: Send {
     async fn sample(&mut self, replicas: u32, now: Timestamp) -> Result<Sample, SourceError>;
 }
 
-/// Where the driver's time comes from.
-pub trait Clock: Send + Sync + 'static {
+/// Where the driver's time comes from: a wall clock (UTC [`Timestamp`]s), not a monotonic
+/// counter, because scaling schedules and behaviours are written as times of day.
+pub trait WallClock: Send + Sync + 'static {
     /// Now.
     fn now(&self) -> Timestamp;
 }
 
 /// tokio's clock, anchored to a UTC time once: `now` = anchor + tokio time elapsed since.
 #[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
+pub struct TokioWallClock {
     anchor: Timestamp,
     start: Instant,
 }
 
-impl TokioClock {
+impl TokioWallClock {
     /// Anchored to the system's UTC time now (read once).
     pub fn new() -> Self {
         let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
@@ -93,17 +94,17 @@ impl TokioClock {
 
     /// Anchored to `anchor` now (deterministic tests and simulations).
     pub fn starting_at(anchor: Timestamp) -> Self {
-        TokioClock { anchor, start: Instant::now() }
+        TokioWallClock { anchor, start: Instant::now() }
     }
 }
 
-impl Default for TokioClock {
+impl Default for TokioWallClock {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Clock for TokioClock {
+impl WallClock for TokioWallClock {
     fn now(&self) -> Timestamp {
         self.anchor + self.start.elapsed()
     }
@@ -119,7 +120,7 @@ pub struct DriverConfig {
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// The longest a round may wait on the actuator and the source; past it the round is
-    /// recorded as failed ([`Outcome::NoSample`] or [`Outcome::ActuatorFailed`]) and the
+    /// recorded as failed ([`RoundOutcome::NoSample`] or [`RoundOutcome::ActuatorFailed`]) and the
     /// next round tries again. `None`: the interval. Longer than zero, at most a day.
     #[serde(with = "humantime_serde::option")]
     pub round_timeout: Option<Duration>,
@@ -160,7 +161,7 @@ impl DriverConfig {
 /// What came of one round.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
-pub enum Outcome {
+pub enum RoundOutcome {
     /// The recommendation differed from the replicas set, and the actuator applied it.
     Applied {
         /// The recommendation.
@@ -195,24 +196,24 @@ pub struct Decision {
     /// Replicas set before it (0 when the actuator could not say).
     pub replicas_before: u32,
     /// What came of it.
-    pub outcome: Outcome,
+    pub outcome: RoundOutcome,
 }
 
 impl Decision {
     /// The engine's recommendation, if it was asked.
     pub fn recommendation(&self) -> Option<&Recommendation> {
         match &self.outcome {
-            Outcome::Applied { recommendation }
-            | Outcome::Unchanged { recommendation }
-            | Outcome::ActuatorFailed { recommendation, .. } => Some(recommendation),
-            Outcome::NoSample { .. } => None,
+            RoundOutcome::Applied { recommendation }
+            | RoundOutcome::Unchanged { recommendation }
+            | RoundOutcome::ActuatorFailed { recommendation, .. } => Some(recommendation),
+            RoundOutcome::NoSample { .. } => None,
         }
     }
 
     /// The replicas set after it.
     pub fn replicas_after(&self) -> u32 {
         match &self.outcome {
-            Outcome::Applied { recommendation } => recommendation.replicas,
+            RoundOutcome::Applied { recommendation } => recommendation.replicas,
             _ => self.replicas_before,
         }
     }
@@ -244,7 +245,7 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Starts the loop on the current tokio runtime, with a [`TokioClock`] anchored to the
+    /// Starts the loop on the current tokio runtime, with a [`TokioWallClock`] anchored to the
     /// system time.
     ///
     /// # Panics
@@ -256,7 +257,7 @@ impl Driver {
         S: MetricSource + 'static,
         A: Actuator + 'static,
     {
-        Self::spawn_with_clock(config, engine, source, actuator, TokioClock::new())
+        Self::spawn_with_clock(config, engine, source, actuator, TokioWallClock::new())
     }
 
     /// Starts the loop with `clock`.
@@ -275,7 +276,7 @@ impl Driver {
         E: Engine + 'static,
         S: MetricSource + 'static,
         A: Actuator + 'static,
-        C: Clock,
+        C: WallClock,
     {
         config.validate()?;
         let history = Arc::new(Mutex::new(History {
@@ -402,7 +403,7 @@ impl Deadline {
     }
 }
 
-impl<E: Engine, S: MetricSource, A: Actuator, C: Clock> Rounds<E, S, A, C> {
+impl<E: Engine, S: MetricSource, A: Actuator, C: WallClock> Rounds<E, S, A, C> {
     async fn run(mut self, interval: Duration, mut stopped: oneshot::Receiver<()>) {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -428,21 +429,21 @@ impl<E: Engine, S: MetricSource, A: Actuator, C: Clock> Rounds<E, S, A, C> {
         let deadline = Deadline::after(self.timeout);
         let replicas_before = match deadline.bound("actuator (reading replicas)", self.actuator.current()).await {
             Ok(replicas) => replicas,
-            Err(error) => return Decision { at, replicas_before: 0, outcome: Outcome::NoSample { error } },
+            Err(error) => return Decision { at, replicas_before: 0, outcome: RoundOutcome::NoSample { error } },
         };
         let sample = match deadline.bound("metric source", self.source.sample(replicas_before, at)).await {
             Ok(sample) => sample,
-            Err(error) => return Decision { at, replicas_before, outcome: Outcome::NoSample { error } },
+            Err(error) => return Decision { at, replicas_before, outcome: RoundOutcome::NoSample { error } },
         };
         let recommendation = self.engine.recommend(&sample, at);
         let outcome = if recommendation.replicas == replicas_before {
-            Outcome::Unchanged { recommendation }
+            RoundOutcome::Unchanged { recommendation }
         } else {
             match deadline.bound("actuator (applying)", self.actuator.apply(recommendation.replicas)).await {
-                Ok(()) => Outcome::Applied { recommendation },
+                Ok(()) => RoundOutcome::Applied { recommendation },
                 Err(error) => {
                     tracing::warn!(%error, replicas = recommendation.replicas, "scaler could not apply a decision");
-                    Outcome::ActuatorFailed { recommendation, error }
+                    RoundOutcome::ActuatorFailed { recommendation, error }
                 }
             }
         };

@@ -62,7 +62,7 @@ pub mod time;
 pub use actuator::Actuator;
 pub use concurrency::{ConcurrencyLimit, ConcurrencyPermit};
 pub use cost::{CostCap, CostConfig};
-pub use driver::{Clock, Decision, Driver, DriverConfig, DriverFailed, MetricSource, Outcome, TokioClock};
+pub use driver::{Decision, Driver, DriverConfig, DriverFailed, MetricSource, RoundOutcome, TokioWallClock, WallClock};
 pub use engine::Engine;
 pub use error::{ActuatorError, ConfigError, SourceError};
 pub use hpa::{

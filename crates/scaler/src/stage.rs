@@ -18,13 +18,13 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use harvester_pipeline::processor::{Outcome, Stage, StreamProcessor};
+//! use harvester_pipeline::processor::{StageOutcome, Stage, StreamProcessor};
 //! use harvester_pipeline::sinks::MemorySink;
 //! use harvester_scaler::{Driver, DriverConfig, Hpa, HpaConfig, MetricSpec, StageMetrics, StageWorkers};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let processor = StreamProcessor::builder()
-//!     .stage(Stage::new("enrich", |n: u64| async move { Outcome::Keep(n) }))
+//!     .stage(Stage::new("enrich", |n: u64| async move { StageOutcome::Keep(n) }))
 //!     .sink(MemorySink::new("out"))
 //!     .build()?;
 //! let control = processor.stage_control("enrich")?;
@@ -61,7 +61,7 @@ const UNSET: usize = usize::MAX;
 /// engine's `min_replicas` at 1 or more (an [`HpaConfig`](crate::HpaConfig) accepts 0 when it
 /// has a whole-target metric, and would then ask for 0 on an idle stage). A 0 asked for anyway
 /// fails with an [`ActuatorError`], which the [`Driver`](crate::Driver) records as
-/// [`Outcome::ActuatorFailed`](crate::Outcome::ActuatorFailed); the workers stay as they are.
+/// [`RoundOutcome::ActuatorFailed`](crate::RoundOutcome::ActuatorFailed); the workers stay as they are.
 #[derive(Debug, Clone)]
 pub struct StageWorkers {
     control: StageControl,

@@ -4,7 +4,7 @@
 //! intervals (stabilisation windows, cooldowns, policy periods) and the calendar (schedule
 //! windows) — so it is a UTC time since the Unix epoch. Tests and simulations start wherever
 //! they like (`Timestamp::from_unix_secs(0)` is a Thursday); the [`Driver`](crate::Driver)
-//! takes it from a [`Clock`](crate::Clock).
+//! takes it from a [`WallClock`](crate::WallClock).
 
 use std::fmt;
 use std::ops::Add;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use harvester_scaler::{
-    Actuator, ActuatorError, Behavior, Driver, DriverConfig, Hpa, HpaConfig, MetricSource, MetricSpec, Outcome, Sample,
-    ScalingPolicy, ScalingRules, SourceError, Timestamp, TokioClock,
+    Actuator, ActuatorError, Behavior, Driver, DriverConfig, Hpa, HpaConfig, MetricSource, MetricSpec, RoundOutcome,
+    Sample, ScalingPolicy, ScalingRules, SourceError, Timestamp, TokioWallClock,
 };
 use tokio::sync::mpsc;
 
@@ -89,7 +89,7 @@ fn start_with(
 ) -> (Driver, mpsc::UnboundedReceiver<Timestamp>) {
     let (read, reads) = mpsc::unbounded_channel();
     let source = Script { loads, round: 0, read };
-    let driver = Driver::spawn_with_clock(config, engine, source, actuator, TokioClock::starting_at(ANCHOR))
+    let driver = Driver::spawn_with_clock(config, engine, source, actuator, TokioWallClock::starting_at(ANCHOR))
         .expect("valid config");
     (driver, reads)
 }
@@ -123,8 +123,8 @@ async fn driver_applies_recommendations_and_keeps_history() {
     // And each decision is remembered: 2 -> 4 -> 8, 8 on target, -> 16, then no sample
     let after: Vec<u32> = history.iter().map(|d| d.replicas_after()).collect();
     assert_eq!(after, [4, 8, 8, 16, 16]);
-    assert!(matches!(history[2].outcome, Outcome::Unchanged { .. }));
-    assert!(matches!(&history[4].outcome, Outcome::NoSample { error } if error.contains("exporter down")));
+    assert!(matches!(history[2].outcome, RoundOutcome::Unchanged { .. }));
+    assert!(matches!(&history[4].outcome, RoundOutcome::NoSample { error } if error.contains("exporter down")));
     assert_eq!(history.iter().map(|d| secs(d.at)).collect::<Vec<_>>(), [0, 15, 30, 45, 60]);
     // And the actuator applied exactly the changes
     assert_eq!(actuator.applied(), [4, 8, 16]);
@@ -152,9 +152,9 @@ async fn actuator_failure_is_recorded_and_retried() {
     let history = driver.stop().await.expect("the loop ran to the end");
     // Then the refused rounds are recorded and a later round applies the same decision
     assert!(
-        matches!(&history[0].outcome, Outcome::ActuatorFailed { recommendation, .. } if recommendation.replicas == 4)
+        matches!(&history[0].outcome, RoundOutcome::ActuatorFailed { recommendation, .. } if recommendation.replicas == 4)
     );
-    assert!(history.iter().any(|d| matches!(d.outcome, Outcome::Applied { .. })));
+    assert!(history.iter().any(|d| matches!(d.outcome, RoundOutcome::Applied { .. })));
     assert_eq!(actuator.applied(), [4]);
 }
 
@@ -182,7 +182,7 @@ async fn change_refused_by_the_actuator_is_retried_in_full() {
     // Then the round at 15 s makes the whole 2 -> 6 (the refused change used up none of the 4
     // a minute), and the round at 30 s holds 6 (the change made at 15 s did)
     assert!(
-        matches!(&history[0].outcome, Outcome::ActuatorFailed { recommendation, .. } if recommendation.replicas == 6)
+        matches!(&history[0].outcome, RoundOutcome::ActuatorFailed { recommendation, .. } if recommendation.replicas == 6)
     );
     assert_eq!(history.iter().map(|d| d.replicas_after()).collect::<Vec<_>>(), [2, 6, 6]);
     assert_eq!(actuator.applied(), [6]);
@@ -216,7 +216,7 @@ impl Actuator for HungApply {
 async fn hung_source_is_abandoned_at_the_round_timeout() {
     // Given a source that never answers and rounds bounded to 5 s
     let config = DriverConfig { round_timeout: Some(Duration::from_secs(5)), ..DriverConfig::default() };
-    let driver = Driver::spawn_with_clock(config, hpa(), Hung, Recorder::at(2), TokioClock::starting_at(ANCHOR))
+    let driver = Driver::spawn_with_clock(config, hpa(), Hung, Recorder::at(2), TokioWallClock::starting_at(ANCHOR))
         .expect("valid config");
     // When stop is called in the middle of the second round
     tokio::time::sleep(Duration::from_secs(16)).await;
@@ -227,7 +227,7 @@ async fn hung_source_is_abandoned_at_the_round_timeout() {
     assert_eq!(history.iter().map(|d| secs(d.at)).collect::<Vec<_>>(), [0, 15]);
     for decision in &history {
         assert!(
-            matches!(&decision.outcome, Outcome::NoSample { error } if error.contains("metric source: no answer within the round timeout (5s)")),
+            matches!(&decision.outcome, RoundOutcome::NoSample { error } if error.contains("metric source: no answer within the round timeout (5s)")),
             "{decision:?}"
         );
     }
@@ -238,9 +238,14 @@ async fn hung_apply_is_recorded_as_actuator_failed_after_the_interval() {
     // Given an actuator whose changes never finish, and the default timeout (the interval)
     let (read, _reads) = mpsc::unbounded_channel();
     let source = Script { loads: vec![400.0], round: 0, read };
-    let driver =
-        Driver::spawn_with_clock(DriverConfig::default(), hpa(), source, HungApply, TokioClock::starting_at(ANCHOR))
-            .expect("valid config");
+    let driver = Driver::spawn_with_clock(
+        DriverConfig::default(),
+        hpa(),
+        source,
+        HungApply,
+        TokioWallClock::starting_at(ANCHOR),
+    )
+    .expect("valid config");
     // When the first round's change (2 -> 4) hangs
     tokio::time::sleep(Duration::from_secs(1)).await;
     let asked = tokio::time::Instant::now();
@@ -249,7 +254,7 @@ async fn hung_apply_is_recorded_as_actuator_failed_after_the_interval() {
     assert_eq!(asked.elapsed(), Duration::from_secs(14));
     assert_eq!(history.len(), 1);
     assert!(
-        matches!(&history[0].outcome, Outcome::ActuatorFailed { recommendation, error }
+        matches!(&history[0].outcome, RoundOutcome::ActuatorFailed { recommendation, error }
             if recommendation.replicas == 4 && error.contains("no answer within the round timeout (15s)")),
         "{history:?}"
     );
@@ -293,7 +298,7 @@ async fn a_loop_that_dies_says_so_instead_of_looking_idle() {
         hpa(),
         Faulty { round: 0 },
         Recorder::at(1),
-        TokioClock::starting_at(ANCHOR),
+        TokioWallClock::starting_at(ANCHOR),
     )
     .expect("valid config");
     // When that round has come and gone

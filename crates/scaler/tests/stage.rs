@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use harvester_pipeline::processor::{Outcome, Stage, StreamProcessor};
+use harvester_pipeline::processor::{Stage, StageOutcome, StreamProcessor};
 use harvester_pipeline::{Sink, SinkError};
 use harvester_scaler::{
     Actuator, Behavior, Driver, DriverConfig, Hpa, HpaConfig, MetricSource, MetricSpec, StageMetrics, StageWorkers,
-    Timestamp, TokioClock,
+    Timestamp, TokioWallClock,
 };
 use tokio::sync::watch;
 
@@ -48,7 +48,7 @@ async fn burst_gains_workers_then_the_stage_returns_to_its_minimum_losing_nothin
         .stage(
             Stage::new("work", |n: u32| async move {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                Outcome::Keep(n)
+                StageOutcome::Keep(n)
             })
             .workers(1),
         )
@@ -70,7 +70,7 @@ async fn burst_gains_workers_then_the_stage_returns_to_its_minimum_losing_nothin
         hpa,
         StageMetrics::new(control.clone()),
         StageWorkers::new(control.clone()),
-        TokioClock::starting_at(Timestamp::from_unix_secs(1_700_000_000)),
+        TokioWallClock::starting_at(Timestamp::from_unix_secs(1_700_000_000)),
     )
     .expect("valid driver");
 
@@ -114,7 +114,7 @@ async fn busy_share_is_measured_over_the_last_interval() {
         .stage(
             Stage::new("slow", |n: u32| async move {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                Outcome::Keep(n)
+                StageOutcome::Keep(n)
             })
             .workers(1),
         )
@@ -155,7 +155,7 @@ async fn zero_workers_is_refused_and_recorded_as_actuator_failed() {
     // Given an idle stage with one worker and an HPA allowed to go to zero (on the queue depth,
     // a whole-target reading; no stabilisation window)
     let processor = StreamProcessor::builder()
-        .stage(Stage::new("idle", |n: u32| async move { Outcome::Keep(n) }).workers(1))
+        .stage(Stage::new("idle", |n: u32| async move { StageOutcome::Keep(n) }).workers(1))
         .sink(Collect { records: Arc::default(), count: Arc::new(watch::channel(0).0) })
         .build()
         .expect("valid processor");
@@ -171,7 +171,7 @@ async fn zero_workers_is_refused_and_recorded_as_actuator_failed() {
         hpa,
         StageMetrics::new(control.clone()),
         StageWorkers::new(control.clone()),
-        TokioClock::starting_at(Timestamp::from_unix_secs(1_700_000_000)),
+        TokioWallClock::starting_at(Timestamp::from_unix_secs(1_700_000_000)),
     )
     .expect("valid driver");
     // When the HPA asks for 0 workers
@@ -179,7 +179,7 @@ async fn zero_workers_is_refused_and_recorded_as_actuator_failed() {
     let history = driver.stop().await.expect("the loop ran to the end");
     // Then the driver records the refusal, and the stage keeps its worker
     let refused = history.iter().find(|d| d.recommendation().is_some_and(|r| r.replicas == 0)).expect("0 asked for");
-    assert!(matches!(refused.outcome, harvester_scaler::Outcome::ActuatorFailed { .. }), "{refused:?}");
+    assert!(matches!(refused.outcome, harvester_scaler::RoundOutcome::ActuatorFailed { .. }), "{refused:?}");
     assert_eq!(refused.replicas_after(), 1);
     assert_eq!(control.workers().expect("running"), 1);
     drop(processor);

@@ -5,7 +5,7 @@
 //! ```
 //! use std::time::Duration;
 //! use async_trait::async_trait;
-//! use harvester_pipeline::processor::{ErrorPolicy, Outcome, Stage, StreamProcessor};
+//! use harvester_pipeline::processor::{ErrorPolicy, StageOutcome, Stage, StreamProcessor};
 //! use harvester_pipeline::{Sink, SinkError};
 //!
 //! struct Print;
@@ -18,9 +18,9 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let processor = StreamProcessor::builder()
-//!     .stage(Stage::new("validate", |n: u32| async move { if n % 2 == 0 { Outcome::Keep(n) } else { Outcome::Drop } }).workers(2))
+//!     .stage(Stage::new("validate", |n: u32| async move { if n % 2 == 0 { StageOutcome::Keep(n) } else { StageOutcome::Drop } }).workers(2))
 //!     .stage(
-//!         Stage::new("double", |n: u32| async move { Outcome::Keep(n * 2) })
+//!         Stage::new("double", |n: u32| async move { StageOutcome::Keep(n * 2) })
 //!             .timeout(Duration::from_secs(1))
 //!             .on_error(ErrorPolicy::Retry { max_attempts: 3, backoff: Duration::from_millis(10) }),
 //!     )
@@ -64,7 +64,7 @@
 //! Records must be `Send + Sync + 'static` (the sink borrows a batch across an await).
 //! `T` needs `Clone` only for stages with a [`Stage::timeout`]: a handler cancelled by its
 //! timeout cannot hand the record back, so it is copied before each timed attempt. Retries
-//! without a timeout use the record returned in [`Outcome::Error`].
+//! without a timeout use the record returned in [`StageOutcome::Error`].
 
 mod builder;
 mod control;
@@ -95,7 +95,7 @@ pub use metrics::{ProcessorMetrics, StageSnapshot};
 pub use output::SinkRetry;
 pub use report::Report;
 pub use sender::{SendError, Sender};
-pub use stage::{ErrorPolicy, Outcome, Stage};
+pub use stage::{ErrorPolicy, Stage, StageOutcome};
 
 use self::metrics::{StageMetrics, TotalCounters};
 use self::order::{Reorder, Sequencer};

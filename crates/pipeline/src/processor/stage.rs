@@ -16,7 +16,7 @@ use crate::sink::DeadLetter;
 
 /// What a handler decided about one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome<T> {
+pub enum StageOutcome<T> {
     /// Pass the (possibly changed) record on to the next stage.
     Keep(T),
     /// Discard the record on purpose (counted as dropped).
@@ -25,7 +25,7 @@ pub enum Outcome<T> {
     Error(T, String),
 }
 
-/// What a stage does with a record whose handler returned [`Outcome::Error`] or timed out.
+/// What a stage does with a record whose handler returned [`StageOutcome::Error`] or timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorPolicy {
     /// Run the handler again, up to `max_attempts` attempts in all, waiting `backoff`, then
@@ -42,7 +42,7 @@ pub enum ErrorPolicy {
     Drop,
 }
 
-type Handler<T> = Arc<dyn Fn(T) -> BoxFuture<'static, Outcome<T>> + Send + Sync>;
+type Handler<T> = Arc<dyn Fn(T) -> BoxFuture<'static, StageOutcome<T>> + Send + Sync>;
 
 /// One step of the pipeline: a name, an async handler, its workers, a timeout and an error policy.
 ///
@@ -74,7 +74,7 @@ impl<T: Send + 'static> Stage<T> {
     pub fn new<F, Fut>(name: impl Into<String>, handler: F) -> Self
     where
         F: Fn(T) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Outcome<T>> + Send + 'static,
+        Fut: Future<Output = StageOutcome<T>> + Send + 'static,
     {
         Stage {
             name: name.into(),
@@ -286,7 +286,7 @@ async fn handle_record<T: Send + 'static>(
                 Err(_) => {
                     stage.metrics.count(Event::TimedOut);
                     match copy {
-                        Some(copy) => Ok(Outcome::Error(copy, format!("timed out after {limit:?}"))),
+                        Some(copy) => Ok(StageOutcome::Error(copy, format!("timed out after {limit:?}"))),
                         // `Stage::timeout` always sets the copy; without one the record is gone.
                         None => Err("timed out, and no copy of the record was kept"),
                     }
@@ -305,16 +305,16 @@ async fn handle_record<T: Send + 'static>(
             }
         };
         match outcome {
-            Outcome::Keep(record) => {
+            StageOutcome::Keep(record) => {
                 kept.records.push(Entry { seq, record });
                 return Ok(());
             }
-            Outcome::Drop => {
+            StageOutcome::Drop => {
                 stage.metrics.count(Event::Dropped);
                 leave(outputs, seq);
                 return Ok(());
             }
-            Outcome::Error(failed, error) => {
+            StageOutcome::Error(failed, error) => {
                 stage.metrics.count(Event::Failed);
                 match stage.policy {
                     ErrorPolicy::Retry { max_attempts, backoff } if attempts < max_attempts => {

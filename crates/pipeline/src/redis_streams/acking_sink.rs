@@ -29,14 +29,14 @@ use crate::sink::{DeadLetter, Sink, SinkError};
 /// use harvester_pipeline::processor::{Stage, StreamProcessor};
 /// use harvester_pipeline::redis_streams::{AckingSink, Delivery};
 /// use harvester_pipeline::sinks::MemorySink;
-/// use harvester_pipeline::{DeadLetter, Outcome};
+/// use harvester_pipeline::{DeadLetter, StageOutcome};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let stored = Arc::new(MemorySink::<u64>::new("stored"));
 /// let failed = Arc::new(MemorySink::<DeadLetter<u64>>::new("failed"));
 /// let processor = StreamProcessor::builder()
-///     .stage(Stage::new("double", Delivery::handler(|n: u64| async move { Outcome::Keep(n * 2) })))
+///     .stage(Stage::new("double", Delivery::handler(|n: u64| async move { StageOutcome::Keep(n * 2) })))
 ///     .sink(AckingSink::new(stored.clone()))
 ///     .dead_letter(AckingSink::new(failed.clone()))
 ///     .build()?;

@@ -10,26 +10,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use super::ack::Acks;
-use crate::processor::Outcome;
+use crate::processor::StageOutcome;
 
 /// A record from a [`RedisStreamSource`](super::RedisStreamSource), with the stream entry
 /// it came from. The processor of a stream source carries `Delivery<T>`; the entry is
 /// acknowledged when the record is stored ([`AckingSink`](super::AckingSink)) or dropped
-/// on purpose (a [`Delivery::handler`] stage returning [`Outcome::Drop`]), and delivered
+/// on purpose (a [`Delivery::handler`] stage returning [`StageOutcome::Drop`]), and delivered
 /// again when the record leaves the pipeline any other way.
 ///
 /// Clones share the entry: acknowledging one acknowledges all (a stage with a timeout
 /// clones the record before each attempt).
 ///
 /// ```
-/// use harvester_pipeline::processor::{Outcome, Stage};
+/// use harvester_pipeline::processor::{StageOutcome, Stage};
 /// use harvester_pipeline::redis_streams::Delivery;
 ///
 /// // A stage over `Delivery<String>` written as a stage over `String`.
 /// let trim = Stage::new(
 ///     "trim",
 ///     Delivery::handler(|page: String| async move {
-///         if page.trim().is_empty() { Outcome::Drop } else { Outcome::Keep(page.trim().to_owned()) }
+///         if page.trim().is_empty() { StageOutcome::Drop } else { StageOutcome::Keep(page.trim().to_owned()) }
 ///     }),
 /// );
 /// # let _ = trim;
@@ -110,14 +110,14 @@ impl<T> Delivery<T> {
     }
 
     /// Turns a handler of records into a handler of deliveries, for
-    /// [`Stage::new`](crate::processor::Stage::new): [`Outcome::Keep`] and
-    /// [`Outcome::Error`] keep the entry with the record; [`Outcome::Drop`] acknowledges the
+    /// [`Stage::new`](crate::processor::Stage::new): [`StageOutcome::Keep`] and
+    /// [`StageOutcome::Error`] keep the entry with the record; [`StageOutcome::Drop`] acknowledges the
     /// entry (dropping is a decision about the record, which must not come back). A
     /// handler that panics or is cancelled abandons the entry, which is delivered again.
     pub fn handler<F, Fut>(handler: F) -> impl Fn(Delivery<T>) -> HandleRecord<Fut, T> + Send + Sync + 'static
     where
         F: Fn(T) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Outcome<T>>,
+        Fut: Future<Output = StageOutcome<T>>,
     {
         move |delivery: Delivery<T>| HandleRecord {
             handling: handler(delivery.record),
@@ -161,8 +161,8 @@ impl<Fut, T> fmt::Debug for HandleRecord<Fut, T> {
     }
 }
 
-impl<Fut: Future<Output = Outcome<T>>, T> Future for HandleRecord<Fut, T> {
-    type Output = Outcome<Delivery<T>>;
+impl<Fut: Future<Output = StageOutcome<T>>, T> Future for HandleRecord<Fut, T> {
+    type Output = StageOutcome<Delivery<T>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -170,12 +170,12 @@ impl<Fut: Future<Output = Outcome<T>>, T> Future for HandleRecord<Fut, T> {
         // Only a poll after completion finds it taken; such a poll gets nothing.
         let Some(entry) = this.entry.take() else { return Poll::Pending };
         Poll::Ready(match outcome {
-            Outcome::Keep(record) => Outcome::Keep(Delivery { record, entry }),
-            Outcome::Drop => {
+            StageOutcome::Keep(record) => StageOutcome::Keep(Delivery { record, entry }),
+            StageOutcome::Drop => {
                 entry.ack();
-                Outcome::Drop
+                StageOutcome::Drop
             }
-            Outcome::Error(record, error) => Outcome::Error(Delivery { record, entry }, error),
+            StageOutcome::Error(record, error) => StageOutcome::Error(Delivery { record, entry }, error),
         })
     }
 }
@@ -216,11 +216,11 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_kept_record_carries_its_entry_unacknowledged() {
         let (mut deliveries, acks, mut queue) = deliveries(vec![1u32]);
-        let stage = Delivery::handler(|n: u32| async move { Outcome::Keep(n + 1) });
+        let stage = Delivery::handler(|n: u32| async move { StageOutcome::Keep(n + 1) });
 
         let outcome = stage(deliveries.remove(0)).await;
 
-        let Outcome::Keep(kept) = outcome else { panic!("kept") };
+        let StageOutcome::Keep(kept) = outcome else { panic!("kept") };
         assert_eq!((*kept.record(), kept.entry_id(), kept.is_acked()), (2, "0-1", false));
         assert!(acked(&mut queue).is_empty());
         assert!(acks.leases().holds("0-1"));
@@ -229,9 +229,9 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_dropped_record_acknowledges_its_entry() {
         let (mut deliveries, acks, mut queue) = deliveries(vec![1u32]);
-        let stage = Delivery::handler(|_: u32| async move { Outcome::Drop });
+        let stage = Delivery::handler(|_: u32| async move { StageOutcome::Drop });
 
-        assert!(matches!(stage(deliveries.remove(0)).await, Outcome::Drop));
+        assert!(matches!(stage(deliveries.remove(0)).await, StageOutcome::Drop));
 
         assert_eq!(acked(&mut queue), vec!["0-1"]);
         assert_eq!(acks.counters().snapshot().abandoned, 0);
@@ -240,9 +240,9 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_failed_record_keeps_its_entry_for_the_retry_or_the_dead_letter() {
         let (mut deliveries, _acks, mut queue) = deliveries(vec![1u32]);
-        let stage = Delivery::handler(|n: u32| async move { Outcome::Error(n, "no".into()) });
+        let stage = Delivery::handler(|n: u32| async move { StageOutcome::Error(n, "no".into()) });
 
-        let Outcome::Error(failed, error) = stage(deliveries.remove(0)).await else { panic!("failed") };
+        let StageOutcome::Error(failed, error) = stage(deliveries.remove(0)).await else { panic!("failed") };
 
         assert_eq!((*failed.record(), error.as_str(), failed.is_acked()), (1, "no", false));
         assert!(acked(&mut queue).is_empty());

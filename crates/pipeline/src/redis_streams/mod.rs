@@ -34,7 +34,7 @@
 //! |---------------------------------------------------|--------------------------------------------------------------|
 //! | is stored by the sink (an [`AckingSink`])         | acknowledged after the sink's `write` succeeded              |
 //! | is dead-lettered by a stage or after the sink's retries, and the dead-letter sink (an [`AckingSink`]) stores it | acknowledged after the dead letter is stored |
-//! | is dropped by a [`Delivery::handler`] stage ([`Outcome::Drop`](crate::Outcome::Drop)) | acknowledged at once: dropping is a decision |
+//! | is dropped by a [`Delivery::handler`] stage ([`StageOutcome::Drop`](crate::StageOutcome::Drop)) | acknowledged at once: dropping is a decision |
 //! | is dead-lettered and the dead-letter sink refuses (or there is none) | pending: delivered again                      |
 //! | is lost in the processor (a handler panics, an [`ErrorPolicy::Drop`](crate::ErrorPolicy::Drop) stage discards it, shutdown's deadline aborts it) | pending: delivered again |
 //! | is held when the process crashes or the source is [aborted](RunningSource::abort) | pending: taken over by another consumer after the visibility timeout |
@@ -75,7 +75,7 @@
 //!     AckingSink, Delivery, RedisConfig, RedisConnection, RedisStreamSink, RedisStreamSource, StreamConfig,
 //!     StreamSinkConfig,
 //! };
-//! use harvester_pipeline::{DeadLetter, Outcome};
+//! use harvester_pipeline::{DeadLetter, StageOutcome};
 //!
 //! #[derive(Clone, serde::Serialize, serde::Deserialize)]
 //! struct Page { url: String, body: String }
@@ -88,7 +88,7 @@
 //! let processor = StreamProcessor::builder()
 //!     .stage(
 //!         Stage::new("clean", Delivery::handler(|page: Page| async move {
-//!             if page.body.is_empty() { Outcome::Drop } else { Outcome::Keep(Page { body: page.body.trim().into(), ..page }) }
+//!             if page.body.is_empty() { StageOutcome::Drop } else { StageOutcome::Keep(Page { body: page.body.trim().into(), ..page }) }
 //!         }))
 //!         .workers(4)
 //!         .on_error(ErrorPolicy::Retry { max_attempts: 3, backoff: Duration::from_millis(100) }),

@@ -36,13 +36,13 @@ const RECLAIM_PAGES: usize = 10;
 /// use harvester_pipeline::processor::{Stage, StreamProcessor};
 /// use harvester_pipeline::redis_streams::{AckingSink, Delivery, RedisConfig, RedisConnection, RedisStreamSource, StreamConfig};
 /// use harvester_pipeline::sinks::MemorySink;
-/// use harvester_pipeline::Outcome;
+/// use harvester_pipeline::StageOutcome;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let redis = RedisConnection::connect(&RedisConfig::default()).await?;
 /// let stored = Arc::new(MemorySink::<String>::new("stored"));
 /// let processor = StreamProcessor::builder()
-///     .stage(Stage::new("upper", Delivery::handler(|s: String| async move { Outcome::Keep(s.to_uppercase()) })))
+///     .stage(Stage::new("upper", Delivery::handler(|s: String| async move { StageOutcome::Keep(s.to_uppercase()) })))
 ///     .sink(AckingSink::new(stored.clone()))
 ///     .build()?;
 /// let mut source = RedisStreamSource::<String>::new(redis, StreamConfig::new("pages", "enrich", "worker-1"))?

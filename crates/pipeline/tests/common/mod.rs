@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use harvester_pipeline::processor::{Outcome, Stage};
+use harvester_pipeline::processor::{Stage, StageOutcome};
 use harvester_pipeline::sinks::MemorySink;
 use tokio::sync::Semaphore;
 
@@ -14,8 +14,8 @@ pub fn memory<T>() -> Arc<MemorySink<T>> {
 }
 
 /// A handler that keeps every record.
-pub async fn keep(n: u64) -> Outcome<u64> {
-    Outcome::Keep(n)
+pub async fn keep(n: u64) -> StageOutcome<u64> {
+    StageOutcome::Keep(n)
 }
 
 /// A stage whose handler waits for a permit of `gate` per record: it holds records until the
@@ -27,7 +27,7 @@ pub fn gated_stage(gate: Arc<Semaphore>) -> Stage<u64> {
             if let Ok(permit) = gate.acquire().await {
                 permit.forget();
             }
-            Outcome::Keep(n)
+            StageOutcome::Keep(n)
         }
     })
 }
