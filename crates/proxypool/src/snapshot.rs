@@ -84,9 +84,9 @@ impl Slot {
 
     /// The one availability rule, for picking and for explaining an empty pick alike:
     /// `None` when this proxy may serve a request now, else the first reason it may not,
-    /// checked in this order: the request's filter, an ejection (which does not count
-    /// while `ejections_ignored`: panic mode), a ban by the target host, the proxy's
-    /// session limit. The clock and panic mode are read only when needed.
+    /// checked in this order: the request's filter, the proxy's session limit, an ejection
+    /// (which does not count while `ejections_ignored`: panic mode), a ban by the target
+    /// host. The clock and panic mode are read only when needed.
     #[inline]
     pub(crate) fn unavailable(
         &self,
@@ -100,6 +100,10 @@ impl Slot {
             return Some(Unavailable::Unmatched);
         }
         let health = self.health();
+        // The session limit first: one load, and the reason a pool under load sees most.
+        if self.is_full(health) {
+            return Some(Unavailable::Busy);
+        }
         if let Some(until) = health.ejected_until(&now)
             && !ejections_ignored()
         {
@@ -107,9 +111,6 @@ impl Slot {
         }
         if let Some(until) = health.banned_until(host, &now) {
             return Some(Unavailable::Banned { until });
-        }
-        if self.is_full(health) {
-            return Some(Unavailable::Busy);
         }
         None
     }
