@@ -16,8 +16,29 @@ use harvester_pipeline::batch::{BatchConfig, BatchSink, RetryConfig};
 use harvester_pipeline::processor::{ErrorPolicy, SinkRetry, Stage, StageOutcome, StreamProcessor};
 use harvester_pipeline::sink::{DeadLetter, Sink, SinkError};
 use harvester_pipeline::sinks::MemorySink;
-use harvester_testbed::support::extremes::{count, duration, paused_runtime, size};
 use proptest::prelude::*;
+
+// This crate's own extremes, not the shared tables of harvester-testbed: with their moderate
+// counts (20, 56 workers per stage) some cases of the processor property take minutes in a
+// debug build.
+fn duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::from_nanos(1)),
+        Just(Duration::from_millis(10)),
+        Just(Duration::from_secs(86_400)),
+        Just(Duration::from_secs(u64::MAX)),
+        Just(Duration::MAX),
+    ]
+}
+
+fn count() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(0), Just(1), Just(3), Just(1 << 20), Just(u32::MAX)]
+}
+
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(0), Just(1), Just(4), Just(1 << 40), Just(usize::MAX)]
+}
 
 /// Keeps records, fails every third one.
 async fn flaky(n: u64) -> StageOutcome<u64> {
@@ -59,7 +80,7 @@ proptest! {
         (timeout, attempts, backoff) in (proptest::option::of(duration()), count(), duration()),
         (sink_attempts, sink_backoff) in (count(), duration()),
     ) {
-        let report = paused_runtime().block_on(async move {
+        let report = harvester_testbed::support::extremes::paused_runtime().block_on(async move {
             let mut stage = Stage::new("flaky", flaky)
                 .workers(workers)
                 .on_error(ErrorPolicy::Retry { max_attempts: attempts, backoff });
@@ -105,7 +126,7 @@ proptest! {
             retry: RetryConfig { max_attempts: attempts, base_delay: base, max_delay: max },
         };
         let valid = config.validate();
-        let outcome = paused_runtime().block_on(async move {
+        let outcome = harvester_testbed::support::extremes::paused_runtime().block_on(async move {
             let inner = Panicky::<u64>::new(1);
             let dead = Arc::new(MemorySink::<DeadLetter<u64>>::new("dead"));
             let batch = BatchSink::builder(inner.clone(), config).dead_letter(dead.clone()).spawn()?;
