@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::{StatusCode, header::RETRY_AFTER};
+use http::StatusCode;
 
 use crate::error::{BoxError, Rejection};
 
@@ -215,7 +215,7 @@ impl<B> ResponsePolicy<http::Response<B>> for RetryOnStatus {
 
 /// The wait a response's `Retry-After` header asks for, if it has a valid one.
 pub fn retry_after<B>(response: &http::Response<B>) -> Option<Duration> {
-    parse_retry_after(response.headers().get(RETRY_AFTER)?, SystemTime::now())
+    harvester_core::retry_after::of_headers(response.headers(), SystemTime::now())
 }
 
 pub use harvester_core::retry_after::parse as parse_retry_after;
