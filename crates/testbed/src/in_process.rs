@@ -1,11 +1,12 @@
 //! The accept loop every in-process server runs: a free port of 127.0.0.1, one task per
 //! connection, a count of accepted connections, and everything stopped on drop.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -87,14 +88,24 @@ impl Drop for InProcessServer {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, and that this process has not handed
+/// out before (two concurrent tests never get the same port from it).
 ///
-/// Another process may take it before the caller binds it, so a caller that starts a server
-/// on it should be ready to try again with a new port.
+/// Another process, or a listener bound to port 0, may still take it before the caller binds
+/// it, so a caller that starts a server on it should be ready to try again with a new port.
 ///
 /// # Errors
 /// When no port of 127.0.0.1 can be bound.
 pub fn free_port() -> io::Result<u16> {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    // Enough tries to get past every port handed out so far: the kernel's choice is not
+    // sequential, and a test run hands out a few hundred at most.
+    for _ in 0..1_000 {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
+        if HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner).insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AddrInUse, "every free port of 127.0.0.1 was handed out before"))
 }

@@ -141,7 +141,12 @@ impl ServerProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(Readiness::Exited(status.to_string()));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // A connection alone may reach another server that took the port between
+            // `free_port` and our child's bind (a concurrent test's): ready only once the
+            // listener is this child's own.
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                && listens_on(self.child.id(), self.port) != Some(false)
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -175,6 +180,28 @@ impl ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether process `pid` holds the socket listening on 127.0.0.1:`port`, read from Linux's
+/// /proc; `None` where /proc cannot tell (another OS), so the caller falls back to trusting
+/// the connection.
+fn listens_on(pid: u32, port: u16) -> Option<bool> {
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    // Columns: sl, local address (hex IPv4:port), remote address, state (0A = LISTEN), ..., inode (10th).
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|columns| columns.len() > 9 && columns[1] == local && columns[3] == "0A")
+        .map(|columns| columns[9])
+        .collect();
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let owned = fds.filter_map(Result::ok).filter_map(|fd| fs::read_link(fd.path()).ok()).any(|target| {
+        let target = target.to_string_lossy();
+        inodes.iter().any(|inode| target == format!("socket:[{inode}]"))
+    });
+    Some(owned)
 }
 
 impl Drop for ServerProcess {
