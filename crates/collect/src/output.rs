@@ -77,15 +77,17 @@ impl Tally {
 pub struct OutputSink {
     file: JsonlSink<Fetched>,
     tally: Arc<Tally>,
+    on_written: fn(&str, &Line),
 }
 
 impl OutputSink {
     /// Opens `path`, truncating it: a run writes the file whole.
-    pub async fn create(path: &Path, tally: Arc<Tally>) -> Result<Arc<Self>, SinkError> {
+    /// `on_written` sees each line once it is in the file (the job records its metrics there).
+    pub async fn create(path: &Path, tally: Arc<Tally>, on_written: fn(&str, &Line)) -> Result<Arc<Self>, SinkError> {
         std::fs::File::create(path)
             .map_err(|e| SinkError::new("out", format!("cannot create {}: {e}", path.display())))?;
         let file = JsonlSink::open(path, FsyncPolicy::OnFlush).await?.with_name("out");
-        Ok(Arc::new(OutputSink { file, tally }))
+        Ok(Arc::new(OutputSink { file, tally, on_written }))
     }
 }
 
@@ -100,7 +102,7 @@ impl Sink<Fetched> for OutputSink {
         // Counted once written, so the tally never runs ahead of the file.
         for fetched in batch {
             self.tally.count(&fetched.line);
-            crate::telemetry::record_url(&fetched.host, &fetched.line);
+            (self.on_written)(&fetched.host, &fetched.line);
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ use crate::input::Target;
 use crate::output::{FailedLines, OutputSink, Tally};
 use crate::records::{self, Fetched};
 use crate::stack::{self, Fetch, FetchService, Stack, StackSettings};
+pub use crate::telemetry::Watch;
 
 /// Everything the job needs.
 pub struct Job {
@@ -99,18 +100,6 @@ fn start_scalers(processor: &StreamProcessor<Fetched>, scaling: &Scaling) -> Res
     Ok(drivers)
 }
 
-/// What the running job shares with whoever watches it (progress, metrics, health).
-#[derive(Clone)]
-pub struct Watch {
-    /// Lines written so far.
-    pub tally: Arc<Tally>,
-    /// URLs in the job.
-    pub total: u64,
-    /// True while the job takes work: from the start of the run until it stops or ends (for
-    /// `/ready`).
-    pub ready: watch::Receiver<bool>,
-}
-
 /// What the job did; the report is made of it.
 pub struct RunOutcome {
     /// The tally of the output file.
@@ -175,7 +164,9 @@ pub async fn start(job: Job) -> Result<Running, JobError> {
     let stack = stack::build(client, &job.stack).map_err(|e| JobError::Config(e.to_string()))?;
 
     let tally = Arc::new(Tally::default());
-    let output = OutputSink::create(&job.out, tally.clone()).await.map_err(|e| JobError::Output(e.to_string()))?;
+    let output = OutputSink::create(&job.out, tally.clone(), crate::telemetry::record_url)
+        .await
+        .map_err(|e| JobError::Output(e.to_string()))?;
     let mut builder = StreamProcessor::builder();
     for stage in records::stages(job.stage_workers) {
         builder = builder.stage(stage);

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,10 +34,23 @@ use hyper_util::rt::TokioIo;
 use indicatif::{ProgressBar, ProgressStyle};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::output::Tally;
 use crate::records::{Line, Status};
-use crate::run::Watch;
+
+/// What the running job shares with whoever watches it (progress, metrics, health).
+#[derive(Clone)]
+pub struct Watch {
+    /// Lines written so far.
+    pub tally: Arc<Tally>,
+    /// URLs in the job.
+    pub total: u64,
+    /// True while the job takes work: from the start of the run until it stops or ends (for
+    /// `/ready`).
+    pub ready: watch::Receiver<bool>,
+}
 
 /// The label of every host past the labelled ones.
 pub const OTHER_HOSTS: &str = "other";
