@@ -60,8 +60,8 @@ fn stream_config(stream: &str, consumer: &str) -> StreamConfig {
     StreamConfig {
         block: Duration::from_millis(200),
         read_count: 200,
-        retry_backoff: Duration::from_millis(20),
-        max_retry_backoff: Duration::from_millis(300),
+        retry_base_delay: Duration::from_millis(20),
+        retry_max_delay: Duration::from_millis(300),
         ..StreamConfig::new(stream, "workers", consumer)
     }
 }
@@ -281,7 +281,7 @@ async fn poison_entries_reach_the_dead_letter_stream_after_the_delivery_limit() 
         )
         .sink(AckingSink::new(MemorySink::<Job>::new("never")))
         .dead_letter(AckingSink::new(refusing))
-        .sink_retry(SinkRetry { max_attempts: 1, backoff: Duration::from_millis(10) })
+        .sink_retry(SinkRetry { max_attempts: 1, base_delay: Duration::from_millis(10) })
         .build()
         .expect("valid processor");
     let config = StreamConfig {

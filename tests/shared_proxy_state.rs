@@ -52,8 +52,8 @@ fn shared_config(instance: &str) -> SharedStateConfig {
         sync_interval: Duration::from_millis(100),
         removal_grace: Duration::from_millis(200),
         poll_interval: Duration::from_millis(300),
-        retry_min: Duration::from_millis(50),
-        retry_max: Duration::from_millis(300),
+        retry_base_delay: Duration::from_millis(50),
+        retry_max_delay: Duration::from_millis(300),
         ..Default::default()
     }
 }

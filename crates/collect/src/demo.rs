@@ -15,6 +15,7 @@ use crate::input::{Target, UrlList};
 pub const PAGES: usize = 300;
 
 /// The demo's servers; they stop when it is dropped.
+#[must_use = "the demo servers stop as soon as it is dropped"]
 pub struct Demo {
     site: TargetServer,
     fleet: Vec<(&'static str, &'static str, Arc<FaultProxy>)>,

@@ -34,6 +34,7 @@ impl Target {
 
 /// Why an input file was refused.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum InputError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]

@@ -22,6 +22,9 @@
 //! - [`telemetry`]: Prometheus `/metrics`, `/health` and `/ready`, progress on a terminal or
 //!   in log lines.
 //!
+//! Imports point one way (checked for every crate by `tests/import_circles.rs`): `input` and
+//! `files` → `demo`, `stack` → `records` → `output` → `telemetry` → `run` → `report` → `cli`.
+//!
 //! ## The request path
 //!
 //! A URL is admitted by [`run`] when one of `--concurrency` slots is free (the one

@@ -21,6 +21,7 @@ use crate::stack::Page;
 /// Whether a URL was collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Status {
     /// The page was fetched from the target (2xx, not a ban or captcha page) and extracted.
     Ok,

@@ -120,6 +120,7 @@ pub struct RunOutcome {
 
 /// Why the job could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JobError {
     /// A setting is out of range.
     #[error("{0}")]

@@ -152,6 +152,7 @@ pub type BatchReport = SinkStats;
 
 /// Why a [`BatchSink`] could not take a record or finish.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum BatchError<T> {
     /// The background task is gone (it panicked); the record is handed back.
     #[error("batch sink {sink} is no longer running")]
@@ -179,6 +180,7 @@ enum Command<T> {
 }
 
 /// Sets up a [`BatchSink`]: [`BatchSink::builder`] or [`BatchSink::builder_with_size`].
+#[must_use = "a builder does nothing until it is built"]
 pub struct BatchSinkBuilder<T: Send + 'static> {
     inner: Arc<dyn Sink<T>>,
     config: BatchConfig,

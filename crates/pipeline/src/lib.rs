@@ -20,11 +20,13 @@
 //!   `harvester-redis`).
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod batch;
 pub mod processor;
 pub mod record;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis_streams;
 pub mod sink;
 mod sink_stats;

@@ -77,13 +77,13 @@ proptest! {
     #[test]
     fn processor(
         (queue, batch, window, workers) in (size(), size(), proptest::option::of(size()), size()),
-        (timeout, attempts, backoff) in (proptest::option::of(duration()), count(), duration()),
-        (sink_attempts, sink_backoff) in (count(), duration()),
+        (timeout, attempts, base_delay) in (proptest::option::of(duration()), count(), duration()),
+        (sink_attempts, sink_base_delay) in (count(), duration()),
     ) {
         let report = harvester_testbed::support::extremes::paused_runtime().block_on(async move {
             let mut stage = Stage::new("flaky", flaky)
                 .workers(workers)
-                .on_error(ErrorPolicy::Retry { max_attempts: attempts, backoff });
+                .on_error(ErrorPolicy::Retry { max_attempts: attempts, base_delay });
             if let Some(timeout) = timeout {
                 stage = stage.timeout(timeout);
             }
@@ -91,7 +91,7 @@ proptest! {
                 .stage(stage)
                 .queue_size(queue)
                 .batch_size(batch)
-                .sink_retry(SinkRetry { max_attempts: sink_attempts, backoff: sink_backoff })
+                .sink_retry(SinkRetry { max_attempts: sink_attempts, base_delay: sink_base_delay })
                 .sink(memory::<u64>());
             if let Some(window) = window {
                 builder = builder.ordered_window(window);
@@ -177,7 +177,7 @@ async fn a_sink_that_panics_costs_its_batch_a_retry_not_the_writer() {
     let sink = Panicky::<u64>::new(2);
     let processor = StreamProcessor::builder()
         .stage(Stage::new("a", common::keep))
-        .sink_retry(SinkRetry { max_attempts: 3, backoff: Duration::from_millis(10) })
+        .sink_retry(SinkRetry { max_attempts: 3, base_delay: Duration::from_millis(10) })
         .sink(sink.clone())
         .build()
         .expect("valid configuration");

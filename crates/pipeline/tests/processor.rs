@@ -79,7 +79,7 @@ async fn run_conservation(
                 async move { outcome_of(n, &plan) }
             })
             .workers(workers)
-            .on_error(ErrorPolicy::Retry { max_attempts: 2, backoff: Duration::from_millis(1) }),
+            .on_error(ErrorPolicy::Retry { max_attempts: 2, base_delay: Duration::from_millis(1) }),
         )
         .stage(Stage::new("second", keep).workers(workers).on_error(ErrorPolicy::Drop))
         .queue_size(queue)
@@ -217,7 +217,7 @@ async fn a_record_that_times_out_is_dead_lettered_with_the_timeout_and_attempts(
                 StageOutcome::Keep(n)
             })
             .timeout(Duration::from_secs(1))
-            .on_error(ErrorPolicy::Retry { max_attempts: 3, backoff: Duration::from_millis(100) }),
+            .on_error(ErrorPolicy::Retry { max_attempts: 3, base_delay: Duration::from_millis(100) }),
         )
         .sink(memory())
         .dead_letter(dead.clone())
@@ -244,7 +244,7 @@ async fn a_failing_record_is_retried_until_it_succeeds() {
                 let attempt = counter.fetch_add(1, Ordering::SeqCst);
                 async move { if attempt < 2 { StageOutcome::Error(n, "flaky".into()) } else { StageOutcome::Keep(n) } }
             })
-            .on_error(ErrorPolicy::Retry { max_attempts: 5, backoff: Duration::from_millis(10) }),
+            .on_error(ErrorPolicy::Retry { max_attempts: 5, base_delay: Duration::from_millis(10) }),
         )
         .sink(output.clone())
         .build()
@@ -375,7 +375,7 @@ async fn records_the_sink_refuses_are_dead_lettered_after_retries() {
     let dead = memory::<DeadLetter<u64>>();
     let processor = StreamProcessor::builder()
         .stage(Stage::new("pass", keep))
-        .sink_retry(SinkRetry { max_attempts: 3, backoff: Duration::from_millis(10) })
+        .sink_retry(SinkRetry { max_attempts: 3, base_delay: Duration::from_millis(10) })
         .sink(BrokenSink)
         .dead_letter(dead.clone())
         .build()

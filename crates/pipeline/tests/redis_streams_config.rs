@@ -39,8 +39,8 @@ fn a_source_config_refuses_values_that_cannot_work_naming_the_field() {
         (StreamConfig { max_deliveries: 0, ..good.clone() }, "max_deliveries"),
         (StreamConfig { dead_letter_stream: Some("pages".into()), ..good.clone() }, "dead_letter_stream"),
         (StreamConfig { dead_letter_stream: Some(String::new()), ..good.clone() }, "dead_letter_stream"),
-        (StreamConfig { retry_backoff: Duration::from_secs(10), ..good.clone() }, "retry_backoff"),
-        (StreamConfig { retry_backoff: Duration::ZERO, ..good }, "retry_backoff"),
+        (StreamConfig { retry_base_delay: Duration::from_secs(10), ..good.clone() }, "retry_base_delay"),
+        (StreamConfig { retry_base_delay: Duration::ZERO, ..good }, "retry_base_delay"),
     ];
     for (config, field) in cases {
         assert_eq!(refused_field(&config), field, "{config:?}");

@@ -181,8 +181,8 @@ proptest! {
             sync_interval: p.duration(d.sync_interval),
             removal_grace: p.duration(d.removal_grace),
             poll_interval: p.duration(d.poll_interval),
-            retry_min: p.duration(d.retry_min),
-            retry_max: p.duration(d.retry_max),
+            retry_base_delay: p.duration(d.retry_base_delay),
+            retry_max_delay: p.duration(d.retry_max_delay),
             max_pending: p.size(d.max_pending),
             max_polled: p.size(d.max_polled),
             ..SharedStateConfig::default()

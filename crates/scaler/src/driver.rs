@@ -161,6 +161,7 @@ impl DriverConfig {
 /// What came of one round.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
+#[non_exhaustive]
 pub enum RoundOutcome {
     /// The recommendation differed from the replicas set, and the actuator applied it.
     Applied {
@@ -238,6 +239,7 @@ fn lock(history: &Mutex<History>) -> MutexGuard<'_, History> {
 ///
 /// Dropping it aborts the loop; [`stop`](Self::stop) ends it after the round in progress.
 #[derive(Debug)]
+#[must_use = "the loop stops as soon as the driver is dropped"]
 pub struct Driver {
     history: Arc<Mutex<History>>,
     stop: Option<oneshot::Sender<()>>,

@@ -41,6 +41,7 @@
 //! ```
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod actuator;
 pub mod concurrency;
@@ -56,6 +57,7 @@ pub mod recommendation;
 pub mod sample;
 pub mod schedule;
 #[cfg(feature = "pipeline")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pipeline")))]
 pub mod stage;
 pub mod time;
 
@@ -75,5 +77,6 @@ pub use recommendation::{Bound, Direction, Reason, Recommendation};
 pub use sample::{PodReading, PodState, Reading, Sample};
 pub use schedule::{ScheduleConfig, ScheduleWindow, Scheduled, TimeOfDay, Weekday};
 #[cfg(feature = "pipeline")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pipeline")))]
 pub use stage::{StageMetrics, StageWorkers};
 pub use time::Timestamp;

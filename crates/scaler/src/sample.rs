@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 /// The state of one replica as the HPA's pod grouping sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PodState {
     /// Running and counted: its value (or its absence) takes part in the calculation.
     #[default]

@@ -34,6 +34,7 @@ use crate::pages::CAPTCHA_PAGE;
 /// # Ok(())
 /// # }
 /// ```
+#[must_use = "the proxy stops as soon as it is dropped"]
 pub struct FaultProxy {
     addr: SocketAddr,
     /// `None` for [`FaultProxy::closed`], which has nothing listening.

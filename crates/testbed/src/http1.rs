@@ -17,6 +17,7 @@ const DRAIN_LIMIT: usize = 1024 * 1024;
 
 /// Why no message head could be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeadError {
     /// The peer went away (or the read failed) before the head was complete.
     Closed,

@@ -32,6 +32,7 @@ use tokio::task::{JoinHandle, JoinSet};
 /// # Ok(())
 /// # }
 /// ```
+#[must_use = "the server stops as soon as it is dropped"]
 pub struct InProcessServer {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,

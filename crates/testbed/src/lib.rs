@@ -56,6 +56,7 @@ pub mod http1;
 mod in_process;
 mod pages;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 #[cfg(feature = "support")]
 #[cfg_attr(docsrs, doc(cfg(feature = "support")))]
@@ -71,4 +72,5 @@ pub use in_process::{InProcessServer, free_port};
 pub use pages::{CAPTCHA_MARKER, CAPTCHA_PAGE, PageStats, serve_pages};
 pub use target::TargetServer;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls_target::TlsTargetServer;

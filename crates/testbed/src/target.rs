@@ -31,6 +31,7 @@ use crate::pages::{self, PageStats};
 /// Accepts both origin-form (`/path`) and absolute-form (`http://host/path`) request targets,
 /// so it can also be addressed directly as if it were a proxy. Stops when dropped, open
 /// connections included. Must be started inside a tokio runtime.
+#[must_use = "the server stops as soon as it is dropped"]
 pub struct TargetServer {
     server: InProcessServer,
     stats: Arc<PageStats>,

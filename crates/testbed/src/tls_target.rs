@@ -21,6 +21,7 @@ use crate::pages::{self, PageStats};
 /// Uses rustls with the ring provider passed explicitly, so no process-wide provider is
 /// installed. Stops when dropped, open connections included. Must be started inside a tokio
 /// runtime.
+#[must_use = "the server stops as soon as it is dropped"]
 pub struct TlsTargetServer {
     server: InProcessServer,
     stats: Arc<PageStats>,

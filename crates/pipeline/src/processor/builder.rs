@@ -2,83 +2,18 @@
 //! configuration with the field named.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use thiserror::Error;
-
+use super::limits::{
+    BuildError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_ORDERED_WINDOW, MAX_QUEUE_SIZE, check,
+};
 use super::output::SinkRetry;
 use super::stage::Stage;
 use super::{Overflow, StreamProcessor};
 use crate::sink::{DeadLetter, Sink};
 
-/// The most workers one stage may run.
-pub const MAX_WORKERS: usize = 100_000;
-/// The largest queue in front of a stage or a sink.
-pub const MAX_QUEUE_SIZE: usize = 1 << 24;
-/// The largest batch written to a sink at once (a batch's buffer is allocated up front).
-pub const MAX_BATCH_SIZE: usize = 1_000_000;
-/// The largest ordered window.
-pub const MAX_ORDERED_WINDOW: usize = 1 << 30;
-/// The most attempts of a stage's or a sink's retry policy.
-pub const MAX_ATTEMPTS: u32 = 1_000;
-/// The longest timeout or retry backoff.
-pub const LONGEST_WAIT: Duration = Duration::from_secs(86_400);
-
-/// Why [`StreamProcessorBuilder::build`] refused to build: no stage or sink, a stage name
-/// used twice, a number out of range, no runtime.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum BuildError {
-    /// No stage was added.
-    #[error("stages: add at least one stage")]
-    NoStages,
-    /// Two stages share a name (names address stages in `set_workers` and metrics).
-    #[error("stage {stage:?}: name used twice")]
-    DuplicateStage {
-        /// The repeated name.
-        stage: String,
-    },
-    /// A number outside its documented range: `queue_size`, `batch_size`,
-    /// `ordered_window`, `sink_retry.*`, or a stage's `workers`, `timeout` or retry policy.
-    #[error("{field}: {value} is out of range ({allowed})")]
-    OutOfRange {
-        /// The setting, e.g. `batch_size` or `stage "fetch": workers`.
-        field: String,
-        /// The value given.
-        value: String,
-        /// The range it must be in.
-        allowed: &'static str,
-    },
-    /// No sink was given.
-    #[error("sink: a sink is required")]
-    NoSink,
-    /// `build` was called outside a tokio runtime, so there is nowhere to run the workers.
-    #[error("build must be called inside a tokio runtime")]
-    NoRuntime,
-}
-
-impl BuildError {
-    /// The setting that was refused, when the error is about one number.
-    pub fn field(&self) -> Option<&str> {
-        match self {
-            BuildError::OutOfRange { field, .. } => Some(field),
-            _ => None,
-        }
-    }
-}
-
-/// Refuses `value` unless `ok`, naming `field`.
-pub(crate) fn check<V: fmt::Debug>(
-    ok: bool,
-    field: impl Into<String>,
-    value: V,
-    allowed: &'static str,
-) -> Result<(), BuildError> {
-    if ok { Ok(()) } else { Err(BuildError::OutOfRange { field: field.into(), value: format!("{value:?}"), allowed }) }
-}
-
 /// Builds a [`StreamProcessor`]; start with [`StreamProcessor::builder`].
+#[must_use = "a builder does nothing until it is built"]
 pub struct StreamProcessorBuilder<T: Send + Sync + 'static> {
     pub(crate) stages: Vec<Stage<T>>,
     pub(crate) queue_size: usize,
@@ -170,7 +105,7 @@ impl<T: Send + Sync + 'static> StreamProcessorBuilder<T> {
     /// Checks the configuration and starts the workers (inside the current tokio runtime).
     ///
     /// Ranges: `queue_size` 1..=[`MAX_QUEUE_SIZE`], `batch_size` 1..=[`MAX_BATCH_SIZE`],
-    /// `ordered_window` 1..=[`MAX_ORDERED_WINDOW`], a stage's workers 1..=[`MAX_WORKERS`],
+    /// `ordered_window` 1..=[`MAX_ORDERED_WINDOW`], a stage's workers 1..=[`MAX_WORKERS`](super::MAX_WORKERS),
     /// attempts (of a stage's retry policy or of the sink's) 1..=[`MAX_ATTEMPTS`],
     /// timeouts more than zero and, like backoffs, at most [`LONGEST_WAIT`] (a day).
     pub fn build(self) -> Result<StreamProcessor<T>, BuildError> {
@@ -193,7 +128,7 @@ impl<T: Send + Sync + 'static> StreamProcessorBuilder<T> {
             retry.max_attempts,
             "1..=1000",
         )?;
-        check(retry.backoff <= LONGEST_WAIT, "sink_retry.backoff", retry.backoff, "at most a day")?;
+        check(retry.base_delay <= LONGEST_WAIT, "sink_retry.base_delay", retry.base_delay, "at most a day")?;
         let ordered = match self.ordered {
             None => None,
             Some(None) => Some(self.queue_size.saturating_mul(self.stages.len() + 1).min(MAX_ORDERED_WINDOW)),

@@ -22,7 +22,7 @@
 //!     .stage(
 //!         Stage::new("double", |n: u32| async move { StageOutcome::Keep(n * 2) })
 //!             .timeout(Duration::from_secs(1))
-//!             .on_error(ErrorPolicy::Retry { max_attempts: 3, backoff: Duration::from_millis(10) }),
+//!             .on_error(ErrorPolicy::Retry { max_attempts: 3, base_delay: Duration::from_millis(10) }),
 //!     )
 //!     .queue_size(1_000)
 //!     .sink(Print)
@@ -68,6 +68,7 @@
 
 mod builder;
 mod control;
+mod limits;
 mod metrics;
 mod order;
 mod output;
@@ -86,11 +87,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use builder::{
-    BuildError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_ORDERED_WINDOW, MAX_QUEUE_SIZE, MAX_WORKERS,
-    StreamProcessorBuilder,
-};
+pub use builder::StreamProcessorBuilder;
 pub use control::StageControl;
+pub use limits::{
+    BuildError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_ORDERED_WINDOW, MAX_QUEUE_SIZE, MAX_WORKERS,
+};
 pub use metrics::{ProcessorMetrics, StageSnapshot};
 pub use output::SinkRetry;
 pub use report::Report;
@@ -116,6 +117,7 @@ pub enum Overflow {
 
 /// Why a run-time change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ProcessorError {
     /// No stage has that name.
     #[error("no stage named {0:?}")]
@@ -154,6 +156,7 @@ struct StageSlot<T> {
 ///
 /// Dropping it aborts every task at once (records in flight are lost); call
 /// [`shutdown`](Self::shutdown) to drain.
+#[must_use = "dropping the processor aborts its tasks at once; keep it and call shutdown to drain"]
 pub struct StreamProcessor<T: Send + Sync + 'static> {
     stages: Vec<Arc<StageSlot<T>>>,
     input: Arc<InputQueue<T>>,

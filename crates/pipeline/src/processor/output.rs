@@ -19,12 +19,12 @@ pub struct SinkRetry {
     /// Writes in all, the first included (at least 1).
     pub max_attempts: u32,
     /// Wait before the second write; doubled before each further one.
-    pub backoff: Duration,
+    pub base_delay: Duration,
 }
 
 impl Default for SinkRetry {
     fn default() -> Self {
-        SinkRetry { max_attempts: 3, backoff: Duration::from_millis(100) }
+        SinkRetry { max_attempts: 3, base_delay: Duration::from_millis(100) }
     }
 }
 
@@ -50,7 +50,7 @@ async fn write_with_retry<R: Send + Sync + 'static>(
             Err(error) if attempt >= retry.max_attempts => return Err((error.to_string(), attempt)),
             Err(error) => {
                 tracing::warn!(sink = sink.name(), attempt, %error, "sink write failed, retrying");
-                tokio::time::sleep(retry.backoff.saturating_mul(1u32 << (attempt - 1).min(16))).await;
+                tokio::time::sleep(retry.base_delay.saturating_mul(1u32 << (attempt - 1).min(16))).await;
                 attempt += 1;
             }
         }

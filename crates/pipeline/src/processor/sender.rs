@@ -10,6 +10,7 @@ use thiserror::Error;
 
 /// Why a record was not accepted; the record comes back.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SendError<T> {
     /// The processor is shutting down (or gone) and takes no more input.
     #[error("the processor is shutting down")]

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use tokio::sync::{Mutex, mpsc};
 
-use super::builder::{BuildError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_WORKERS, check};
+use super::limits::{BuildError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_WORKERS, check};
 use super::metrics::{Event, StageMetrics};
 use super::queue::{Chunk, Entry, QueueReceiver, QueueSender};
 use crate::sink::DeadLetter;
@@ -28,13 +28,13 @@ pub enum StageOutcome<T> {
 /// What a stage does with a record whose handler returned [`StageOutcome::Error`] or timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorPolicy {
-    /// Run the handler again, up to `max_attempts` attempts in all, waiting `backoff`, then
+    /// Run the handler again, up to `max_attempts` attempts in all, waiting `base_delay`, then
     /// twice that, and so on between attempts; dead-letter the record when attempts run out.
     Retry {
         /// Attempts in all, the first included (1 means no retry).
         max_attempts: u32,
         /// Wait before the second attempt; doubled before each further one.
-        backoff: Duration,
+        base_delay: Duration,
     },
     /// Send the record to the dead-letter sink at once.
     DeadLetter,
@@ -120,9 +120,9 @@ impl<T> Stage<T> {
         if let Some(limit) = self.timeout {
             check(!limit.is_zero() && limit <= LONGEST_WAIT, field("timeout"), limit, "more than zero, at most a day")?;
         }
-        if let ErrorPolicy::Retry { max_attempts, backoff } = self.policy {
+        if let ErrorPolicy::Retry { max_attempts, base_delay } = self.policy {
             check((1..=MAX_ATTEMPTS).contains(&max_attempts), field("max_attempts"), max_attempts, "1..=1000")?;
-            check(backoff <= LONGEST_WAIT, field("backoff"), backoff, "at most a day")?;
+            check(base_delay <= LONGEST_WAIT, field("base_delay"), base_delay, "at most a day")?;
         }
         Ok(())
     }
@@ -317,9 +317,9 @@ async fn handle_record<T: Send + 'static>(
             StageOutcome::Error(failed, error) => {
                 stage.metrics.count(Event::Failed);
                 match stage.policy {
-                    ErrorPolicy::Retry { max_attempts, backoff } if attempts < max_attempts => {
+                    ErrorPolicy::Retry { max_attempts, base_delay } if attempts < max_attempts => {
                         stage.metrics.count(Event::Retried);
-                        let wait = backoff.saturating_mul(1u32 << (attempts - 1).min(16));
+                        let wait = base_delay.saturating_mul(1u32 << (attempts - 1).min(16));
                         await_passing_on(tokio::time::sleep(wait), kept, stage, outputs).await?;
                         record = failed;
                     }

@@ -95,12 +95,12 @@ pub struct StreamConfig {
     /// The dead-letter stream's key (without the key prefix). Default `<stream>:dead`.
     pub dead_letter_stream: Option<String>,
     /// Wait after the first failed Redis command; doubled after each further failure, up
-    /// to `max_retry_backoff`, and back to this after a success. Default 100 ms.
-    #[serde(with = "humantime_serde")]
-    pub retry_backoff: Duration,
+    /// to `retry_max_delay`, and back to this after a success. Default 100 ms.
+    #[serde(with = "humantime_serde", alias = "retry_backoff")]
+    pub retry_base_delay: Duration,
     /// Longest wait between retries while Redis is failing. Default 5 s.
-    #[serde(with = "humantime_serde")]
-    pub max_retry_backoff: Duration,
+    #[serde(with = "humantime_serde", alias = "max_retry_backoff")]
+    pub retry_max_delay: Duration,
 }
 
 impl Default for StreamConfig {
@@ -116,8 +116,8 @@ impl Default for StreamConfig {
             visibility_timeout: Duration::from_secs(30),
             max_deliveries: 5,
             dead_letter_stream: None,
-            retry_backoff: Duration::from_millis(100),
-            max_retry_backoff: Duration::from_secs(5),
+            retry_base_delay: Duration::from_millis(100),
+            retry_max_delay: Duration::from_secs(5),
         }
     }
 }
@@ -164,11 +164,11 @@ impl StreamConfig {
         if self.dead_letter_key() == self.stream {
             return invalid("dead_letter_stream", "must differ from the stream read");
         }
-        if self.retry_backoff.is_zero() || self.retry_backoff > self.max_retry_backoff {
-            return invalid("retry_backoff", "must be longer than zero and at most max_retry_backoff");
+        if self.retry_base_delay.is_zero() || self.retry_base_delay > self.retry_max_delay {
+            return invalid("retry_base_delay", "must be longer than zero and at most retry_max_delay");
         }
-        if self.max_retry_backoff > LONGEST_WAIT {
-            return invalid("max_retry_backoff", "must be at most a day");
+        if self.retry_max_delay > LONGEST_WAIT {
+            return invalid("retry_max_delay", "must be at most a day");
         }
         Ok(())
     }
@@ -176,7 +176,7 @@ impl StreamConfig {
     /// The wait after `failures` failures in a row (1-based).
     pub(crate) fn backoff(&self, failures: u32) -> Duration {
         let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-        self.retry_backoff.saturating_mul(factor).min(self.max_retry_backoff)
+        self.retry_base_delay.saturating_mul(factor).min(self.retry_max_delay)
     }
 }
 

@@ -60,8 +60,8 @@
 //! `XGROUP DELCONSUMER` (a consumer name reused after a restart needs neither).
 //!
 //! **When Redis is down** the source retries every command with exponential backoff
-//! ([`retry_backoff`](StreamConfig::retry_backoff) up to
-//! [`max_retry_backoff`](StreamConfig::max_retry_backoff)), counting failures in
+//! ([`retry_base_delay`](StreamConfig::retry_base_delay) up to
+//! [`retry_max_delay`](StreamConfig::retry_max_delay)), counting failures in
 //! [`SourceStats::errors`]; acknowledgements wait and are sent when Redis is back. A group
 //! that disappeared (Redis restarted empty) is created again, and the acknowledgements
 //! meant for it are dropped (their entries are gone with it). The sink returns an error
@@ -91,7 +91,7 @@
 //!             if page.body.is_empty() { StageOutcome::Drop } else { StageOutcome::Keep(Page { body: page.body.trim().into(), ..page }) }
 //!         }))
 //!         .workers(4)
-//!         .on_error(ErrorPolicy::Retry { max_attempts: 3, backoff: Duration::from_millis(100) }),
+//!         .on_error(ErrorPolicy::Retry { max_attempts: 3, base_delay: Duration::from_millis(100) }),
 //!     )
 //!     .sink(AckingSink::new(cleaned))
 //!     .dead_letter(AckingSink::new(failed))

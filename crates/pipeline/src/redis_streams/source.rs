@@ -126,6 +126,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> RedisStreamSource<T> {
 /// what it holds), then [`finish`](Self::finish), which waits for the last
 /// acknowledgements. Dropping the handle stops reading; acknowledgements go on in the
 /// background until the processor lets go of its deliveries.
+#[must_use = "reading stops as soon as the handle is dropped"]
 pub struct RunningSource {
     stream: String,
     stop: watch::Sender<bool>,

@@ -22,6 +22,13 @@ pub struct ProxyClientBuilder {
     settings: ClientSettings,
 }
 
+impl ProxyClient {
+    /// A builder over `pool` with the defaults.
+    pub fn builder(pool: ProxyPool) -> ProxyClientBuilder {
+        ProxyClientBuilder::new(pool)
+    }
+}
+
 impl ProxyClientBuilder {
     /// Time to connect to the proxy (more than zero, at most a day). Default 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -30,7 +37,7 @@ impl ProxyClientBuilder {
     }
 
     /// Time for the whole exchange, body included; past it the request fails with
-    /// [`ClientError::TimedOut`] and the proxy is reported timed out (more than zero, at
+    /// [`ClientError::TimedOut`](super::ClientError::TimedOut) and the proxy is reported timed out (more than zero, at
     /// most a day). Default 30 s (the seed's timeout).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.settings.config.request_timeout = timeout;
@@ -52,7 +59,7 @@ impl ProxyClientBuilder {
         self
     }
 
-    /// Largest body read; a larger one fails with [`ClientError::BodyTooLarge`].
+    /// Largest body read; a larger one fails with [`ClientError::BodyTooLarge`](super::ClientError::BodyTooLarge).
     /// Default 10 MiB.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.settings.config.max_body_bytes = bytes;

@@ -91,15 +91,3 @@ impl State {
         self.entries.retain(|id, entry| pool.get(id.as_str()).is_some_and(|p| Arc::ptr_eq(&p, &entry.proxy)));
     }
 }
-
-/// An error with its sources, for messages (scrubbed of credentials by the caller).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
-}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::cache::error_chain;
+use super::error::error_chain;
 use super::tail::{AdaptiveTimeout, Hedging};
 use crate::config::{Longest, entries_in};
 use crate::error::ConfigError;

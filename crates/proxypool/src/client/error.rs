@@ -84,3 +84,15 @@ impl ClientError {
         }
     }
 }
+
+/// An error with its sources, for messages (scrubbed of credentials by the caller).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
-use super::cache::error_chain;
 use super::classify::FailureKind;
+use super::error::error_chain;
 use crate::health::Outcome;
 use crate::lease::Lease;
 use crate::proxy::Proxy;

@@ -1,7 +1,7 @@
 //! The pool over the wire: [`ProxyClient`], a tower `Service` that sends each request
 //! through a leased proxy and teaches the pool from the answer.
 //!
-//! Per request the client picks [`Requirements`] (from the request's extensions, else
+//! Per request the client picks [`Requirements`](crate::Requirements) (from the request's extensions, else
 //! from the [`HostPolicy`] for its host), leases a proxy for the target host, sends the
 //! request through a reqwest client built for that proxy (HTTP, HTTPS through CONNECT,
 //! SOCKS5 and SOCKS5h, with proxy authentication), reads the body up to a cap, asks the

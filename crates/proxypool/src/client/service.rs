@@ -11,11 +11,10 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use super::builder::ProxyClientBuilder;
-use super::cache::{ClientCache, error_chain};
+use super::cache::ClientCache;
 use super::classify::{Classifier, FailureKind, Verdict};
 use super::config::ClientSettings;
-use super::error::ClientError;
+use super::error::{ClientError, error_chain};
 use super::exchange::{Abandoned, Exchange, Failure, ReportOnDrop, exchange_once_more_if_stale, scrub};
 use super::policy::{HostPolicy, Priority};
 use super::response::ProxiedResponse;
@@ -35,7 +34,7 @@ const RECHECK: Duration = Duration::from_millis(50);
 type Leased = Mutex<Vec<ProxyId>>;
 
 /// Sends requests through the pool's proxies; cheap to clone, every clone shares the
-/// cache of per-proxy clients. See the [module docs](self).
+/// cache of per-proxy clients. See the [module docs](crate::client).
 #[derive(Clone)]
 pub struct ProxyClient {
     inner: Arc<Inner>,
@@ -60,11 +59,6 @@ enum Tried {
 }
 
 impl ProxyClient {
-    /// A builder over `pool` with the defaults.
-    pub fn builder(pool: ProxyPool) -> ProxyClientBuilder {
-        ProxyClientBuilder::new(pool)
-    }
-
     pub(crate) fn from_parts(
         pool: ProxyPool,
         classifier: Arc<dyn Classifier>,
@@ -98,7 +92,7 @@ impl ProxyClient {
     /// Sends `request` through a leased proxy.
     ///
     /// `Requirements` and [`Priority`] in the request's extensions are honoured; the
-    /// target host always comes from the URL. With [`hedging`](ProxyClientBuilder::hedging)
+    /// target host always comes from the URL. With [`hedging`](super::ProxyClientBuilder::hedging)
     /// a slow attempt may be joined by a second through another proxy; the response says
     /// which proxy served it.
     pub async fn send<B>(&self, request: http::Request<B>) -> Result<ProxiedResponse, ClientError>

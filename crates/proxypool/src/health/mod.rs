@@ -1,6 +1,6 @@
 //! Passive health: what every reported [`Outcome`] teaches the pool.
 //!
-//! Each proxy's [`ProxyHealth`] is a set of atomics: in-flight count, latency EWMA and
+//! Each proxy's health is a set of atomics: in-flight count, latency EWMA and
 //! peak EWMA, a window of recent outcomes, consecutive failures, ejection state and
 //! counters, fading evidence of whether it answers and how it stands against its peers,
 //! plus a per-target-host table of answers, request rate and bans. The pool keeps the

@@ -55,12 +55,12 @@ pub struct SharedStateConfig {
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// First wait before retrying Redis after a failure; doubled (with jitter) at each
-    /// failure in a row up to `retry_max`. Default 100 ms.
-    #[serde(with = "humantime_serde")]
-    pub retry_min: Duration,
+    /// failure in a row up to `retry_max_delay`. Default 100 ms.
+    #[serde(with = "humantime_serde", alias = "retry_min")]
+    pub retry_base_delay: Duration,
     /// Longest wait between retries. Default 5 s.
-    #[serde(with = "humantime_serde")]
-    pub retry_max: Duration,
+    #[serde(with = "humantime_serde", alias = "retry_max")]
+    pub retry_max_delay: Duration,
     /// Verdicts this instance made while Redis was away, kept to be announced when it
     /// returns (the rest are dropped, with a warning). Default 10 000.
     pub max_pending: usize,
@@ -79,8 +79,8 @@ impl Default for SharedStateConfig {
             sync_interval: Duration::from_secs(15),
             removal_grace: Duration::from_secs(15),
             poll_interval: Duration::from_secs(5),
-            retry_min: Duration::from_millis(100),
-            retry_max: Duration::from_secs(5),
+            retry_base_delay: Duration::from_millis(100),
+            retry_max_delay: Duration::from_secs(5),
             max_pending: 10_000,
             max_polled: 10_000,
         }
@@ -100,8 +100,8 @@ impl SharedStateConfig {
             ("shared.heartbeat_interval", self.heartbeat_interval),
             ("shared.sync_interval", self.sync_interval),
             ("shared.poll_interval", self.poll_interval),
-            ("shared.retry_min", self.retry_min),
-            ("shared.retry_max", self.retry_max),
+            ("shared.retry_base_delay", self.retry_base_delay),
+            ("shared.retry_max_delay", self.retry_max_delay),
         ] {
             if value.as_millis() == 0 || value > LONGEST {
                 return Err(ConfigError::new(field, "must be at least 1 ms and at most a day"));
@@ -116,8 +116,8 @@ impl SharedStateConfig {
                 "must be at most half of shared.registry_ttl, or entries expire between heartbeats",
             ));
         }
-        if self.retry_max < self.retry_min {
-            return Err(ConfigError::new("shared.retry_max", "must be at least shared.retry_min"));
+        if self.retry_max_delay < self.retry_base_delay {
+            return Err(ConfigError::new("shared.retry_max_delay", "must be at least shared.retry_base_delay"));
         }
         if self.max_polled == 0 {
             return Err(ConfigError::new("shared.max_polled", "must be at least 1"));

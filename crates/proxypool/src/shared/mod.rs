@@ -28,7 +28,7 @@
 //! pool decides from its local state, shared verdicts included. **When Redis is away**,
 //! each instance goes on with its local health (and the proxies it has); its decisions
 //! wait (up to `max_pending`) and are announced, with the time they have left, when
-//! Redis answers again; the task retries with backoff (`retry_min` to `retry_max`) and
+//! Redis answers again; the task retries with backoff (`retry_base_delay` to `retry_max_delay`) and
 //! subscribes again by itself.
 //!
 //! **Secrets.** Registry entries hold each proxy's URL with its credentials: other

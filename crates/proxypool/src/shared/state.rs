@@ -127,7 +127,7 @@ impl SharedState {
             channel,
             mirror: RegistryMirror::default(),
             pending: Pending::new(config.max_pending),
-            outage: Backoff::new(config.retry_min, config.retry_max),
+            outage: Backoff::new(config.retry_base_delay, config.retry_max_delay),
             episodes: Episodes::default(),
             config,
         };
@@ -266,7 +266,7 @@ impl Worker {
         let start = Instant::now();
         let (mut next_heartbeat, mut next_sync, mut next_poll, mut next_subscribe) = (start, start, start, start);
         let mut subscription: Option<PubSubStream> = None;
-        let mut resubscribe = Backoff::new(self.config.retry_min, self.config.retry_max);
+        let mut resubscribe = Backoff::new(self.config.retry_base_delay, self.config.retry_max_delay);
         loop {
             tokio::select! {
                 biased;

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A band of the quality score (see [`ProxyHealth::quality`](crate::health::ProxyHealth::quality)),
+/// A band of the quality score (see [`Candidates::quality`](crate::balance::Candidates::quality)),
 /// indexed in the registry so that instances can ask for "high or better" without
 /// reading every entry. A proxy's tier is the one its registering instance saw at its
 /// last heartbeat.

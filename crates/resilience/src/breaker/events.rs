@@ -1,4 +1,4 @@
-//! What a breaker tells the outside world: state changes (callbacks and a broadcast channel),
+//! The states a breaker moves through, and what it tells the outside world about them: state changes (callbacks and a broadcast channel),
 //! `tracing` events, and `metrics`.
 //!
 //! # Metrics
@@ -28,11 +28,71 @@
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use std::fmt;
+
 use metrics::{Counter, Gauge};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::state::BreakerState;
+/// What a breaker does with calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls pass and are judged.
+    Closed = 0,
+    /// Calls are refused until the open wait is over.
+    Open = 1,
+    /// A few probe calls pass; their outcome closes or reopens the breaker.
+    HalfOpen = 2,
+    /// Every call is refused until the breaker is [reset](super::Breaker::reset).
+    ForcedOpen = 3,
+    /// Every call passes; outcomes count in the call metrics but are never judged.
+    ForcedClosed = 4,
+    /// Every call passes and nothing is recorded.
+    Disabled = 5,
+    /// Every call passes and is judged; crossing a threshold is reported, never acted on.
+    MetricsOnly = 6,
+}
+
+impl BreakerState {
+    /// `closed`, `open`, `half-open`, `forced open`, `forced closed`, `disabled` or
+    /// `metrics only`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half-open",
+            BreakerState::ForcedOpen => "forced open",
+            BreakerState::ForcedClosed => "forced closed",
+            BreakerState::Disabled => "disabled",
+            BreakerState::MetricsOnly => "metrics only",
+        }
+    }
+
+    /// Whether calls may be refused in this state (open, half-open, forced open).
+    pub const fn refuses(self) -> bool {
+        matches!(self, BreakerState::Open | BreakerState::HalfOpen | BreakerState::ForcedOpen)
+    }
+
+    pub(super) const fn from_bits(bits: u64) -> BreakerState {
+        match bits {
+            0 => BreakerState::Closed,
+            1 => BreakerState::Open,
+            2 => BreakerState::HalfOpen,
+            3 => BreakerState::ForcedOpen,
+            4 => BreakerState::ForcedClosed,
+            5 => BreakerState::Disabled,
+            _ => BreakerState::MetricsOnly,
+        }
+    }
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How many state changes a slow [`subscribe`](super::Breaker::subscribe)r may fall behind
 /// before it misses some (it then gets `RecvError::Lagged`).

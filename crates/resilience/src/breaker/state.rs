@@ -19,69 +19,9 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::config::{BreakerConfig, Settings};
-use super::events::{Emitter, Reason, StateChange};
+use super::events::{BreakerState, Emitter, Reason, StateChange};
 use super::window::{self, Counts, Window};
 use crate::error::{CircuitOpen, ConfigError};
-
-/// What a breaker does with calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-#[non_exhaustive]
-pub enum BreakerState {
-    /// Calls pass and are judged.
-    Closed = 0,
-    /// Calls are refused until the open wait is over.
-    Open = 1,
-    /// A few probe calls pass; their outcome closes or reopens the breaker.
-    HalfOpen = 2,
-    /// Every call is refused until the breaker is [reset](Breaker::reset).
-    ForcedOpen = 3,
-    /// Every call passes; outcomes count in the call metrics but are never judged.
-    ForcedClosed = 4,
-    /// Every call passes and nothing is recorded.
-    Disabled = 5,
-    /// Every call passes and is judged; crossing a threshold is reported, never acted on.
-    MetricsOnly = 6,
-}
-
-impl BreakerState {
-    /// `closed`, `open`, `half-open`, `forced open`, `forced closed`, `disabled` or
-    /// `metrics only`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half-open",
-            BreakerState::ForcedOpen => "forced open",
-            BreakerState::ForcedClosed => "forced closed",
-            BreakerState::Disabled => "disabled",
-            BreakerState::MetricsOnly => "metrics only",
-        }
-    }
-
-    /// Whether calls may be refused in this state (open, half-open, forced open).
-    pub const fn refuses(self) -> bool {
-        matches!(self, BreakerState::Open | BreakerState::HalfOpen | BreakerState::ForcedOpen)
-    }
-
-    const fn from_bits(bits: u64) -> BreakerState {
-        match bits {
-            0 => BreakerState::Closed,
-            1 => BreakerState::Open,
-            2 => BreakerState::HalfOpen,
-            3 => BreakerState::ForcedOpen,
-            4 => BreakerState::ForcedClosed,
-            5 => BreakerState::Disabled,
-            _ => BreakerState::MetricsOnly,
-        }
-    }
-}
-
-impl fmt::Display for BreakerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The state word: `[generation:25][slow probes:12][finished probes:12][probes taken:12][state:3]`.
 ///

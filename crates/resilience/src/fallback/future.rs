@@ -7,8 +7,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use super::handler::FallbackHandler;
-use super::service::Shared;
+use super::handler::{FallbackHandler, Shared};
 use crate::error::BoxError;
 
 pin_project! {

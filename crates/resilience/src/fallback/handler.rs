@@ -68,3 +68,9 @@ where
         Oneshot::new(self.0.clone(), request).map_err(Into::into as fn(A::Error) -> BoxError)
     }
 }
+
+/// The predicate and the handler, shared by every clone and call.
+pub(super) struct Shared<P, H> {
+    pub(super) predicate: P,
+    pub(super) handler: H,
+}

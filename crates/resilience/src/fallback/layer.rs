@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tower::Layer;
 
-use super::handler::{FallbackService, FallbackValue};
-use super::service::{Fallback, Shared};
+use super::handler::{FallbackService, FallbackValue, Shared};
+use super::service::Fallback;
 
 /// Wraps services in [`Fallback`]; cloning it is cheap (the predicate and the handler
 /// are shared).

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use tower::Service;
 
 use super::future::ResponseFuture;
-use super::handler::{FallbackHandler, FallbackService, FallbackValue};
+use super::handler::{FallbackHandler, FallbackService, FallbackValue, Shared};
 use crate::error::BoxError;
 
 /// Answers calls of `S` that fail with a chosen error through a [`FallbackHandler`]; made
@@ -15,12 +15,6 @@ use crate::error::BoxError;
 pub struct Fallback<S, P, H> {
     inner: S,
     shared: Arc<Shared<P, H>>,
-}
-
-/// The predicate and the handler, shared by every clone and call.
-pub(super) struct Shared<P, H> {
-    pub(super) predicate: P,
-    pub(super) handler: H,
 }
 
 impl<S, P, F> Fallback<S, P, FallbackValue<F>> {

@@ -11,7 +11,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tower::Service;
 
 use super::policy::{Decision, ErrorPolicy, PrepareRetry, ResponsePolicy, rejection_retry_in};
-use super::service::Shared;
+use super::shared::Shared;
 use crate::error::{BoxError, RetryBudgetExhausted, TimedOut};
 
 pin_project! {

@@ -2,16 +2,15 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use metrics::{Counter, Gauge};
 use tower::Layer;
 
 use super::backoff::Backoff;
 use super::budget::RetryBudget;
 use super::config::RetryConfig;
 use super::policy::{DefaultErrorPolicy, NeverRetryResponses, SameRequest};
-use super::service::{Retry, Shared};
+use super::service::Retry;
+use super::shared::{RetryMetrics, Settings, Shared};
 use crate::error::ConfigError;
 
 /// Wraps services in [`Retry`].
@@ -26,46 +25,6 @@ pub struct RetryLayer<R = NeverRetryResponses, E = DefaultErrorPolicy, P = SameR
     response_policy: R,
     error_policy: E,
     prepare: P,
-}
-
-/// What every attempt of every clone reads.
-#[derive(Clone)]
-pub(super) struct Settings {
-    pub(super) name: Arc<str>,
-    pub(super) max_attempts: u32,
-    pub(super) backoff: Backoff,
-    pub(super) attempt_timeout: Option<Duration>,
-    pub(super) max_retry_after: Duration,
-    pub(super) budget: Option<Arc<RetryBudget>>,
-    pub(super) metrics: RetryMetrics,
-}
-
-/// Handles registered once, so that counting costs no lookup per call.
-#[derive(Clone)]
-pub(super) struct RetryMetrics {
-    pub(super) attempts: Counter,
-    pub(super) retries: Counter,
-    pub(super) budget_exhausted: Counter,
-    pub(super) budget_tokens: Gauge,
-}
-
-impl RetryMetrics {
-    fn register(name: &str) -> Self {
-        metrics::describe_counter!("harvester_retry_attempts_total", "Attempts made, first attempts included.");
-        metrics::describe_counter!("harvester_retry_retries_total", "Retries made (attempts after the first).");
-        metrics::describe_counter!(
-            "harvester_retry_budget_exhausted_total",
-            "Retries refused because the retry budget had no token."
-        );
-        metrics::describe_gauge!("harvester_retry_budget_tokens", "Retry tokens left, as of the last retry.");
-        let label = name.to_owned();
-        RetryMetrics {
-            attempts: metrics::counter!("harvester_retry_attempts_total", "retry" => label.clone()),
-            retries: metrics::counter!("harvester_retry_retries_total", "retry" => label.clone()),
-            budget_exhausted: metrics::counter!("harvester_retry_budget_exhausted_total", "retry" => label.clone()),
-            budget_tokens: metrics::gauge!("harvester_retry_budget_tokens", "retry" => label),
-        }
-    }
 }
 
 impl RetryLayer {

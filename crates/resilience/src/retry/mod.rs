@@ -76,6 +76,7 @@ mod future;
 mod layer;
 mod policy;
 mod service;
+mod shared;
 
 pub use backoff::Backoff;
 pub use budget::RetryBudget;

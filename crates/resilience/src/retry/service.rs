@@ -8,8 +8,8 @@ use tower::Service;
 
 use super::budget::RetryBudget;
 use super::future::ResponseFuture;
-use super::layer::Settings;
 use super::policy::{DefaultErrorPolicy, ErrorPolicy, NeverRetryResponses, PrepareRetry, ResponsePolicy, SameRequest};
+use super::shared::Shared;
 use crate::error::BoxError;
 
 /// Retries failed calls of `S` with backoff, within a retry budget; made by
@@ -21,14 +21,6 @@ use crate::error::BoxError;
 pub struct Retry<S, R = NeverRetryResponses, E = DefaultErrorPolicy, P = SameRequest> {
     inner: S,
     shared: Arc<Shared<R, E, P>>,
-}
-
-/// The part of a retry service shared by its clones and their calls.
-pub(super) struct Shared<R, E, P> {
-    pub(super) settings: Settings,
-    pub(super) response_policy: R,
-    pub(super) error_policy: E,
-    pub(super) prepare: P,
 }
 
 impl<S, R, E, P> Retry<S, R, E, P> {

@@ -14,6 +14,7 @@ use super::{ServerProcess, find_program, is_root};
 /// A danted instance on 127.0.0.1, stopped when dropped.
 ///
 /// Clients and destinations are both limited to 127.0.0.0/8.
+#[must_use = "the server stops as soon as it is dropped"]
 pub struct Dante {
     server: ServerProcess,
     credentials: Option<(String, String)>,

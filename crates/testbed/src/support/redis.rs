@@ -12,6 +12,7 @@ use super::ServerProcess;
 const RESTART_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A redis-server on 127.0.0.1 that persists nothing, stopped when dropped.
+#[must_use = "the server stops as soon as it is dropped"]
 pub struct Redis {
     server: ServerProcess,
 }

@@ -26,6 +26,7 @@ const FALLBACK_DIRS: [&str; 5] = ["/usr/sbin", "/usr/bin", "/sbin", "/usr/local/
 /// Its stdout and stderr go to `output.log` in a private temporary directory, which also holds
 /// whatever configuration the caller wrote there; [`ServerProcess::logs`] returns every `*.log`
 /// file in it, so a failing test can show what the server said.
+#[must_use = "the server stops as soon as it is dropped"]
 pub struct ServerProcess {
     name: String,
     port: u16,

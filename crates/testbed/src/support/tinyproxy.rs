@@ -11,6 +11,7 @@ use super::ServerProcess;
 ///
 /// Configured with no `ConnectPort` line, which tinyproxy reads as "CONNECT to any port", so
 /// tunnels reach targets on ephemeral ports. No `Via` header is added.
+#[must_use = "the server stops as soon as it is dropped"]
 pub struct Tinyproxy {
     server: ServerProcess,
     credentials: Option<(String, String)>,
