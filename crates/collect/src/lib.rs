@@ -22,8 +22,12 @@
 //! - [`telemetry`]: Prometheus `/metrics`, `/health` and `/ready`, progress on a terminal or
 //!   in log lines.
 //!
-//! Imports point one way (checked for every crate by `tests/import_circles.rs`): `input` and
-//! `files` → `demo`, `stack` → `records` → `output` → `telemetry` → `run` → `report` → `cli`.
+//! ## Layers
+//!
+//! Each module imports only from the modules listed before it; the workspace's
+//! `tests/layering.rs` reads this list and checks every import against it:
+//! `files`, `input` → `demo`, `stack` → `records` → `output` → `telemetry` → `run` →
+//! `report` → `cli`.
 //!
 //! ## The request path
 //!

@@ -35,7 +35,7 @@
 //! ## Layers
 //!
 //! Each module imports only from the modules listed before it (its own submodules
-//! aside); `tests/layering.rs` reads this list and checks every `crate::` path against it.
+//! aside); the workspace's `tests/layering.rs` reads this list and checks every import against it.
 //!
 //! 1. leaves: `clock`, `hash`, `random`, [`proxy`] (with its error), `error`, [`config`],
 //!    [`requirements`] (what may serve, and the request it is for), [`list`];

@@ -7,7 +7,7 @@
 //! cargo bench -p harvester-resilience --features redis --bench distributed_rate_limit
 //! ```
 //!
-//! The bench starts its own redis-server on a free port of 127.0.0.1 (and skips, saying
+//! The bench starts its own redis-server on a free port of 127.0.0.1 (through harvester-testbed's support; it skips, saying
 //! so, when `redis-server` is not installed). Every function keeps 64 calls in flight on
 //! one multiplexed connection (`ConnectionManager`, pipelined), from one task:
 //! - `incr`: `INCR` of one key, the baseline;
@@ -22,9 +22,6 @@
 mod support;
 
 use std::hint::black_box;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
@@ -33,54 +30,11 @@ use harvester_resilience::distributed::{
     DistributedKeyedRateLimiter, DistributedRateLimiter, RedisConfig, RedisConnection,
 };
 use harvester_resilience::rate_limit::{HostKey, Quota};
+use harvester_testbed::support::{Redis, find_program};
 use support::{Medians, print_figure, print_skipped, quick_criterion};
 
 const IN_FLIGHT: usize = 64;
 const KEYS: usize = 1024;
-
-/// A redis-server on a free loopback port, killed on drop.
-struct RedisServer {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl RedisServer {
-    fn start() -> Option<RedisServer> {
-        let program = find_redis_server()?;
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).ok()?.local_addr().ok()?.port();
-        let child = Command::new(program)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let server = RedisServer { child, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(server.addr).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(server)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_redis_server() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"].map(PathBuf::from))
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| candidate.is_file())
-}
 
 /// Runs `iters` calls of `call`, `IN_FLIGHT` at a time, on `runtime`; the time taken.
 fn run<F, Fut>(runtime: &tokio::runtime::Runtime, iters: u64, call: F) -> Duration
@@ -102,13 +56,14 @@ where
 }
 
 fn main() {
-    let Some(server) = RedisServer::start() else {
-        println!("distributed_rate_limit: redis-server not found (or did not start); skipped");
-        print_skipped("distributed_rate_limit", "redis-server not found (or did not start)");
+    if find_program("redis-server").is_none() {
+        println!("distributed_rate_limit: redis-server not found; skipped");
+        print_skipped("distributed_rate_limit", "redis-server not found");
         return;
-    };
+    }
+    let server = Redis::start();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let config = RedisConfig { url: format!("redis://{}", server.addr), ..Default::default() };
+    let config = RedisConfig { url: server.url(), ..Default::default() };
     let connection = runtime.block_on(RedisConnection::connect(&config)).expect("connect to the bench's redis-server");
     let baseline = runtime
         .block_on(async { redis::Client::open(config.url.as_str())?.get_connection_manager().await })

@@ -1,6 +1,10 @@
-//! No crate of the workspace has an import circle: at every level of a crate's module tree,
-//! the sibling modules import one another one way only (`client::service` may use
-//! `client::exchange`, or the reverse, never both, through any chain).
+//! How the workspace's crates are layered, checked from their sources.
+//!
+//! No crate has an import circle: at every level of a crate's module tree, the sibling
+//! modules import one another one way only (`client::service` may use `client::exchange`,
+//! or the reverse, never both, through any chain). A crate whose `lib.rs` has a "Layers"
+//! section obeys it: each top-level module imports only from the modules named before it,
+//! so the documented layering and the checked one are the same text.
 //!
 //! An import is any path through `crate::`, `super::` or `self::` outside comments and unit
 //! tests, including every leaf of a `use` tree (`use crate::{a, b::{c, d}}`). A path names the
@@ -26,13 +30,7 @@ type Edges = BTreeMap<ModulePath, BTreeMap<String, BTreeMap<String, String>>>;
 #[test]
 fn no_crate_of_the_workspace_has_an_import_circle() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut sources = vec![root.join("src")];
-    for entry in fs::read_dir(root.join("crates")).expect("crates/ is readable") {
-        let src = entry.expect("a directory entry").path().join("src");
-        if src.is_dir() {
-            sources.push(src);
-        }
-    }
+    let sources = crate_sources(root);
     assert!(sources.len() >= 8, "the workspace's crates are found: {sources:?}");
     let mut circles = Vec::new();
     for src in &sources {
@@ -41,6 +39,41 @@ fn no_crate_of_the_workspace_has_an_import_circle() {
         circles.extend(import_circles(&files).into_iter().map(|circle| format!("{name}: {circle}")));
     }
     assert!(circles.is_empty(), "import circles:\n{}", circles.join("\n"));
+}
+
+#[test]
+fn crates_with_a_layers_section_import_only_from_the_layers_before() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = Vec::new();
+    let mut wrong = Vec::new();
+    for src in crate_sources(root) {
+        let lib = fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
+        let Some(order) = documented_order(&lib) else { continue };
+        checked.push(src.display().to_string());
+        wrong.extend(against_layers(&library_files(&src), &order));
+    }
+    assert!(checked.len() >= 2, "proxypool and collect state their layers: {checked:?}");
+    assert!(wrong.is_empty(), "imports against the documented layers:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_layers_check_refuses_an_import_of_a_later_layer_and_an_unnamed_module() {
+    let lib = "//! ## Layers\n//!\n//! 1. `clock`, [`proxy`];\n//! 2. [`pool`].\n\n//! ## Feature flags\n//! `redis`";
+    let order = documented_order(lib).expect("a Layers section");
+    assert_eq!(order, ["clock", "proxy", "pool"]);
+    let file = |module: &str, code: &str| SourceFile {
+        module: vec![module.to_owned()],
+        shown: format!("{module}.rs"),
+        code: code_only(code),
+    };
+    let files = [file("proxy", "use crate::clock::now;"), file("pool", "use crate::proxy::Proxy;")];
+    assert!(against_layers(&files, &order).is_empty());
+    let files =
+        [file("proxy", "use crate::pool::ProxyPool;"), file("pool", ""), file("stats", "use crate::clock::now;")];
+    assert_eq!(
+        against_layers(&files, &order),
+        ["proxy.rs imports pool, a later layer", "stats is not in the Layers section of lib.rs"]
+    );
 }
 
 #[test]
@@ -76,6 +109,64 @@ fn use_trees_expand_to_every_leaf() {
     let paths = imported_paths("use crate::{a, b::{c, self}, d as e};\nlet x = super::f::g(1);\nuse std::io;");
     let shown: Vec<String> = paths.iter().map(|p| p.join("::")).collect();
     assert_eq!(shown, ["crate::a", "crate::b::c", "crate::b", "crate::d", "super::f::g"]);
+}
+
+/// The `src` folder of the root package and of every crate under `crates/`.
+fn crate_sources(root: &Path) -> Vec<PathBuf> {
+    let mut sources = vec![root.join("src")];
+    for entry in fs::read_dir(root.join("crates")).expect("crates/ is readable") {
+        let src = entry.expect("a directory entry").path().join("src");
+        if src.is_dir() {
+            sources.push(src);
+        }
+    }
+    sources.sort();
+    sources
+}
+
+/// The modules in the order the "Layers" section of a `lib.rs` names them (every
+/// backticked lower-case name, once), or `None` without such a section.
+fn documented_order(lib: &str) -> Option<Vec<String>> {
+    let section = lib.split("//! ## Layers").nth(1)?;
+    let section = section.split("//! ## ").next().unwrap_or(section);
+    let mut order: Vec<String> = Vec::new();
+    for piece in section.split('`').skip(1).step_by(2) {
+        let name = piece.trim_start_matches('[').trim_end_matches(']');
+        if !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            && !order.iter().any(|m| m == name)
+        {
+            order.push(name.to_owned());
+        }
+    }
+    Some(order)
+}
+
+/// Every top-level import of a module named later than the importer, and every module the
+/// order does not name.
+fn against_layers(files: &[SourceFile], order: &[String]) -> Vec<String> {
+    let rank: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, m)| (m.as_str(), i)).collect();
+    let modules: BTreeSet<&ModulePath> = files.iter().map(|f| &f.module).collect();
+    let mut wrong = Vec::new();
+    for file in files {
+        let Some(own) = file.module.first() else { continue };
+        let Some(&own_rank) = rank.get(own.as_str()) else {
+            let complaint = format!("{own} is not in the Layers section of lib.rs");
+            if !wrong.contains(&complaint) {
+                wrong.push(complaint);
+            }
+            continue;
+        };
+        for path in imported_paths(&file.code) {
+            let Some(target) = resolve(&file.module, &path, &modules) else { continue };
+            let Some(theirs) = target.first().filter(|t| *t != own) else { continue };
+            if rank.get(theirs.as_str()).is_none_or(|&r| r > own_rank) {
+                wrong.push(format!("{} imports {theirs}, a later layer", file.shown));
+            }
+        }
+    }
+    wrong.dedup();
+    wrong
 }
 
 /// The library's files under `src` (binary roots, `main.rs` and `src/bin/`, are other crates).
