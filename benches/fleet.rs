@@ -11,7 +11,7 @@
 //! with 429, 3 serving a captcha page, 3 flapping every 2 s). The `collect` binary (release
 //! build, exactly as a user runs it, with its defaults) fetches the same 3 000 product
 //! pages through the 3 good proxies only, then through all 27, each with 64 in flight, a 5 s
-//! timeout and up to 5 attempts per URL; three rounds of the pair, medians reported. The
+//! timeout and up to 5 attempts per URL; three rounds of the pair, the mean of the rounds reported with their range. The
 //! figures: wall time of the dirty run against the clean one (DESIGN.md: ≤ 1.5×) and
 //! requests sent per URL (every attempt and hedge, as the pool counted them; ≤ 1.1× the
 //! clean run's). Every run must collect every URL. Then, for comparison, one dirty run with
@@ -30,7 +30,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use figures::{print_figure, print_skipped};
+use figures::{Estimate, print_figure, print_skipped};
 use harvester_testbed::{FaultProxy, TargetServer};
 
 /// One collect run's figures.
@@ -84,12 +84,6 @@ fn collect(binary: &Path, dir: &Path, name: &str, proxies: &str, urls: &str, ext
         ok: number("/totals/ok").ok_or("report without totals.ok")?,
         requests: number("/proxies/requests").ok_or("report without proxies.requests")?,
     })
-}
-
-/// The median of `values` (sorted in place).
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn per_url(run: &Run) -> f64 {
@@ -177,21 +171,22 @@ fn main() {
     for (name, run) in &measured.others {
         describe(name, run);
     }
-    let wall = |runs: &[Run]| median(&mut runs.iter().map(|r| r.wall.as_secs_f64()).collect::<Vec<_>>());
-    let requests = |runs: &[Run]| median(&mut runs.iter().map(per_url).collect::<Vec<_>>());
+    // Whole runs of the job, not criterion timings: the mean of the rounds with their range.
+    let wall = |runs: &[Run]| Estimate::of_runs(&runs.iter().map(|r| r.wall.as_secs_f64()).collect::<Vec<_>>());
+    let requests = |runs: &[Run]| Estimate::of_runs(&runs.iter().map(per_url).collect::<Vec<_>>());
     let (clean_wall, clean_requests) = (wall(&measured.clean), requests(&measured.clean));
     print_figure(
         "fleet",
-        "wall time, 3 good : 24 bad proxies (median)",
-        wall(&measured.dirty),
+        "wall time, 3 good : 24 bad proxies (mean of the rounds)",
+        Some(wall(&measured.dirty)),
         Some(("3 good only", clean_wall)),
         "s",
         "ratio<=1.5",
     );
     print_figure(
         "fleet",
-        "requests per URL, 3 good : 24 bad proxies (median)",
-        requests(&measured.dirty),
+        "requests per URL, 3 good : 24 bad proxies (mean of the rounds)",
+        Some(requests(&measured.dirty)),
         Some(("3 good only", clean_requests)),
         "requests/URL",
         "ratio<=1.1",
@@ -202,8 +197,8 @@ fn main() {
     print_figure(
         "fleet",
         "URLs collected over every run",
-        ok as f64,
-        Some(("URLs", expected as f64)),
+        Some(Estimate::exact(ok as f64)),
+        Some(("URLs", Estimate::exact(expected as f64))),
         "URLs",
         "ratio>=1",
     );
@@ -211,7 +206,7 @@ fn main() {
         print_figure(
             "fleet",
             &format!("wall time, {name}"),
-            run.wall.as_secs_f64(),
+            Some(Estimate::exact(run.wall.as_secs_f64())),
             Some(("3 good only", clean_wall)),
             "s",
             "-",
@@ -219,7 +214,7 @@ fn main() {
         print_figure(
             "fleet",
             &format!("requests per URL, {name}"),
-            per_url(run),
+            Some(Estimate::exact(per_url(run))),
             Some(("3 good only", clean_requests)),
             "requests/URL",
             "-",

@@ -173,8 +173,10 @@ run_peak_rss() {
                 anchor_name="$records records"
                 printf '%s\t%s\n' "$name" "$line" >>"$figures"
             else
+                # Flat: ten times the records may cost at most a quarter more memory (anything
+                # that grew with the records would be near 10×).
                 awk -F'\t' -v OFS='\t' -v name="$name" -v kb="$anchor" -v anchor_name="$anchor_name" \
-                    '{ $5 = anchor_name; $6 = kb; $8 = "flat from 1 M to 10 M records"; print name, $0 }' \
+                    '{ $5 = anchor_name; $6 = kb; $8 = "ratio<=1.25"; print name, $0 }' \
                     <<<"$line" >>"$figures"
             fi
         done
@@ -250,6 +252,15 @@ render() {
         if (unit == "ns" || unit ~ /\/s$/) return text " (" factor(times) " " (better ? "faster" : "slower") ")"
         return text " (" factor(times) " " (r >= 1 ? "higher" : "lower") ")"
     }
+    # A value is written `mean[low,high]`: the 95 % confidence interval of criterion, or the
+    # range of a few runs; shown as "(low–high)" unless both ends are the value.
+    function interval(field, unit,    parts, low, high) {
+        if (!match(field, /\[.*\]$/)) return ""
+        split(substr(field, RSTART + 1, RLENGTH - 2), parts, ",")
+        low = parts[1] + 0; high = parts[2] + 0
+        if (low == field + 0 && high == field + 0) return ""
+        return " (" trim_scaled(low, unit) "–" trim_scaled(high, unit) ")"
+    }
     function target_text(t, unit,    n) {
         if (t == "-" || t == "") return "—"
         if (match(t, /^ratio(<=|>=)/)) return (substr(t, 6, 2) == "<=" ? "≤ " : "≥ ") trim(substr(t, 8)) "× anchor"
@@ -288,11 +299,11 @@ render() {
         group = $3; case_ = $4; ours = $5 + 0; anchor_name = $6; anchor = $7; unit = $8; target = $9
         if (anchor == "-" || anchor_name == "-" || anchor + 0 == 0) { anchor_cell = "—"; r = ""; ratio_cell = "—" }
         else {
-            anchor_cell = anchor_name " " scaled(anchor + 0, unit)
+            anchor_cell = anchor_name " " scaled(anchor + 0, unit) interval(anchor, unit)
             r = ours / (anchor + 0)
             ratio_cell = ratio(r, unit)
         }
-        printf "| %s | %s | %s | %s | %s | %s | %s |\n", group, case_, scaled(ours, unit), anchor_cell,
+        printf "| %s | %s | %s | %s | %s | %s | %s |\n", group, case_, scaled(ours, unit) interval($5, unit), anchor_cell,
             ratio_cell, target_text(target, unit), verdict(target, ours, r)
     }
     ' "$figures"
@@ -302,10 +313,13 @@ render() {
     echo "# harvester benchmark figures"
     echo
     echo "Written by \`scripts/bench.sh${*:+ $*}\`: each figure of ours next to its anchor, measured"
-    echo "in the same run. **ours / anchor** is taken in the row's unit: for ns, MiB and × lower is"
-    echo "better, for …/s higher is better; the words in brackets say which way it went. **met**"
-    echo "checks DESIGN.md's target where it is a number. Short runs on a shared machine: expect"
-    echo "10–30 % between runs."
+    echo "in the same run, doing the same work. Each timed value is criterion's mean with its 95 %"
+    echo "confidence interval in brackets, from this run (a bench refuses estimates older than its"
+    echo "start); the main job's runs give the mean of their rounds with their range. **ours /"
+    echo "anchor** is taken in the row's unit: for ns, MiB and × lower is better, for …/s higher is"
+    echo "better; the words in brackets say which way it went. **met** checks DESIGN.md's target"
+    echo "where it is a number (a peak RSS is flat when 10× the records cost ≤ 1.25× the memory)."
+    echo "Short runs on a shared machine: expect 10–30 % between runs."
     render
     echo
     echo "### Machine"

@@ -44,7 +44,8 @@ out="$base/$rev.md"
             key = $1 FS $3 FS $4
             was = (key in old) ? old[key] : ""
             ratio = (was != "" && was + 0 > 0) ? sprintf("%.2f×", $5 / was) : "—"
-            printf "| %s | %s %s | %s | %s %s | %s |\n", $1, $3, $4, (was == "" ? "—" : was " " $8), $5, $8, ratio
+            # Values are `mean[low,high]`; the table shows the means.
+            printf "| %s | %s %s | %s | %s %s | %s |\n", $1, $3, $4, (was == "" ? "—" : sprintf("%.4g", was) " " $8), sprintf("%.4g", $5), $8, ratio
         }' "$before" "$after"
 } >"$out"
 cat "$out"

@@ -1,15 +1,15 @@
 //! Throughput of [`StreamProcessor`] with three trivial stages against a hand-rolled tokio mpsc
 //! pipeline and a `futures` `buffered` chain: `cargo bench -p harvester-pipeline --bench throughput`.
-//! After criterion's report it prints records/s, the ratios, and the same as `FIGURE` lines for
+//! After criterion's report it prints records/s from this run's means (with their confidence
+//! intervals), each case against the hand-rolled pipeline of its kind, as `FIGURE` lines for
 //! `scripts/bench.sh`.
 
 #[path = "../../../benches/support/figures.rs"]
 mod figures;
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
@@ -26,16 +26,8 @@ const QUEUE: usize = 1_024;
 /// Sink batch size (ours) and `recv_many` limit (baseline).
 const BATCH: usize = 1_000;
 
-/// Seconds per record of each measured call (`elapsed / iters / N`), by benchmark id.
-type Samples = Mutex<BTreeMap<&'static str, Vec<f64>>>;
-
 /// One benchmark case: starts a run and resolves to its measured time.
 type Case = fn() -> std::pin::Pin<Box<dyn Future<Output = Duration>>>;
-
-fn record(samples: &Samples, id: &'static str, elapsed: Duration, iters: u64) {
-    let per_record = elapsed.as_secs_f64() / (iters as f64 * N as f64);
-    samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(id).or_default().push(per_record);
-}
 
 /// Records per message in the batched cases (ours: per `send_all` call; the baseline: per chunk).
 const CHUNK: u64 = 64;
@@ -174,7 +166,7 @@ async fn run_futures() -> Duration {
     elapsed
 }
 
-fn bench(c: &mut Criterion, runtime: &Runtime, samples: &Samples) {
+fn bench(c: &mut Criterion, runtime: &Runtime) {
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(N));
     let cases: [(&'static str, Case); 7] = [
@@ -188,51 +180,27 @@ fn bench(c: &mut Criterion, runtime: &Runtime, samples: &Samples) {
     ];
     for (id, run) in cases {
         group.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                let elapsed: Duration = (0..iters).map(|_| runtime.block_on(run())).sum();
-                record(samples, id, elapsed, iters);
-                elapsed
-            });
+            b.iter_custom(|iters| (0..iters).map(|_| runtime.block_on(run())).sum::<Duration>());
         });
     }
     group.finish();
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
+    figures::begin_run();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
-    let samples = Samples::default();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2))
         .sample_size(10)
         .configure_from_args();
-    bench(&mut c, &runtime, &samples);
+    bench(&mut c, &runtime);
     c.final_summary();
 
-    let mut samples = samples.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if samples.is_empty() {
-        return;
-    }
-    let rates: BTreeMap<&str, f64> = samples.iter_mut().map(|(id, v)| (*id, 1.0 / median(v))).collect();
-    println!("\nrecords/s (median over measured calls, warm-up included; N = {N}):");
-    for (id, rate) in &rates {
-        println!("  pipeline/{id:<22} {:>12.0} records/s ({:.0} ns/record)", rate, 1e9 / rate);
-    }
-    // Each case against its anchor: per-record cases against the per-record mpsc pipeline,
-    // batched cases against the batched one.
-    println!("ratios against the anchor of the same kind:");
-    for (id, rate) in &rates {
-        let anchor_id = anchor_of(id);
-        if let Some(anchor) = rates.get(anchor_id) {
-            println!("  pipeline/{id:<22} {:.2}x of {anchor_id}", rate / anchor);
-        }
-    }
+    let Some(dir) = figures::criterion_dir() else { return };
+    // Criterion's mean time per iteration (N records) as records/s.
+    let rate = |id: &str| figures::mean_ns(&dir, "pipeline", id).map(|e| e.map(|ns| N as f64 * 1e9 / ns));
     // DESIGN.md's targets: ≥ 1 M records/s one record a message, ≥ 5 M with micro-batching.
     for (id, target) in [
         ("ours_w1", ">=1000000"),
@@ -241,10 +209,9 @@ fn main() {
         ("ours_batched_w1", ">=5000000"),
         ("ours_batched_w2", ">=5000000"),
     ] {
-        let Some(&rate) = rates.get(id) else { continue };
         let anchor_id = anchor_of(id);
-        let anchor = rates.get(anchor_id).map(|&anchor| (anchor_id, anchor));
-        figures::print_figure("pipeline", id, rate, anchor, "records/s", target);
+        let anchor = rate(anchor_id).map(|anchor| (anchor_id, anchor));
+        figures::print_figure("pipeline", id, rate(id), anchor, "records/s", target);
     }
 }
 

@@ -73,7 +73,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // For scripts/bench.sh, which sets the anchor: the same mode's run with fewer records.
     if let Some(kb) = peak.strip_suffix(" kB").and_then(|kb| kb.parse::<u64>().ok()) {
-        figures::print_figure("pipeline/peak_rss", &format!("{mode}, {n} records"), kb as f64, None, "kB", "-");
+        figures::print_figure(
+            "pipeline/peak_rss",
+            &format!("{mode}, {n} records"),
+            Some(figures::Estimate::exact(kb as f64)),
+            None,
+            "kB",
+            "-",
+        );
     }
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! What one lease costs: `acquire` plus dropping the lease, for every balancer and pool
-//! size, next to the seed's way of picking a proxy (filter the list, sort it by a
-//! composite score, take the first) measured in the same run.
+//! size, each next to an anchor doing the same kind of work in the same run: the balancers
+//! that score proxies (`adaptive_quality`, the default `expected_success`) against the seed's
+//! way of picking (score every proxy by its composite formula, sort, take the first); round
+//! robin and P2C, which score nothing, against hand-rolled baselines of the same pick over a
+//! plain `Vec` (an atomic counter; two random indices and their in-flight counts).
 //!
 //! ```text
-//! cargo bench -p harvester-proxypool --bench acquire
-//! python3 scripts/bench-summary.py     # ns/op table, naive/ours and 100k/1k ratios
+//! cargo bench -p harvester-proxypool --bench acquire   # or: scripts/bench.sh acquire
 //! ```
 //!
 //! Groups (ids are `group/function/pool size`; every number is ns per lease + release):
@@ -15,15 +17,18 @@
 //!   holds one lease on every proxy, so its scan cannot stop early at an idle one.
 //! - `lease_release/2threads`: two threads hammer one pool; see [`bench_two_threads`].
 //! - `lease_release/seed_naive`: the seed's `get_optimal_proxy_pool` + select, see [`SeedList`].
+//! - `lease_release/baseline`: the least a pick can cost, see [`Baseline`].
 //!
-//! After criterion's report the means are printed as `FIGURE` lines for `scripts/bench.sh`.
+//! After criterion's report the means (with their confidence intervals) are printed as
+//! `FIGURE` lines for `scripts/bench.sh`.
 //!
 //! Pools hold `http://10.a.b.c:8080` proxies: the addresses are parsed, never contacted, and
 //! no traffic is sent. Timings are short on purpose (the machine has 2 shared cores); the
 //! O(candidates) balancers at 100k take milliseconds a pick and are sampled flat.
 
 use std::hint::black_box;
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,7 +37,7 @@ mod figures;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
-use figures::{criterion_dir, mean_ns, print_figure};
+use figures::{Estimate, begin_run, criterion_dir, mean_ns, print_figure};
 use harvester_proxypool::balance::{
     AdaptiveQuality, ExpectedSuccess, LeastConnections, LeastLatency, PowerOfTwoChoices, RoundRobin,
     SmoothWeightedRoundRobin, Sticky,
@@ -338,22 +343,77 @@ fn bench_seed_naive(c: &mut Criterion) {
         let mut list = SeedList::new(size);
         sample_slow(&mut group, size >= 10_000);
         group.bench_function(BenchmarkId::new("filter_sort", size), |b| b.iter(|| list.lease_release(None)));
-        if size == 10_000 {
-            group.bench_function(BenchmarkId::new("filter_sort_region_r3", size), |b| {
-                b.iter(|| list.lease_release(Some("r3")));
-            });
-        }
     }
     group.finish();
 }
 
-/// Every mean against the seed's pick at the same pool size (two threads against one),
-/// read back from criterion's estimates, as figures for `scripts/bench.sh`.
+/// The least a pick can cost, written by hand over a plain `Vec` of proxies, each with an
+/// in-flight count that a lease raises and its drop lowers: `rotate` takes the next proxy of
+/// an atomic counter (round robin's pick without a pool), `two_choices` draws two indices and
+/// takes the one with fewer in flight (P2C's pick without its latency weighting). No
+/// requirements, no health, no snapshot: what a pool adds over these is what it costs.
+struct Baseline {
+    proxies: Vec<(Arc<Proxy>, AtomicU32)>,
+    next: AtomicUsize,
+    seed: AtomicU64,
+}
+
+impl Baseline {
+    fn new(size: usize) -> Baseline {
+        let proxies = proxies(size).into_iter().map(|p| (Arc::new(p), AtomicU32::new(0))).collect();
+        Baseline { proxies, next: AtomicUsize::new(0), seed: AtomicU64::new(1) }
+    }
+
+    fn lease(&self, i: usize) -> Arc<Proxy> {
+        let (proxy, in_flight) = &self.proxies[i];
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        let proxy = Arc::clone(proxy);
+        black_box(&proxy);
+        in_flight.fetch_sub(1, Ordering::Relaxed);
+        proxy
+    }
+
+    fn rotate(&self) -> Arc<Proxy> {
+        self.lease(self.next.fetch_add(1, Ordering::Relaxed) % self.proxies.len())
+    }
+
+    fn two_choices(&self) -> Arc<Proxy> {
+        let r = mix(self.seed.fetch_add(1, Ordering::Relaxed) as usize);
+        let n = self.proxies.len() as u64;
+        let (a, b) = ((r % n) as usize, ((r >> 32) % n) as usize);
+        let busy = |i: usize| self.proxies[i].1.load(Ordering::Relaxed);
+        self.lease(if busy(b) < busy(a) { b } else { a })
+    }
+}
+
+fn bench_baseline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lease_release/baseline");
+    group.sample_size(20);
+    for size in SIZES {
+        let baseline = Baseline::new(size);
+        group.bench_function(BenchmarkId::new("rotate", size), |b| b.iter(|| baseline.rotate()));
+        group.bench_function(BenchmarkId::new("two_choices", size), |b| b.iter(|| baseline.two_choices()));
+    }
+    group.finish();
+}
+
+/// Every mean next to the anchor that does the same kind of pick (the seed's scoring for the
+/// scoring balancers, a hand-rolled pick for round robin and P2C, none for the others), and
+/// two threads against one, read back from this run's estimates as figures for
+/// `scripts/bench.sh`.
 fn print_figures() {
     let Some(dir) = criterion_dir() else { return };
     let mean = |group: &str, function: &str, size: usize| mean_ns(&dir, group, &format!("{function}/{size}"));
-    let (one, two, seed) = ("lease_release/1thread", "lease_release/2threads", "lease_release/seed_naive");
+    let (one, two) = ("lease_release/1thread", "lease_release/2threads");
+    let (seed, baseline) = ("lease_release/seed_naive", "lease_release/baseline");
     let headline = |name: &str| matches!(name, "round_robin" | "p2c");
+    // The anchor each balancer is held against, by the work its pick does.
+    let anchor_of = |name: &str| match name {
+        "round_robin" => Some((baseline, "rotate")),
+        "p2c" => Some((baseline, "two_choices")),
+        "adaptive_quality" | "expected_success" => Some((seed, "filter_sort")),
+        _ => None,
+    };
     for case in cases() {
         let mut functions = vec![case.name.to_owned()];
         if headline(case.name) || case.name == "expected_success" {
@@ -363,38 +423,50 @@ fn print_figures() {
             for size in SIZES {
                 // DESIGN.md: ≤ 50 ns per lease + release with round robin or P2C at 10k proxies.
                 let target = if headline(&function) && size == 10_000 { "<=50" } else { "-" };
-                let anchor = mean(seed, "filter_sort", size).map(|ns| (format!("seed filter_sort/{size}"), ns));
+                let anchor = anchor_of(case.name).and_then(|(group, name)| {
+                    let label = if group == seed {
+                        format!("seed {name}/{size}")
+                    } else {
+                        format!("hand-rolled {name}/{size}")
+                    };
+                    mean(group, name, size).map(|e| (label, e))
+                });
                 figure(one, &format!("{function}/{size}"), mean(one, &function, size), anchor, "ns", target);
             }
         }
         if headline(case.name) {
             let function = format!("{}_region_r3", case.name);
-            let anchor =
-                mean(seed, "filter_sort_region_r3", 10_000).map(|ns| ("seed filter_sort_region_r3/10000".into(), ns));
-            figure(one, &format!("{function}/10000"), mean(one, &function, 10_000), anchor, "ns", "-");
+            figure(one, &format!("{function}/10000"), mean(one, &function, 10_000), None, "ns", "-");
         }
     }
     for (name, target) in [("round_robin", "<=1.5"), ("p2c", "<=1.5"), ("expected_success", "<=2")] {
         // DESIGN.md: a pick costs at most 1.5× as much at 100k proxies as at 1k (2× for the
         // adaptive pick).
-        let growth = mean(one, name, 100_000).zip(mean(one, name, 1_000)).map(|(large, small)| large / small);
+        let growth = mean(one, name, 100_000).zip(mean(one, name, 1_000)).map(|(large, small)| large.ratio(small));
         figure(one, &format!("{name}, 100k / 1k proxies"), growth, None, "×", target);
     }
     for name in ["round_robin", "p2c"] {
         for size in [10_000, 100_000] {
-            let anchor = mean(one, name, size).map(|ns| (format!("{name}/{size}, 1 thread"), ns));
+            let anchor = mean(one, name, size).map(|e| (format!("{name}/{size}, 1 thread"), e));
             figure(two, &format!("{name}/{size}, each thread"), mean(two, name, size), anchor, "ns", "-");
         }
     }
 }
 
 /// One figure: `ours`, and the anchor when both were measured (an unmeasured one prints nothing).
-fn figure(group: &str, case: &str, ours: Option<f64>, anchor: Option<(String, f64)>, unit: &str, target: &str) {
-    let Some(ours) = ours else { return };
+fn figure(
+    group: &str,
+    case: &str,
+    ours: Option<Estimate>,
+    anchor: Option<(String, Estimate)>,
+    unit: &str,
+    target: &str,
+) {
     print_figure(group, case, ours, anchor.as_ref().map(|(name, value)| (name.as_str(), *value)), unit, target);
 }
 
 fn main() {
+    begin_run();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
@@ -404,6 +476,7 @@ fn main() {
     bench_one_thread(&mut c);
     bench_two_threads(&mut c);
     bench_seed_naive(&mut c);
+    bench_baseline(&mut c);
     c.final_summary();
     print_figures();
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use criterion::Criterion;
 use harvester_resilience::BoxError;
 use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer, PartitionConfig};
-use support::{answers_at_once, criterion_dir, mean_ns, print_figure};
+use support::{answers_at_once, begin_run, criterion_dir, mean_ns, print_figure};
 use tower::limit::ConcurrencyLimitLayer;
 use tower::{Layer, service_fn};
 
@@ -57,17 +57,18 @@ fn print_ratios() {
     println!("\nmean ns per call; ratio = ours / tower ConcurrencyLimit (same run):");
     for function in ["bare", "tower_concurrency_limit", "ours", "ours_partitioned"] {
         if let Some(ns) = mean_ns(&dir, group, function) {
-            println!("  {function:<24} {ns:>6.1} ns   ratio {:.2}", ns / tower);
+            println!("  {function:<24} {:>6.1} ns   ratio {:.2}", ns.value, ns.value / tower.value);
         }
     }
     let anchor = Some(("tower_concurrency_limit", tower));
     for function in ["ours", "ours_partitioned"] {
-        print_figure(group, function, mean_ns(&dir, group, function).unwrap_or(f64::NAN), anchor, "ns", "-");
+        print_figure(group, function, mean_ns(&dir, group, function), anchor, "ns", "-");
     }
-    print_figure(group, "bare", mean_ns(&dir, group, "bare").unwrap_or(f64::NAN), None, "ns", "-");
+    print_figure(group, "bare", mean_ns(&dir, group, "bare"), None, "ns", "-");
 }
 
 fn main() {
+    begin_run();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1500))

@@ -31,7 +31,7 @@ use harvester_resilience::distributed::{
 };
 use harvester_resilience::rate_limit::{HostKey, Quota};
 use harvester_testbed::support::{Redis, find_program};
-use support::{Medians, print_figure, print_skipped, quick_criterion};
+use support::{Estimate, begin_run, criterion_dir, mean_ns, print_figure, print_skipped, quick_criterion};
 
 const IN_FLIGHT: usize = 64;
 const KEYS: usize = 1024;
@@ -56,6 +56,7 @@ where
 }
 
 fn main() {
+    begin_run();
     if find_program("redis-server").is_none() {
         println!("distributed_rate_limit: redis-server not found; skipped");
         print_skipped("distributed_rate_limit", "redis-server not found");
@@ -73,55 +74,42 @@ fn main() {
     let keyed = DistributedKeyedRateLimiter::<HostKey>::new(connection, "bench-hosts", quota);
     let hosts: Vec<HostKey> = (0..KEYS).map(|i| HostKey::new(&format!("host-{i}.example.com"))).collect();
 
-    let medians = Medians::default();
     let mut c: Criterion = quick_criterion();
     let mut group = c.benchmark_group("distributed_rate_limit");
     group.throughput(Throughput::Elements(1));
     group.bench_function("incr", |b| {
         b.iter_custom(|iters| {
-            let elapsed = run(&runtime, iters, |_| {
+            run(&runtime, iters, |_| {
                 let mut connection = baseline.clone();
                 async move { redis::cmd("INCR").arg("bench-incr").query_async::<i64>(&mut connection).await.is_ok() }
-            });
-            medians.record("incr", iters, elapsed);
-            elapsed
+            })
         })
     });
     group.bench_function("check", |b| {
         b.iter_custom(|iters| {
-            let elapsed = run(&runtime, iters, |_| {
+            run(&runtime, iters, |_| {
                 let direct = direct.clone();
                 async move { black_box(direct.check().await).is_ok() }
-            });
-            medians.record("check", iters, elapsed);
-            elapsed
+            })
         })
     });
     group.bench_function("check_keyed_1024", |b| {
         b.iter_custom(|iters| {
-            let elapsed = run(&runtime, iters, |i| {
+            run(&runtime, iters, |i| {
                 let keyed = keyed.clone();
                 let host = hosts[i as usize % KEYS].clone();
                 async move { black_box(keyed.check_key(&host).await).is_ok() }
-            });
-            medians.record("check_keyed_1024", iters, elapsed);
-            elapsed
+            })
         })
     });
     group.finish();
     c.final_summary();
 
-    let per_second = |id: &str| 1e9 / medians.median(id);
+    let Some(dir) = criterion_dir() else { return };
+    let per_second = |id: &str| mean_ns(&dir, "distributed_rate_limit", id).map(|e: Estimate| e.map(|ns| 1e9 / ns));
     let incr = per_second("incr");
-    println!("\n{IN_FLIGHT} in flight on one pipelined connection, median of the samples:");
-    println!("  {:<18} {:>10.0} calls/s", "incr (baseline)", incr);
     for id in ["check", "check_keyed_1024"] {
-        let checks = per_second(id);
-        println!("  {id:<18} {checks:>10.0} checks/s   ratio to incr {:.2}", checks / incr);
-    }
-    println!("  target: >= 100000 checks/s");
-    for id in ["check", "check_keyed_1024"] {
-        print_figure("distributed_rate_limit", id, per_second(id), Some(("incr", incr)), "checks/s", ">=100000");
+        print_figure("distributed_rate_limit", id, per_second(id), incr.map(|e| ("incr", e)), "checks/s", ">=100000");
     }
     drop(server);
 }

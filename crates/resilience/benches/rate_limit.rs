@@ -36,7 +36,7 @@ use harvester_resilience::BoxError;
 use harvester_resilience::rate_limit::{
     Clock, HostKey, KeyedRateLimiter, Quota, RateLimitLayer, RateLimiter, TokioClock,
 };
-use support::{AtomicRecorder, answers_at_once, criterion_dir, mean_ns, print_figure};
+use support::{AtomicRecorder, answers_at_once, begin_run, criterion_dir, mean_ns, print_figure};
 use tower::{Layer, service_fn};
 
 const KEYS: usize = 1024;
@@ -162,21 +162,6 @@ fn bench_service(c: &mut Criterion) {
     group.finish();
 }
 
-fn print_ratios() {
-    let Some(dir) = criterion_dir() else { return };
-    println!("\nmean ns per operation; ratio = ours / governor (same run):");
-    for (group, ours, theirs, _) in AGAINST_GOVERNOR {
-        if let (Some(a), Some(b)) = (mean_ns(&dir, group, ours), mean_ns(&dir, group, theirs)) {
-            println!("  {group:<22} {ours:<18} {a:>6.1} ns   {theirs:<16} {b:>6.1} ns   ratio {:.2}", a / b);
-        }
-    }
-    for function in SERVICE {
-        if let Some(ns) = mean_ns(&dir, "rate_limit/service", function) {
-            println!("  {:<22} {function:<18} {ns:>6.1} ns", "rate_limit/service");
-        }
-    }
-}
-
 /// (group, ours, governor's, DESIGN.md's target) for each comparison with governor.
 const AGAINST_GOVERNOR: [(&str, &str, &str, &str); 6] = [
     ("rate_limit/clock", "ours_tokio", "governor_quanta", "-"),
@@ -193,9 +178,9 @@ const SERVICE: [&str; 3] = ["ours", "ours+recorder", "ours_keyed_1024"];
 /// The same means as figures, for `scripts/bench.sh`.
 fn print_figures() {
     let Some(dir) = criterion_dir() else { return };
-    let mean = |group, function| mean_ns(&dir, group, function).unwrap_or(f64::NAN);
+    let mean = |group, function| mean_ns(&dir, group, function);
     for (group, ours, theirs, target) in AGAINST_GOVERNOR {
-        print_figure(group, ours, mean(group, ours), Some((theirs, mean(group, theirs))), "ns", target);
+        print_figure(group, ours, mean(group, ours), mean(group, theirs).map(|e| (theirs, e)), "ns", target);
     }
     for function in SERVICE {
         print_figure("rate_limit/service", function, mean("rate_limit/service", function), None, "ns", "-");
@@ -203,6 +188,7 @@ fn print_figures() {
 }
 
 fn main() {
+    begin_run();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1500))
@@ -212,6 +198,5 @@ fn main() {
     bench_keyed(&mut c);
     bench_service(&mut c);
     c.final_summary();
-    print_ratios();
     print_figures();
 }

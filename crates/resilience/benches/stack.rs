@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Each call: `poll_ready`, `call`, one poll of the response future (every layer answers
-//! at once), drop. After criterion's report the bench prints medians and the overhead.
+//! at once), drop. After criterion's report the bench prints this run's means and the overhead.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -24,14 +24,14 @@ use harvester_resilience::bulkhead::{BulkheadConfig, BulkheadLayer};
 use harvester_resilience::rate_limit::{Quota, RateLimitLayer};
 use harvester_resilience::retry::{RetryConfig, RetryLayer};
 use harvester_resilience::timeout::TimeoutLayer;
-use support::{Medians, answers_at_once, bench_calls, print_figure, quick_criterion};
+use support::{answers_at_once, begin_run, bench_calls, criterion_dir, mean_ns, print_figure, quick_criterion};
 use tower::{ServiceBuilder, service_fn};
 
 fn main() {
+    begin_run();
     let mut c = quick_criterion();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
     let _context = runtime.enter();
-    let medians = Medians::default();
     let noop = service_fn(|request: u64| ready(Ok::<_, Infallible>(request)));
 
     let mut ours = ServiceBuilder::new()
@@ -52,13 +52,18 @@ fn main() {
     // A stack that refused or deferred calls would be timed doing nothing.
     assert!(answers_at_once(&mut ours, 0), "ours: the stack must answer a call at once");
     assert!(answers_at_once(&mut towers, 0), "tower: the stack must answer a call at once");
-    bench_calls(&mut c, &medians, "stack/bare", "bare", noop);
-    bench_calls(&mut c, &medians, "stack/ours_full", "ours_full", ours);
-    bench_calls(&mut c, &medians, "stack/tower_partial", "tower_partial", towers);
+    bench_calls(&mut c, "stack", "bare", noop);
+    bench_calls(&mut c, "stack", "ours_full", ours);
+    bench_calls(&mut c, "stack", "tower_partial", towers);
     c.final_summary();
 
-    let (bare, ours, tower) = (medians.median("bare"), medians.median("ours_full"), medians.median("tower_partial"));
-    println!("\nstack, median ns per call:");
+    let Some(dir) = criterion_dir() else { return };
+    let mean = |function| mean_ns(&dir, "stack", function);
+    let (Some(bare), Some(ours), Some(tower)) = (mean("bare"), mean("ours_full"), mean("tower_partial")) else {
+        return;
+    };
+    let (bare, ours, tower) = (bare.value, ours.value, tower.value);
+    println!("\nstack, mean ns per call:");
     println!("  bare no-op service                                       {bare:7.1} ns");
     println!(
         "  ours: rate limit + breaker + retry + bulkhead + timeout  {ours:7.1} ns  (overhead {:.1} ns)",
@@ -68,15 +73,16 @@ fn main() {
         "  tower: concurrency limit + retry + timeout               {tower:7.1} ns  (overhead {:.1} ns)",
         tower - bare
     );
+    let overhead = |function| mean(function).zip(mean("bare")).map(|(e, bare)| e.minus(bare));
     print_figure(
         "stack",
         "ours_full, overhead over bare",
-        ours - bare,
-        Some(("tower_partial, overhead over bare", tower - bare)),
+        overhead("ours_full"),
+        overhead("tower_partial").map(|e| ("tower_partial, overhead over bare", e)),
         "ns",
         "<=250",
     );
-    print_figure("stack", "bare no-op service", bare, None, "ns", "-");
+    print_figure("stack", "bare no-op service", mean("bare"), None, "ns", "-");
 }
 
 /// tower's retry policy that never retries, to stand beside ours when nothing fails.

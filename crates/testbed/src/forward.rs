@@ -147,7 +147,7 @@ fn close_delimited(head: &[u8]) -> Option<String> {
 }
 
 /// `http://authority/path?query` → (`authority`, `/path?query`); `None` for any other form.
-fn absolute_form(target: &str) -> Option<(&str, String)> {
+pub(crate) fn absolute_form(target: &str) -> Option<(&str, String)> {
     let scheme = target.get(..7).filter(|scheme| scheme.eq_ignore_ascii_case("http://"))?;
     let rest = &target[scheme.len()..];
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -162,7 +162,7 @@ fn absolute_form(target: &str) -> Option<(&str, String)> {
 
 /// The address named by `host[:port]`, if it is in 127.0.0.0/8 (`localhost` counts as
 /// 127.0.0.1); other names are refused without being resolved.
-fn loopback_destination(authority: &str, default_port: Option<u16>) -> Result<SocketAddr, Response> {
+pub(crate) fn loopback_destination(authority: &str, default_port: Option<u16>) -> Result<SocketAddr, Response> {
     let forbidden =
         || Response::text(403, format!("{authority} is outside 127.0.0.0/8; this proxy reaches loopback only"));
     let bad = || Response::text(400, format!("cannot read host and port from {authority:?}"));

@@ -179,6 +179,16 @@ impl Response {
 /// are replaced by the true length and `close`; a `204` (or `1xx`), which may have neither a
 /// body nor a `Content-Length` (RFC 9110 §8.6), is sent without both.
 pub async fn write_response<S: AsyncWrite + Unpin>(stream: &mut S, response: &Response) -> io::Result<()> {
+    write_message(stream, response, true).await
+}
+
+/// Writes `response` completely and leaves the connection open for the next request: as
+/// [`write_response`], without `Connection: close`.
+pub async fn write_response_keep_alive<S: AsyncWrite + Unpin>(stream: &mut S, response: &Response) -> io::Result<()> {
+    write_message(stream, response, false).await
+}
+
+async fn write_message<S: AsyncWrite + Unpin>(stream: &mut S, response: &Response, close: bool) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", response.status, reason(response.status));
     for (name, value) in &response.headers {
         if !name.eq_ignore_ascii_case("Content-Length") && !name.eq_ignore_ascii_case("Connection") {
@@ -189,7 +199,7 @@ pub async fn write_response<S: AsyncWrite + Unpin>(stream: &mut S, response: &Re
     if !bodiless {
         head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
     }
-    head.push_str("Connection: close\r\n\r\n");
+    head.push_str(if close { "Connection: close\r\n\r\n" } else { "\r\n" });
     stream.write_all(head.as_bytes()).await?;
     if bodiless {
         return stream.flush().await;

@@ -14,6 +14,8 @@
 //!   certificate.
 //! - [`FaultProxy`]: HTTP proxies that work ([`FaultProxy::slow`] with no delay), or are dead,
 //!   hanging, slow, banning (403, 429, captcha) or flapping.
+//! - [`KeepAliveSite`] and [`KeepAliveProxy`]: a site and a forwarding proxy that keep
+//!   connections open between requests, to measure a client's own cost per request.
 //! - [`InProcessServer`], [`http1`], [`forward()`] and [`serve_pages`]: the parts they are
 //!   built from, for a server of your own.
 //!
@@ -54,6 +56,7 @@ mod fault_proxy;
 mod forward;
 pub mod http1;
 mod in_process;
+mod keep_alive;
 mod pages;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
@@ -69,6 +72,7 @@ pub use catalogue::Product;
 pub use fault_proxy::FaultProxy;
 pub use forward::forward;
 pub use in_process::{InProcessServer, free_port};
+pub use keep_alive::{KeepAliveProxy, KeepAliveSite};
 pub use pages::{CAPTCHA_MARKER, CAPTCHA_PAGE, PageStats, serve_pages};
 pub use target::TargetServer;
 #[cfg(feature = "tls")]

@@ -1,16 +1,15 @@
-//! What the benches of this crate share: driving a call by hand, keeping each function's
-//! samples so the ratio against the anchor can be printed after the run, and printing the
-//! figures in the form `scripts/bench.sh` collects.
+//! What the benches of this crate share: driving a call by hand, short criterion timings,
+//! and the figures in the form `scripts/bench.sh` collects.
 
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::Criterion;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
@@ -21,7 +20,7 @@ use tower::Service;
 mod figures;
 // Each bench uses a different part (as for the rest of this module).
 #[allow(unused_imports)]
-pub use figures::{criterion_dir, mean_ns, print_figure, print_skipped};
+pub use figures::{Estimate, begin_run, criterion_dir, mean_ns, print_figure, print_skipped};
 
 /// One call driven by hand: `poll_ready`, `call`, one poll of the response future. The
 /// services benched here answer at the first poll; `None` if one does not.
@@ -35,30 +34,6 @@ pub fn call_once<S: Service<R>, R>(service: &mut S, request: R) -> Option<Result
     match pin!(service.call(request)).poll(&mut cx) {
         Poll::Ready(result) => Some(result),
         Poll::Pending => None,
-    }
-}
-
-/// Each function's ns-per-iteration samples, for medians after criterion's report.
-#[derive(Default)]
-pub struct Medians(Mutex<Vec<(&'static str, Vec<f64>)>>);
-
-impl Medians {
-    /// Records one sample of `iters` iterations taking `elapsed`.
-    pub fn record(&self, id: &'static str, iters: u64, elapsed: Duration) {
-        let ns = elapsed.as_nanos() as f64 / iters as f64;
-        let mut all = self.0.lock().expect("no bench panics holding the lock");
-        match all.iter_mut().find(|(name, _)| *name == id) {
-            Some((_, samples)) => samples.push(ns),
-            None => all.push((id, vec![ns])),
-        }
-    }
-
-    /// The median sample of `id`, NaN if it has none.
-    pub fn median(&self, id: &str) -> f64 {
-        let all = self.0.lock().expect("no bench panics holding the lock");
-        let mut samples = all.iter().find(|(name, _)| *name == id).map(|(_, s)| s.clone()).unwrap_or_default();
-        samples.sort_by(f64::total_cmp);
-        samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
     }
 }
 
@@ -77,26 +52,18 @@ pub fn quick_criterion() -> Criterion {
         .configure_from_args()
 }
 
-/// Benches `call_once` of `service` with `u64` requests under `name`, recording each
-/// sample's ns per call under `id` for the medians printed after the run.
-pub fn bench_calls<S: Service<u64>>(
-    c: &mut Criterion,
-    medians: &Medians,
-    name: &str,
-    id: &'static str,
-    mut service: S,
-) {
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(call_once(&mut service, black_box(i)));
-            }
-            let elapsed = start.elapsed();
-            medians.record(id, iters, elapsed);
-            elapsed
+/// Benches `call_once` of `service` with `u64` requests as `group/function`, so that its
+/// mean can be read back with [`mean_ns`] after criterion's report.
+pub fn bench_calls<S: Service<u64>>(c: &mut Criterion, group: &str, function: &str, mut service: S) {
+    let mut group = c.benchmark_group(group);
+    group.bench_function(function, |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            black_box(call_once(&mut service, black_box(i)))
         })
     });
+    group.finish();
 }
 
 /// A metrics recorder whose counters and gauges are plain atomics, as a real exporter's
