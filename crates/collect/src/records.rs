@@ -24,9 +24,10 @@ use crate::stack::Page;
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Status {
-    /// The page was fetched from the target (2xx, not a ban or captcha page) and extracted.
+    /// The page was fetched from the target (2xx, not a ban or captcha page, not a soft 404)
+    /// and extracted.
     Ok,
-    /// It was not, `error` says why.
+    /// It was not, `error` says why (`banned: …`, `http 404: …`, `soft 404: …`, …).
     Failed,
 }
 

@@ -343,3 +343,29 @@ fn an_unsupported_pseudo_class_is_refused_saying_so() {
         "{message}"
     );
 }
+
+#[test]
+fn a_visible_price_is_read_in_the_formats_people_write() {
+    let cases = [
+        ("<p>Now only</p><b>$19.99</b>", 19.99, "USD"),
+        ("<div>Preis:</div><span>19,99 €</span>", 19.99, "EUR"),
+        ("<span class=x>EUR 1.299,00</span>", 1299.0, "EUR"),
+        ("<span>CHF 1'299.50</span>", 1299.5, "CHF"),
+    ];
+    for (body, amount, currency) in cases {
+        let html = format!("<html><head><title>Item</title></head><body><h1>Item</h1>{body}</body></html>");
+
+        let product = Extractor::default().extract("shop.example", &html);
+
+        assert_eq!(value(&product.price), Some((amount, Source::Text)), "{body}");
+        assert_eq!(value(&product.currency), Some((currency.to_owned(), Source::PriceText)), "{body}");
+        assert_eq!(value(&product.name), Some(("Item".to_owned(), Source::Heading)), "{body}");
+    }
+}
+
+#[test]
+fn a_number_without_a_currency_in_the_text_is_no_price() {
+    let product = Extractor::default().extract("shop.example", "<body><h1>Room 101</h1><p>Sleeps 4, 2 beds</p></body>");
+
+    assert_eq!(value(&product.price), None);
+}
