@@ -241,6 +241,18 @@ mod tests {
     }
 
     #[test]
+    fn the_host_aware_judgement_defaults_to_the_plain_one() {
+        let classifier = DefaultClassifier::new().ban_marker("captcha");
+        for (status, body) in [(200, "fine"), (200, "a captcha"), (403, ""), (404, "")] {
+            let status = StatusCode::from_u16(status).expect("valid status");
+            assert_eq!(
+                classifier.classify_response_for_host("shop.example", status, &HeaderMap::new(), body.as_bytes()),
+                classifier.classify_response(status, &HeaderMap::new(), body.as_bytes()),
+            );
+        }
+    }
+
+    #[test]
     fn verdicts_map_to_outcomes() {
         let ms = Duration::from_millis(5);
         assert_eq!(Verdict::TargetError.outcome(ms), Outcome::success(ms));
