@@ -4,6 +4,7 @@
 //! ```sh
 //! collect                                                  # the embedded demo
 //! collect --proxies proxies.txt --urls urls.txt --out out.jsonl
+//! collect --proxies proxies.txt --urls urls.txt --extract-rules rules.toml
 //! ```
 //!
 //! With no `--urls`, it runs the embedded demo ([`crate::demo`]). See `--help` for every
@@ -13,8 +14,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::extraction::{Extractor, Rules};
 use crate::files;
 use crate::input::{self, UrlList};
 use crate::report::Report;
@@ -46,6 +49,16 @@ struct Cli {
     /// never credentials), attempts, elapsed_ms, and record (when ok) or error (when failed).
     #[arg(long, value_name = "FILE", default_value = "collect.jsonl")]
     out: PathBuf,
+
+    /// Per-host extraction rules (TOML): for a host, CSS selectors for name, price, currency
+    /// and description (`field = "css"` or `field = { selector = "css", attribute = "content" }`),
+    /// and `ban` / `not_found` selectors and `ban_titles` / `not_found_titles` that mark its
+    /// ban and "not found" pages. Example: `[hosts."shop.example.com"]` then
+    /// `price = "span.amount"`. A named field is read by its selector, anything else by the
+    /// default: JSON-LD, microdata, OpenGraph/meta tags, then <h1>, <title> and a visible
+    /// price. A bad selector or unknown key is refused before any work.
+    #[arg(long, value_name = "FILE")]
+    extract_rules: Option<PathBuf>,
 
     /// Write the run's summary here as JSON: totals, success rate, attempts, per-proxy stats,
     /// breaker states per host, per-stage pipeline metrics, scaler decisions.
@@ -163,9 +176,14 @@ async fn collect(cli: Cli) -> ExitCode {
     files.extend(cli.report.as_deref().map(|path| files::Named::output("--report", path)));
     files.extend(cli.urls.as_deref().map(|path| files::Named::input("--urls", path)));
     files.extend(cli.proxies.as_deref().map(|path| files::Named::input("--proxies", path)));
+    files.extend(cli.extract_rules.as_deref().map(|path| files::Named::input("--extract-rules", path)));
     if let Err(e) = files::check(&files) {
         return refuse(e);
     }
+    let rules = match cli.extract_rules.as_deref().map(Rules::load).transpose() {
+        Ok(rules) => Arc::new(rules.unwrap_or_default()),
+        Err(e) => return refuse(e),
+    };
     let demo = if cli.urls.is_none() {
         if cli.proxies.is_some() {
             return refuse("--proxies needs --urls (without --urls the demo brings its own fleet)");
@@ -241,7 +259,7 @@ async fn collect(cli: Cli) -> ExitCode {
         out: cli.out.clone(),
         extra_root_pem: None,
     };
-    let running = match run::start(job).await {
+    let running = match run::start_with(job, Extractor::new(rules)).await {
         Ok(running) => running,
         Err(e) => return refuse(e),
     };

@@ -12,6 +12,9 @@
 //! - [`demo`]: the embedded demo, a product site and a faulty fleet on 127.0.0.1.
 //! - [`files`]: the files a run names, refused together when two are one file.
 //! - [`input`]: the URL list and the proxy list, refused with the line at fault.
+//! - [`extraction`]: reading a product out of a real page (JSON-LD, microdata, OpenGraph and
+//!   meta tags, the visible page, per-host rules of `--extract-rules`), telling ban and
+//!   captcha pages by their structure, and soft 404s.
 //! - [`stack`]: the tower stack every fetch goes through.
 //! - [`records`]: the output line, and the pipeline stages that turn a fetched page into a
 //!   cleaned `DataRecord` (validate → extract → transform).
@@ -26,7 +29,7 @@
 //!
 //! Each module imports only from the modules listed before it; the workspace's
 //! `tests/layering.rs` reads this list and checks every import against it:
-//! `files`, `input` → `demo`, `stack` → `records` → `output` → `telemetry` → `run` →
+//! `files`, `input` → `extraction`, `demo`, `stack` → `records` → `output` → `telemetry` → `run` →
 //! `report` → `cli`.
 //!
 //! ## The request path
@@ -38,9 +41,24 @@
 //! failures only) → the `ProxyClient`. The client's attempt timeout is the one timeout of an
 //! attempt, and its [`Verdict`](harvester_proxypool::client::Verdict) on the answer (a
 //! success, a ban, a captcha page counted as a ban, the target's error) is the one
-//! classification: it travels with the [`Page`](stack::Page) to the retry and the breaker,
-//! and with the [`Fetched`](records::Fetched) through the pipeline to `validate`. The
-//! output sink writes each URL's [`Line`](records::Line).
+//! classification: the client's classifier is the job's
+//! [`PageClassifier`](extraction::PageClassifier), which judges statuses as the default
+//! does and a `2xx` page by its structure (bot-wall titles, challenge elements, a captcha
+//! widget on a page with no product, the host's markers of `--extract-rules`). The verdict
+//! travels with the [`Page`](stack::Page) to the retry and the breaker, and with the
+//! [`Fetched`](records::Fetched) through the pipeline to `validate`. The output sink writes
+//! each URL's [`Line`](records::Line).
+//!
+//! ## Extraction
+//!
+//! The `extract` stage parses each page once (html5ever, through `scraper`) and reads the
+//! product's name, price, currency, description and availability from, in order of trust:
+//! the host's rule of `--extract-rules`, schema.org JSON-LD, schema.org microdata,
+//! OpenGraph and product meta tags, then the first `<h1>`, the `<title>` and a visible text
+//! that reads as a price. Each field's source is written in the record's
+//! `processing_metadata.field_sources` (`"json-ld"`, `"microdata"`, `"meta"`, `"rule"`, …).
+//! A page that says "not found" and carries no product is a soft 404: its line is
+//! `failed` with `soft 404: …`. See [`extraction`] for the details and the rule file.
 //!
 //! ## Feature flags
 //!
@@ -51,6 +69,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod extraction;
 pub mod files;
 pub mod input;
 pub mod output;

@@ -5,16 +5,17 @@
 //! A URL that failed to fetch travels the pipeline too (the stages pass it through), so the
 //! output has exactly one line for every URL whatever happened to it.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use harvester_pipeline::record::{DataRecord, FieldMapping, clean_text, normalize_price, validate_required};
+use harvester_pipeline::record::{DataRecord, FieldMapping, clean_text, validate_required};
 use harvester_pipeline::{ErrorPolicy, Stage, StageOutcome};
 use harvester_proxypool::client::Verdict;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+use crate::extraction::{Extractor, Source};
 use crate::input::Target;
 use crate::stack::Page;
 
@@ -23,9 +24,10 @@ use crate::stack::Page;
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Status {
-    /// The page was fetched from the target (2xx, not a ban or captcha page) and extracted.
+    /// The page was fetched from the target (2xx, not a ban or captcha page, not a soft 404)
+    /// and extracted.
     Ok,
-    /// It was not, `error` says why.
+    /// It was not, `error` says why (`banned: …`, `http 404: …`, `soft 404: …`, …).
     Failed,
 }
 
@@ -124,15 +126,18 @@ fn millis(elapsed: Duration) -> u64 {
 }
 
 /// The three stages, in order. `extract` and `transform` are CPU work and are the stages a
-/// scaler gives workers to; `workers` is where each starts.
-pub fn stages(workers: usize) -> Vec<Stage<Fetched>> {
+/// scaler gives workers to; `workers` is where each starts. `extractor` reads the pages.
+pub fn stages(workers: usize, extractor: Extractor) -> Vec<Stage<Fetched>> {
     vec![
         Stage::new("validate", |fetched: Fetched| async move { StageOutcome::Keep(validate(fetched)) }),
-        Stage::new("extract", |fetched: Fetched| async move { extract(fetched) })
-            .workers(workers)
-            // An extraction bug is not transient: no retry, straight to the dead-letter sink,
-            // which writes the URL as failed with the error.
-            .on_error(ErrorPolicy::DeadLetter),
+        Stage::new("extract", move |fetched: Fetched| {
+            let extractor = extractor.clone();
+            async move { extract(&extractor, fetched) }
+        })
+        .workers(workers)
+        // An extraction bug is not transient: no retry, straight to the dead-letter sink,
+        // which writes the URL as failed with the error.
+        .on_error(ErrorPolicy::DeadLetter),
         Stage::new("transform", |fetched: Fetched| async move { StageOutcome::Keep(transform(fetched)) })
             .workers(workers),
     ]
@@ -159,80 +164,65 @@ pub fn validate(fetched: Fetched) -> Fetched {
     }
 }
 
-/// Pulls the fields out of the page into a `DataRecord` (the body is dropped here).
-pub fn extract(mut fetched: Fetched) -> StageOutcome<Fetched> {
+/// Pulls the fields out of the page into a `DataRecord` (the body is dropped here), each
+/// field's source in the record's metadata (`field_sources`). A soft 404 (a "not found"
+/// page with no product, served with 2xx) fails the URL with `soft 404: …`.
+pub fn extract(extractor: &Extractor, mut fetched: Fetched) -> StageOutcome<Fetched> {
     if !fetched.is_ok() {
         return StageOutcome::Keep(fetched);
     }
     let Some(body) = fetched.body.take() else {
         return StageOutcome::Error(fetched, "no body to extract from".to_owned());
     };
+    let page = extractor.extract(&fetched.host, &String::from_utf8_lossy(&body));
+    if let Some(reason) = page.not_found {
+        return StageOutcome::Keep(fetched.fail(format!("soft 404: {reason}")));
+    }
     let url = &fetched.line.url;
-    let html = String::from_utf8_lossy(&body);
-    let title = between(&html, "<title>", "</title>");
-    let name = element_text(&html, "class=\"name\"");
-    let price = element_text(&html, "class=\"price\"");
-    let description = element_text(&html, "class=\"description\"");
-    let content = strip_tags(&html);
+    let currency = page.currency.as_ref().map(|c| c.value.clone());
+    let mut sources = Map::new();
+    let mut source = |field: &str, found: Option<Source>| {
+        if let Some(found) = found {
+            sources.insert(field.to_owned(), Value::from(found.as_str()));
+        }
+    };
+    source("name", page.name.as_ref().map(|f| f.source));
+    source("price", page.price.as_ref().map(|f| f.source));
+    source("currency", page.currency.as_ref().map(|f| f.source));
+    source("description", page.description.as_ref().map(|f| f.source));
+    source("availability", page.availability.as_ref().map(|f| f.source));
+    let name = page.name.map(|f| f.value);
     let data = json!({
         "url": url,
-        "title": title.or(name.clone()),
+        "title": page.title.or_else(|| name.clone()),
         "name": name,
-        "price": price,
-        "description": description,
-        "content": content,
+        "price": page.price.map(|f| json!({ "amount": f.value, "currency": currency })),
+        "currency": currency,
+        "description": page.description.map(|f| f.value),
+        "availability": page.availability.map(|f| f.value),
+        "content": page.content,
     });
     let mut record = DataRecord::new(url.clone(), url.clone(), data);
     record.metadata.insert("collection_method".into(), Value::from("proxy"));
+    record.metadata.insert("field_sources".into(), Value::Object(sources));
     record.stage = "extract".into();
     fetched.line.record = Some(record);
     StageOutcome::Keep(fetched)
 }
 
-/// Cleans the text, normalises the price, scores completeness and maps the fields to their
-/// final names (the seed's mapping).
+/// Cleans the text, scores completeness and maps the fields to their final names: the
+/// seed's mapping (`product_title`, `current_price` as `{amount, currency}`,
+/// `product_description`, …) and `product_name`, `product_availability`.
 pub fn transform(mut fetched: Fetched) -> Fetched {
+    static MAPPING: LazyLock<FieldMapping> = LazyLock::new(|| {
+        let seed = FieldMapping::seed();
+        let extra = [("name", "product_name"), ("availability", "product_availability")];
+        FieldMapping::new(seed.pairs().iter().map(|(s, d)| (s.as_str(), d.as_str())).chain(extra))
+    });
     let Some(record) = fetched.line.record.as_mut() else { return fetched };
     clean_text(record);
-    let parsed = record.data.get("price").and_then(Value::as_str).and_then(normalize_price);
-    if let (Some(price), Some(data)) = (parsed, record.data.as_object_mut()) {
-        data.insert("price".into(), json!({ "amount": price.amount, "currency": price.currency }));
-    }
     validate_required(record, &["url", "title", "content", "price"]);
-    FieldMapping::seed().apply(record);
+    MAPPING.apply(record);
     record.stage = "transform".into();
     fetched
-}
-
-/// The text between the first `open` and the next `close`.
-fn between(html: &str, open: &str, close: &str) -> Option<String> {
-    let start = html.find(open)? + open.len();
-    let end = html[start..].find(close)? + start;
-    Some(html[start..end].to_owned())
-}
-
-/// The text of the first element carrying `attribute` (e.g. `class="price"`), tags removed.
-fn element_text(html: &str, attribute: &str) -> Option<String> {
-    let at = html.find(attribute)?;
-    let start = html[at..].find('>')? + at + 1;
-    let end = html[start..].find("</")? + start;
-    Some(strip_tags(&html[start..end]))
-}
-
-/// The text of an HTML fragment: tags removed, nothing else touched (cleaning comes later).
-fn strip_tags(html: &str) -> String {
-    let mut text = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                text.push(' ');
-            }
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    text
 }

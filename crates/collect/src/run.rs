@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use crate::extraction::{Extractor, PageClassifier};
 use crate::input::Target;
 use crate::output::{FailedLines, OutputSink, Tally};
 use crate::records::{self, Fetched};
@@ -62,10 +63,6 @@ impl Default for Scaling {
         Scaling { interval: Duration::from_secs(1), max_workers: 8, scale_down_after: Duration::from_secs(10) }
     }
 }
-
-/// What the target sends instead of content when it suspects a robot: ban markers for the
-/// client's classifier, whose verdict the rest of the job reads.
-pub const CAPTCHA_MARKERS: &[&str] = &["Are you a robot?", "captcha"];
 
 /// The stages the scaler drives.
 const SCALED_STAGES: [&str; 2] = ["extract", "transform"];
@@ -130,18 +127,24 @@ pub enum JobError {
     Output(String),
 }
 
-/// Prepares the job (stack, pipeline, output file) and returns what a watcher needs, then
-/// [`Running::run`] does the work.
+/// Prepares the job (stack, pipeline, output file) with the default extraction and returns
+/// what a watcher needs, then [`Running::run`] does the work.
 pub async fn start(job: Job) -> Result<Running, JobError> {
+    start_with(job, Extractor::default()).await
+}
+
+/// [`start`], reading pages with `extractor` (and its rules: their ban markers go to the
+/// client's classifier, which decides bans for the whole job).
+pub async fn start_with(job: Job, extractor: Extractor) -> Result<Running, JobError> {
     // A proxy's own refusals are the proxy's failures, retried on another proxy: 407 and 401
     // (tinyproxy answers wrong credentials with 401), and 502 / 504, which a proxy sends when
     // it cannot get an answer upstream. Were they the site's, a bad proxy would open the
     // site's circuit breaker and stop the whole job. The cost: a site that itself answers
     // 401 / 502 / 504 to everyone counts against the proxies.
-    let mut classifier = DefaultClassifier::new().proxy_failure_statuses([401, 407, 502, 504]);
-    for marker in CAPTCHA_MARKERS {
-        classifier = classifier.ban_marker(*marker);
-    }
+    let statuses = DefaultClassifier::new().proxy_failure_statuses([401, 407, 502, 504]);
+    // Ban and captcha pages served with 200 are told by their structure, with the host's
+    // markers of the rule file: the one place a ban is decided (see `extraction::interstitial`).
+    let classifier = PageClassifier::new(statuses, extractor.rules().clone());
     let mut client = ProxyClient::builder(job.pool.clone())
         .request_timeout(job.stack.attempt_timeout)
         .connect_timeout(job.stack.attempt_timeout)
@@ -169,7 +172,7 @@ pub async fn start(job: Job) -> Result<Running, JobError> {
         .await
         .map_err(|e| JobError::Output(e.to_string()))?;
     let mut builder = StreamProcessor::builder();
-    for stage in records::stages(job.stage_workers) {
+    for stage in records::stages(job.stage_workers, extractor) {
         builder = builder.stage(stage);
     }
     let processor = builder

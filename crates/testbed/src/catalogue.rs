@@ -69,20 +69,23 @@ const PRICE_SPANS: [u64; 3] = [10_000, 100_000, 1_500_000];
 /// same product.
 ///
 /// ```
-/// use harvester_testbed::Product;
+/// use harvester_testbed::{Markup, Product};
 ///
-/// let product = Product::get(42).expect("0..=1_000_000 are products");
-/// assert_eq!(product.path(), "/product/42");
-/// assert!(product.page().contains("<title>Product 42</title>"));
+/// let product = Product::get(40).expect("0..=1_000_000 are products");
+/// assert_eq!(product.path(), "/product/40");
+/// assert!(product.page().contains("<title>Product 40</title>"));
+/// assert_eq!(product.markup(), Markup::Classes);
 /// assert!(product.page().contains(&format!("<span class=\"price\">{}</span>", product.price)));
+/// assert_eq!(Product::get(41).map(|p| p.markup()), Some(Markup::JsonLd));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
     /// N, as in `/product/N` and `<title>Product N</title>`.
     pub number: u32,
-    /// The name, as in `<h1 class="name">`: `Rustic Oak Table`.
+    /// The name, as the page shows it (`<h1 class="name">`, `og:title`…): `Rustic Oak Table`.
     pub name: String,
-    /// The price exactly as in `<span class="price">`, in one of the formats `$1,299.00`,
+    /// The price exactly as the page shows it (`<span class="price">`; the visible price of
+    /// the microdata and OpenGraph pages too), in one of the formats `$1,299.00`,
     /// `1.299,00 €`, `USD 1299`, `1299.00 EUR`, `£1,299.00`, `CHF 1'299.00`,
     /// `1 299,00 kr` (non-breaking space) and `€ 1.299`, depending on the number.
     pub price: String,
@@ -94,7 +97,8 @@ pub struct Product {
     pub currency: &'static str,
     /// The description with its whitespace cleaned up: trimmed, one space between words. The
     /// page has the same words in `<p class="description">` separated by runs of spaces,
-    /// tabs, newlines and non-breaking spaces.
+    /// tabs, newlines and non-breaking spaces (the JSON-LD and OpenGraph pages have it
+    /// clean).
     pub description: String,
 }
 
@@ -133,8 +137,94 @@ impl Product {
         format!("/product/{}", self.number)
     }
 
-    /// The product's HTML page, as the target serves it.
+    /// How its page carries it: the markups take turns by number (`N % 4`: 0 classes,
+    /// 1 JSON-LD, 2 microdata, 3 OpenGraph), so that a run over consecutive products meets
+    /// every one.
+    pub fn markup(&self) -> Markup {
+        match self.number % 4 {
+            0 => Markup::Classes,
+            1 => Markup::JsonLd,
+            2 => Markup::Microdata,
+            _ => Markup::OpenGraph,
+        }
+    }
+
+    /// The product's HTML page, as the target serves it: `<title>Product N</title>`, and the
+    /// product in its [`markup`](Self::markup).
     pub fn page(&self) -> String {
+        let number = self.number;
+        let name = escape_html(&self.name);
+        let price = escape_html(&self.price);
+        let messy = self.messy_description();
+        // Structured data states the amount for machines (a `.` before the cents) and an ISO
+        // code, which `kr` is not: such a page leaves the currency out, as real ones do.
+        let amount = format!("{}.{:02}", self.price_cents / 100, self.price_cents % 100);
+        let iso = (self.currency != "kr").then_some(self.currency);
+        let head = |extra: &str| {
+            format!(
+                "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Product {number}</title>{extra}</head>\n"
+            )
+        };
+        match self.markup() {
+            Markup::Classes => format!(
+                "{head}<body>\n  <main class=\"product\" data-number=\"{number}\">\n    \
+                 <h1 class=\"name\">{name}</h1>\n    <span class=\"price\">{price}</span>\n    \
+                 <p class=\"description\">{messy}</p>\n  </main>\n</body>\n</html>\n",
+                head = head(""),
+            ),
+            Markup::JsonLd => {
+                let currency = iso.map(|code| format!(",\"priceCurrency\":\"{code}\"")).unwrap_or_default();
+                let json = format!(
+                    "{{\"@context\":\"https://schema.org\",\"@graph\":[\
+                     {{\"@type\":\"BreadcrumbList\",\"itemListElement\":[{{\"@type\":\"ListItem\",\"position\":1,\"name\":\"Home\"}}]}},\
+                     {{\"@type\":\"Product\",\"name\":{},\"description\":{},\"sku\":\"{number}\",\
+                     \"offers\":{{\"@type\":\"Offer\",\"price\":\"{amount}\"{currency},\
+                     \"availability\":\"https://schema.org/InStock\"}}}}]}}",
+                    json_string(&self.name),
+                    json_string(&self.description),
+                );
+                // A page rendered by script: the body holds no product at all.
+                format!(
+                    "{head}<body>\n  <div id=\"app\" data-number=\"{number}\"></div>\n  \
+                     <script src=\"/static/app.js\"></script>\n</body>\n</html>\n",
+                    head = head(&format!("\n<script type=\"application/ld+json\">{}</script>\n", escape_script(&json))),
+                )
+            }
+            Markup::Microdata => {
+                let currency = iso
+                    .map(|code| format!("\n      <meta itemprop=\"priceCurrency\" content=\"{code}\">"))
+                    .unwrap_or_default();
+                format!(
+                    "{head}<body>\n  <main itemscope itemtype=\"https://schema.org/Product\" data-number=\"{number}\">\n    \
+                     <h1 itemprop=\"name\">{name}</h1>\n    \
+                     <div itemprop=\"brand\" itemscope itemtype=\"https://schema.org/Brand\"><span itemprop=\"name\">Testbed</span></div>\n    \
+                     <div itemprop=\"offers\" itemscope itemtype=\"https://schema.org/Offer\">\n      \
+                     <span itemprop=\"price\" content=\"{amount}\">{price}</span>{currency}\n    </div>\n    \
+                     <p itemprop=\"description\">{messy}</p>\n  </main>\n</body>\n</html>\n",
+                    head = head(""),
+                )
+            }
+            Markup::OpenGraph => {
+                let currency = iso
+                    .map(|code| format!("\n<meta property=\"product:price:currency\" content=\"{code}\">"))
+                    .unwrap_or_default();
+                let meta = format!(
+                    "\n<meta property=\"og:type\" content=\"product\">\n<meta property=\"og:title\" content=\"{name}\">\n\
+                     <meta property=\"og:description\" content=\"{description}\">\n\
+                     <meta property=\"product:price:amount\" content=\"{amount}\">{currency}\n",
+                    description = escape_html(&self.description),
+                );
+                format!(
+                    "{head}<body>\n  <div class=\"pdp\" data-number=\"{number}\">\n    \
+                     <div class=\"pdp-title\">{name}</div>\n    <div class=\"pdp-price\">{price}</div>\n  </div>\n</body>\n</html>\n",
+                    head = head(&meta),
+                )
+            }
+        }
+    }
+
+    /// The description with the messy whitespace of the page.
+    fn messy_description(&self) -> String {
         let mut spaces = Draws::new(u64::from(self.number) ^ 0x5eed);
         let mut messy = String::from("\n      ");
         for (index, word) in self.description.split(' ').enumerate() {
@@ -144,16 +234,27 @@ impl Product {
             messy.push_str(&escape_html(word));
         }
         messy.push_str("  \n    ");
-        format!(
-            "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Product {number}</title></head>\n\
-             <body>\n  <main class=\"product\" data-number=\"{number}\">\n    \
-             <h1 class=\"name\">{name}</h1>\n    <span class=\"price\">{price}</span>\n    \
-             <p class=\"description\">{messy}</p>\n  </main>\n</body>\n</html>\n",
-            number = self.number,
-            name = escape_html(&self.name),
-            price = escape_html(&self.price),
-        )
+        messy
     }
+}
+
+/// How a product page of the catalogue carries the product: real shops use each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Markup {
+    /// The visible page only: `<h1 class="name">`, `<span class="price">` (the price as
+    /// shown, e.g. `1.299,00 €`) and `<p class="description">` (messy whitespace).
+    Classes,
+    /// schema.org JSON-LD alone, a `Product` in an `@graph` with an `Offer` (`price` as
+    /// `1299.00`, `priceCurrency`); the body is an empty script-rendered shell.
+    JsonLd,
+    /// schema.org microdata: a `Product` scope with `name`, a `Brand` scope with a `name` of
+    /// its own, an `Offer` scope (`price` shown as text, stated in `content`;
+    /// `priceCurrency`) and a messy `description`.
+    Microdata,
+    /// OpenGraph and product meta tags (`og:title`, `og:description`,
+    /// `product:price:amount`, `product:price:currency`) over a body of unnamed classes.
+    OpenGraph,
 }
 
 /// The body of `/catalogue?n=K`: the paths of products `0..count`, one per line.
@@ -192,6 +293,29 @@ fn grouped(units: u64, separator: &str) -> String {
         out.push(digit);
     }
     out
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// JSON inside `<script>`: a `</` would end the script early.
+fn escape_script(json: &str) -> String {
+    json.replace("</", "<\\/")
 }
 
 fn escape_html(text: &str) -> String {

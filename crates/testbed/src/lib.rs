@@ -9,7 +9,9 @@
 //! address outside 127.0.0.0/8.
 //!
 //! - [`TargetServer`]: the site, with status, slow, rate-limit and captcha pages and a product
-//!   catalogue (`/product/N`, `/catalogue?n=K`) whose content [`Product`] predicts.
+//!   catalogue (`/product/N`, `/catalogue?n=K`) whose content [`Product`] predicts, its pages
+//!   in the markups real shops use in turn ([`Markup`]: classes, JSON-LD, microdata,
+//!   OpenGraph).
 //! - [`TlsTargetServer`] (feature `tls`): the same pages over HTTPS with a fresh self-signed
 //!   certificate.
 //! - [`FaultProxy`]: HTTP proxies that work ([`FaultProxy::slow`] with no delay), or are dead,
@@ -68,12 +70,12 @@ mod target;
 #[cfg(feature = "tls")]
 mod tls_target;
 
-pub use catalogue::Product;
+pub use catalogue::{Markup, Product};
 pub use fault_proxy::FaultProxy;
 pub use forward::forward;
 pub use in_process::{InProcessServer, free_port};
 pub use keep_alive::{KeepAliveProxy, KeepAliveSite};
-pub use pages::{CAPTCHA_MARKER, CAPTCHA_PAGE, PageStats, serve_pages};
+pub use pages::{CAPTCHA_MARKER, CAPTCHA_PAGE, PageStats, SOFT_404_PAGE, serve_pages};
 pub use target::TargetServer;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]

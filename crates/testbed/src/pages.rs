@@ -17,6 +17,12 @@ pub const CAPTCHA_MARKER: &str = "<title>Are you a robot?</title>";
 /// The whole captcha page, as `/captcha` and [`crate::FaultProxy::captcha`] send it.
 pub const CAPTCHA_PAGE: &str = "<!doctype html>\n<html><head><title>Are you a robot?</title></head>\
      <body><h1>One more step</h1><p>Solve the captcha to continue.</p></body></html>\n";
+/// What `/discontinued/N` sends with `200`: a shop's "not found" page (a soft 404), with
+/// the prices of what it recommends instead and no product of its own.
+pub const SOFT_404_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+     <title>Product not found</title></head>\n<body><h1>Sorry, this product is no longer available</h1>\n\
+     <p>You might like instead:</p><ul><li><a href=\"/product/1\">Product 1</a> <span>$12.00</span></li></ul>\n\
+     </body></html>\n";
 /// Longest wait `/slow` agrees to, so a typo cannot hang a test for hours.
 const MAX_SLOW_MS: u64 = 10 * 60 * 1000;
 /// Largest body `/bytes` agrees to send.
@@ -111,6 +117,8 @@ async fn page(path: &str, query: &str, head: &RequestHead) -> Response {
         _ => {
             if let Some(number) = path.strip_prefix("/product/") {
                 product_page(number)
+            } else if path.starts_with("/discontinued/") {
+                Response::html(200, SOFT_404_PAGE)
             } else if let Some(status) = path.strip_prefix("/status/") {
                 status_page(status)
             } else {

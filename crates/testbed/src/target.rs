@@ -20,10 +20,15 @@ use crate::pages::{self, PageStats};
 /// - `GET /echo-headers` → `200`, the request's header fields one per line as
 ///   `name: value` with lower-cased names, in the order received;
 /// - `GET /product/N` (N in `0..=1_000_000`, no sign or leading zero) → `200`, the HTML page
-///   of a product with `<title>Product N</title>`, the name in `<h1 class="name">`, the price
-///   in `<span class="price">` (in a format that varies with N: `$1,299.00`, `1.299,00 €`,
-///   `USD 1299`, …) and a description with messy whitespace in `<p class="description">`;
-///   the same N always gives the same page, and [`crate::Product::get`] tells what it shows;
+///   of a product with `<title>Product N</title>` and the product in one of four markups
+///   taking turns by N ([`crate::Markup`]): classes (the name in `<h1 class="name">`, the
+///   price in `<span class="price">` in a format that varies with N: `$1,299.00`,
+///   `1.299,00 €`, `USD 1299`, …, a description with messy whitespace in
+///   `<p class="description">`), schema.org JSON-LD, schema.org microdata, or OpenGraph
+///   meta tags; the same N always gives the same page, and [`crate::Product::get`] tells
+///   what it shows;
+/// - `GET /discontinued/ANYTHING` → `200`, [`crate::SOFT_404_PAGE`]: a "not found" page
+///   served as a success (a soft 404), with other products' prices and none of its own;
 /// - `GET /catalogue?n=K` (K in `0..=1_000_001`, else `400`) → `200`, `text/plain`, the paths
 ///   `/product/0` to `/product/K-1`, one per line;
 /// - anything else → `404`; a malformed or oversized request head → `400`.

@@ -1,7 +1,7 @@
 //! The product catalogue of the target site, fetched over real HTTP on loopback.
 
 use harvester_pipeline::record::{clean_str, normalize_price};
-use harvester_testbed::{Product, TargetServer, http1};
+use harvester_testbed::{Markup, Product, TargetServer, http1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -36,19 +36,65 @@ fn element<'a>(page: &'a str, tag: &str, class: &str) -> &'a str {
 #[tokio::test]
 async fn product_page_shows_title_name_price_and_messy_description() {
     let target = TargetServer::start().await.expect("target starts");
-    let product = Product::get(42).expect("42 is in the catalogue");
+    let product = Product::get(40).expect("40 is in the catalogue");
+    assert_eq!(product.markup(), Markup::Classes);
 
-    let page = get(&target, "/product/42").await;
+    let page = get(&target, "/product/40").await;
 
     assert_eq!(page.status, 200);
     assert_eq!(page.content_type, "text/html; charset=utf-8");
-    assert!(page.body.contains("<title>Product 42</title>"), "{}", page.body);
+    assert!(page.body.contains("<title>Product 40</title>"), "{}", page.body);
     assert_eq!(element(&page.body, "h1", "name"), product.name);
     assert_eq!(element(&page.body, "span", "price"), product.price);
     let description = element(&page.body, "p", "description");
     assert_ne!(description, product.description, "the page's whitespace is messy");
     assert_eq!(clean_str(description), product.description);
-    assert_eq!(target.requests_to("/product/42"), 1);
+    assert_eq!(target.requests_to("/product/40"), 1);
+}
+
+#[test]
+fn the_markups_take_turns_by_product_number() {
+    let markups: Vec<Markup> = (0..8).filter_map(Product::get).map(|p| p.markup()).collect();
+
+    use Markup::*;
+    assert_eq!(markups, [Classes, JsonLd, Microdata, OpenGraph, Classes, JsonLd, Microdata, OpenGraph]);
+}
+
+#[test]
+fn a_json_ld_page_states_name_description_and_amount_in_a_graph_and_nothing_in_its_body() {
+    let product = Product::get(41).expect("in the catalogue");
+    let page = product.page();
+
+    assert!(page.contains("<script type=\"application/ld+json\">"), "{page}");
+    assert!(page.contains(&format!("\"@type\":\"Product\",\"name\":\"{}\"", product.name)), "{page}");
+    assert!(page.contains(&format!("\"description\":\"{}\"", product.description)), "{page}");
+    let amount = format!("\"price\":\"{}.{:02}\"", product.price_cents / 100, product.price_cents % 100);
+    assert!(page.contains(&amount), "{page}");
+    assert!(page.contains("<div id=\"app\" data-number=\"41\"></div>"), "{page}");
+    assert!(!page.contains(&product.price), "the shown price is not on the page: {page}");
+}
+
+#[test]
+fn a_microdata_page_marks_name_offer_and_description() {
+    let product = Product::get(42).expect("in the catalogue");
+    let page = product.page();
+
+    assert!(page.contains("itemtype=\"https://schema.org/Product\""), "{page}");
+    assert!(page.contains(&format!("<h1 itemprop=\"name\">{}</h1>", product.name)), "{page}");
+    let amount = format!("{}.{:02}", product.price_cents / 100, product.price_cents % 100);
+    assert!(page.contains(&format!("<span itemprop=\"price\" content=\"{amount}\">")), "{page}");
+    assert!(page.contains("<p itemprop=\"description\">"), "{page}");
+}
+
+#[test]
+fn an_opengraph_page_has_the_product_in_its_meta_tags() {
+    let product = Product::get(43).expect("in the catalogue");
+    let page = product.page();
+
+    assert!(page.contains("<meta property=\"og:type\" content=\"product\">"), "{page}");
+    assert!(page.contains(&format!("<meta property=\"og:title\" content=\"{}\">", product.name)), "{page}");
+    let amount = format!("{}.{:02}", product.price_cents / 100, product.price_cents % 100);
+    assert!(page.contains(&format!("<meta property=\"product:price:amount\" content=\"{amount}\">")), "{page}");
 }
 
 #[tokio::test]
@@ -133,4 +179,14 @@ fn every_price_reads_back_as_the_products_amount_and_currency() {
 fn the_catalogue_ends_at_a_million() {
     assert!(Product::get(Product::LAST).is_some());
     assert!(Product::get(Product::LAST + 1).is_none());
+}
+
+#[tokio::test]
+async fn a_discontinued_product_is_a_not_found_page_served_with_200() {
+    let target = TargetServer::start().await.expect("target starts");
+
+    let page = get(&target, "/discontinued/7").await;
+
+    assert_eq!((page.status, page.body.as_str()), (200, harvester_testbed::SOFT_404_PAGE));
+    assert!(page.body.contains("<title>Product not found</title>"));
 }

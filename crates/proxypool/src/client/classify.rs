@@ -85,6 +85,14 @@ pub trait Classifier: Send + Sync + fmt::Debug + 'static {
     /// Judges a response by its status, headers and (size-capped) body.
     fn classify_response(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict;
 
+    /// Judges a response from `host` (the request's host, lower-case, without port): what
+    /// the client calls, so that a classifier can apply per-site rules. The default ignores
+    /// the host and asks [`classify_response`](Self::classify_response).
+    fn classify_response_for_host(&self, host: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        let _ = host;
+        self.classify_response(status, headers, body)
+    }
+
     /// Judges a request that got no answer. The default: timeouts are timeouts; a target
     /// the proxy cannot reach bars the proxy from that host only, for a cooldown (a site
     /// that is down must not get healthy proxies ejected one after the other); every
@@ -230,6 +238,18 @@ mod tests {
             Verdict::RateLimited { retry_after: Some(Duration::from_secs(120)) }
         );
         assert_eq!(classify(200, &[], "<title>Please solve this Captcha</title>"), Verdict::Ban { retry_after: None });
+    }
+
+    #[test]
+    fn the_host_aware_judgement_defaults_to_the_plain_one() {
+        let classifier = DefaultClassifier::new().ban_marker("captcha");
+        for (status, body) in [(200, "fine"), (200, "a captcha"), (403, ""), (404, "")] {
+            let status = StatusCode::from_u16(status).expect("valid status");
+            assert_eq!(
+                classifier.classify_response_for_host("shop.example", status, &HeaderMap::new(), body.as_bytes()),
+                classifier.classify_response(status, &HeaderMap::new(), body.as_bytes()),
+            );
+        }
     }
 
     #[test]

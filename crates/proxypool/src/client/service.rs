@@ -331,13 +331,17 @@ impl ProxyClient {
             }
             Ok(Ok(Exchange::TooLarge { status, headers })) => {
                 // Judged on status and headers alone: a ban page too large to read is a ban.
-                let verdict = inner.classifier.classify_response(status, &headers, &[]);
+                let verdict = inner.classifier.classify_response_for_host(host, status, &headers, &[]);
                 guard.report(verdict.outcome(latency));
                 Err(ClientError::BodyTooLarge { proxy: id, limit: inner.settings.config.max_body_bytes })
             }
             Ok(Ok(Exchange::Complete(response))) => {
-                let verdict =
-                    inner.classifier.classify_response(response.status(), response.headers(), response.body());
+                let verdict = inner.classifier.classify_response_for_host(
+                    host,
+                    response.status(),
+                    response.headers(),
+                    response.body(),
+                );
                 guard.report(verdict.outcome(latency));
                 if verdict == Verdict::ProxyFailure {
                     // The proxy answered for itself (407: it refuses our credentials); the
