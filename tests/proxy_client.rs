@@ -9,7 +9,8 @@ use futures::StreamExt;
 use harvester::proxypool::client::{ClientError, DefaultClassifier, HostPolicy, HostRule, Priority, Verdict};
 use harvester::proxypool::health_check::{HealthCheckConfig, HealthChecker};
 use harvester::proxypool::{
-    EjectionConfig, PoolConfig, PoolError, Proxy, ProxyClient, ProxyMeta, ProxyPool, RequestContext, Requirements,
+    EjectionConfig, PoolConfig, PoolError, ProxiedResponse, Proxy, ProxyClient, ProxyMeta, ProxyPool, RequestContext,
+    Requirements,
 };
 use harvester_testbed::support::{Dante, Tinyproxy};
 use harvester_testbed::{CAPTCHA_MARKER, FaultProxy, TargetServer, TlsTargetServer};
@@ -321,20 +322,12 @@ async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
     ]);
     let client = client(&pool);
     let url = format!("{}/", target.url());
-    let outcomes: Vec<String> = futures::stream::iter(0..1000)
+    let outcomes: Vec<Result<&str, String>> = futures::stream::iter(0..1000)
         .map(|_| {
             let client = client.clone();
             let url = url.clone();
-            async move {
-                // The guard is the request timeout plus slack: if it fires, a request hung.
-                match tokio::time::timeout(TIMEOUT * 4, client.send(get(&url))).await {
-                    Err(_) => "HUNG".to_owned(),
-                    Ok(Ok(r)) if r.verdict() == Verdict::Success => format!("served by {}", r.proxy()),
-                    Ok(Ok(r)) => format!("{:?} from {}", r.verdict(), r.proxy()),
-                    Ok(Err(ClientError::NoProxy { source, .. })) => format!("no proxy: {source:?}"),
-                    Ok(Err(e)) => format!("{} failed: {e}", e.proxy().map_or("?", |p| p.as_str())),
-                }
-            }
+            // The guard is the request timeout plus slack: if it fires, a request hung.
+            async move { typed_end(tokio::time::timeout(TIMEOUT * 4, client.send(get(&url))).await) }
         })
         .buffer_unordered(50)
         .collect()
@@ -343,21 +336,23 @@ async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
     assert_eq!(outcomes.len(), 1000, "none lost");
     let mut tally: BTreeMap<&str, usize> = BTreeMap::new();
     for outcome in &outcomes {
-        assert_ne!(outcome, "HUNG", "a request outlived its timeout");
-        let kind = match outcome.as_str() {
-            "served by tinyproxy" | "served by danted" => "served",
-            o if o.starts_with("served by") => panic!("a faulty proxy served a request: {o}"),
-            o if o.starts_with("no proxy") => "no proxy",
-            // Every other outcome is typed by construction: a verdict on an answer, or a
-            // ClientError naming the proxy and why. Which proxy failed how depends on load.
-            o if o.contains(" from ") || o.contains(" failed: ") => "typed failure",
-            other => panic!("an outcome without a typed reason: {other}"),
-        };
+        let kind = outcome.as_ref().unwrap_or_else(|untyped| panic!("an outcome without its typed reason: {untyped}"));
         *tally.entry(kind).or_default() += 1;
     }
-    assert!(tally["served"] >= 800, "the pool learns fast which proxies to avoid: {tally:?}");
-    assert_eq!(target.requests_served(), tally["served"], "every served request reached the target once");
     let stats = pool.stats();
+    let requests_to = |id: &str| stats.proxies.iter().find(|p| p.id.as_str() == id).expect("present").requests;
+    // Only the four faulty proxies can fail a request (a good one timing out on a loaded
+    // machine aside), and the pool must learn to avoid them fast. One that fails
+    // `consecutive_failures` (5) times in a row is ejected for 30 s, longer than this run; the
+    // banning one is barred from the host by its first ban. Before its failures come back,
+    // power of two choices sends a proxy about its share of the 50 requests in flight
+    // (50 / 6, so 9), which makes 5 + 9 = 14 at most for each (13 seen on an idle machine).
+    // Twice that for a loaded machine, rounded: 25 each, 100 for the four, so at least 900 of
+    // the 1 000 served.
+    let to_faulty: u64 = ["closed", "hanging", "banning", "flapping"].into_iter().map(requests_to).sum();
+    assert!(to_faulty <= 100, "the pool learns fast which proxies to avoid: {to_faulty} to faulty ones, {tally:?}");
+    assert!(tally.get("served").copied().unwrap_or(0) >= 900, "{tally:?}");
+    assert_eq!(target.requests_served(), tally["served"], "every served request reached the target once");
     // Each faulty proxy got little traffic, and any that got enough to be judged (the five
     // failures in a row that eject) was ejected; one the balancer stopped trying after a
     // failure or two need not be (that is the better outcome, and it depends on timing).
@@ -369,6 +364,32 @@ async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
     }
     let banning = stats.proxies.iter().find(|p| p.id.as_str() == "banning").expect("present");
     assert_eq!(banning.bans_active.len(), 1);
+}
+
+/// The typed reason a request of the mixed fleet ended with, or (`Err`) why it has none:
+/// served by a good proxy; refused by the banning proxy's ban; failed by a proxy that
+/// refused or dropped the connection (closed, flapping) or that did not answer in time
+/// (hanging; a good one on a loaded machine); no proxy to lease. Anything else (a faulty
+/// proxy serving, the target's error, a ban from a proxy that does not ban, an untyped or
+/// unexpected error, a request outliving its timeout) is a failure of the test.
+fn typed_end(
+    ended: Result<Result<ProxiedResponse, ClientError>, tokio::time::error::Elapsed>,
+) -> Result<&'static str, String> {
+    const GOOD: [&str; 2] = ["tinyproxy", "danted"];
+    match ended {
+        Err(_) => Err("HUNG: a request outlived its timeout".to_owned()),
+        Ok(Ok(r)) => match r.verdict() {
+            Verdict::Success if GOOD.contains(&r.proxy().as_str()) => Ok("served"),
+            Verdict::Ban { .. } if r.proxy().as_str() == "banning" => Ok("banned"),
+            verdict => Err(format!("{verdict:?} ({}) from {}", r.status(), r.proxy())),
+        },
+        Ok(Err(ClientError::ProxyFailed { proxy, .. })) if ["closed", "flapping"].contains(&proxy.as_str()) => {
+            Ok("proxy failed")
+        }
+        Ok(Err(ClientError::TimedOut { .. })) => Ok("timed out"),
+        Ok(Err(ClientError::NoProxy { .. })) => Ok("no proxy"),
+        Ok(Err(other)) => Err(format!("{other:?}")),
+    }
 }
 
 /// A proxy like tinyproxy: it keeps the connection open after an answer without saying
