@@ -18,7 +18,7 @@ use harvester::resilience::distributed::{
 };
 use harvester::resilience::rate_limit::{HostKey, Quota};
 use harvester::resilience::{BoxError, Rejection};
-use harvester_testbed::support::Redis;
+use harvester_testbed::support::{Redis, eventually};
 use redis::aio::MultiplexedConnection;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -199,21 +199,16 @@ async fn keys_expire_once_their_state_no_longer_matters() {
         let tat = Duration::from_micros(tat.parse().unwrap_or_else(|_| panic!("{key}: TAT {tat:?} is no integer")));
         assert!(tat > now && tat <= now + Duration::from_millis(horizon_ms as u64), "{key}: TAT {tat:?}, now {now:?}");
     }
-    // Redis's own clock expires them: poll, bounded.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left: u64 = redis::cmd("EXISTS")
-            .arg(direct.redis_key())
-            .arg(keyed.redis_key(&host))
-            .query_async(&mut admin)
-            .await
-            .expect("EXISTS");
-        if left == 0 {
-            break;
+    // Redis's own clock expires them.
+    let keys = [direct.redis_key().to_owned(), keyed.redis_key(&host)];
+    eventually(Duration::from_secs(5), "Redis expires both keys", || {
+        let (mut admin, keys) = (admin.clone(), keys.clone());
+        async move {
+            let left: u64 = redis::cmd("EXISTS").arg(&keys).query_async(&mut admin).await.expect("EXISTS");
+            left == 0
         }
-        assert!(Instant::now() < deadline, "{left} key(s) still there after 5 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,13 +382,12 @@ async fn distributed_limiting_resumes_when_redis_restarts_on_the_same_port() {
 
     redis.restart();
     let mut admin = admin(&redis).await;
-    // The connection manager reconnects by itself; poll, bounded, until Redis decides again.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while limiter.in_outage() {
-        assert!(Instant::now() < deadline, "still in outage 15 s after the restart\n{}", redis.logs());
+    // The connection manager reconnects by itself; check until Redis decides again.
+    eventually(Duration::from_secs(15), "the outage ends after the restart", || async {
         let _ = check_ends(&limiter).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        !limiter.in_outage()
+    })
+    .await;
 
     // The new instance starts empty; the check that ended the outage took its first cell.
     let exists: bool = redis::cmd("EXISTS").arg(limiter.redis_key()).query_async(&mut admin).await.expect("EXISTS");

@@ -82,11 +82,10 @@ async fn dante_relays_a_socks5_connect_without_auth() {
 }
 
 #[tokio::test]
+#[ignore = "needs root: danted checks passwords against system accounts (scripts/test.sh runs it as root)"]
 async fn dante_accepts_the_right_password_and_refuses_a_wrong_one() {
     let target = TargetServer::start().await.expect("target starts");
-    let Some(proxy) = Dante::start_with_auth(DANTE_USER, DANTE_PASSWORD) else {
-        return;
-    };
+    let proxy = Dante::start_with_auth(DANTE_USER, DANTE_PASSWORD);
 
     let mut stream = connect(proxy.addr()).await;
     socks5_connect(&mut stream, Some((DANTE_USER, DANTE_PASSWORD)), target.addr())

@@ -9,7 +9,8 @@ use futures::StreamExt;
 use harvester::proxypool::client::{ClientError, DefaultClassifier, HostPolicy, HostRule, Priority, Verdict};
 use harvester::proxypool::health_check::{HealthCheckConfig, HealthChecker};
 use harvester::proxypool::{
-    EjectionConfig, PoolConfig, PoolError, Proxy, ProxyClient, ProxyMeta, ProxyPool, RequestContext, Requirements,
+    EjectionConfig, PoolConfig, PoolError, ProxiedResponse, Proxy, ProxyClient, ProxyMeta, ProxyPool, RequestContext,
+    Requirements,
 };
 use harvester_testbed::support::{Dante, Tinyproxy};
 use harvester_testbed::{CAPTCHA_MARKER, FaultProxy, TargetServer, TlsTargetServer};
@@ -71,42 +72,56 @@ async fn http_and_https_through_tinyproxy_with_auth() {
 }
 
 #[tokio::test]
-async fn socks5_and_socks5h_through_danted_with_and_without_auth() {
+async fn socks5_and_socks5h_through_danted_without_auth() {
     let target = TargetServer::start().await.expect("target starts");
     let open = Dante::start();
     let port = open.addr().port();
-    let mut proxies = vec![
-        proxy("socks5", &format!("socks5://127.0.0.1:{port}")),
-        proxy("socks5h", &format!("socks5h://127.0.0.1:{port}")),
-    ];
-    let authed = Dante::start_with_auth("harvester-socks", "s0cks-Pass");
-    if let Some(authed) = &authed {
-        proxies.push(proxy("socks5-auth", &authed.url()));
-    }
-    let pool = pool_of(proxies);
+    let pool = pool_of([
+        tagged_proxy("socks5", &format!("socks5://127.0.0.1:{port}")),
+        tagged_proxy("socks5h", &format!("socks5h://127.0.0.1:{port}")),
+    ]);
     let client = client(&pool);
+    every_proxy_carries_requests(&client, &pool, &target).await;
+}
+
+#[tokio::test]
+#[ignore = "needs root: danted checks passwords against system accounts (scripts/test.sh runs it as root)"]
+async fn socks5_through_danted_with_auth_and_a_wrong_password_is_the_proxys_failure() {
+    // Given a danted that requires a username and password
+    let target = TargetServer::start().await.expect("target starts");
+    let authed = Dante::start_with_auth("harvester-socks", "s0cks-Pass");
+    // When requests go through it with the right credentials, then they are served
+    let pool = pool_of([tagged_proxy("socks5-auth", &authed.url())]);
+    every_proxy_carries_requests(&client(&pool), &pool, &target).await;
+    // And with a wrong password, the proxy failed, and the password stays out of the error
+    let wrong = pool_of([proxy("wrong", &format!("socks5://harvester-socks:nope@{}", authed.addr()))]);
+    let err = client(&wrong).send(get(&format!("{}/", target.url()))).await.expect_err("wrong password");
+    assert!(matches!(err, ClientError::ProxyFailed { .. }), "{err}");
+    assert!(!format!("{err} {err:?}").contains("nope"), "the password stays out of errors: {err}");
+}
+
+/// A proxy tagged with its own id, so that a request can ask for it.
+fn tagged_proxy(id: &str, url: &str) -> Proxy {
+    let meta = ProxyMeta { id: Some(id.into()), tags: [id.to_owned()].into(), ..ProxyMeta::default() };
+    Proxy::with_meta(url, meta).expect("valid proxy URL")
+}
+
+/// Every proxy of `pool` (made with [`tagged_proxy`]) serves the request that asks for it by
+/// tag; a tag no proxy has gets no proxy (proof that the request's `Requirements` are read).
+async fn every_proxy_carries_requests(client: &ProxyClient, pool: &ProxyPool, target: &TargetServer) {
+    let mut request = get(&format!("{}/", target.url()));
+    request.extensions_mut().insert(Requirements::new().tag("no-such-tag"));
+    let err = client.send(request).await.expect_err("no proxy has that tag");
+    assert!(matches!(err, ClientError::NoProxy { source: PoolError::NoMatch { .. }, .. }), "{err}");
     for id in pool.proxies().iter().map(|p| p.id().to_string()) {
         let mut request = get(&format!("{}/", target.url()));
         request.extensions_mut().insert(Requirements::new().tag(id.clone()));
-        // Requirements name a tag no proxy has: the error proves the extension is read.
-        let err = client.send(request).await.expect_err("no proxy has that tag");
-        assert!(matches!(err, ClientError::NoProxy { source: PoolError::NoMatch { .. }, .. }), "{err}");
-    }
-    let mut served: BTreeMap<String, usize> = BTreeMap::new();
-    for _ in 0..(pool.len() * 3) {
-        let response = client.send(get(&format!("{}/", target.url()))).await.expect("served");
-        assert_eq!(&response.body()[..], b"hello");
-        *served.entry(response.proxy().to_string()).or_default() += 1;
-    }
-    assert_eq!(served.len(), pool.len(), "every SOCKS flavour carried requests: {served:?}");
-    if let Some(authed) = authed {
-        let wrong = pool_of([proxy("wrong", &format!("socks5://harvester-socks:nope@{}", authed.addr()))]);
-        let err = client_for(&wrong).send(get(&format!("{}/", target.url()))).await.expect_err("wrong password");
-        assert!(matches!(err, ClientError::ProxyFailed { .. }), "{err}");
-        assert!(!format!("{err} {err:?}").contains("nope"), "the password stays out of errors: {err}");
+        let response = client.send(request).await.unwrap_or_else(|err| panic!("{id}: {err}"));
+        assert_eq!((response.proxy().as_str(), &response.body()[..]), (id.as_str(), &b"hello"[..]));
     }
 }
 
+/// [`client`], for tests where a local `client` hides it.
 fn client_for(pool: &ProxyPool) -> ProxyClient {
     client(pool)
 }
@@ -307,20 +322,12 @@ async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
     ]);
     let client = client(&pool);
     let url = format!("{}/", target.url());
-    let outcomes: Vec<String> = futures::stream::iter(0..1000)
+    let outcomes: Vec<Result<&str, String>> = futures::stream::iter(0..1000)
         .map(|_| {
             let client = client.clone();
             let url = url.clone();
-            async move {
-                // The guard is the request timeout plus slack: if it fires, a request hung.
-                match tokio::time::timeout(TIMEOUT * 4, client.send(get(&url))).await {
-                    Err(_) => "HUNG".to_owned(),
-                    Ok(Ok(r)) if r.verdict() == Verdict::Success => format!("served by {}", r.proxy()),
-                    Ok(Ok(r)) => format!("{:?} from {}", r.verdict(), r.proxy()),
-                    Ok(Err(ClientError::NoProxy { source, .. })) => format!("no proxy: {source:?}"),
-                    Ok(Err(e)) => format!("{} failed: {e}", e.proxy().map_or("?", |p| p.as_str())),
-                }
-            }
+            // The guard is the request timeout plus slack: if it fires, a request hung.
+            async move { typed_end(tokio::time::timeout(TIMEOUT * 4, client.send(get(&url))).await) }
         })
         .buffer_unordered(50)
         .collect()
@@ -329,21 +336,23 @@ async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
     assert_eq!(outcomes.len(), 1000, "none lost");
     let mut tally: BTreeMap<&str, usize> = BTreeMap::new();
     for outcome in &outcomes {
-        assert_ne!(outcome, "HUNG", "a request outlived its timeout");
-        let kind = match outcome.as_str() {
-            "served by tinyproxy" | "served by danted" => "served",
-            o if o.starts_with("served by") => panic!("a faulty proxy served a request: {o}"),
-            o if o.starts_with("no proxy") => "no proxy",
-            // Every other outcome is typed by construction: a verdict on an answer, or a
-            // ClientError naming the proxy and why. Which proxy failed how depends on load.
-            o if o.contains(" from ") || o.contains(" failed: ") => "typed failure",
-            other => panic!("an outcome without a typed reason: {other}"),
-        };
+        let kind = outcome.as_ref().unwrap_or_else(|untyped| panic!("an outcome without its typed reason: {untyped}"));
         *tally.entry(kind).or_default() += 1;
     }
-    assert!(tally["served"] >= 800, "the pool learns fast which proxies to avoid: {tally:?}");
-    assert_eq!(target.requests_served(), tally["served"], "every served request reached the target once");
     let stats = pool.stats();
+    let requests_to = |id: &str| stats.proxies.iter().find(|p| p.id.as_str() == id).expect("present").requests;
+    // Only the four faulty proxies can fail a request (a good one timing out on a loaded
+    // machine aside), and the pool must learn to avoid them fast. One that fails
+    // `consecutive_failures` (5) times in a row is ejected for 30 s, longer than this run; the
+    // banning one is barred from the host by its first ban. Before its failures come back,
+    // power of two choices sends a proxy about its share of the 50 requests in flight
+    // (50 / 6, so 9), which makes 5 + 9 = 14 at most for each (13 seen on an idle machine).
+    // Twice that for a loaded machine, rounded: 25 each, 100 for the four, so at least 900 of
+    // the 1 000 served.
+    let to_faulty: u64 = ["closed", "hanging", "banning", "flapping"].into_iter().map(requests_to).sum();
+    assert!(to_faulty <= 100, "the pool learns fast which proxies to avoid: {to_faulty} to faulty ones, {tally:?}");
+    assert!(tally.get("served").copied().unwrap_or(0) >= 900, "{tally:?}");
+    assert_eq!(target.requests_served(), tally["served"], "every served request reached the target once");
     // Each faulty proxy got little traffic, and any that got enough to be judged (the five
     // failures in a row that eject) was ejected; one the balancer stopped trying after a
     // failure or two need not be (that is the better outcome, and it depends on timing).
@@ -355,6 +364,32 @@ async fn a_thousand_requests_over_a_mixed_fleet_all_end_well_or_typed() {
     }
     let banning = stats.proxies.iter().find(|p| p.id.as_str() == "banning").expect("present");
     assert_eq!(banning.bans_active.len(), 1);
+}
+
+/// The typed reason a request of the mixed fleet ended with, or (`Err`) why it has none:
+/// served by a good proxy; refused by the banning proxy's ban; failed by a proxy that
+/// refused or dropped the connection (closed, flapping) or that did not answer in time
+/// (hanging; a good one on a loaded machine); no proxy to lease. Anything else (a faulty
+/// proxy serving, the target's error, a ban from a proxy that does not ban, an untyped or
+/// unexpected error, a request outliving its timeout) is a failure of the test.
+fn typed_end(
+    ended: Result<Result<ProxiedResponse, ClientError>, tokio::time::error::Elapsed>,
+) -> Result<&'static str, String> {
+    const GOOD: [&str; 2] = ["tinyproxy", "danted"];
+    match ended {
+        Err(_) => Err("HUNG: a request outlived its timeout".to_owned()),
+        Ok(Ok(r)) => match r.verdict() {
+            Verdict::Success if GOOD.contains(&r.proxy().as_str()) => Ok("served"),
+            Verdict::Ban { .. } if r.proxy().as_str() == "banning" => Ok("banned"),
+            verdict => Err(format!("{verdict:?} ({}) from {}", r.status(), r.proxy())),
+        },
+        Ok(Err(ClientError::ProxyFailed { proxy, .. })) if ["closed", "flapping"].contains(&proxy.as_str()) => {
+            Ok("proxy failed")
+        }
+        Ok(Err(ClientError::TimedOut { .. })) => Ok("timed out"),
+        Ok(Err(ClientError::NoProxy { .. })) => Ok("no proxy"),
+        Ok(Err(other)) => Err(format!("{other:?}")),
+    }
 }
 
 /// A proxy like tinyproxy: it keeps the connection open after an answer without saying

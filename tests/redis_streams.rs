@@ -209,9 +209,14 @@ async fn a_crashed_consumers_entries_are_taken_over_after_the_visibility_timeout
         .expect("valid config")
         .spawn(processor_b.sender())
         .expect("inside a runtime");
-    // An observation window, not a wait for an event: two visibility timeouts in which
-    // nothing may happen.
-    tokio::time::sleep(visibility * 2).await;
+    // B reclaims every half visibility timeout, the first time at once: its fourth round
+    // starts at least 1.5 visibility timeouts after A held every entry, when any of them
+    // would be idle past the timeout had A not renewed it. Watch B complete that round.
+    eventually(Duration::from_secs(10), "B completes four reclaim rounds", || {
+        let rounds = source_b.stats().reclaim_rounds;
+        async move { rounds >= 4 }
+    })
+    .await;
     assert_eq!(source_b.stats().reclaimed, 0, "a live consumer's entries are not taken: {:?}", source_b.stats());
     assert!(stored.is_empty());
 
@@ -533,8 +538,14 @@ async fn renewing_a_lease_never_takes_an_entry_back_from_the_consumer_that_took_
         .query_async(&mut admin)
         .await
         .expect("XCLAIM");
-    // Two of A's renewal rounds (every 200 ms) later, B still owns it.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Two of A's renewal rounds (every 200 ms) later, the second of them begun after the
+    // takeover, B still owns it.
+    let rounds_before = source.stats().renewal_rounds;
+    eventually(Duration::from_secs(10), "A completes two renewal rounds after the takeover", || {
+        let rounds = source.stats().renewal_rounds;
+        async move { rounds >= rounds_before + 2 }
+    })
+    .await;
     let owners: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
         .arg(format!("{PREFIX}taken"))
         .arg("workers")

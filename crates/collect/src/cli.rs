@@ -69,7 +69,8 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     concurrency: u32,
 
-    /// Requests per second per target host (every attempt counts).
+    /// Requests per second per target host (every attempt counts; hedged requests, capped
+    /// by --hedge, go out inside an attempt and do not).
     #[arg(long, value_name = "R", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     rate: u32,
 

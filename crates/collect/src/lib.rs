@@ -37,8 +37,8 @@
 //! A URL is admitted by [`run`] when one of `--concurrency` slots is free (the one
 //! concurrency limit) and goes through the [`stack`] as a [`Fetch`](stack::Fetch):
 //! **retry** (a budget, backoff, each attempt through a proxy the URL has not tried) →
-//! **rate limit** per host (every attempt counts) → **circuit breaker** per host (the site's
-//! failures only) → the `ProxyClient`. The client's attempt timeout is the one timeout of an
+//! **rate limit** per host (every attempt counts; the client's hedges, capped by `--hedge`,
+//! do not) → **circuit breaker** per host (the site's failures only) → the `ProxyClient`. The client's attempt timeout is the one timeout of an
 //! attempt, and its [`Verdict`](harvester_proxypool::client::Verdict) on the answer (a
 //! success, a ban, a captcha page counted as a ban, the target's error) is the one
 //! classification: the client's classifier is the job's

@@ -117,7 +117,8 @@ pub struct StackSettings {
     /// URLs fetched at once (the caller's limit; also how many hedges may go out before
     /// requests have earned them).
     pub concurrency: usize,
-    /// Requests per second per target host (all attempts count).
+    /// Requests per second per target host (all attempts count; hedged requests, capped by
+    /// `hedge_share`, go out inside an attempt, below this limit, and do not).
     pub rate_per_host: u32,
     /// Attempts per URL, the first included.
     pub max_attempts: u32,

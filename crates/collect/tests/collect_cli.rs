@@ -454,3 +454,44 @@ async fn credentials_never_leak_and_the_seed_metrics_are_served() {
         }
     }
 }
+
+/// What the README promises for `collect` with no arguments: the embedded demo (a local
+/// product site and ten local proxies, six of them faulty) collects all 300 pages.
+#[test]
+fn with_no_arguments_the_demo_collects_all_300_pages_through_its_faulty_fleet() {
+    const GOOD: [&str; 4] = ["good-1", "good-2", "good-3", "slow"];
+    // The flapping proxy serves while up, the throttling one below its rate; these never do.
+    const NEVER_SERVE: [&str; 4] = ["dead", "hanging", "banned-403", "captcha"];
+    const FAULTY: [&str; 6] = ["dead", "hanging", "banned-403", "captcha", "throttled-429", "flapping"];
+    // Given an empty directory, where the demo writes its default output, collect.jsonl
+    let dir = tempfile::tempdir().expect("temp dir");
+    // When `collect` runs there with no arguments
+    let output =
+        Command::new(collect_binary()).current_dir(dir.path()).stdin(Stdio::null()).output().expect("collect runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", stderr(&output));
+    // Then every one of the 300 pages is in the output once, collected through a proxy that
+    // can serve
+    let lines = lines_of(&dir.path().join("collect.jsonl"));
+    let urls: HashSet<&str> = lines.iter().map(|line| line["url"].as_str().expect("url")).collect();
+    assert_eq!((lines.len(), urls.len()), (300, 300), "one line per page");
+    for line in &lines {
+        assert_eq!(line["status"], "ok", "{line}");
+        assert!(!NEVER_SERVE.contains(&line["proxy"].as_str().unwrap_or_default()), "{line}");
+    }
+    // and the summary says so, with the whole fleet, whose faulty proxies were tried
+    assert!(stdout.starts_with("collected 300 of 300 URLs (100.0 %), 0 failed"), "{stdout}");
+    let requests: std::collections::HashMap<&str, u64> = stdout
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (id, count, unit) = (words.next()?, words.next()?, words.next()?);
+            (unit == "requests,").then(|| (id, count.parse().expect("a request count")))
+        })
+        .collect();
+    for id in GOOD.iter().chain(&FAULTY) {
+        assert!(requests.contains_key(id), "{id} missing from the summary:\n{stdout}");
+    }
+    let to_faulty: u64 = FAULTY.iter().map(|id| requests[id]).sum();
+    assert!(to_faulty > 0, "the faulty proxies were never tried:\n{stdout}");
+}

@@ -1,10 +1,11 @@
 //! The main job end to end: the `harvester-collect` job over a dirty fleet on
 //! loopback (real tinyproxy and danted, and fault proxies that are dead, hanging, slow,
-//! banning and flapping), against a local product site of a few thousand pages.
+//! banning and flapping), against a local product site of a few thousand pages, at a
+//! per-host rate that sets the pace and that the site must see respected.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harvester_collect::input::Target;
 use harvester_collect::report::Report;
@@ -20,6 +21,12 @@ const PAGES: usize = 2_000;
 const MAX_ATTEMPTS: u32 = 5;
 const TIMEOUT: Duration = Duration::from_secs(2);
 const CONCURRENCY: usize = 48;
+/// Requests per second to the site, with a burst as large (`Quota::per_second`): low enough
+/// that the per-host limit, not the fleet, sets the pace of 2 000 pages.
+const RATE: u32 = 150;
+/// Hedges: at most this share of extra requests, after a burst of `CONCURRENCY` (see
+/// `run::start`). They go out inside the client, below the rate limit.
+const HEDGE_SHARE: f64 = 0.1;
 
 fn proxy(id: &str, url: &str) -> Proxy {
     let meta = ProxyMeta { id: Some(id.into()), provider: Some("test".into()), ..ProxyMeta::default() };
@@ -86,10 +93,10 @@ async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_ou
         pool: pool.clone(),
         stack: StackSettings {
             concurrency: CONCURRENCY,
-            rate_per_host: 100_000,
+            rate_per_host: RATE,
             max_attempts: MAX_ATTEMPTS,
             attempt_timeout: TIMEOUT,
-            hedge_share: 0.1,
+            hedge_share: HEDGE_SHARE,
             adaptive_timeout: true,
             #[cfg(feature = "redis")]
             redis: None,
@@ -99,9 +106,11 @@ async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_ou
         out: out.clone(),
         extra_root_pem: None,
     };
+    let started = Instant::now();
     let running = run::start(job).await.expect("job starts");
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let outcome = running.run(stop).await;
+    let elapsed = started.elapsed().as_secs_f64();
     let report = Report::new(&outcome, PAGES as u64, 0);
     flipper.abort();
 
@@ -147,9 +156,22 @@ async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_ou
         assert!(stats[good].ejected_for.is_none(), "{good} ejected: {:?}", stats[good]);
     }
 
-    // The run ends within its bound: every URL at most MAX_ATTEMPTS timeouts, CONCURRENCY at once.
-    let bound = (PAGES / CONCURRENCY + 1) as f64 * f64::from(MAX_ATTEMPTS) * TIMEOUT.as_secs_f64();
-    assert!(report.elapsed_secs < bound, "took {} s, bound {bound} s", report.elapsed_secs);
+    // The site saw no more than the per-host rate allows. Every request it answered went
+    // through the limit (an attempt) or was a hedge, and hedges are at most CONCURRENCY plus
+    // HEDGE_SHARE of the attempts; so at least (answered - CONCURRENCY) / (1 + HEDGE_SHARE)
+    // attempts passed the limit, and GCRA lets through at most RATE (the burst) plus RATE a
+    // second: the run cannot have ended sooner than that takes. A lower bound only, which a
+    // slow machine cannot break.
+    let answered = site.requests_served() as f64;
+    let attempts_at_least = (answered - CONCURRENCY as f64) / (1.0 + HEDGE_SHARE);
+    let fastest = (attempts_at_least - f64::from(RATE)) / f64::from(RATE);
+    assert!(
+        elapsed >= fastest,
+        "the site answered {answered} requests in {elapsed:.1} s: faster than {RATE}/s allows ({fastest:.1} s)"
+    );
+    // The same from the attempts counted on this side, every one of which waited its turn.
+    let fastest = (attempts as f64 - f64::from(RATE)) / f64::from(RATE);
+    assert!(elapsed >= fastest, "{attempts} attempts in {elapsed:.1} s: faster than {RATE}/s allows ({fastest:.1} s)");
 
     // The report agrees with the file.
     assert!(!report.interrupted);

@@ -527,34 +527,55 @@ fn min_quality_follows_reported_outcomes() {
 
 #[test]
 fn many_threads_pick_fail_and_eject_while_proxies_are_added_and_removed() {
+    // Given three proxies of two sessions each, one of which (base-0) fails every other
+    // request of the first thread
     let pool = round_robin_pool(PoolConfig::default(), &[]);
     for i in 0..3 {
         pool.add(proxy(&format!("base-{i}"), ProxyMeta { max_sessions: Some(2), ..Default::default() }))
             .expect("unique");
     }
-    std::thread::scope(|s| {
-        for thread in 0..2 {
-            let pool = pool.clone();
-            s.spawn(move || {
-                for n in 0..20_000u32 {
-                    // Busy or ejected proxies make some picks fail; that is part of the test.
-                    let Ok(lease) = pool.acquire(&Requirements::ANY, &RequestContext::new()) else { continue };
-                    assert!(pool.proxy_stats(lease.id().as_str()).is_none_or(|s| s.in_flight <= 2));
-                    let fails = lease.id().as_str() == "base-0" && thread == 0 && n % 2 == 0;
-                    lease.report(if fails { Outcome::network_failure(MS) } else { Outcome::success(MS) });
-                }
-            });
-        }
+    const PICKS: u32 = 20_000;
+    // When two threads pick and report 20 000 times each while a third adds and removes
+    // proxies
+    let refused: Vec<Vec<PoolError>> = std::thread::scope(|s| {
+        let pickers: Vec<_> = (0..2)
+            .map(|thread| {
+                let pool = pool.clone();
+                s.spawn(move || {
+                    let mut refused = Vec::new();
+                    for n in 0..PICKS {
+                        let lease = match pool.acquire(&Requirements::ANY, &RequestContext::new()) {
+                            Ok(lease) => lease,
+                            Err(error) => {
+                                refused.push(error);
+                                continue;
+                            }
+                        };
+                        assert!(pool.proxy_stats(lease.id().as_str()).is_none_or(|s| s.in_flight <= 2));
+                        let fails = lease.id().as_str() == "base-0" && thread == 0 && n % 2 == 0;
+                        lease.report(if fails { Outcome::network_failure(MS) } else { Outcome::success(MS) });
+                    }
+                    refused
+                })
+            })
+            .collect();
         for round in 0..200 {
             let id = format!("hot-{round}");
             pool.add(plain(&id)).expect("fresh id");
             pool.remove(&id.as_str().into()).expect("just added");
         }
+        pickers.into_iter().map(|picker| picker.join().expect("picker thread")).collect()
     });
+    // Then every pick got a proxy: only base-0 ever fails, so at most it is ejected, and
+    // each thread holds one lease at a time, so base-1 and base-2 (four sessions) always
+    // have a free session for the other thread's pick.
+    let refused: Vec<&PoolError> = refused.iter().flatten().collect();
+    assert!(refused.is_empty(), "{} of {} picks refused, first: {:?}", refused.len(), 2 * PICKS, refused.first());
     let stats = pool.stats();
     assert_eq!(stats.size, 3);
     assert_eq!(stats.in_flight, 0, "every lease was released");
     assert!(stats.ejected <= 1, "the cap (half of three, rounded down) holds: {}", stats.ejected);
+    assert!(pool.proxy_stats("base-0").expect("present").times_ejected > 0, "base-0 failed its way out");
 }
 
 #[test]

@@ -69,6 +69,7 @@ pub(crate) async fn renew_leases(
         }
         let held = leases.snapshot();
         if held.is_empty() {
+            counters.renewal_round();
             continue;
         }
         match consumer.renew(&held).await {
@@ -78,8 +79,9 @@ pub(crate) async fn renew_leases(
                 // stored and acknowledged: a duplicate, never a loss).
                 tracing::warn!(stream = %consumer.config().stream, entries = lost.len(), "entries taken over by another consumer");
                 leases.release_all(&lost);
+                counters.renewal_round();
             }
-            Ok(_) => {}
+            Ok(_) => counters.renewal_round(),
             Err(error) => {
                 counters.error();
                 tracing::warn!(stream = %consumer.config().stream, entries = held.len(), %error, "lease renewal failed");

@@ -309,6 +309,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Reader<T> {
         // A pass over the whole pending list waits for the next half visibility timeout;
         // an unfinished one goes on at the next step.
         self.next_reclaim = if self.reclaim_cursor == "0-0" {
+            self.acks.counters().reclaim_round();
             Instant::now() + self.consumer.config().visibility_timeout / 2
         } else {
             Instant::now()

@@ -36,6 +36,13 @@ pub struct SourceStats {
     pub undecodable: u64,
     /// Redis commands that failed (each retried after a backoff).
     pub errors: u64,
+    /// Reclaim rounds completed: passes of `XAUTOCLAIM` over the whole pending list (one
+    /// every half visibility timeout). A test or a health check can tell from it that this
+    /// source looked for idle entries, whether or not it found any.
+    pub reclaim_rounds: u64,
+    /// Lease renewal rounds completed without a Redis error (one every third of the
+    /// visibility timeout, counted also when nothing was held).
+    pub renewal_rounds: u64,
 }
 
 /// The live counters behind [`SourceStats`].
@@ -48,6 +55,8 @@ pub(crate) struct SourceCounters {
     dead_lettered: AtomicU64,
     undecodable: AtomicU64,
     errors: AtomicU64,
+    reclaim_rounds: AtomicU64,
+    renewal_rounds: AtomicU64,
     facade: Facade,
 }
 
@@ -74,6 +83,8 @@ impl SourceCounters {
             dead_lettered: AtomicU64::new(0),
             undecodable: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            reclaim_rounds: AtomicU64::new(0),
+            renewal_rounds: AtomicU64::new(0),
             facade: Facade {
                 read: c("pipeline_stream_entries_read_total"),
                 reclaimed: c("pipeline_stream_entries_reclaimed_total"),
@@ -119,6 +130,14 @@ impl SourceCounters {
         }
     }
 
+    pub(crate) fn reclaim_round(&self) {
+        self.reclaim_rounds.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn renewal_round(&self) {
+        self.renewal_rounds.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn error(&self) {
         self.errors.fetch_add(1, Relaxed);
         self.facade.errors.increment(1);
@@ -140,6 +159,8 @@ impl SourceCounters {
             dead_lettered: self.dead_lettered.load(Relaxed),
             undecodable: self.undecodable.load(Relaxed),
             errors: self.errors.load(Relaxed),
+            reclaim_rounds: self.reclaim_rounds.load(Relaxed),
+            renewal_rounds: self.renewal_rounds.load(Relaxed),
         }
     }
 }

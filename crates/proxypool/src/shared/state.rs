@@ -62,6 +62,7 @@ struct Counters {
     announced: AtomicU64,
     received: AtomicU64,
     applied: AtomicU64,
+    polls: AtomicU64,
     pending: AtomicUsize,
     last_error: Mutex<Option<String>>,
     /// Why the background task ended before it was told to stop (it panicked).
@@ -86,6 +87,9 @@ pub struct SharedStatus {
     pub received: u64,
     /// Of those, the ones that changed this pool.
     pub applied: u64,
+    /// Polls completed: reads of the running verdicts (every `poll_interval`) that
+    /// succeeded and were applied. Tells that the polling fallback is doing its rounds.
+    pub polls: u64,
     /// Proxies this instance keeps registered.
     pub registered: usize,
     /// The last Redis failure (redacted, scrubbed of credentials).
@@ -185,6 +189,7 @@ impl SharedState {
             pending: counters.pending.load(Ordering::Relaxed),
             received: counters.received.load(Ordering::Relaxed),
             applied: counters.applied.load(Ordering::Relaxed),
+            polls: counters.polls.load(Ordering::Relaxed),
             registered: self.shared.owned().len(),
             last_error: counters.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
             running: self.task.as_ref().is_some_and(|task| !task.is_finished()),
@@ -406,6 +411,7 @@ impl Worker {
                 if verdicts.len() < self.config.max_polled {
                     self.episodes.retain_polled(verdicts.iter().map(|verdict| &verdict.event));
                 }
+                self.shared.counters.polls.fetch_add(1, Ordering::Relaxed);
                 self.recovered().await;
                 Instant::now() + interval
             }
