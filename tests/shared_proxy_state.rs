@@ -252,6 +252,30 @@ async fn proxies_of_an_instance_that_stops_leave_the_registry_and_the_other_pool
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_a_pool_that_holds_another_instances_proxies_registers_only_its_own() {
+    let redis = Redis::start();
+    let (pool_a, pool_b) = (pool(&["alpha"]), pool(&["beta"]));
+    let (a, b) = (start(&pool_a, &redis, "a"), start(&pool_b, &redis, "b"));
+    a.register(pool_a.proxies()).await.expect("registered");
+    eventually("alpha reaches b's pool", || async { pool_b.get("alpha") }).await;
+
+    // b registers everything its pool holds, alpha included, as an application would.
+    assert_eq!(b.register(pool_b.proxies()).await.expect("registered"), 1, "beta only");
+    assert_eq!(b.status().registered, 1);
+
+    // a stops: nobody keeps alpha alive, so it leaves the registry and b's pool.
+    drop(a);
+    let registry = b.registry().clone();
+    eventually("alpha expires from the registry", || async {
+        let entries = registry.load(RegistryIndex::All).await.ok()?;
+        let ids: Vec<(String, String)> = entries.iter().map(|r| (r.proxy.id().to_string(), r.owner.clone())).collect();
+        (ids == [("beta".to_owned(), "b".to_owned())]).then_some(())
+    })
+    .await;
+    eventually("alpha leaves b's pool", || async { pool_b.get("alpha").is_none().then_some(()) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_redis_leaves_local_health_and_sharing_resumes_when_it_returns() {
     let mut redis = Redis::start();
     let ids = ["p1", "p2", "p3", "p4"];

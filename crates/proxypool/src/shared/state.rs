@@ -3,7 +3,7 @@
 //! everyone else's.
 
 use harvester_core::panic_text;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +52,9 @@ struct Shared {
     registry: ProxyRegistry,
     /// The proxies this instance registers, by id: rewritten at every heartbeat.
     owned: Mutex<HashMap<ProxyId, Arc<Proxy>>>,
+    /// The proxies this instance took from the registry into its pool: other instances'
+    /// proxies, never registered as this one's.
+    mirrored: Mutex<HashSet<ProxyId>>,
     counters: Counters,
 }
 
@@ -123,8 +126,13 @@ impl SharedState {
         let channel = HealthChannel::new(connection, keys, instance);
         // Subscribed before the task runs: no decision made from now on is missed.
         let events = pool.subscribe_health();
-        let shared =
-            Arc::new(Shared { pool, registry, owned: Mutex::new(HashMap::new()), counters: Counters::default() });
+        let shared = Arc::new(Shared {
+            pool,
+            registry,
+            owned: Mutex::new(HashMap::new()),
+            mirrored: Mutex::new(HashSet::new()),
+            counters: Counters::default(),
+        });
         let (stop, stopped) = watch::channel(false);
         let worker = Worker {
             shared: shared.clone(),
@@ -144,9 +152,17 @@ impl SharedState {
     /// for as long as this instance runs. When Redis is away the write fails, but the
     /// proxies stay registered here and the next successful heartbeat writes them.
     /// Returns how many were written.
+    ///
+    /// A proxy this instance took from the registry into its pool belongs to the instance
+    /// that registered it and is skipped, so `register(pool.proxies())` registers only the
+    /// application's own proxies however early or late it runs: re-registering another
+    /// instance's proxy would keep it alive in the registry after that instance is gone.
     pub async fn register(&self, proxies: impl IntoIterator<Item = Arc<Proxy>>) -> Result<usize, SharedStateError> {
         self.alive()?;
-        let proxies: Vec<Arc<Proxy>> = proxies.into_iter().collect();
+        let proxies: Vec<Arc<Proxy>> = {
+            let mirrored = self.shared.mirrored();
+            proxies.into_iter().filter(|proxy| !mirrored.contains(proxy.id())).collect()
+        };
         {
             let mut owned = self.shared.owned();
             for proxy in &proxies {
@@ -244,6 +260,10 @@ impl fmt::Debug for SharedState {
 impl Shared {
     fn owned(&self) -> std::sync::MutexGuard<'_, HashMap<ProxyId, Arc<Proxy>>> {
         self.owned.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn mirrored(&self) -> std::sync::MutexGuard<'_, HashSet<ProxyId>> {
+        self.mirrored.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -434,7 +454,16 @@ impl Worker {
             |id| pool.get(id.as_str()),
         );
         if !plan.upserts.is_empty() || !plan.removals.is_empty() {
+            // Marked before they reach the pool and unmarked after they leave it: a
+            // `register` racing this sync never sees one of them there unmarked.
+            self.shared.mirrored().extend(plan.upserts.iter().map(|proxy| proxy.id().clone()));
+            let removals = plan.removals.clone();
             let report = pool.apply_batch(plan.upserts, plan.removals);
+            let mut mirrored = self.shared.mirrored();
+            for id in &removals {
+                mirrored.remove(id);
+            }
+            drop(mirrored);
             tracing::info!(
                 instance = self.channel.instance(),
                 added = report.added,
