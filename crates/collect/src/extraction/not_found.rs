@@ -25,7 +25,7 @@ const NOT_FOUND_PHRASES: [&str; 14] = [
 
 /// Why the page is a soft 404, if it is one: the host's not-found marker shows (whatever
 /// else the page has), or the page carries no product (`has_product` false) and its title
-/// or first heading says "not found" (or is a lone `404`).
+/// or first heading says "not found" (or is a lone `404`, as in "Error 404").
 pub(super) fn reason(
     document: &Html,
     rule: Option<&HostRules>,
@@ -44,8 +44,32 @@ pub(super) fn reason(
     })
 }
 
+/// Words that may stand beside a `404` in a title that says nothing else ("Error 404",
+/// "404 - Page"); any other word makes the number part of a name ("Product 404").
+const BESIDE_A_LONE_404: [&str; 6] = ["error", "page", "http", "status", "oops", "code"];
+
 fn says_not_found(text: &str) -> bool {
     let lower = text.to_lowercase();
-    NOT_FOUND_PHRASES.iter().any(|phrase| lower.contains(phrase))
-        || lower.split(|c: char| !c.is_alphanumeric()).any(|word| word == "404")
+    if NOT_FOUND_PHRASES.iter().any(|phrase| lower.contains(phrase)) {
+        return true;
+    }
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()).collect();
+    words.contains(&"404") && words.iter().all(|word| *word == "404" || BESIDE_A_LONE_404.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::says_not_found;
+
+    #[test]
+    fn a_lone_404_says_not_found_but_a_name_with_404_in_it_does_not() {
+        for title in
+            ["404", "Error 404", "404 - Page", "HTTP 404", "Oops! 404", "Page not found", "Seite nicht gefunden"]
+        {
+            assert!(says_not_found(title), "{title:?}");
+        }
+        for title in ["Product 404", "Route 404 travel mug", "Model 404 lamp", "Contact us"] {
+            assert!(!says_not_found(title), "{title:?}");
+        }
+    }
 }
