@@ -74,6 +74,36 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(Vec<u8>,
     }
 }
 
+/// Reads one response whose body its `Content-Length` delimits (at most `max_body` bytes),
+/// leaving a kept-alive connection at the start of the next message. Returns the head
+/// (without its blank line) and the body.
+///
+/// # Errors
+/// `InvalidData` for a missing or unreadable head, no usable `Content-Length`, or more bytes
+/// than it announced; the stream's own errors otherwise.
+pub async fn read_sized_response<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max_body: usize,
+) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let (head, mut body) = read_head(stream).await.map_err(|_| invalid("no response head"))?;
+    let text = std::str::from_utf8(&head).map_err(|_| invalid("a response head that is not text"))?;
+    let length = text
+        .split("\r\n")
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+        .filter(|length| *length <= max_body)
+        .ok_or_else(|| invalid("no usable Content-Length"))?;
+    if body.len() > length {
+        return Err(invalid("more bytes than the Content-Length"));
+    }
+    let already = body.len();
+    body.resize(length, 0);
+    stream.read_exact(&mut body[already..]).await?;
+    Ok((head, body))
+}
+
 /// Reads and parses a request head. A malformed or oversized one is answered `400` and the
 /// connection closed; `None` then, and when the peer goes away first.
 pub async fn read_request<S>(stream: &mut S) -> Option<(RequestHead, Vec<u8>)>

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::forward::{absolute_form, loopback_destination};
@@ -142,24 +142,8 @@ async fn serve_client(mut client: TcpStream) {
 
 /// Sends `request` on `upstream` and reads one answer delimited by its `Content-Length`.
 async fn exchange(upstream: &mut TcpStream, request: &[u8]) -> io::Result<Vec<u8>> {
-    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     upstream.write_all(request).await?;
-    let (head, mut body) = http1::read_head(upstream).await.map_err(|_| invalid("no response head"))?;
-    let text = std::str::from_utf8(&head).map_err(|_| invalid("a response head that is not text"))?;
-    let length = text
-        .split("\r\n")
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
-        .filter(|length| *length <= MAX_BODY)
-        .ok_or_else(|| invalid("no usable Content-Length"))?;
-    if body.len() > length {
-        return Err(invalid("more bytes than the Content-Length"));
-    }
-    let already = body.len();
-    body.resize(length, 0);
-    upstream.read_exact(&mut body[already..]).await?;
-    let mut answer = head;
+    let (mut answer, body) = http1::read_sized_response(upstream, MAX_BODY).await?;
     answer.extend_from_slice(b"\r\n\r\n");
     answer.extend_from_slice(&body);
     Ok(answer)

@@ -1,22 +1,13 @@
 //! The keep-alive site and proxy: many requests, few connections, answers intact.
 
 use harvester_testbed::{KeepAliveProxy, KeepAliveSite};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// Reads one response delimited by its Content-Length; returns (head, body).
+/// Reads one response delimited by its Content-Length; returns (head, body) as text.
 async fn read_response(stream: &mut TcpStream) -> (String, String) {
-    let (head, mut body) = harvester_testbed::http1::read_head(stream).await.expect("a response head");
-    let head = String::from_utf8(head).expect("text");
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("Content-Length: "))
-        .and_then(|value| value.trim().parse().ok())
-        .expect("a Content-Length");
-    let already = body.len();
-    body.resize(length, 0);
-    stream.read_exact(&mut body[already..]).await.expect("the body");
-    (head, String::from_utf8(body).expect("text"))
+    let (head, body) = harvester_testbed::http1::read_sized_response(stream, 1 << 20).await.expect("a response");
+    (String::from_utf8(head).expect("text"), String::from_utf8(body).expect("text"))
 }
 
 #[tokio::test]
