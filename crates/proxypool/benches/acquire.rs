@@ -265,7 +265,6 @@ fn hammer(pool: &ProxyPool, req: &Requirements, iters: u64) -> Duration {
 
 /// The seed's proxy record, reduced to what its pick reads.
 struct SeedProxy {
-    region: String,
     quality: f64,
     current_sessions: u32,
     max_sessions: u32,
@@ -289,7 +288,6 @@ impl SeedList {
             .map(|i| {
                 let r = mix(i);
                 SeedProxy {
-                    region: REGIONS[(r % 8) as usize].to_owned(),
                     // Above the seed's default min_quality of 0.7, so every proxy is a
                     // candidate, as with `Requirements::new()`.
                     quality: 0.7 + ((r >> 8) % 300) as f64 / 1000.0,
@@ -312,16 +310,14 @@ impl SeedList {
         quality + availability + cost + recency
     }
 
-    fn pick(&self, region: Option<&str>) -> Option<usize> {
+    fn pick(&self) -> Option<usize> {
         let (min_quality, max_cost) = (0.7, f64::INFINITY);
         let now = self.epoch.elapsed().as_secs_f64();
         let mut candidates: Vec<(f64, usize)> = self
             .proxies
             .iter()
             .enumerate()
-            .filter(|(_, p)| {
-                region.is_none_or(|r| p.region == r) && p.quality >= min_quality && p.cost_per_request <= max_cost
-            })
+            .filter(|(_, p)| p.quality >= min_quality && p.cost_per_request <= max_cost)
             .map(|(i, p)| (Self::composite_score(p, now), i))
             .collect();
         candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -329,8 +325,8 @@ impl SeedList {
     }
 
     /// Pick, take a session, give it back: the seed's lease + release.
-    fn lease_release(&mut self, region: Option<&str>) {
-        let i = self.pick(region).expect("every seed proxy is a candidate");
+    fn lease_release(&mut self) {
+        let i = self.pick().expect("every seed proxy is a candidate");
         self.proxies[i].current_sessions += 1;
         black_box(&self.proxies[i]);
         self.proxies[i].current_sessions -= 1;
@@ -342,7 +338,7 @@ fn bench_seed_naive(c: &mut Criterion) {
     for size in SIZES {
         let mut list = SeedList::new(size);
         sample_slow(&mut group, size >= 10_000);
-        group.bench_function(BenchmarkId::new("filter_sort", size), |b| b.iter(|| list.lease_release(None)));
+        group.bench_function(BenchmarkId::new("filter_sort", size), |b| b.iter(|| list.lease_release()));
     }
     group.finish();
 }

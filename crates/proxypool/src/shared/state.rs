@@ -459,11 +459,12 @@ impl Worker {
             self.shared.mirrored().extend(plan.upserts.iter().map(|proxy| proxy.id().clone()));
             let removals = plan.removals.clone();
             let report = pool.apply_batch(plan.upserts, plan.removals);
-            let mut mirrored = self.shared.mirrored();
-            for id in &removals {
-                mirrored.remove(id);
+            {
+                let mut mirrored = self.shared.mirrored();
+                for id in &removals {
+                    mirrored.remove(id);
+                }
             }
-            drop(mirrored);
             tracing::info!(
                 instance = self.channel.instance(),
                 added = report.added,
