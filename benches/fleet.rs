@@ -11,10 +11,10 @@
 //! with 429, 3 serving a captcha page, 3 flapping every 2 s). The `collect` binary (release
 //! build, exactly as a user runs it, with its defaults) fetches the same 3 000 product
 //! pages through the 3 good proxies only, then through all 27, each with 64 in flight, a 5 s
-//! timeout and up to 5 attempts per URL; three rounds of the pair, the mean of the rounds reported with their range. The
-//! figures: wall time of the dirty run against the clean one (DESIGN.md: ≤ 1.5×) and
-//! requests sent per URL (every attempt and hedge, as the pool counted them; ≤ 1.1× the
-//! clean run's). Every run must collect every URL. Then, for comparison, one dirty run with
+//! timeout and up to 5 attempts per URL; three rounds of the pair, reported as the mean of
+//! the rounds with their range. The figures: wall time of the dirty run against the clean
+//! one (DESIGN.md: ≤ 1.5×) and requests sent per URL (every attempt and hedge, as the pool
+//! counted them; ≤ 1.1× the clean run's). Every run must collect every URL. Then, for comparison, one dirty run with
 //! each of the other balancers (`--balancer p2c`, `round-robin`), tail control on, and one
 //! with the default balancer and tail control off (`--hedge 0 --fixed-timeout`).
 //!

@@ -37,8 +37,8 @@ impl ProxyClientBuilder {
     }
 
     /// Time for the whole exchange, body included; past it the request fails with
-    /// [`ClientError::TimedOut`](super::ClientError::TimedOut) and the proxy is reported timed out (more than zero, at
-    /// most a day). Default 30 s (the seed's timeout).
+    /// [`ClientError::TimedOut`](super::ClientError::TimedOut) and the proxy is reported
+    /// timed out (more than zero, at most a day). Default 30 s (the seed's timeout).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.settings.config.request_timeout = timeout;
         self
@@ -59,8 +59,8 @@ impl ProxyClientBuilder {
         self
     }
 
-    /// Largest body read; a larger one fails with [`ClientError::BodyTooLarge`](super::ClientError::BodyTooLarge).
-    /// Default 10 MiB.
+    /// Largest body read; a larger one fails with
+    /// [`ClientError::BodyTooLarge`](super::ClientError::BodyTooLarge). Default 10 MiB.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.settings.config.max_body_bytes = bytes;
         self
