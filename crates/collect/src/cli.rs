@@ -24,6 +24,7 @@ use crate::report::Report;
 use crate::run::{self, Job};
 use crate::stack::StackSettings;
 use crate::telemetry::{self, ProgressMode};
+use crate::work::List;
 use clap::Parser;
 use harvester_proxypool::balance;
 use harvester_proxypool::{ConfigError, Proxy, ProxyPool};
@@ -242,7 +243,7 @@ async fn collect(cli: Cli) -> ExitCode {
     }
 
     let job = Job {
-        targets: urls.targets.clone(),
+        work: Box::new(List::new(urls.targets.clone()).with_duplicates(urls.duplicates as u64)),
         pool: pool.clone(),
         stack: StackSettings {
             concurrency: cli.concurrency as usize,
@@ -309,7 +310,7 @@ async fn collect(cli: Cli) -> ExitCode {
     {
         eprintln!("collect: warning: --redis: {e}");
     }
-    let report = Report::new(&outcome, urls.targets.len() as u64, urls.duplicates);
+    let report = Report::new(&outcome);
     if let Some(path) = &cli.report {
         let written = serde_json::to_vec_pretty(&report)
             .map_err(|e| e.to_string())
@@ -321,6 +322,10 @@ async fn collect(cli: Cli) -> ExitCode {
     }
     print_summary(&report, &cli);
     drop(demo);
+    if let Some(error) = &report.work_error {
+        eprintln!("collect: the URLs stopped coming before their end: {error}");
+        return ExitCode::FAILURE;
+    }
     // Every URL must have its line; if the output could not take some, say so loudly.
     let missing = report.urls.saturating_sub(report.totals.done());
     if missing > 0 {

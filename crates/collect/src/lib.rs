@@ -12,6 +12,8 @@
 //! - [`demo`]: the embedded demo, a product site and a faulty fleet on 127.0.0.1.
 //! - [`files`]: the files a run names, refused together when two are one file.
 //! - [`input`]: the URL list and the proxy list, refused with the line at fault.
+//! - [`work`]: where a run's URLs come from (a list, a shared queue) and how a URL's work
+//!   is settled once its final line is written.
 //! - [`extraction`]: reading a product out of a real page (JSON-LD, microdata, OpenGraph and
 //!   meta tags, the visible page, per-host rules of `--extract-rules`), telling ban and
 //!   captcha pages by their structure, and soft 404s.
@@ -29,7 +31,7 @@
 //!
 //! Each module imports only from the modules listed before it; the workspace's
 //! `tests/layering.rs` reads this list and checks every import against it:
-//! `files`, `input` → `extraction`, `demo`, `stack` → `records` → `output` → `telemetry` → `run` →
+//! `files`, `input` → `work`, `extraction`, `demo`, `stack` → `records` → `output` → `telemetry` → `run` →
 //! `report` → `cli`.
 //!
 //! ## The request path
@@ -78,3 +80,4 @@ pub mod report;
 pub mod run;
 pub mod stack;
 pub mod telemetry;
+pub mod work;

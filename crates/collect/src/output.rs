@@ -99,10 +99,24 @@ impl Sink<Fetched> for OutputSink {
 
     async fn write(&self, batch: &[Fetched]) -> Result<(), SinkError> {
         self.file.write(batch).await?;
+        // A receipt is settled only once its line is on disk: synced first.
+        let settling = batch.iter().any(|fetched| fetched.receipt.is_some() && fetched.line.is_final());
+        if settling {
+            self.file.flush().await?;
+        }
         // Counted once written, so the tally never runs ahead of the file.
         for fetched in batch {
             self.tally.count(&fetched.line);
             (self.on_written)(&fetched.host, &fetched.line);
+            if let Some(receipt) = &fetched.receipt
+                && fetched.line.is_final()
+            {
+                match serde_json::to_vec(&fetched.line) {
+                    Ok(json) => receipt.settle(&json),
+                    // Not settled: the URL is fetched again, never lost.
+                    Err(error) => tracing::error!(url = %fetched.line.url, %error, "cannot encode a line to settle it"),
+                }
+            }
         }
         Ok(())
     }

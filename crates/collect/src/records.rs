@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::extraction::{Extractor, Source};
 use crate::input::Target;
 use crate::stack::Page;
+use crate::work::Receipt;
 
 /// Whether a URL was collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,6 +68,8 @@ pub struct Fetched {
     pub verdict: Option<Verdict>,
     /// The fetched body, between the fetch and the `extract` stage.
     pub body: Option<Bytes>,
+    /// Settled once the line is written, if final (a queue acknowledges the URL then).
+    pub receipt: Option<Arc<dyn Receipt>>,
 }
 
 /// Written as its line alone: the in-flight parts never reach the file.
@@ -89,7 +92,7 @@ impl Fetched {
             record: None,
             error: None,
         };
-        Fetched { line, host: target.host.clone(), verdict: Some(page.verdict), body: Some(page.body) }
+        Fetched { line, host: target.host.clone(), verdict: Some(page.verdict), body: Some(page.body), receipt: None }
     }
 
     /// A URL that could not be collected.
@@ -104,7 +107,7 @@ impl Fetched {
             record: None,
             error: Some(error),
         };
-        Fetched { line, host: target.host.clone(), verdict: None, body: None }
+        Fetched { line, host: target.host.clone(), verdict: None, body: None, receipt: None }
     }
 
     /// Marks the URL failed for `error`, keeping what was known (status, proxy).
@@ -116,8 +119,26 @@ impl Fetched {
         self
     }
 
+    /// The same, settling `receipt` once its line is written (if final).
+    pub fn with_receipt(mut self, receipt: Option<Arc<dyn Receipt>>) -> Self {
+        self.receipt = receipt;
+        self
+    }
+
     fn is_ok(&self) -> bool {
         self.line.status == Status::Ok
+    }
+}
+
+/// The start of the error of a line whose URL a stop cut short: such a line is not final.
+pub const INTERRUPTED: &str = "interrupted:";
+
+impl Line {
+    /// Whether this line is the URL's last word: collected, or failed for a reason of its
+    /// own. A URL cut short by a stop (`interrupted: …`) is not done: a resumed run or
+    /// another collector fetches it again.
+    pub fn is_final(&self) -> bool {
+        self.status == Status::Ok || !self.error.as_deref().is_some_and(|error| error.starts_with(INTERRUPTED))
     }
 }
 

@@ -14,10 +14,13 @@ use crate::run::RunOutcome;
 pub struct Report {
     /// True when the run was stopped (Ctrl-C) before every URL was fetched.
     pub interrupted: bool,
-    /// URLs in the job (each once).
+    /// URLs in the job (each once); with a shared queue, the URLs this collector wrote.
     pub urls: u64,
     /// Lines of the URL list repeating an earlier URL (collected once).
-    pub duplicate_urls: usize,
+    pub duplicate_urls: u64,
+    /// Why the URLs stopped coming before their end (the URL list became unreadable, the
+    /// queue was lost), if they did.
+    pub work_error: Option<String>,
     /// What the output file holds.
     pub totals: Counts,
     /// `ok / urls`.
@@ -71,8 +74,9 @@ pub struct BreakerReport {
 
 impl Report {
     /// The report of `outcome`.
-    pub fn new(outcome: &RunOutcome, urls: u64, duplicate_urls: usize) -> Self {
+    pub fn new(outcome: &RunOutcome) -> Self {
         let totals = outcome.tally.counts();
+        let urls = outcome.urls.unwrap_or_else(|| totals.done());
         let ok = totals.ok;
         let elapsed = outcome.elapsed.as_secs_f64();
         let breakers = outcome
@@ -96,7 +100,8 @@ impl Report {
         Report {
             interrupted: outcome.interrupted,
             urls,
-            duplicate_urls,
+            duplicate_urls: outcome.duplicates,
+            work_error: outcome.work_error.as_ref().map(ToString::to_string),
             success_rate: if urls == 0 { 0.0 } else { totals.ok as f64 / urls as f64 },
             totals,
             elapsed_secs: elapsed,

@@ -22,15 +22,16 @@ use tower::ServiceExt;
 
 use crate::extraction::{Extractor, PageClassifier};
 use crate::input::Target;
+use crate::work::{Assignment, Work, WorkError};
 use crate::output::{FailedLines, OutputSink, Tally};
-use crate::records::{self, Fetched};
+use crate::records::{self, Fetched, INTERRUPTED};
 use crate::stack::{self, Fetch, FetchService, Stack, StackSettings};
 pub use crate::telemetry::Watch;
 
 /// Everything the job needs.
 pub struct Job {
-    /// The URLs, each once.
-    pub targets: Vec<Target>,
+    /// Where the URLs come from.
+    pub work: Box<dyn Work>,
     /// The proxies.
     pub pool: ProxyPool,
     /// The stack's settings.
@@ -113,6 +114,12 @@ pub struct RunOutcome {
     pub pool: ProxyPool,
     /// Every decision of the scaler, per stage, in order.
     pub scaler_decisions: Vec<(String, Decision)>,
+    /// URLs the work held in all, when known.
+    pub urls: Option<u64>,
+    /// Lines of the input repeating an earlier URL.
+    pub duplicates: u64,
+    /// Why the URLs stopped coming before their end, if they did.
+    pub work_error: Option<WorkError>,
 }
 
 /// Why the job could not start.
@@ -184,7 +191,7 @@ pub async fn start_with(job: Job, extractor: Extractor) -> Result<Running, JobEr
         .map_err(|e| JobError::Config(e.to_string()))?;
     let scalers = start_scalers(&processor, &job.scaling)?;
     let (ready_tx, ready) = watch::channel(false);
-    let total = job.targets.len() as u64;
+    let total = job.work.total().unwrap_or(0);
     Ok(Running {
         job,
         stack,
@@ -240,40 +247,50 @@ impl Running {
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> RunOutcome {
         let started = Instant::now();
         let Running { job, stack, processor, scalers, tally, _ready: ready, .. } = self;
+        let Job { mut work, pool, stack: settings, .. } = job;
         let _ = ready.send(true);
         let sender = processor.sender();
-        let permits = Arc::new(Semaphore::new(job.stack.concurrency));
+        let permits = Arc::new(Semaphore::new(settings.concurrency));
         // Not a timeout of the fetch: how long a stop waits for fetches in flight.
-        let grace = job.stack.attempt_timeout;
+        let grace = settings.attempt_timeout;
         let mut fetches = JoinSet::new();
         let mut interrupted = *stop.borrow();
-        for target in &job.targets {
-            if !interrupted {
-                tokio::select! {
-                    biased;
-                    _ = stopped(&mut stop) => interrupted = true,
-                    permit = permits.clone().acquire_owned() => {
-                        let Ok(permit) = permit else { break };
-                        let (service, target, sender, stop) =
-                            (stack.service.clone(), target.clone(), sender.clone(), stop.clone());
-                        fetches.spawn(async move {
-                            // A panic in a fetch must still leave its URL's line.
-                            let fetch = fetch_within_grace(service, target.clone(), stop, grace);
-                            let fetched = std::panic::AssertUnwindSafe(fetch).catch_unwind().await;
-                            let fetched = fetched.unwrap_or_else(|_| {
-                                Fetched::failed(&target, "internal error: the fetch panicked".to_owned(), 0, Duration::ZERO)
-                            });
-                            drop(permit);
-                            // Refused only if the pipeline is gone, which `run` prevents.
-                            let _ = sender.send(fetched).await;
-                        });
-                        continue;
-                    }
-                }
-            }
-            let fetched =
-                Fetched::failed(target, "interrupted: not fetched before the stop".to_owned(), 0, Duration::ZERO);
-            let _ = sender.send(fetched).await;
+        let mut work_error = None;
+        while !interrupted {
+            // A slot first, then a URL: a shared queue hands out no more URLs than can start.
+            let permit = tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => { interrupted = true; break }
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let assignment = tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => { interrupted = true; break }
+                next = work.next() => match next {
+                    Ok(Some(assignment)) => assignment,
+                    Ok(None) => break,
+                    Err(error) => { work_error = Some(error); break }
+                },
+            };
+            let (service, sender, stop) = (stack.service.clone(), sender.clone(), stop.clone());
+            fetches.spawn(async move {
+                let Assignment { target, receipt } = assignment;
+                // A panic in a fetch must still leave its URL's line.
+                let fetch = fetch_within_grace(service, target.clone(), stop, grace);
+                let fetched = std::panic::AssertUnwindSafe(fetch).catch_unwind().await;
+                let fetched = fetched.unwrap_or_else(|_| {
+                    Fetched::failed(&target, "internal error: the fetch panicked".to_owned(), 0, Duration::ZERO)
+                });
+                drop(permit);
+                // Refused only if the pipeline is gone, which `run` prevents.
+                let _ = sender.send(fetched.with_receipt(receipt)).await;
+            });
+        }
+        if interrupted && work.lists_the_rest_on_stop() {
+            work_error = write_the_rest(&mut *work, &sender).await.err();
         }
         while fetches.join_next().await.is_some() {}
         // A stop after the last URL was dispatched still interrupted the fetches in flight.
@@ -289,8 +306,28 @@ impl Running {
             });
             scaler_decisions.extend(history.into_iter().map(|decision| (stage.to_owned(), decision)));
         }
-        RunOutcome { tally, interrupted, elapsed: started.elapsed(), pipeline, stack, pool: job.pool, scaler_decisions }
+        RunOutcome {
+            tally,
+            interrupted,
+            elapsed: started.elapsed(),
+            pipeline,
+            stack,
+            pool,
+            scaler_decisions,
+            urls: work.total(),
+            duplicates: work.duplicates(),
+            work_error,
+        }
     }
+}
+
+/// After a stop, writes every URL the work still holds as interrupted (not final).
+async fn write_the_rest(work: &mut dyn Work, sender: &harvester_pipeline::Sender<Fetched>) -> Result<(), WorkError> {
+    while let Some(Assignment { target, .. }) = work.next().await? {
+        let error = format!("{INTERRUPTED} not fetched before the stop");
+        let _ = sender.send(Fetched::failed(&target, error, 0, Duration::ZERO)).await;
+    }
+    Ok(())
 }
 
 /// Resolves once `stop` is true (never, if its sender is gone while false).
@@ -314,7 +351,7 @@ async fn fetch_within_grace(
     tokio::select! {
         fetched = &mut attempt => fetched,
         () = async { stopped(&mut stop).await; tokio::time::sleep(grace).await } => {
-            let error = "interrupted: still in flight at the stop".to_owned();
+            let error = format!("{INTERRUPTED} still in flight at the stop");
             failed_after(&fetch, error, started)
         }
     }

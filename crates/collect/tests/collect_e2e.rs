@@ -11,6 +11,7 @@ use harvester_collect::input::Target;
 use harvester_collect::report::Report;
 use harvester_collect::run::{self, Job};
 use harvester_collect::stack::StackSettings;
+use harvester_collect::work::List;
 use harvester_proxypool::balance::PowerOfTwoChoices;
 use harvester_proxypool::{Proxy, ProxyMeta, ProxyPool};
 use harvester_testbed::support::{Dante, Tinyproxy};
@@ -89,7 +90,7 @@ async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_ou
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("out.jsonl");
     let job = Job {
-        targets: targets.clone(),
+        work: Box::new(List::new(targets.clone())),
         pool: pool.clone(),
         stack: StackSettings {
             concurrency: CONCURRENCY,
@@ -111,7 +112,7 @@ async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_ou
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let outcome = running.run(stop).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let report = Report::new(&outcome, PAGES as u64, 0);
+    let report = Report::new(&outcome);
     flipper.abort();
 
     // Every URL exactly once.

@@ -13,6 +13,7 @@ use harvester_collect::extraction::{Extractor, Rules};
 use harvester_collect::input::Target;
 use harvester_collect::run::{self, Job};
 use harvester_collect::stack::StackSettings;
+use harvester_collect::work::List;
 use harvester_proxypool::{Proxy, ProxyMeta, ProxyPool};
 use harvester_testbed::{FaultProxy, Markup, Product, TargetServer};
 use serde_json::Value;
@@ -37,7 +38,7 @@ async fn collect(urls: &[String], extractor: Extractor) -> (BTreeMap<String, Val
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("out.jsonl");
     let job = Job {
-        targets: urls.iter().map(|url| Target::parse(url).expect("valid URL")).collect(),
+        work: Box::new(List::new(urls.iter().map(|url| Target::parse(url).expect("valid URL")).collect())),
         pool,
         stack: StackSettings {
             concurrency: 8,
