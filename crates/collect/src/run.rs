@@ -22,11 +22,11 @@ use tower::ServiceExt;
 
 use crate::extraction::{Extractor, PageClassifier};
 use crate::input::Target;
-use crate::work::{Assignment, Work, WorkError};
 use crate::output::{FailedLines, OutputSink, Tally};
 use crate::records::{self, Fetched, INTERRUPTED};
 use crate::stack::{self, Fetch, FetchService, Stack, StackSettings};
 pub use crate::telemetry::Watch;
+use crate::work::{Assignment, Work, WorkError};
 
 /// Everything the job needs.
 pub struct Job {
