@@ -113,6 +113,12 @@ pub fn parse_urls(text: &str, path: &Path) -> Result<UrlList, InputError> {
     Ok(list)
 }
 
+/// One line of a URL list: its URL, `None` for a blank or comment line, or what is wrong.
+pub fn parse_line(line: &str) -> Result<Option<Target>, String> {
+    let line = without_comment(line.trim_start_matches('\u{feff}')).trim();
+    if line.is_empty() { Ok(None) } else { Target::parse(line).map(Some) }
+}
+
 /// `line` up to its comment: a `#` at the start or after white space.
 fn without_comment(line: &str) -> &str {
     let mut previous = None;

@@ -22,6 +22,8 @@
 //!   cleaned `DataRecord` (validate → extract → transform).
 //! - [`output`]: the JSONL file, written by the pipeline's sink and its dead-letter sink, and
 //!   the tally the report is made of.
+//! - `queue` (feature `redis`): a work queue on Redis Streams shared by many collectors:
+//!   enqueue, take over a dead collector's URLs, export one line per URL.
 //! - [`run`]: the job itself: fetch every URL, feed the pipeline, stop cleanly on request.
 //! - [`report`]: the JSON summary.
 //! - [`telemetry`]: Prometheus `/metrics`, `/health` and `/ready`, progress on a terminal or
@@ -31,7 +33,7 @@
 //!
 //! Each module imports only from the modules listed before it; the workspace's
 //! `tests/layering.rs` reads this list and checks every import against it:
-//! `files`, `input` → `work`, `extraction`, `demo`, `stack` → `records` → `output` → `telemetry` → `run` →
+//! `files`, `input` → `work`, `extraction`, `demo`, `stack` → `records` → `output`, `queue` → `telemetry` → `run` →
 //! `report` → `cli`.
 //!
 //! ## The request path
@@ -75,6 +77,9 @@ pub mod extraction;
 pub mod files;
 pub mod input;
 pub mod output;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod queue;
 pub mod records;
 pub mod report;
 pub mod run;

@@ -298,6 +298,7 @@ impl Running {
         let _ = ready.send(false);
         drop(sender);
         let pipeline = processor.shutdown(Duration::from_secs(60)).await;
+        work.finish().await;
         let mut scaler_decisions = Vec::new();
         for (stage, driver) in SCALED_STAGES.into_iter().zip(scalers) {
             let history = driver.stop().await.unwrap_or_else(|failed| {
