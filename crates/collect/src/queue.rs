@@ -194,21 +194,27 @@ struct Keys {
     results: String,
 }
 
-impl Queue {
-    /// The queue `name` on `redis`. Nothing is sent yet.
-    pub fn new(redis: RedisConnection, name: QueueName) -> Queue {
+impl Keys {
+    fn of(prefix: &str, name: &QueueName) -> Keys {
         let base = format!("collect:{{{}}}", name.as_str());
         let stream = format!("{base}:urls");
-        let prefixed = |suffix: &str| format!("{}{base}:{suffix}", redis.key_prefix());
-        let keys = Keys {
-            urls: format!("{}{stream}", redis.key_prefix()),
+        let prefixed = |suffix: &str| format!("{prefix}{base}:{suffix}");
+        Keys {
+            urls: format!("{prefix}{stream}"),
             dead: prefixed("urls:dead"),
             seen: prefixed("seen"),
             done: prefixed("done"),
             results: prefixed("results"),
             stream,
-        };
-        Queue { redis, name, keys: Arc::new(keys) }
+        }
+    }
+}
+
+impl Queue {
+    /// The queue `name` on `redis`. Nothing is sent yet.
+    pub fn new(redis: RedisConnection, name: QueueName) -> Queue {
+        let keys = Arc::new(Keys::of(redis.key_prefix(), &name));
+        Queue { redis, name, keys }
     }
 
     /// The queue's name.
@@ -737,5 +743,55 @@ impl Work for QueueWork {
         if let Some(source) = self.source.take() {
             source.finish(FINISH_DEADLINE).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+
+    #[test]
+    fn a_queue_name_is_one_key_part_and_its_own_hash_tag() {
+        for good in ["shop", "shop-2026.12_a", &"q".repeat(64)] {
+            assert_eq!(QueueName::parse(good).map(|name| name.as_str().to_owned()).ok().as_deref(), Some(good));
+        }
+        for bad in ["", "shop:1", "{shop}", "a b", "shop\n", "é", &"q".repeat(65)] {
+            let error = QueueName::parse(bad).expect_err(bad).to_string();
+            assert!(error.contains(&format!("{bad:?}")), "{error}");
+        }
+    }
+
+    #[test]
+    fn every_key_of_a_queue_shares_its_hash_tag() {
+        let keys = Keys::of("harvester:", &QueueName::parse("shop").expect("valid"));
+        for key in [&keys.urls, &keys.dead, &keys.seen, &keys.done, &keys.results] {
+            assert!(key.starts_with("harvester:collect:{shop}:"), "{key}");
+        }
+        assert_eq!(keys.stream, "collect:{shop}:urls");
+        // The stream source's dead-letter stream is `<stream>:dead`, in the same slot.
+        assert_eq!(keys.dead, format!("harvester:{}:dead", keys.stream));
+    }
+
+    fn group(name: &str, pending: i64, lag: Value) -> Value {
+        Value::Array(vec![
+            Value::BulkString(b"name".to_vec()),
+            Value::BulkString(name.as_bytes().to_vec()),
+            Value::BulkString(b"pending".to_vec()),
+            Value::Int(pending),
+            Value::BulkString(b"lag".to_vec()),
+            lag,
+        ])
+    }
+
+    #[test]
+    fn the_backlog_is_the_collectors_groups_lag_and_pending() {
+        let groups = Value::Array(vec![group("others", 9, Value::Int(9)), group(GROUP, 3, Value::Int(5))]);
+        assert_eq!(group_backlog(&groups, 100), (5, 3));
+        // Before any collector joined, everything enqueued waits.
+        assert_eq!(group_backlog(&Value::Array(vec![]), 100), (100, 0));
+        // Redis cannot tell the lag: never taken for drained.
+        let unknown = Value::Array(vec![group(GROUP, 0, Value::Nil)]);
+        assert!(!QueueStatus { waiting: group_backlog(&unknown, 1).0, ..QueueStatus::default() }.drained());
     }
 }
