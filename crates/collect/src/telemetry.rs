@@ -45,7 +45,7 @@ use crate::records::{Line, Status};
 pub struct Watch {
     /// Lines written so far.
     pub tally: Arc<Tally>,
-    /// URLs in the job.
+    /// URLs in the job; 0 when not known (a shared queue).
     pub total: u64,
     /// True while the job takes work: from the start of the run until it stops or ends (for
     /// `/ready`).
@@ -291,9 +291,12 @@ pub fn show_progress(mode: ProgressMode, watch: Watch) -> JoinHandle<()> {
     tokio::spawn(async move {
         let started = tokio::time::Instant::now();
         let bar = (mode == ProgressMode::Bar).then(|| {
-            let bar = ProgressBar::new(watch.total);
-            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} {per_sec} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            // A shared queue's size is not this collector's: then a count, not a bar.
+            let (bar, template) = match watch.total {
+                0 => (ProgressBar::no_length(), "{spinner} {pos} done {msg} {per_sec}"),
+                total => (ProgressBar::new(total), "{bar:30} {pos}/{len} {msg} {per_sec} ETA {eta}"),
+            };
+            let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar
         });
@@ -306,6 +309,15 @@ pub fn show_progress(mode: ProgressMode, watch: Watch) -> JoinHandle<()> {
                 (Some(bar), _) => {
                     bar.set_position(counts.done());
                     bar.set_message(format!("ok {} failed {}", counts.ok, counts.failed));
+                }
+                (None, ProgressMode::Lines) if counts.done() > 0 && watch.total == 0 => {
+                    let rate = counts.done() as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    eprintln!(
+                        "collect: {} done ({} ok, {} failed), {rate:.1} URLs/s",
+                        counts.done(),
+                        counts.ok,
+                        counts.failed
+                    );
                 }
                 (None, ProgressMode::Lines) if counts.done() > 0 => {
                     let secs = started.elapsed().as_secs_f64();
