@@ -612,6 +612,9 @@ fn print_summary(report: &Report, cli: &Cli) {
             if proxy.bans_active.is_empty() { "" } else { ", banned" }
         );
     }
+    for anomaly in &report.anomalies {
+        println!("anomaly: {anomaly}");
+    }
     println!("output: {}", cli.out.display());
     if let Some(path) = &cli.report {
         println!("report: {}", path.display());

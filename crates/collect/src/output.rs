@@ -21,6 +21,7 @@ pub struct Tally {
     failed: AtomicU64,
     attempts: AtomicU64,
     max_attempts: AtomicU64,
+    elapsed_ms: AtomicU64,
     /// Failures by their reason (the error text up to its first `:` detail).
     reasons: Mutex<BTreeMap<String, u64>>,
 }
@@ -36,6 +37,8 @@ pub struct Counts {
     pub attempts: u64,
     /// The most attempts one URL took.
     pub max_attempts_per_url: u64,
+    /// Milliseconds from first attempt to last answer, summed over every URL.
+    pub elapsed_ms: u64,
     /// Failed URLs by reason.
     pub failure_reasons: BTreeMap<String, u64>,
 }
@@ -55,6 +58,7 @@ impl Tally {
         };
         self.attempts.fetch_add(u64::from(line.attempts), Relaxed);
         self.max_attempts.fetch_max(u64::from(line.attempts), Relaxed);
+        self.elapsed_ms.fetch_add(line.elapsed_ms, Relaxed);
         if let Some(error) = &line.error {
             let reason = error.split(':').next().unwrap_or(error).trim().to_owned();
             *self.reasons.lock().unwrap_or_else(PoisonError::into_inner).entry(reason).or_default() += 1;
@@ -68,6 +72,7 @@ impl Tally {
             failed: self.failed.load(Relaxed),
             attempts: self.attempts.load(Relaxed),
             max_attempts_per_url: self.max_attempts.load(Relaxed),
+            elapsed_ms: self.elapsed_ms.load(Relaxed),
             failure_reasons: self.reasons.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         }
     }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use harvester_pipeline::Report as PipelineReport;
 use harvester_proxypool::PoolStats;
+use harvester_scaler::anomaly::AnomalyEvent;
 use serde::Serialize;
 
 use crate::output::Counts;
@@ -42,6 +43,9 @@ pub struct Report {
     pub scaler_decisions: Vec<ScalerDecision>,
     /// Rounds the scaler ran, changes or not.
     pub scaler_rounds: usize,
+    /// Anomalies of the run: each change of state of the error rate, latency, queue depth
+    /// or memory against its rolling baseline (warning, critical, back to normal).
+    pub anomalies: Vec<AnomalyEvent>,
 }
 
 /// One change of a stage's workers.
@@ -123,6 +127,7 @@ impl Report {
                 })
                 .collect(),
             scaler_rounds: outcome.scaler_decisions.len(),
+            anomalies: outcome.anomalies.clone(),
         }
     }
 }

@@ -25,8 +25,10 @@ use crate::input::Target;
 use crate::output::{FailedLines, OutputSink, Tally};
 use crate::records::{self, Fetched, INTERRUPTED};
 use crate::stack::{self, Fetch, FetchService, Stack, StackSettings};
+use crate::telemetry::AnomalyWatch;
 pub use crate::telemetry::Watch;
 use crate::work::{Assignment, Work, WorkError};
+use harvester_scaler::anomaly::AnomalyEvent;
 
 /// Everything the job needs.
 pub struct Job {
@@ -120,6 +122,9 @@ pub struct RunOutcome {
     pub duplicates: u64,
     /// Why the URLs stopped coming before their end, if they did.
     pub work_error: Option<WorkError>,
+    /// Every change of state the anomaly detector saw (error rate, latency, queue depth,
+    /// memory), in order.
+    pub anomalies: Vec<AnomalyEvent>,
 }
 
 /// Why the job could not start.
@@ -249,6 +254,9 @@ impl Running {
         let Running { job, stack, processor, scalers, tally, _ready: ready, .. } = self;
         let Job { mut work, pool, stack: settings, .. } = job;
         let _ = ready.send(true);
+        let stages = ["validate", "extract", "transform"];
+        let stages = stages.into_iter().filter_map(|stage| processor.stage_control(stage).ok()).collect();
+        let anomalies = AnomalyWatch::start(tally.clone(), stages);
         let sender = processor.sender();
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         // Not a timeout of the fetch: how long a stop waits for fetches in flight.
@@ -299,6 +307,7 @@ impl Running {
         drop(sender);
         let pipeline = processor.shutdown(Duration::from_secs(60)).await;
         work.finish().await;
+        let anomalies = anomalies.stop();
         let mut scaler_decisions = Vec::new();
         for (stage, driver) in SCALED_STAGES.into_iter().zip(scalers) {
             let history = driver.stop().await.unwrap_or_else(|failed| {
@@ -318,6 +327,7 @@ impl Running {
             urls: work.total(),
             duplicates: work.duplicates(),
             work_error,
+            anomalies,
         }
     }
 }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,8 +37,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::output::Tally;
+use crate::output::{Counts, Tally};
 use crate::records::{Line, Status};
+use harvester_scaler::anomaly::{AnomalyConfig, AnomalyEvent, Detector, Signal};
 
 /// What the running job shares with whoever watches it (progress, metrics, health).
 #[derive(Clone)]
@@ -216,6 +217,79 @@ pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>) -> JoinHandle<(
             }
         }
     })
+}
+
+/// How often the run's signals are judged for anomalies.
+pub const ANOMALY_SAMPLING: Duration = Duration::from_millis(250);
+
+/// Anomaly detection over a run: every [`ANOMALY_SAMPLING`], the error rate and mean latency
+/// of the lines written since the last sample (lines of URLs cut short by a stop left out),
+/// the pipeline's queued records and the process's resident memory go to a
+/// [`Detector`](harvester_scaler::anomaly::Detector), which logs and counts each change of
+/// state; [`AnomalyWatch::stop`] returns them for the report.
+pub struct AnomalyWatch {
+    task: JoinHandle<()>,
+    events: Arc<Mutex<Vec<AnomalyEvent>>>,
+}
+
+impl AnomalyWatch {
+    /// Starts watching.
+    pub fn start(tally: Arc<Tally>, stages: Vec<StageControl>) -> AnomalyWatch {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        // A quarter second a sample: a minute of baseline, judged after five seconds.
+        let config = AnomalyConfig { window: 240, warm_up: 20, ..AnomalyConfig::default() };
+        let task = tokio::spawn(async move {
+            let Ok(mut detector) = Detector::new(config) else { return };
+            let mut tick = tokio::time::interval(ANOMALY_SAMPLING);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last = Counts::default();
+            loop {
+                tick.tick().await;
+                let now = tally.counts();
+                let final_lines = |counts: &Counts| {
+                    let cut_short = counts.failure_reasons.get("interrupted").copied().unwrap_or(0);
+                    (counts.done().saturating_sub(cut_short), counts.failed.saturating_sub(cut_short))
+                };
+                let ((done, failed), (done_before, failed_before)) = (final_lines(&now), final_lines(&last));
+                let lines = done.saturating_sub(done_before);
+                let mut signals = Vec::with_capacity(4);
+                if lines > 0 {
+                    let failed = failed.saturating_sub(failed_before);
+                    signals.push((Signal::ErrorRate, failed as f64 / lines as f64));
+                    let elapsed = now.elapsed_ms.saturating_sub(last.elapsed_ms);
+                    signals.push((Signal::Latency, elapsed as f64 / lines as f64 / 1000.0));
+                }
+                let queued: usize =
+                    stages.iter().filter_map(|stage| stage.snapshot().ok()).map(|s| s.queue_depth).sum();
+                signals.push((Signal::QueueDepth, queued as f64));
+                if let Some(rss) = resident_bytes() {
+                    signals.push((Signal::Memory, rss as f64));
+                }
+                last = now;
+                for (signal, value) in signals {
+                    if let Some(event) = detector.observe(signal, value) {
+                        seen.lock().unwrap_or_else(PoisonError::into_inner).push(event);
+                    }
+                }
+            }
+        });
+        AnomalyWatch { task, events }
+    }
+
+    /// Stops watching; every change of state seen, in order.
+    pub fn stop(self) -> Vec<AnomalyEvent> {
+        self.task.abort();
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The process's resident memory (`VmRSS`), on Linux.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Records one URL, as written to the output, in the seed's request metrics: `status` is

@@ -211,7 +211,9 @@ pub struct AnomalyEvent {
 impl fmt::Display for AnomalyEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.severity {
-            Severity::Normal => write!(f, "{} back to normal: {:.4} (baseline {:.4})", self.signal, self.value, self.baseline),
+            Severity::Normal => {
+                write!(f, "{} back to normal: {:.4} (baseline {:.4})", self.signal, self.value, self.baseline)
+            }
             severity => write!(
                 f,
                 "{} {}: {:.4} against a baseline of {:.4} ({:.1} spreads above)",
@@ -342,10 +344,7 @@ fn baseline_of(recent: &VecDeque<f64>, scratch: &mut Vec<f64>, signal: Signal, c
     let kept = (scratch.len() * 4 / 5).max(1);
     scratch.select_nth_unstable_by(kept - 1, f64::total_cmp);
     let trimmed = scratch[..kept].iter().sum::<f64>() / kept as f64 / TRIMMED_MEAN_DEVIATION;
-    let spread = (1.4826 * mad)
-        .max(trimmed)
-        .max(signal.min_spread())
-        .max(config.relative_floor * median.abs());
+    let spread = (1.4826 * mad).max(trimmed).max(signal.min_spread()).max(config.relative_floor * median.abs());
     (median, spread)
 }
 
