@@ -612,6 +612,18 @@ fn print_summary(report: &Report, cli: &Cli) {
             if proxy.bans_active.is_empty() { "" } else { ", banned" }
         );
     }
+    let costs = &report.costs;
+    if costs.total.cost > 0.0 {
+        println!(
+            "cost: {:.4} for {} requests, {} per collected URL",
+            costs.total.cost,
+            costs.total.requests,
+            costs.cost_per_ok_url.map_or("-".to_owned(), |cost| format!("{cost:.6}"))
+        );
+        for advice in &costs.recommendations {
+            println!("  {advice}");
+        }
+    }
     for anomaly in &report.anomalies {
         println!("anomaly: {anomaly}");
     }

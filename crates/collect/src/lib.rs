@@ -24,6 +24,8 @@
 //!   the tally the report is made of.
 //! - `queue` (feature `redis`): a work queue on Redis Streams shared by many collectors:
 //!   enqueue, take over a dead collector's URLs, export one line per URL.
+//! - [`costs`]: what the run cost per provider, kind of proxy and site, per request and per
+//!   collected URL, and which proxies to prefer where.
 //! - [`run`]: the job itself: fetch every URL, feed the pipeline, stop cleanly on request.
 //! - [`report`]: the JSON summary.
 //! - [`telemetry`]: Prometheus `/metrics`, `/health` and `/ready`, progress on a terminal or
@@ -33,7 +35,7 @@
 //!
 //! Each module imports only from the modules listed before it; the workspace's
 //! `tests/layering.rs` reads this list and checks every import against it:
-//! `files`, `input` → `work`, `extraction`, `demo`, `stack` → `records` → `output`, `queue` → `telemetry` → `run` →
+//! `files`, `input` → `work`, `extraction`, `demo`, `stack` → `records` → `output` → `queue`, `costs` → `telemetry` → `run` →
 //! `report` → `cli`.
 //!
 //! ## The request path
@@ -72,6 +74,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod costs;
 pub mod demo;
 pub mod extraction;
 pub mod files;

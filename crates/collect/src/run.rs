@@ -242,7 +242,7 @@ impl Running {
             .into_iter()
             .filter_map(|stage| self.processor.stage_control(stage).ok())
             .collect();
-        crate::telemetry::sample_gauges(self.job.pool.clone(), stages)
+        crate::telemetry::sample_gauges(self.job.pool.clone(), stages, self.tally.clone())
     }
 
     /// Fetches every URL, `concurrency` at a time (the job's one concurrency limit), until

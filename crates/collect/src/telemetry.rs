@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::costs::Costs;
 use crate::output::{Counts, Tally};
 use crate::records::{Line, Status};
 use harvester_scaler::anomaly::{AnomalyConfig, AnomalyEvent, Detector, Signal};
@@ -193,11 +194,25 @@ fn escape_label(value: &str) -> String {
 
 /// Samples what has no natural event (proxy success rates, queue depths) into gauges every
 /// second, until aborted.
-pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>) -> JoinHandle<()> {
+pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, tally: Arc<Tally>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
+            let costs = Costs::of(&pool, &tally.counts());
+            for (provider, spend) in &costs.by_provider {
+                metrics::gauge!("harvester_proxy_spend", "provider" => provider.clone()).set(spend.cost);
+            }
+            for (host, site) in &costs.by_site {
+                let host = host_label(host).into_owned();
+                metrics::gauge!("harvester_site_ok_urls", "platform" => host.clone()).set(site.ok_urls as f64);
+                for (kind, spend) in &site.by_kind {
+                    let labels = [("platform", host.clone()), ("kind", kind.clone())];
+                    metrics::gauge!("harvester_site_spend", &labels).set(spend.cost);
+                    metrics::gauge!("harvester_site_spend_requests", &labels).set(spend.requests as f64);
+                    metrics::gauge!("harvester_site_spend_successes", &labels).set(spend.successes as f64);
+                }
+            }
             let mut by_group: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
             for proxy in pool.stats().proxies {
                 let group = (proxy.provider.unwrap_or_default(), proxy.region.unwrap_or_default());
