@@ -8,7 +8,13 @@
 //! every second, and `circuit_breaker_state{host}` (0 closed, 1 open, 2 half-open, 3 other)
 //! with `circuit_breakers_open` read from the live breakers at each scrape, so that a breaker
 //! forgotten for idleness leaves no series behind; the crates add their own
-//! (`pipeline_stage_*`, `harvester_retry_*`, `harvester_breaker_*`…).
+//! (`pipeline_stage_*`, `harvester_retry_*`, `harvester_breaker_*`…). Sampled every second
+//! too: the pool (`harvester_pool_proxies`, `_ejected`, `_banned`) and what the run cost
+//! (`harvester_proxy_spend{provider}`, `harvester_site_spend{platform, kind}` with its
+//! `_requests` and `_successes`, `harvester_site_ok_urls{platform}`); on each change of
+//! state of an anomaly, `harvester_anomaly_severity{signal}` and
+//! `harvester_anomalies_total{signal, severity}`. `ops/prometheus/harvester.rules.yml`
+//! alerts on them and `ops/grafana/harvester.json` draws them.
 //!
 //! Host labels are bounded: the first `--metrics-hosts` hosts seen (default 100) get their
 //! own, every later one counts as `other`. A crawl over 20 000 sites would otherwise make
@@ -199,6 +205,10 @@ pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, tally: Arc<Tall
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
+            let stats = pool.stats();
+            metrics::gauge!("harvester_pool_proxies").set(stats.size as f64);
+            metrics::gauge!("harvester_pool_proxies_ejected").set(stats.ejected as f64);
+            metrics::gauge!("harvester_pool_proxies_banned").set(stats.banned_somewhere as f64);
             let costs = Costs::of(&pool, &tally.counts());
             for (provider, spend) in &costs.by_provider {
                 metrics::gauge!("harvester_proxy_spend", "provider" => provider.clone()).set(spend.cost);
@@ -214,7 +224,7 @@ pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, tally: Arc<Tall
                 }
             }
             let mut by_group: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
-            for proxy in pool.stats().proxies {
+            for proxy in stats.proxies {
                 let group = (proxy.provider.unwrap_or_default(), proxy.region.unwrap_or_default());
                 let entry = by_group.entry(group).or_default();
                 entry.0 += proxy.successes;
