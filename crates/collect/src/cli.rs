@@ -307,6 +307,7 @@ async fn export(args: ExportArgs) -> ExitCode {
         Err(e) => return refuse(e),
     };
     match queue.export(&args.out).await {
+        Err(e @ crate::queue::QueueError::Empty { .. }) => refuse(e),
         Ok(exported) => {
             println!(
                 "exported {} lines ({} dead URLs) from queue {} to {}",

@@ -89,6 +89,12 @@ pub enum QueueError {
     /// A setting is out of range.
     #[error("{0}")]
     Config(String),
+    /// The queue holds no URL: never enqueued on this Redis (or under this name).
+    #[error("queue {name:?} has no URLs on this Redis (was `collect enqueue` run with this --redis and --queue?)")]
+    Empty {
+        /// The queue's name.
+        name: String,
+    },
 }
 
 /// A queue's name: 1 to 64 letters, digits, `.`, `_` or `-`, so that it is one key part
@@ -298,6 +304,10 @@ impl Queue {
     /// Writes one line per URL to `out` (atomically: a temporary file renamed over it):
     /// every result, then a failed line for each dead URL without one.
     pub async fn export(&self, out: &Path) -> Result<Exported, QueueError> {
+        if self.status().await?.enqueued == 0 {
+            // A typo in the name or the wrong Redis: do not write an empty file over `out`.
+            return Err(QueueError::Empty { name: self.name.as_str().to_owned() });
+        }
         let output = |source| QueueError::Output { path: out.to_owned(), source };
         let temporary = temporary_beside(out);
         let file = tokio::fs::File::create(&temporary).await.map_err(output)?;

@@ -307,6 +307,7 @@ fn bad_queue_input_exits_with_code_2_before_any_work() {
         (vec!["enqueue", "--redis", &live, "--queue", "", "--urls", urls], "1 to 64"),
         (vec!["enqueue", "--redis", &live, "--queue", "shop", "--urls", bad_urls], "line 2"),
         (vec!["export", "--redis", &unreachable, "--queue", "shop", "--out", out_arg], "--redis"),
+        (vec!["export", "--redis", &live, "--queue", "never-enqueued", "--out", out_arg], "has no URLs"),
     ];
     for (args, expected) in cases {
         let output = run(&args);
