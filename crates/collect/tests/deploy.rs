@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use harvester_testbed::support::{Redis, ServerProcess, eventually, eventually_some};
+use harvester_testbed::support::{Redis, ServerProcess, eventually, eventually_some, find_program};
 use harvester_testbed::{FaultProxy, TargetServer, free_port};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -836,6 +836,42 @@ fn prometheus_and_the_probes_reach_every_collector_on_its_metrics_port() {
     assert_eq!(annotations["prometheus.io/path"].as_str(), Some("/metrics"));
     let probed: BTreeSet<(&str, u16)> = collector.probes.iter().map(|(path, port)| (path.as_str(), *port)).collect();
     assert_eq!(probed, BTreeSet::from([("/health", port), ("/ready", port)]));
+}
+
+#[test]
+fn the_compose_prometheus_config_and_the_rules_it_loads_pass_promtool() {
+    // /etc/prometheus as the compose file mounts it.
+    let services = compose_services();
+    let (_, prometheus) = services
+        .iter()
+        .find(|(_, service)| service["image"].as_str().is_some_and(|image| image.starts_with("prom/prometheus")))
+        .expect("compose runs Prometheus");
+    let etc = tempfile::tempdir().expect("temp dir");
+    for volume in string_list(&prometheus["volumes"], "prometheus volumes").unwrap_or_default() {
+        let mut parts = volume.split(':');
+        let (source, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        let name = target.strip_prefix("/etc/prometheus/").expect("mounted in /etc/prometheus");
+        std::fs::write(etc.path().join(name), read(&deploy_dir().join(source))).expect("copy a mounted file");
+    }
+    let promtool = find_program("promtool").expect("promtool is installed (scripts/test.sh installs prometheus)");
+    let output = Command::new(promtool)
+        .args(["check", "config", "prometheus.yml"])
+        .current_dir(etc.path())
+        .output()
+        .expect("promtool runs");
+    let said = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "promtool check config:\n{said}");
+
+    // The jobs the rules watch are the jobs it scrapes.
+    let config = &load("prometheus.yml")[0];
+    let jobs: BTreeSet<&str> =
+        config["scrape_configs"].as_vec().into_iter().flatten().map(|job| text(&job["job_name"], "job_name")).collect();
+    for file in string_list(&config["rule_files"], "rule_files").unwrap_or_default() {
+        let rules = read(&etc.path().join(file));
+        for watched in rules.split("job=\"").skip(1).filter_map(|rest| rest.split('"').next()) {
+            assert!(jobs.contains(watched), "the rules watch job {watched:?}; prometheus.yml scrapes {jobs:?}");
+        }
+    }
 }
 
 /// The command line of each deploy's Redis: compose's and the manifests'.
