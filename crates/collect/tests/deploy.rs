@@ -661,7 +661,7 @@ fn matcher<'a>(selector: &'a str, label: &str) -> Option<&'a str> {
     rest.split('"').next()
 }
 
-/// The HPA, the Deployment it scales and the Deployment's collector.
+/// The HPA, and the collector of the Deployment it scales.
 fn autoscaled(docs: &[(String, Yaml)]) -> (&Yaml, Invocation) {
     let (_, hpa) = docs
         .iter()
@@ -672,7 +672,7 @@ fn autoscaled(docs: &[(String, Yaml)]) -> (&Yaml, Invocation) {
     assert_eq!(text(&target["kind"], "scaleTargetRef.kind"), "Deployment");
     assert_eq!(text(&target["apiVersion"], "scaleTargetRef.apiVersion"), "apps/v1");
     let name = text(&target["name"], "scaleTargetRef.name");
-    manifest(docs, "Deployment", name);
+    manifest(docs, "Deployment", name); // panics unless it exists
     let collector = k8s_invocations(&image())
         .into_iter()
         .find(|i| i.origin.ends_with(&format!(" Deployment {name}")) && i.is_collector())
