@@ -165,7 +165,21 @@ impl QueueStatus {
     pub fn drained(&self) -> bool {
         self.waiting == 0 && self.pending == 0
     }
+
+    /// URLs waiting or held. When Redis cannot tell how many wait (no `lag`), every URL
+    /// neither done nor dead is counted: the depth never reads as a huge number that would
+    /// scale collectors to their maximum.
+    pub fn depth(&self) -> u64 {
+        if self.waiting == UNKNOWN_LAG {
+            self.enqueued.saturating_sub(self.done.saturating_add(self.dead)).max(self.pending)
+        } else {
+            self.waiting.saturating_add(self.pending)
+        }
+    }
 }
+
+/// `waiting` when Redis cannot compute the group's lag: never drained.
+const UNKNOWN_LAG: u64 = u64::MAX;
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,7 +486,7 @@ fn group_backlog(groups: &redis::Value, enqueued: u64) -> (u64, u64) {
         // `lag` is nil when Redis cannot tell (entries deleted): then count as waiting
         // whatever is neither done, dead nor pending, which the caller cannot see here;
         // err on the side of "not drained".
-        let waiting = number("lag").unwrap_or(u64::MAX);
+        let waiting = number("lag").unwrap_or(UNKNOWN_LAG);
         return (waiting, pending);
     }
     (enqueued, 0)
@@ -658,7 +672,7 @@ impl QueueWork {
     async fn drained(&self) -> bool {
         match self.queue.status().await {
             Ok(status) => {
-                let depth = status.waiting.saturating_add(status.pending);
+                let depth = status.depth();
                 metrics::gauge!("processing_queue_depth", "queue_name" => self.depth_label.clone()).set(depth as f64);
                 status.drained()
             }
@@ -801,7 +815,11 @@ mod tests {
         // Before any collector joined, everything enqueued waits.
         assert_eq!(group_backlog(&Value::Array(vec![]), 100), (100, 0));
         // Redis cannot tell the lag: never taken for drained.
-        let unknown = Value::Array(vec![group(GROUP, 0, Value::Nil)]);
-        assert!(!QueueStatus { waiting: group_backlog(&unknown, 1).0, ..QueueStatus::default() }.drained());
+        let unknown = Value::Array(vec![group(GROUP, 2, Value::Nil)]);
+        let (waiting, pending) = group_backlog(&unknown, 10);
+        let status = QueueStatus { enqueued: 10, done: 5, dead: 1, waiting, pending };
+        assert!(!status.drained());
+        // The depth is then what is neither done nor dead, never a huge number.
+        assert_eq!(status.depth(), 4);
     }
 }
