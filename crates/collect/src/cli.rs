@@ -262,12 +262,21 @@ pub fn main() -> ExitCode {
 /// Connects to the queue's Redis, which must answer: nothing is done without it.
 #[cfg(feature = "redis")]
 async fn open_queue(args: &QueueArgs) -> Result<crate::queue::Queue, String> {
-    use harvester_resilience::distributed::RedisConnection;
     let name = crate::queue::QueueName::parse(&args.queue).map_err(|e| e.to_string())?;
-    let config = redis_config(&args.redis);
+    Ok(crate::queue::Queue::new(connect_queue_redis(&args.redis).await?, name))
+}
+
+/// A connection for a queue: it must answer now, and its commands carry whole pages (a
+/// line holds a page's text), so they get a long response timeout.
+#[cfg(feature = "redis")]
+async fn connect_queue_redis(url: &str) -> Result<harvester_resilience::distributed::RedisConnection, String> {
+    use harvester_resilience::distributed::RedisConnection;
+    let config = harvester_resilience::distributed::RedisConfig {
+        response_timeout: crate::queue::RESPONSE_TIMEOUT,
+        ..redis_config(url)
+    };
     config.validate().map_err(|e| format!("--redis: {e}"))?;
-    let redis = RedisConnection::connect(&config).await.map_err(|e| format!("--redis: {e}"))?;
-    Ok(crate::queue::Queue::new(redis, name))
+    RedisConnection::connect(&config).await.map_err(|e| format!("--redis: {e}"))
 }
 
 #[cfg(feature = "redis")]
@@ -427,7 +436,7 @@ async fn collect(cli: Cli) -> ExitCode {
         Some(urls) => Box::new(List::new(urls.targets).with_duplicates(urls.duplicates as u64)),
         #[cfg(feature = "redis")]
         None => {
-            let (Some(redis), Some(name)) = (&redis, queue_name) else {
+            let (Some(url), Some(name)) = (cli.redis.as_deref(), queue_name) else {
                 return refuse("--queue needs --redis");
             };
             let settings = crate::queue::WorkerSettings {
@@ -437,7 +446,21 @@ async fn collect(cli: Cli) -> ExitCode {
                 follow: cli.follow,
                 concurrency: cli.concurrency as usize,
             };
-            match crate::queue::Queue::new(redis.clone(), name).work(&settings) {
+            // The queue gets its own connection: its lines are large, and the rate limit's
+            // short response timeout would cut their writes.
+            let queue_redis = match connect_queue_redis(url).await {
+                Ok(connection) => connection,
+                Err(e) => return refuse(e),
+            };
+            let queue = crate::queue::Queue::new(queue_redis, name);
+            match queue.status().await {
+                Ok(status) if status.enqueued == 0 && !cli.follow => {
+                    return refuse(crate::queue::QueueError::Empty { name: queue.name().as_str().to_owned() });
+                }
+                Ok(_) => {}
+                Err(e) => return refuse(e),
+            }
+            match queue.work(&settings) {
                 Ok(work) => Box::new(work),
                 Err(e) => return refuse(e),
             }
@@ -491,13 +514,22 @@ async fn collect(cli: Cli) -> ExitCode {
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     background.push(tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        // SIGTERM (what Docker and Kubernetes send) stops as Ctrl-C does.
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut stop_signal = async || match terminate.as_mut() {
+            Some(terminate) => tokio::select! {
+                interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
+                terminated = terminate.recv() => terminated.is_some(),
+            },
+            None => tokio::signal::ctrl_c().await.is_ok(),
+        };
+        if stop_signal().await {
             eprintln!(
-                "collect: stopping (Ctrl-C): in-flight fetches get one timeout to finish; Ctrl-C again to quit now"
+                "collect: stopping (Ctrl-C or SIGTERM): in-flight fetches get one timeout to finish; again to quit now"
             );
             let _ = stop_tx.send(true);
         }
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if stop_signal().await {
             eprintln!("collect: quitting now: URLs in flight are missing from --out");
             std::process::exit(130);
         }

@@ -158,7 +158,16 @@ impl Sink<DeadLetter<Fetched>> for FailedLines {
         let lines: Vec<Fetched> = batch
             .iter()
             .map(|letter| {
-                letter.record.clone().fail(format!("pipeline: stage {} gave up: {}", letter.stage, letter.error))
+                let settled = letter.record.line.is_final() && letter.stage != self.0.name();
+                let mut line =
+                    letter.record.clone().fail(format!("pipeline: stage {} gave up: {}", letter.stage, letter.error));
+                // A URL whose line the output itself could not take, or one a stop cut
+                // short, is not done for good: its receipt is not settled, so a queue hands
+                // the URL out again instead of keeping this collector's failure as its result.
+                if !settled {
+                    line.receipt = None;
+                }
+                line
             })
             .collect();
         self.0.write(&lines).await

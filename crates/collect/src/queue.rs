@@ -31,8 +31,10 @@
 //! `:urls:dead`, `:seen`, `:done`, `:results`; the `{NAME}` hash tag puts them in one slot
 //! of a Redis Cluster.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -47,14 +49,20 @@ use crate::input::{self, InputError, Target};
 use crate::records::{Line, Status};
 use crate::work::{Assignment, Receipt, Work, WorkError};
 
+/// The longest wait for Redis to answer a queue command: the commands carry whole lines
+/// (a page's text each), far more than the rate limit's small scripts.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The consumer group every collector of a queue joins.
 const GROUP: &str = "collectors";
 /// URLs sent to Redis per enqueue script call.
 const ENQUEUE_BATCH: usize = 500;
-/// Entries read per round trip when exporting.
-const EXPORT_PAGE: usize = 1_000;
-/// Results written per completion script call.
+/// Entries read per round trip when exporting (a line holds a page's text: tens of KB).
+const EXPORT_PAGE: usize = 100;
+/// Results written per completion script call, at most…
 const COMPLETE_BATCH: usize = 256;
+/// …and at most this many bytes of lines (one line may exceed it alone).
+const COMPLETE_BYTES: usize = 1 << 20;
 /// How often an idle collector asks whether the queue is drained (and samples its depth).
 const POLL_EVERY: Duration = Duration::from_millis(500);
 /// Longest a finishing collector waits for Redis to take its last results.
@@ -166,20 +174,11 @@ impl QueueStatus {
         self.waiting == 0 && self.pending == 0
     }
 
-    /// URLs waiting or held. When Redis cannot tell how many wait (no `lag`), every URL
-    /// neither done nor dead is counted: the depth never reads as a huge number that would
-    /// scale collectors to their maximum.
+    /// URLs waiting or held: the queue's depth.
     pub fn depth(&self) -> u64 {
-        if self.waiting == UNKNOWN_LAG {
-            self.enqueued.saturating_sub(self.done.saturating_add(self.dead)).max(self.pending)
-        } else {
-            self.waiting.saturating_add(self.pending)
-        }
+        self.waiting.saturating_add(self.pending)
     }
 }
-
-/// `waiting` when Redis cannot compute the group's lag: never drained.
-const UNKNOWN_LAG: u64 = u64::MAX;
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,10 +255,11 @@ impl Queue {
         }
         let mut urls = UrlLines::open(path).await?;
         let mut batch = Vec::with_capacity(ENQUEUE_BATCH);
-        let mut added = 0;
+        let (mut added, mut sent) = (0, 0u64);
         loop {
             let target = urls.next().await?;
             let end = target.is_none();
+            sent += u64::from(!end);
             batch.extend(target);
             if batch.len() == ENQUEUE_BATCH || (end && !batch.is_empty()) {
                 added += self.push(&batch).await?;
@@ -269,18 +269,20 @@ impl Queue {
                 break;
             }
         }
-        Ok(Enqueued { added, already_queued: lines - added })
+        // Counted as sent: a file that grew between the passes is counted as it was read.
+        Ok(Enqueued { added, already_queued: sent.saturating_sub(added) })
     }
 
     /// Adds `batch` (each URL unless already seen by the queue); returns how many went in.
+    /// Retried a few times: the script is idempotent (a URL seen is not added again).
     async fn push(&self, batch: &[Target]) -> Result<u64, QueueError> {
-        let keys = self.keys.clone();
         let args: Vec<(String, String)> = batch
             .iter()
             .map(|target| (target.url.to_string(), serde_json::json!({ "url": &*target.url }).to_string()))
             .collect();
-        self.redis
-            .run(|mut connection| async move {
+        retried(|| {
+            let (keys, args) = (self.keys.clone(), args.clone());
+            self.redis.run(move |mut connection| async move {
                 let mut call = ENQUEUE.key(&keys.urls);
                 call.key(&keys.seen);
                 for (url, data) in &args {
@@ -288,35 +290,46 @@ impl Queue {
                 }
                 call.invoke_async(&mut connection).await
             })
-            .await
-            .map_err(|e| QueueError::Redis(e.to_string()))
+        })
+        .await
     }
 
     /// Where the queue stands now.
     pub async fn status(&self) -> Result<QueueStatus, QueueError> {
         let keys = self.keys.clone();
-        let (enqueued, done, dead, groups): (u64, u64, u64, redis::Value) = self
+        let (enqueued, done, dead, (pending, lag, any)): (u64, u64, u64, (i64, i64, i64)) = self
             .redis
             .run(|mut connection| async move {
-                redis::pipe()
+                let (enqueued, done, dead): (u64, u64, u64) = redis::pipe()
                     .cmd("SCARD")
                     .arg(&keys.seen)
                     .cmd("HLEN")
                     .arg(&keys.done)
                     .cmd("XLEN")
                     .arg(&keys.dead)
-                    .add_command(status_groups(&keys.urls))
                     .query_async(&mut connection)
-                    .await
+                    .await?;
+                let mut backlog = BACKLOG.key(&keys.urls);
+                backlog.arg(GROUP);
+                Ok((enqueued, done, dead, backlog.invoke_async(&mut connection).await?))
             })
             .await
             .map_err(|e| QueueError::Redis(e.to_string()))?;
-        let (waiting, pending) = group_backlog(&groups, enqueued);
+        // No group yet (no collector joined): everything enqueued waits.
+        let Ok(pending) = u64::try_from(pending) else {
+            return Ok(QueueStatus { enqueued, done, dead, waiting: enqueued, pending: 0 });
+        };
+        let outstanding = enqueued.saturating_sub(done.saturating_add(dead).saturating_add(pending));
+        let waiting = waiting(lag, any, outstanding);
         Ok(QueueStatus { enqueued, done, dead, waiting, pending })
     }
 
     /// Writes one line per URL to `out` (atomically: a temporary file renamed over it):
-    /// every result, then a failed line for each dead URL without one.
+    /// every result, then a failed line for each dead URL without one, then the results
+    /// that came in meanwhile (collectors may still be running). Results are unique per URL
+    /// (one script writes a URL's first result only); a URL dead-lettered twice (a crash
+    /// between the dead-letter write and its acknowledgement) is written once, and a dead
+    /// URL that got its result after all is written with the result.
     pub async fn export(&self, out: &Path) -> Result<Exported, QueueError> {
         if self.status().await?.enqueued == 0 {
             // A typo in the name or the wrong Redis: do not write an empty file over `out`.
@@ -326,22 +339,11 @@ impl Queue {
         let temporary = temporary_beside(out);
         let file = tokio::fs::File::create(&temporary).await.map_err(output)?;
         let mut writer = tokio::io::BufWriter::new(file);
-        let mut lines = 0;
+        let (mut lines, mut results_cursor) = (0, "-".to_owned());
+        lines += self.export_results(&mut writer, &mut results_cursor, &HashSet::new(), out).await?;
+        // Dead URLs without a result, each once; their set is as large as the dead stream.
+        let mut dead_written = HashSet::new();
         let mut after = "-".to_owned();
-        loop {
-            let page = self.range(&self.keys.results, &after).await?;
-            let Some(last) = page.last() else { break };
-            after = format!("({}", last.id);
-            for entry in &page {
-                if let Some(line) = entry.get::<Vec<u8>>("line") {
-                    writer.write_all(&line).await.map_err(output)?;
-                    writer.write_all(b"\n").await.map_err(output)?;
-                    lines += 1;
-                }
-            }
-        }
-        let mut dead = 0;
-        after = "-".to_owned();
         loop {
             let page = self.range(&self.keys.dead, &after).await?;
             let Some(last) = page.last() else { break };
@@ -356,31 +358,68 @@ impl Queue {
                 })
                 .collect();
             let done = self.done(urls.iter().map(|(url, _)| url.as_str())).await?;
-            for ((url, reason), done) in urls.iter().zip(done) {
-                if !done {
-                    let line = dead_line(url, reason);
-                    writer.write_all(&line).await.map_err(output)?;
+            for ((url, reason), done) in urls.into_iter().zip(done) {
+                if !done && !dead_written.contains(&url) {
+                    writer.write_all(&dead_line(&url, &reason)).await.map_err(output)?;
                     writer.write_all(b"\n").await.map_err(output)?;
-                    dead += 1;
+                    dead_written.insert(url);
                 }
             }
         }
+        // Results written while the dead stream was read: a URL found dead above and done
+        // now has its dead line already, and keeps it.
+        lines += self.export_results(&mut writer, &mut results_cursor, &dead_written, out).await?;
+        let dead = dead_written.len() as u64;
         writer.flush().await.map_err(output)?;
         let file = writer.into_inner();
         file.sync_all().await.map_err(output)?;
         drop(file);
         tokio::fs::rename(&temporary, out).await.map_err(output)?;
+        if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            // The rename itself is durable once its directory is synced.
+            if let Ok(dir) = tokio::fs::File::open(dir).await {
+                let _ = dir.sync_all().await;
+            }
+        }
         let status = self.status().await?;
         let written = lines + dead;
         Ok(Exported { lines: written, dead, unfinished: status.enqueued.saturating_sub(written) })
     }
 
-    /// Up to a page of `key`'s entries after `after` (`-`, or `(id`).
+    /// Writes the results after `cursor` (moving it past them), except those of `skip`;
+    /// returns how many lines it wrote.
+    async fn export_results(
+        &self,
+        writer: &mut tokio::io::BufWriter<tokio::fs::File>,
+        cursor: &mut String,
+        skip: &HashSet<String>,
+        out: &Path,
+    ) -> Result<u64, QueueError> {
+        let output = |source| QueueError::Output { path: out.to_owned(), source };
+        let mut lines = 0;
+        loop {
+            let page = self.range(&self.keys.results, cursor).await?;
+            let Some(last) = page.last() else { return Ok(lines) };
+            *cursor = format!("({}", last.id);
+            for entry in &page {
+                let url: Option<String> = entry.get("url");
+                if url.as_ref().is_some_and(|url| skip.contains(url)) {
+                    continue;
+                }
+                if let Some(line) = entry.get::<Vec<u8>>("line") {
+                    writer.write_all(&line).await.map_err(output)?;
+                    writer.write_all(b"\n").await.map_err(output)?;
+                    lines += 1;
+                }
+            }
+        }
+    }
+
+    /// Up to a page of `key`'s entries after `after` (`-`, or `(id`), retried: a read.
     async fn range(&self, key: &str, after: &str) -> Result<Vec<redis::streams::StreamId>, QueueError> {
-        let (key, after) = (key.to_owned(), after.to_owned());
-        let reply: redis::streams::StreamRangeReply = self
-            .redis
-            .run(|mut connection| async move {
+        let reply: redis::streams::StreamRangeReply = retried(|| {
+            let (key, after) = (key.to_owned(), after.to_owned());
+            self.redis.run(|mut connection| async move {
                 redis::cmd("XRANGE")
                     .arg(&key)
                     .arg(&after)
@@ -390,8 +429,8 @@ impl Queue {
                     .query_async(&mut connection)
                     .await
             })
-            .await
-            .map_err(|e| QueueError::Redis(e.to_string()))?;
+        })
+        .await?;
         Ok(reply.ids)
     }
 
@@ -416,7 +455,9 @@ impl Queue {
     /// queue's URLs until it is drained.
     pub fn work(&self, settings: &WorkerSettings) -> Result<QueueWork, QueueError> {
         let config = StreamConfig {
-            read_count: settings.concurrency.clamp(1, 100),
+            // One at a time: a collector holds no more URLs than it can start, plus one on
+            // its way, so that a stop hands back little (see `stop_taking`).
+            read_count: 1,
             block: Duration::from_millis(500),
             visibility_timeout: settings.claim_idle,
             max_deliveries: settings.max_deliveries,
@@ -427,70 +468,85 @@ impl Queue {
         let (inbox, deliveries) = mpsc::channel(settings.concurrency.max(1));
         let source = source.spawn(inbox).map_err(|e| QueueError::Config(format!("--queue: {e}")))?;
         let (completions, unsent) = mpsc::unbounded_channel();
-        let completer = tokio::spawn(complete(self.redis.clone(), self.keys.clone(), unsent));
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let completer = tokio::spawn(complete(self.redis.clone(), self.keys.clone(), unsent, backlog.clone()));
+        let mut poll = tokio::time::interval(POLL_EVERY);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(QueueWork {
             queue: self.clone(),
             deliveries: Some(deliveries),
             source: Some(source),
             completions: Some(completions),
             completer: Some(completer),
+            backlog,
+            // Results waiting for Redis beyond this stop the taking of new URLs.
+            max_backlog: settings.concurrency.max(1) * 2,
             follow: settings.follow,
-            poll: tokio::time::interval(POLL_EVERY),
+            poll,
             depth_label: format!("work-{}", self.name.as_str()),
         })
     }
 }
 
-/// `XINFO GROUPS` of the stream (an empty reply when the stream does not exist yet).
-fn status_groups(stream: &str) -> redis::Cmd {
-    let mut command = redis::cmd("EVAL");
-    command.arg(XINFO_GROUPS).arg(1).arg(stream);
-    command
-}
+/// The collectors' group's URLs held (`pending`), not yet read as Redis counts them
+/// (`lag`, -1 when it cannot tell), and whether any entry follows the group's last
+/// delivered one (1 or 0): `{pending, lag, any}`; `{-1, -1, -1}` before the group exists.
+/// `KEYS`: the stream. `ARGV`: the group. The lag alone cannot be trusted: after an entry
+/// is deleted it is nil, and once the group read past the deleted entry Redis counts it
+/// again as waiting; "any" is exact.
+static BACKLOG: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, -1, -1} end
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local field = {}
+  for i = 1, #group, 2 do field[group[i]] = group[i + 1] end
+  if field['name'] == ARGV[1] then
+    local lag = field['lag']
+    if type(lag) ~= 'number' then lag = -1 end
+    local any = #redis.call('XRANGE', KEYS[1], '(' .. field['last-delivered-id'], '+', 'COUNT', 1)
+    return {field['pending'], lag, any}
+  end
+end
+return {-1, -1, -1}
+",
+    )
+});
 
-/// Returns `XINFO GROUPS` of `KEYS[1]`, or nothing when the stream does not exist.
-const XINFO_GROUPS: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
-return redis.call('XINFO', 'GROUPS', KEYS[1])
-";
-
-/// The collectors' group's URLs not yet read (`lag`) and held (`pending`). Before any
-/// collector joined, every enqueued URL is waiting.
-fn group_backlog(groups: &redis::Value, enqueued: u64) -> (u64, u64) {
-    let redis::Value::Array(groups) = groups else { return (enqueued, 0) };
-    for group in groups {
-        let fields: Vec<(String, redis::Value)> = match group {
-            redis::Value::Array(items) => items
-                .chunks(2)
-                .filter_map(|pair| match pair {
-                    [name, value] => redis::from_redis_value_ref::<String>(name).ok().map(|n| (n, value.clone())),
-                    _ => None,
-                })
-                .collect(),
-            redis::Value::Map(items) => items
-                .iter()
-                .filter_map(|(name, value)| {
-                    redis::from_redis_value_ref::<String>(name).ok().map(|n| (n, value.clone()))
-                })
-                .collect(),
-            _ => continue,
-        };
-        let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, value)| value);
-        let is_ours =
-            field("name").and_then(|v| redis::from_redis_value_ref::<String>(v).ok()).as_deref() == Some(GROUP);
-        if !is_ours {
-            continue;
-        }
-        let number = |name: &str| field(name).and_then(|v| redis::from_redis_value_ref::<u64>(v).ok());
-        let pending = number("pending").unwrap_or(0);
-        // `lag` is nil when Redis cannot tell (entries deleted): then count as waiting
-        // whatever is neither done, dead nor pending, which the caller cannot see here;
-        // err on the side of "not drained".
-        let waiting = number("lag").unwrap_or(UNKNOWN_LAG);
-        return (waiting, pending);
+/// How many URLs wait, from [`BACKLOG`]'s reply: none when no entry follows the group's
+/// last delivered one; Redis' lag when it has one; else what is neither done, dead nor
+/// held (at least one).
+fn waiting(lag: i64, any: i64, outstanding: u64) -> u64 {
+    match (any, u64::try_from(lag)) {
+        (0, _) => 0,
+        (_, Ok(lag)) if lag > 0 => lag,
+        _ => outstanding.max(1),
     }
-    (enqueued, 0)
 }
+
+/// `attempt` until it succeeds, at most [`ATTEMPTS`] times, waiting a little longer each
+/// time: for the commands that may simply be sent again.
+async fn retried<T, F, Fut>(mut attempt: F) -> Result<T, QueueError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, harvester_redis::RedisError>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if tries + 1 >= ATTEMPTS => return Err(QueueError::Redis(error.to_string())),
+            Err(error) => {
+                tries += 1;
+                tracing::warn!(%error, tries, "queue: Redis command failed; trying again");
+                tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(tries)).await;
+            }
+        }
+    }
+}
+
+/// Tries of a command [`retried`] makes.
+const ATTEMPTS: u32 = 5;
 
 /// A queued URL, as its stream entry's `data` field holds it.
 #[derive(Debug, Clone, Deserialize)]
@@ -598,35 +654,60 @@ struct Completion {
 /// Writes final lines to the results in batches, retrying while Redis is away, and
 /// acknowledges each URL's entry once its line is in. Ends when every sender is gone and
 /// everything sent is written.
-async fn complete(redis: RedisConnection, keys: Arc<Keys>, mut completions: mpsc::UnboundedReceiver<Completion>) {
-    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
-    while completions.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
-        let mut failures = 0u32;
-        loop {
-            let keys = keys.clone();
-            let args: Vec<(&str, &[u8])> = batch.iter().map(|c| (c.url.as_str(), c.line.as_slice())).collect();
-            let written: Result<u64, _> = redis
-                .run(|mut connection| async move {
-                    let mut call = COMPLETE.key(&keys.done);
-                    call.key(&keys.results);
-                    for (url, line) in &args {
-                        call.arg(*url).arg(*line);
-                    }
-                    call.invoke_async(&mut connection).await
+async fn complete(
+    redis: RedisConnection,
+    keys: Arc<Keys>,
+    mut completions: mpsc::UnboundedReceiver<Completion>,
+    backlog: Arc<AtomicUsize>,
+) {
+    let mut waiting = Vec::with_capacity(COMPLETE_BATCH);
+    while completions.recv_many(&mut waiting, COMPLETE_BATCH).await > 0 {
+        // A line holds a page's text: batches are bounded by bytes too.
+        while !waiting.is_empty() {
+            let mut bytes = 0;
+            let take = waiting
+                .iter()
+                .take_while(|completion| {
+                    bytes += completion.line.len() + completion.url.len();
+                    bytes <= COMPLETE_BYTES
                 })
-                .await;
-            match written {
-                Ok(_) => break,
-                Err(error) => {
-                    failures += 1;
-                    let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(Duration::from_secs(5));
-                    tracing::warn!(%error, ?wait, urls = batch.len(), "queue: cannot write results to Redis; retrying");
-                    tokio::time::sleep(wait).await;
-                }
+                .count()
+                .max(1);
+            let batch: Vec<Completion> = waiting.drain(..take).collect();
+            write_results(&redis, &keys, &batch).await;
+            backlog.fetch_sub(batch.len(), Ordering::Relaxed);
+            for completion in batch {
+                completion.delivery.ack();
             }
         }
-        for completion in batch.drain(..) {
-            completion.delivery.ack();
+    }
+}
+
+/// Writes `batch`'s lines to the results, retrying until Redis takes them.
+async fn write_results(redis: &RedisConnection, keys: &Arc<Keys>, batch: &[Completion]) {
+    let mut failures = 0u32;
+    loop {
+        let keys = keys.clone();
+        let args: Vec<(&str, &[u8])> = batch.iter().map(|c| (c.url.as_str(), c.line.as_slice())).collect();
+        let written: Result<u64, _> = redis
+            .run(|mut connection| async move {
+                let mut call = COMPLETE.key(&keys.done);
+                call.key(&keys.results);
+                for (url, line) in &args {
+                    call.arg(*url).arg(*line);
+                }
+                call.invoke_async(&mut connection).await
+            })
+            .await;
+        match written {
+            Ok(_) => return,
+            Err(error) => {
+                failures += 1;
+                metrics::counter!("harvester_queue_result_write_failures_total").increment(1);
+                let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(Duration::from_secs(5));
+                tracing::warn!(%error, ?wait, urls = batch.len(), "queue: cannot write results to Redis; retrying");
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 }
@@ -637,6 +718,7 @@ struct QueueReceipt {
     url: String,
     delivery: Delivery<()>,
     completions: mpsc::UnboundedSender<Completion>,
+    backlog: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for QueueReceipt {
@@ -649,7 +731,9 @@ impl Receipt for QueueReceipt {
     fn settle(&self, line: &[u8]) {
         let completion = Completion { url: self.url.clone(), line: line.to_vec(), delivery: self.delivery.clone() };
         // Refused only after the work finished: the entry stays pending, fetched again.
-        let _ = self.completions.send(completion);
+        if self.completions.send(completion).is_ok() {
+            self.backlog.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -660,6 +744,9 @@ pub struct QueueWork {
     source: Option<RunningSource>,
     completions: Option<mpsc::UnboundedSender<Completion>>,
     completer: Option<JoinHandle<()>>,
+    /// Final lines settled and not yet written to the results.
+    backlog: Arc<AtomicUsize>,
+    max_backlog: usize,
     follow: bool,
     poll: tokio::time::Interval,
     depth_label: String,
@@ -688,8 +775,12 @@ impl QueueWork {
     async fn assign(&self, delivery: Delivery<QueuedUrl>) -> Option<Assignment> {
         let completions = self.completions.as_ref()?;
         let url = delivery.record().url.clone();
-        if delivery.deliveries() > 1 && self.queue.done(std::iter::once(url.as_str())).await.ok()? == [true] {
-            // A collector wrote its result and died before acknowledging it.
+        // A URL handed out again may have its result already (its collector wrote it and
+        // died before acknowledging). If Redis cannot say, it is fetched again: its second
+        // line is not added, and a glitch must not cost the URL a delivery.
+        if delivery.deliveries() > 1
+            && matches!(self.queue.done(std::iter::once(url.as_str())).await.as_deref(), Ok([true]))
+        {
             delivery.ack();
             return None;
         }
@@ -697,7 +788,12 @@ impl QueueWork {
         match Target::parse(&url) {
             Ok(target) => Some(Assignment {
                 target,
-                receipt: Some(Arc::new(QueueReceipt { url, delivery, completions: completions.clone() })),
+                receipt: Some(Arc::new(QueueReceipt {
+                    url,
+                    delivery,
+                    completions: completions.clone(),
+                    backlog: self.backlog.clone(),
+                })),
             }),
             Err(reason) => {
                 let line = Line {
@@ -711,17 +807,76 @@ impl QueueWork {
                     error: Some(format!("bad url: {reason}")),
                 };
                 let line = serde_json::to_vec(&line).unwrap_or_default();
-                let _ = completions.send(Completion { url, line, delivery });
+                if completions.send(Completion { url, line, delivery }).is_ok() {
+                    self.backlog.fetch_add(1, Ordering::Relaxed);
+                }
                 None
             }
         }
     }
+
+    /// Hands back the URLs read and not started: each is acknowledged and added again as a
+    /// new entry in one script, so that it is not counted as a delivery that failed.
+    async fn give_back(&self, unstarted: Vec<Delivery<QueuedUrl>>) {
+        if unstarted.is_empty() {
+            return;
+        }
+        let entries: Vec<(String, String)> = unstarted
+            .iter()
+            .map(|delivery| {
+                let data = serde_json::json!({ "url": delivery.record().url }).to_string();
+                (delivery.entry_id().to_owned(), data)
+            })
+            .collect();
+        let keys = self.queue.keys.clone();
+        let given = self
+            .queue
+            .redis
+            .run(|mut connection| async move {
+                let mut call = GIVE_BACK.key(&keys.urls);
+                call.arg(GROUP);
+                for (id, data) in &entries {
+                    call.arg(id).arg(data);
+                }
+                call.invoke_async::<u64>(&mut connection).await
+            })
+            .await;
+        match given {
+            Ok(count) => tracing::debug!(count, "queue: URLs not started handed back"),
+            // They stay pending: another collector takes them after --claim-idle.
+            Err(error) => tracing::warn!(%error, "queue: cannot hand back the URLs not started"),
+        }
+    }
 }
+
+/// Acknowledges entries and adds their URLs again as new entries, if they were still
+/// pending (an entry acknowledged meanwhile is left alone). `KEYS`: the stream. `ARGV`: the
+/// group, then per entry its id and `data`. Returns how many went back.
+static GIVE_BACK: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+local given = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    redis.call('XADD', KEYS[1], '*', 'data', ARGV[i + 1])
+    given = given + 1
+  end
+end
+return given
+",
+    )
+});
 
 #[async_trait]
 impl Work for QueueWork {
     async fn next(&mut self) -> Result<Option<Assignment>, WorkError> {
         loop {
+            // While Redis does not take the results, no new URL is taken: lines would pile
+            // up in memory and the fetches would be paid for nothing.
+            if self.backlog.load(Ordering::Relaxed) > self.max_backlog {
+                self.poll.tick().await;
+                continue;
+            }
             let Some(deliveries) = self.deliveries.as_mut() else { return Ok(None) };
             tokio::select! {
                 delivery = deliveries.recv() => match delivery {
@@ -750,12 +905,24 @@ impl Work for QueueWork {
         false
     }
 
-    async fn finish(&mut self) {
-        // Stop reading; what was read and not taken goes back to the queue.
+    async fn stop_taking(&mut self) {
+        // Stop reading (and reclaiming) as soon as the run takes no more URLs; those read
+        // and not started go back to the queue as they were.
         if let Some(source) = self.source.as_mut() {
             source.stop().await;
         }
-        self.deliveries = None;
+        let mut unstarted = Vec::new();
+        if let Some(mut deliveries) = self.deliveries.take() {
+            deliveries.close();
+            while let Ok(delivery) = deliveries.try_recv() {
+                unstarted.push(delivery);
+            }
+        }
+        self.give_back(unstarted).await;
+    }
+
+    async fn finish(&mut self) {
+        self.stop_taking().await;
         // The last results go in (or, past the deadline, their URLs stay pending).
         self.completions = None;
         if let Some(mut completer) = self.completer.take()
@@ -773,7 +940,6 @@ impl Work for QueueWork {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redis::Value;
 
     #[test]
     fn a_queue_name_is_one_key_part_and_its_own_hash_tag() {
@@ -787,6 +953,18 @@ mod tests {
     }
 
     #[test]
+    fn what_waits_is_exact_when_nothing_follows_and_never_zero_when_something_does() {
+        // Nothing after the last delivered entry: nothing waits, whatever the lag says.
+        assert_eq!(waiting(1, 0, 5), 0);
+        assert_eq!(waiting(-1, 0, 5), 0);
+        // Something follows: Redis' lag, or, when it cannot tell, the outstanding URLs.
+        assert_eq!(waiting(7, 1, 5), 7);
+        assert_eq!(waiting(-1, 1, 5), 5);
+        assert_eq!(waiting(-1, 1, 0), 1);
+        assert_eq!(waiting(0, 1, 0), 1);
+    }
+
+    #[test]
     fn every_key_of_a_queue_shares_its_hash_tag() {
         let keys = Keys::of("harvester:", &QueueName::parse("shop").expect("valid"));
         for key in [&keys.urls, &keys.dead, &keys.seen, &keys.done, &keys.results] {
@@ -795,31 +973,5 @@ mod tests {
         assert_eq!(keys.stream, "collect:{shop}:urls");
         // The stream source's dead-letter stream is `<stream>:dead`, in the same slot.
         assert_eq!(keys.dead, format!("harvester:{}:dead", keys.stream));
-    }
-
-    fn group(name: &str, pending: i64, lag: Value) -> Value {
-        Value::Array(vec![
-            Value::BulkString(b"name".to_vec()),
-            Value::BulkString(name.as_bytes().to_vec()),
-            Value::BulkString(b"pending".to_vec()),
-            Value::Int(pending),
-            Value::BulkString(b"lag".to_vec()),
-            lag,
-        ])
-    }
-
-    #[test]
-    fn the_backlog_is_the_collectors_groups_lag_and_pending() {
-        let groups = Value::Array(vec![group("others", 9, Value::Int(9)), group(GROUP, 3, Value::Int(5))]);
-        assert_eq!(group_backlog(&groups, 100), (5, 3));
-        // Before any collector joined, everything enqueued waits.
-        assert_eq!(group_backlog(&Value::Array(vec![]), 100), (100, 0));
-        // Redis cannot tell the lag: never taken for drained.
-        let unknown = Value::Array(vec![group(GROUP, 2, Value::Nil)]);
-        let (waiting, pending) = group_backlog(&unknown, 10);
-        let status = QueueStatus { enqueued: 10, done: 5, dead: 1, waiting, pending };
-        assert!(!status.drained());
-        // The depth is then what is neither done nor dead, never a huge number.
-        assert_eq!(status.depth(), 4);
     }
 }

@@ -297,6 +297,7 @@ impl Running {
                 let _ = sender.send(fetched.with_receipt(receipt)).await;
             });
         }
+        work.stop_taking().await;
         if interrupted && work.lists_the_rest_on_stop() {
             work_error = write_the_rest(&mut *work, &sender).await.err();
         }

@@ -60,8 +60,12 @@ pub trait Work: Send {
     /// shared queue: another collector takes them).
     fn lists_the_rest_on_stop(&self) -> bool;
 
-    /// Called once the run has written its last line: a queue hands back what it holds
-    /// and waits for its last acknowledgements.
+    /// Called as soon as the run takes no more URLs (the work ended, or a stop): a queue
+    /// stops reading and hands back what it read and did not start.
+    async fn stop_taking(&mut self) {}
+
+    /// Called once the run has written its last line: a queue waits for its last results
+    /// and acknowledgements.
     async fn finish(&mut self) {}
 }
 

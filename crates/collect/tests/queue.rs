@@ -234,6 +234,138 @@ async fn redis_restarted_mid_run_loses_nothing() {
     assert!(exported.iter().all(|line| line["status"] == "ok"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_stopped_gracefully_hands_back_what_it_did_not_start() {
+    let redis = Redis::start_durable();
+    let site = TargetServer::start().await.expect("site starts");
+    let slow = FaultProxy::slow(Duration::from_millis(300)).await.expect("proxy starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pages = 60;
+    let (list, expected) = url_list(&site, pages);
+    let urls = write(dir.path(), "urls.txt", &list);
+    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=slow\n", slow.url()));
+    enqueue(&redis, "handback", &urls);
+    let flags = ["--concurrency", "8", "--rate", "100000", "--hedge", "0", "--claim-idle", "60"];
+    let out = dir.path().join("first.jsonl");
+    let first = collector(&redis, "handback", &proxies, &out, "first", &flags);
+    let (written, redis_ref) = (&out, &redis);
+    eventually(WITHIN, "the first collector wrote lines and holds URLs", || async move {
+        !lines_of(written).is_empty() && held_by(redis_ref, "handback", "first") > 0
+    })
+    .await;
+    let pid = first.id().expect("running").to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
+    let output = tokio::time::timeout(WITHIN, first.wait_with_output()).await.expect("stops").expect("exit status");
+    assert_eq!(output.status.code(), Some(130), "SIGTERM stops as Ctrl-C: {}", String::from_utf8_lossy(&output.stderr));
+    // What it had read and not started went back (at most the one read on its way in is
+    // left to be taken over); what it fetched went to the results.
+    let left = held_by(&redis, "handback", "first");
+    assert!(left <= 1, "{left} URLs left held by the stopped collector");
+    // Taken over at once by a collector that allows one delivery only: a URL handed back is
+    // a new entry, not a second delivery.
+    let second = collector(
+        &redis,
+        "handback",
+        &proxies,
+        &dir.path().join("second.jsonl"),
+        "second",
+        &["--claim-idle", "0.5", "--max-deliveries", "2", "--rate", "100000"],
+    );
+    succeeds(second, "second").await;
+    let exported = export(&redis, "handback", &dir.path().join("export.jsonl"));
+    let counts = by_url(&exported);
+    assert_eq!(counts.keys().cloned().collect::<HashSet<_>>(), expected);
+    assert!(counts.values().all(|&n| n == 1));
+    assert!(
+        exported.iter().all(|line| line["status"] == "ok"),
+        "none dead: {:?}",
+        exported.iter().find(|l| l["status"] != "ok")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_writes_each_url_once_whatever_the_dead_stream_holds() {
+    let redis = Redis::start_durable();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let urls = write(dir.path(), "urls.txt", "http://127.0.0.1:9/a\nhttp://127.0.0.1:9/b\nhttp://127.0.0.1:9/c\n");
+    enqueue(&redis, "ledger", &urls);
+    let key = |suffix: &str| format!("harvester:collect:{{ledger}}:{suffix}");
+    let data = |url: &str| format!("{{\"url\":\"{url}\"}}");
+    // a: a result. b: dead twice (a crash between the dead letter and its acknowledgement).
+    // c: dead, then finished after all by its slow first collector.
+    for (url, line) in [("http://127.0.0.1:9/a", "{\"url\":\"a-ok\"}"), ("http://127.0.0.1:9/c", "{\"url\":\"c-ok\"}")]
+    {
+        redis_cli(&redis, &["HSETNX", &key("done"), url, "1"]);
+        redis_cli(&redis, &["XADD", &key("results"), "*", "url", url, "line", line]);
+    }
+    for url in ["http://127.0.0.1:9/b", "http://127.0.0.1:9/b", "http://127.0.0.1:9/c"] {
+        redis_cli(
+            &redis,
+            &[
+                "XADD",
+                &key("urls:dead"),
+                "*",
+                "data",
+                &data(url),
+                "dead_reason",
+                "delivered 4 times without being stored",
+            ],
+        );
+    }
+    let exported = export(&redis, "ledger", &dir.path().join("export.jsonl"));
+    let urls: Vec<&str> = exported.iter().map(|line| line["url"].as_str().expect("url")).collect();
+    assert_eq!(urls, ["a-ok", "c-ok", "http://127.0.0.1:9/b"], "{exported:?}");
+    assert!(exported[2]["error"].as_str().is_some_and(|e| e.starts_with("dead: delivered 4 times")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_whose_lag_redis_cannot_tell_is_drained_only_when_nothing_follows() {
+    let redis = Redis::start_durable();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let urls = write(dir.path(), "urls.txt", "http://127.0.0.1:9/a\nhttp://127.0.0.1:9/b\nhttp://127.0.0.1:9/c\n");
+    enqueue(&redis, "lag", &urls);
+    let stream = "harvester:collect:{lag}:urls";
+    redis_cli(&redis, &["XGROUP", "CREATE", stream, "collectors", "0"]);
+    // One read and held; the next one deleted: Redis no longer knows the lag.
+    let read =
+        redis_cli(&redis, &["XREADGROUP", "GROUP", "collectors", "someone", "COUNT", "1", "STREAMS", stream, ">"]);
+    assert!(read.contains("/a"), "{read}");
+    let ids = redis_cli(&redis, &["XRANGE", stream, "-", "+"]);
+    let second = ids
+        .lines()
+        .filter(|line| line.contains('-') && !line.contains("http"))
+        .nth(1)
+        .expect("a second entry")
+        .to_owned();
+    redis_cli(&redis, &["XDEL", stream, &second]);
+    let info = redis_cli(&redis, &["XINFO", "GROUPS", stream]);
+    assert!(info.contains("lag\n\n") || !info.contains("lag\n0"), "the lag is unknown: {info}");
+    // A following collector of this queue would see one held and one waiting: the depth is
+    // 2, and the queue is not drained; its /metrics says so.
+    let site = TargetServer::start().await.expect("site starts");
+    let proxy = FaultProxy::slow(Duration::ZERO).await.expect("proxy starts");
+    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=only\n", proxy.url()));
+    let _ = site;
+    let metrics_addr = format!("127.0.0.1:{}", harvester_testbed::free_port().expect("a free port"));
+    let out = dir.path().join("out.jsonl");
+    let child = collector(
+        &redis,
+        "lag",
+        &proxies,
+        &out,
+        "f",
+        &["--follow", "--metrics-addr", &metrics_addr, "--claim-idle", "3600"],
+    );
+    let addr = metrics_addr.as_str();
+    // The collector takes c (the one left), fetches it (127.0.0.1:9 refuses: a failed
+    // line), and then only a's entry is held, by someone else: depth 1, never 0.
+    eventually(WITHIN, "the depth counts the held entry once c is done", || async move {
+        http_get(addr, "/metrics").await.contains("processing_queue_depth{queue_name=\"work-lag\"} 1")
+    })
+    .await;
+    drop(child);
+}
+
 /// Reads `path` of the HTTP server at `addr`; empty while it is not up.
 async fn http_get(addr: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
