@@ -22,7 +22,7 @@ use harvester::resilience::rate_limit::{HostKey, Quota};
 use harvester::resilience::{BoxError, Rejection};
 use harvester_redis::Connection;
 use harvester_testbed::on_standalone_and_cluster;
-use harvester_testbed::support::{Redis, RedisDeployment, RedisKind, eventually};
+use harvester_testbed::support::{Redis, RedisDeployment, RedisKind, RedisServer, eventually};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// Each key of a test is its own: no test sees another's state.
@@ -31,45 +31,7 @@ fn unique(name: &str) -> String {
     format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A Redis a test runs on: one server, or either kind.
-trait Server {
-    fn url(&self) -> String;
-    fn is_cluster(&self) -> bool;
-    fn node_urls(&self) -> Vec<String>;
-    fn logs(&self) -> String;
-}
-
-impl Server for Redis {
-    fn url(&self) -> String {
-        Redis::url(self)
-    }
-    fn is_cluster(&self) -> bool {
-        false
-    }
-    fn node_urls(&self) -> Vec<String> {
-        vec![Redis::url(self)]
-    }
-    fn logs(&self) -> String {
-        Redis::logs(self)
-    }
-}
-
-impl Server for RedisDeployment {
-    fn url(&self) -> String {
-        RedisDeployment::url(self)
-    }
-    fn is_cluster(&self) -> bool {
-        RedisDeployment::is_cluster(self)
-    }
-    fn node_urls(&self) -> Vec<String> {
-        RedisDeployment::node_urls(self)
-    }
-    fn logs(&self) -> String {
-        RedisDeployment::logs(self)
-    }
-}
-
-fn config(redis: &impl Server) -> RedisConfig {
+fn config(redis: &impl RedisServer) -> RedisConfig {
     RedisConfig {
         url: redis.url(),
         cluster: redis.is_cluster(),
@@ -80,7 +42,7 @@ fn config(redis: &impl Server) -> RedisConfig {
     }
 }
 
-async fn connect(redis: &impl Server) -> RedisConnection {
+async fn connect(redis: &impl RedisServer) -> RedisConnection {
     RedisConnection::connect(&config(redis)).await.unwrap_or_else(|e| panic!("{e}\n{}", redis.logs()))
 }
 
@@ -93,7 +55,7 @@ fn quota(rate: u32, per: Duration, burst: u32) -> Quota {
 }
 
 /// A connection of its own for looking at what the limiters left in Redis.
-async fn admin(redis: &impl Server) -> Connection {
+async fn admin(redis: &impl RedisServer) -> Connection {
     connect(redis).await.dedicated().await.unwrap_or_else(|e| panic!("{e}\n{}", redis.logs()))
 }
 
@@ -103,7 +65,7 @@ async fn redis_time(admin: &mut Connection) -> Duration {
 }
 
 /// A plain connection to each server (each node of a cluster).
-async fn nodes(redis: &impl Server) -> Vec<redis::aio::MultiplexedConnection> {
+async fn nodes(redis: &impl RedisServer) -> Vec<redis::aio::MultiplexedConnection> {
     let mut nodes = Vec::new();
     for url in redis.node_urls() {
         let client = redis::Client::open(url).expect("valid URL");
@@ -113,7 +75,7 @@ async fn nodes(redis: &impl Server) -> Vec<redis::aio::MultiplexedConnection> {
 }
 
 /// `calls` of `cmdstat_<command>` in `INFO commandstats`, summed over every node.
-async fn command_calls(redis: &impl Server, command: &str) -> u64 {
+async fn command_calls(redis: &impl RedisServer, command: &str) -> u64 {
     let mut calls = 0;
     for mut node in nodes(redis).await {
         let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut node).await.expect("INFO");

@@ -24,7 +24,7 @@ use harvester::proxypool::{
 };
 use harvester_redis::{RedisConfig, RedisConnection};
 use harvester_testbed::on_standalone_and_cluster;
-use harvester_testbed::support::{Redis, RedisDeployment, RedisKind, eventually_some};
+use harvester_testbed::support::{Redis, RedisDeployment, RedisKind, RedisServer, eventually_some};
 
 /// Longest wait for anything shared to arrive. Announcements take milliseconds; the
 /// deadline only bounds a failing test.

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use harvester_redis::redis::{self, AsyncCommands};
 use harvester_redis::{RedisConfig, RedisConnection, RedisError, same_slot};
 use harvester_testbed::on_standalone_and_cluster;
-use harvester_testbed::support::{Redis, RedisCluster, RedisDeployment, RedisKind};
+use harvester_testbed::support::{Redis, RedisCluster, RedisDeployment, RedisKind, RedisServer};
 use tokio::time::Instant;
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(200);

@@ -11,7 +11,8 @@
 //! - [`Dante`]: a SOCKS5 proxy, optionally with username/password auth.
 //! - [`Redis`]: a throwaway redis-server, which a test can stop and restart on the same port.
 //! - [`RedisCluster`]: a throwaway Redis Cluster of three masters; [`RedisDeployment`] is
-//!   either, and [`on_standalone_and_cluster!`](crate::on_standalone_and_cluster) runs one
+//!   either, [`RedisServer`] what a test asks of any of them, and
+//!   [`on_standalone_and_cluster!`](crate::on_standalone_and_cluster) runs one
 //!   test body on both.
 //! - [`raw_http`]: just enough of an HTTP/1.1 client to speak through a proxy by hand.
 //! - [`raw_socks5`]: the same for SOCKS5.
@@ -42,6 +43,6 @@ use crate::free_port;
 pub use dante::Dante;
 pub use eventually::{eventually, eventually_some};
 pub use redis::{Redis, command_calls};
-pub use redis_cluster::{RedisCluster, RedisDeployment, RedisKind};
+pub use redis_cluster::{RedisCluster, RedisDeployment, RedisKind, RedisServer};
 pub use server::{ServerProcess, find_program, is_root};
 pub use tinyproxy::Tinyproxy;

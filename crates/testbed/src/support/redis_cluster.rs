@@ -170,33 +170,80 @@ impl RedisDeployment {
             RedisKind::Cluster => RedisDeployment::Cluster(RedisCluster::start().await),
         }
     }
+}
 
+/// What a test needs to know of a running Redis, whichever kind: where to connect, with
+/// which `cluster` flag, each server to look at, and what they logged.
+pub trait RedisServer {
     /// The URL to connect to (a cluster's seed node).
-    pub fn url(&self) -> String {
-        match self {
-            RedisDeployment::Standalone(redis) => redis.url(),
-            RedisDeployment::Cluster(cluster) => cluster.url(),
-        }
-    }
-
-    /// `redis://127.0.0.1:PORT` of every server: the one, or each node of the cluster.
-    pub fn node_urls(&self) -> Vec<String> {
-        match self {
-            RedisDeployment::Standalone(redis) => vec![redis.url()],
-            RedisDeployment::Cluster(cluster) => cluster.node_urls(),
-        }
-    }
-
+    fn url(&self) -> String;
     /// Whether it is a cluster: the `cluster` flag of a client's configuration.
-    pub fn is_cluster(&self) -> bool {
-        matches!(self, RedisDeployment::Cluster(_))
+    fn is_cluster(&self) -> bool;
+    /// `redis://127.0.0.1:PORT` of every server: the one, or each node of the cluster.
+    fn node_urls(&self) -> Vec<String>;
+    /// What the servers logged so far.
+    fn logs(&self) -> String;
+}
+
+impl RedisServer for Redis {
+    fn url(&self) -> String {
+        Redis::url(self)
     }
 
-    /// What the servers logged so far.
-    pub fn logs(&self) -> String {
+    fn is_cluster(&self) -> bool {
+        false
+    }
+
+    fn node_urls(&self) -> Vec<String> {
+        vec![Redis::url(self)]
+    }
+
+    fn logs(&self) -> String {
+        Redis::logs(self)
+    }
+}
+
+impl RedisServer for RedisCluster {
+    fn url(&self) -> String {
+        RedisCluster::url(self)
+    }
+
+    fn is_cluster(&self) -> bool {
+        true
+    }
+
+    fn node_urls(&self) -> Vec<String> {
+        RedisCluster::node_urls(self)
+    }
+
+    fn logs(&self) -> String {
+        RedisCluster::logs(self)
+    }
+}
+
+impl RedisServer for RedisDeployment {
+    fn url(&self) -> String {
+        self.server().url()
+    }
+
+    fn is_cluster(&self) -> bool {
+        self.server().is_cluster()
+    }
+
+    fn node_urls(&self) -> Vec<String> {
+        self.server().node_urls()
+    }
+
+    fn logs(&self) -> String {
+        self.server().logs()
+    }
+}
+
+impl RedisDeployment {
+    fn server(&self) -> &dyn RedisServer {
         match self {
-            RedisDeployment::Standalone(redis) => redis.logs(),
-            RedisDeployment::Cluster(cluster) => cluster.logs(),
+            RedisDeployment::Standalone(redis) => redis,
+            RedisDeployment::Cluster(cluster) => cluster,
         }
     }
 }
@@ -205,7 +252,7 @@ impl RedisDeployment {
 /// `<name>::cluster`, so that a distributed test is written once and runs on both.
 ///
 /// ```ignore
-/// use harvester_testbed::support::{RedisDeployment, RedisKind};
+/// use harvester_testbed::support::{RedisDeployment, RedisKind, RedisServer};
 ///
 /// async fn writes_are_read_back(kind: RedisKind) {
 ///     let redis = RedisDeployment::start(kind).await;
