@@ -167,19 +167,23 @@ async fn the_shared_connection_comes_back_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_name_the_endpoint_and_never_the_credentials() {
     let mut redis = Redis::start();
-    let with_secrets =
+    let standalone =
         RedisConfig { url: format!("redis://us3r:pa55word@{}", redis.addr()), password: None, ..config(&redis) };
-    let lazy = RedisConnection::lazy(&with_secrets).expect("valid config");
+    let cluster = RedisConfig { cluster: true, ..standalone.clone() };
+    let lazy = [RedisConnection::lazy(&standalone).expect("valid"), RedisConnection::lazy(&cluster).expect("valid")];
     redis.stop();
 
-    let mut shown = vec![format!("{lazy:?}")];
-    let refused = RedisConnection::connect(&with_secrets).await.expect_err("Redis is down");
-    assert!(matches!(refused, RedisError::Connect { .. }), "{refused:?}");
-    shown.push(format!("{refused} {refused:?}"));
-    let command = lazy.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await;
-    shown.push(format!("{:?}", command.expect_err("Redis is down")));
-    shown.push(format!("{:?}", lazy.dedicated().await.expect_err("Redis is down")));
-    shown.push(format!("{:?}", lazy.pubsub().await.err()));
+    let mut shown = Vec::new();
+    for (config, lazy) in [standalone, cluster].iter().zip(lazy) {
+        shown.push(format!("{lazy:?}"));
+        let refused = RedisConnection::connect(config).await.expect_err("Redis is down");
+        assert!(matches!(refused, RedisError::Connect { .. }), "{refused:?}");
+        shown.push(format!("{refused} {refused:?}"));
+        let command = lazy.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await;
+        shown.push(format!("{:?}", command.expect_err("Redis is down")));
+        shown.push(format!("{:?}", lazy.dedicated().await.expect_err("Redis is down")));
+        shown.push(format!("{:?}", lazy.pubsub().await.err()));
+    }
 
     let shown = shown.join("\n");
     assert!(!shown.contains("pa55word") && !shown.contains("us3r"), "credentials shown:\n{shown}");
