@@ -129,10 +129,23 @@ fn keep_picking(pool: &ProxyPool, times: usize) {
 async fn an_ejection_by_one_instance_is_honoured_by_another(kind: RedisKind) {
     let server = RedisDeployment::start(kind).await;
     let redis = redis_config(&server);
+    // On a cluster, subscriptions go through the seed node and the announcing script runs
+    // on the node of the namespace's slot: a namespace served by another node makes the
+    // announcement cross nodes.
+    let fleet = |instance| SharedStateConfig { namespace: "fleet:".into(), ..shared_config(instance) };
+    if server.is_cluster() {
+        let seed = redis::Client::open(server.url()).expect("URL");
+        let mut seed = seed.get_multiplexed_async_connection().await.expect("the seed node");
+        let elsewhere = redis::cmd("GET").arg("test:{fleet}:verdicts").query_async::<Option<String>>(&mut seed).await;
+        assert!(
+            elsewhere.as_ref().is_err_and(|e| e.to_string().to_ascii_uppercase().contains("MOVED")),
+            "the namespace's slot is another node's: {elsewhere:?}"
+        );
+    }
     let (pool_a, pool_b) = (pool(&["p1", "p2", "p3"]), pool(&["p1", "p2", "p3"]));
     // b polls once at start only: what it learns next comes through the announcement.
-    let announced_only = SharedStateConfig { poll_interval: Duration::from_secs(3600), ..shared_config("b") };
-    let (a, b) = (start(&pool_a, &redis, "a"), start_with(&pool_b, &redis, announced_only));
+    let announced_only = SharedStateConfig { poll_interval: Duration::from_secs(3600), ..fleet("b") };
+    let (a, b) = (start_with(&pool_a, &redis, fleet("a")), start_with(&pool_b, &redis, announced_only));
     subscribed(&[&a, &b]).await;
 
     eject(&pool_a, "p1");
