@@ -15,7 +15,8 @@
 //!   `MULTI`/`EXEC` pipeline per batch.
 //! - [`StreamConfig`] and [`StreamSinkConfig`] configure them; [`SourceStats`] counts.
 //! - [`RedisConfig`] and [`RedisConnection`] (re-exported from `harvester-redis`) say where
-//!   Redis is and carry the key prefix and response timeout.
+//!   Redis is (one server, or a cluster) and carry the key prefix and response timeout;
+//!   [`Connection`] is what [`RedisConnection::run`] hands a command.
 //!
 //! # Entry format
 //!
@@ -133,7 +134,7 @@ pub use acking_sink::AckingSink;
 pub use config::{GroupStart, StreamConfig, StreamSinkConfig};
 pub use delivery::{Delivery, HandleRecord};
 pub use error::StreamError;
-pub use harvester_redis::{RedisConfig, RedisConnection};
+pub use harvester_redis::{Connection, RedisConfig, RedisConnection};
 pub use sink::RedisStreamSink;
 pub use source::{Closed, Inbox, RedisStreamSource, RunningSource};
 pub use stats::SourceStats;

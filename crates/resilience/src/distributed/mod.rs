@@ -16,8 +16,10 @@
 //! - [`RedisConnection`] is one multiplexed connection (`redis`'s `ConnectionManager`, or
 //!   its cluster connection with [`RedisConfig::cluster`]) that reconnects by itself;
 //!   limiters share it by cloning.
+//! - [`Connection`] is what [`RedisConnection::run`] hands a command, standalone or
+//!   cluster alike.
 //!
-//!   Both come from the harvester-redis crate (re-exported here), which the shared proxy
+//!   These come from the harvester-redis crate (re-exported here), which the shared proxy
 //!   state and the Redis Streams of the other crates use too: one connection can serve
 //!   them all.
 //! - [`DistributedRateLimiter`] (one key) and [`DistributedKeyedRateLimiter`] (a key per
@@ -79,7 +81,7 @@ mod service;
 pub use config::{DistributedOptions, DistributedRateLimitConfig, FailurePolicy};
 pub use direct::DistributedRateLimiter;
 pub use error::{DistributedError, Refusal};
-pub use harvester_redis::{RedisConfig, RedisConnection};
+pub use harvester_redis::{Connection, RedisConfig, RedisConnection};
 pub use keyed::DistributedKeyedRateLimiter;
 pub use layer::DistributedRateLimitLayer;
 pub use limiter::DistributedStats;
