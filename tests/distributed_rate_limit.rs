@@ -1,7 +1,9 @@
-//! The distributed GCRA limiter against a real redis-server on loopback: several clients,
-//! tasks and processes share one rate; keys expire; the script survives `SCRIPT FLUSH`;
-//! each failure policy holds while Redis is down, and limiting resumes when it returns;
-//! the deny-cache saves round trips; credentials never show.
+//! The distributed GCRA limiter against a real redis-server on loopback and a real Redis
+//! Cluster of three masters (the tests written for both run as `<test>::standalone` and
+//! `<test>::cluster`): several clients, tasks and processes share one rate, also with
+//! keys on different nodes; keys expire; the script survives `SCRIPT FLUSH`; each failure
+//! policy holds while Redis is down, and limiting resumes when it returns; the deny-cache
+//! saves round trips; credentials never show.
 //!
 //! Run with `cargo test --features redis --test distributed_rate_limit` (or
 //! `scripts/test.sh`, which runs every feature).
@@ -18,8 +20,9 @@ use harvester::resilience::distributed::{
 };
 use harvester::resilience::rate_limit::{HostKey, Quota};
 use harvester::resilience::{BoxError, Rejection};
-use harvester_testbed::support::{Redis, eventually};
-use redis::aio::MultiplexedConnection;
+use harvester_redis::Connection;
+use harvester_testbed::on_standalone_and_cluster;
+use harvester_testbed::support::{Redis, RedisDeployment, RedisKind, RedisServer, eventually};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// Each key of a test is its own: no test sees another's state.
@@ -28,9 +31,10 @@ fn unique(name: &str) -> String {
     format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-fn config(redis: &Redis) -> RedisConfig {
+fn config(redis: &impl RedisServer) -> RedisConfig {
     RedisConfig {
         url: redis.url(),
+        cluster: redis.is_cluster(),
         key_prefix: "test:".into(),
         connect_timeout: Duration::from_secs(2),
         response_timeout: Duration::from_millis(300),
@@ -38,7 +42,7 @@ fn config(redis: &Redis) -> RedisConfig {
     }
 }
 
-async fn connect(redis: &Redis) -> RedisConnection {
+async fn connect(redis: &impl RedisServer) -> RedisConnection {
     RedisConnection::connect(&config(redis)).await.unwrap_or_else(|e| panic!("{e}\n{}", redis.logs()))
 }
 
@@ -50,24 +54,34 @@ fn quota(rate: u32, per: Duration, burst: u32) -> Quota {
     Quota::new(rate, per).and_then(|q| q.allow_burst(burst)).expect("valid quota")
 }
 
-/// A plain connection for looking at what the limiters left in Redis.
-async fn admin(redis: &Redis) -> MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .expect("valid URL")
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", redis.logs()))
+/// A connection of its own for looking at what the limiters left in Redis.
+async fn admin(redis: &impl RedisServer) -> Connection {
+    connect(redis).await.dedicated().await.unwrap_or_else(|e| panic!("{e}\n{}", redis.logs()))
 }
 
-async fn redis_time(admin: &mut MultiplexedConnection) -> Duration {
+async fn redis_time(admin: &mut Connection) -> Duration {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(admin).await.expect("TIME");
     Duration::from_secs(secs) + Duration::from_micros(micros)
 }
 
-/// `calls` of `cmdstat_<command>` in `INFO commandstats`.
-async fn command_calls(admin: &mut MultiplexedConnection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(admin).await.expect("INFO");
-    harvester_testbed::support::command_calls(&info, command)
+/// A plain connection to each server (each node of a cluster).
+async fn nodes(redis: &impl RedisServer) -> Vec<redis::aio::MultiplexedConnection> {
+    let mut nodes = Vec::new();
+    for url in redis.node_urls() {
+        let client = redis::Client::open(url).expect("valid URL");
+        nodes.push(client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("{e}\n{}", redis.logs())));
+    }
+    nodes
+}
+
+/// `calls` of `cmdstat_<command>` in `INFO commandstats`, summed over every node.
+async fn command_calls(redis: &impl RedisServer, command: &str) -> u64 {
+    let mut calls = 0;
+    for mut node in nodes(redis).await {
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut node).await.expect("INFO");
+        calls += harvester_testbed::support::command_calls(&info, command);
+    }
+    calls
 }
 
 /// GCRA's bound: over a span `elapsed`, at most `burst + elapsed / T` cells conform.
@@ -94,9 +108,8 @@ async fn hammer(limiter: DistributedRateLimiter, run_for: Duration) -> (u64, u64
     (allowed, refused)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_clients_sharing_a_key_stay_within_the_gcra_bound() {
-    let redis = Redis::start();
+async fn three_clients_sharing_a_key_stay_within_the_gcra_bound(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let mut admin = admin(&redis).await;
     let quota = quota(50, Duration::from_secs(1), 10);
     let key = unique("shared");
@@ -176,9 +189,8 @@ async fn separate_processes_sharing_a_key_stay_within_the_gcra_bound() {
     assert!(allowed >= u64::from(quota.burst()), "the first burst goes through: {allowed}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_expire_once_their_state_no_longer_matters() {
-    let redis = Redis::start();
+async fn keys_expire_once_their_state_no_longer_matters(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let mut admin = admin(&redis).await;
     // T = 100 ms, burst 2: a key's state matters for at most 200 ms after its last call.
     let quota = quota(10, Duration::from_secs(1), 2);
@@ -204,21 +216,24 @@ async fn keys_expire_once_their_state_no_longer_matters() {
     eventually(Duration::from_secs(5), "Redis expires both keys", || {
         let (mut admin, keys) = (admin.clone(), keys.clone());
         async move {
-            let left: u64 = redis::cmd("EXISTS").arg(&keys).query_async(&mut admin).await.expect("EXISTS");
+            // One key per command: on a cluster the two may be in different slots.
+            let mut left = 0;
+            for key in &keys {
+                left += redis::cmd("EXISTS").arg(key).query_async::<u64>(&mut admin).await.expect("EXISTS");
+            }
             left == 0
         }
     })
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn script_is_loaded_again_after_script_flush() {
-    let redis = Redis::start();
+async fn script_is_loaded_again_after_script_flush(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let mut admin = admin(&redis).await;
     let sha = redis::Script::new(GCRA_SCRIPT).get_hash().to_owned();
     let limiter =
         DistributedRateLimiter::new(connect(&redis).await, &unique("flush"), quota(100, Duration::from_secs(1), 100));
-    let loaded = |admin: &mut MultiplexedConnection| {
+    let loaded = |admin: &mut Connection| {
         let mut admin = admin.clone();
         let sha = sha.clone();
         async move {
@@ -236,12 +251,11 @@ async fn script_is_loaded_again_after_script_flush() {
     limiter.check().await.expect("allowed after NOSCRIPT and a reload");
     assert!(loaded(&mut admin).await);
     assert_eq!(limiter.stats().redis_errors, 0);
-    assert!(command_calls(&mut admin, "script|load").await >= 1, "reloaded with SCRIPT LOAD");
+    assert!(command_calls(&redis, "script|load").await >= 1, "reloaded with SCRIPT LOAD");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reserve_admits_within_the_wait_and_refuses_beyond_it() {
-    let redis = Redis::start();
+async fn reserve_admits_within_the_wait_and_refuses_beyond_it(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     // One call a minute: the waits below stay far from zero however slow the machine.
     let limiter =
         DistributedRateLimiter::new(connect(&redis).await, &unique("wait"), quota(1, Duration::from_secs(60), 1));
@@ -258,9 +272,8 @@ async fn reserve_admits_within_the_wait_and_refuses_beyond_it() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cost_takes_several_cells_and_never_more_than_the_burst() {
-    let redis = Redis::start();
+async fn a_cost_takes_several_cells_and_never_more_than_the_burst(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let limiter =
         DistributedRateLimiter::new(connect(&redis).await, &unique("cost"), quota(1, Duration::from_secs(60), 3));
 
@@ -271,10 +284,8 @@ async fn a_cost_takes_several_cells_and_never_more_than_the_burst() {
     limiter.check().await.expect("the last cell");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deny_cache_answers_refused_keys_without_a_round_trip() {
-    let redis = Redis::start();
-    let mut admin = admin(&redis).await;
+async fn deny_cache_answers_refused_keys_without_a_round_trip(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let limiter = DistributedKeyedRateLimiter::<HostKey>::new(
         connect(&redis).await,
         &unique("deny"),
@@ -284,7 +295,7 @@ async fn deny_cache_answers_refused_keys_without_a_round_trip() {
 
     limiter.check_key(&limited).await.expect("first cell");
     assert!(matches!(limiter.check_key(&limited).await, Err(Refusal::RateLimited(_))));
-    let evalsha_before = command_calls(&mut admin, "evalsha").await;
+    let evalsha_before = command_calls(&redis, "evalsha").await;
     let stats_before = limiter.stats();
 
     for _ in 0..100 {
@@ -294,7 +305,7 @@ async fn deny_cache_answers_refused_keys_without_a_round_trip() {
         }
     }
 
-    assert_eq!(command_calls(&mut admin, "evalsha").await, evalsha_before, "no script run for a cached refusal");
+    assert_eq!(command_calls(&redis, "evalsha").await, evalsha_before, "no script run for a cached refusal");
     assert_eq!(limiter.stats().round_trips, stats_before.round_trips);
     assert_eq!(limiter.stats().denied_locally, stats_before.denied_locally + 100);
     // Other keys still ask Redis.
@@ -404,9 +415,8 @@ async fn distributed_limiting_resumes_when_redis_restarts_on_the_same_port() {
     assert_eq!(allowed, quota.burst());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn per_host_layer_shares_each_host_quota_across_instances() {
-    let redis = Redis::start();
+async fn per_host_layer_shares_each_host_quota_across_instances(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let namespace = unique("layer");
     let quota = quota(2, Duration::from_secs(60), 2);
     let instance = |connection| {
@@ -470,3 +480,48 @@ async fn credentials_never_appear_in_debug_display_or_errors() {
     }
     assert!(shown.contains("***"), "{shown}");
 }
+
+/// Two instances (two connections) share each host's quota, the hosts' keys spread over
+/// the slots: on a cluster, over several nodes, each check running on its key's node.
+async fn each_hosts_quota_holds_across_instances_with_keys_on_different_nodes(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
+    // Three cells per host, then one a minute: the count below is exact.
+    let quota = quota(1, Duration::from_secs(60), 3);
+    let namespace = unique("spread");
+    let instances = [
+        DistributedKeyedRateLimiter::<HostKey>::new(connect(&redis).await, &namespace, quota),
+        DistributedKeyedRateLimiter::<HostKey>::new(connect(&redis).await, &namespace, quota),
+    ];
+    let hosts: Vec<HostKey> = (0..16).map(|i| HostKey::new(&format!("h{i}.example"))).collect();
+
+    for host in &hosts {
+        let mut allowed = 0;
+        for round in 0..8 {
+            match instances[round % 2].check_key(host).await {
+                Ok(()) => allowed += 1,
+                Err(Refusal::RateLimited(_)) => {}
+                Err(other) => panic!("Redis is up, yet: {other}"),
+            }
+        }
+        assert_eq!(allowed, 3, "{host}: the burst, shared by both instances");
+    }
+
+    let mut nodes_with_keys = 0;
+    for mut node in nodes(&redis).await {
+        let keys: u64 = redis::cmd("DBSIZE").query_async(&mut node).await.expect("DBSIZE");
+        nodes_with_keys += usize::from(keys > 0);
+    }
+    let servers = redis.node_urls().len();
+    assert!(nodes_with_keys >= servers.min(2), "the hosts' keys are on {nodes_with_keys} of {servers} servers");
+}
+
+on_standalone_and_cluster!(
+    three_clients_sharing_a_key_stay_within_the_gcra_bound,
+    keys_expire_once_their_state_no_longer_matters,
+    script_is_loaded_again_after_script_flush,
+    reserve_admits_within_the_wait_and_refuses_beyond_it,
+    a_cost_takes_several_cells_and_never_more_than_the_burst,
+    deny_cache_answers_refused_keys_without_a_round_trip,
+    per_host_layer_shares_each_host_quota_across_instances,
+    each_hosts_quota_holds_across_instances_with_keys_on_different_nodes,
+);

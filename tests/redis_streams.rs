@@ -1,4 +1,6 @@
-//! Redis Streams in and out of the pipeline, against a real redis-server on loopback:
+//! Redis Streams in and out of the pipeline, against a real redis-server on loopback and
+//! a real Redis Cluster of three masters (the tests written for both run as
+//! `<test>::standalone` and `<test>::cluster`):
 //! every record produced is stored and acknowledged; a crashed consumer's entries are
 //! taken over after the visibility timeout (and a live one's are not); poison entries end
 //! in the dead-letter stream; the sink appends a batch in one transaction and trims; a
@@ -20,8 +22,9 @@ use harvester::pipeline::redis_streams::{
 };
 use harvester::pipeline::sinks::{CallbackSink, MemorySink};
 use harvester::pipeline::{DeadLetter, Sink, SinkError, StageOutcome};
-use harvester_testbed::support::{Redis, eventually};
-use redis::aio::MultiplexedConnection;
+use harvester_redis::Connection;
+use harvester_testbed::on_standalone_and_cluster;
+use harvester_testbed::support::{Redis, RedisDeployment, RedisKind, RedisServer, eventually};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -32,9 +35,10 @@ struct Job {
     n: u64,
 }
 
-fn config(redis: &Redis) -> RedisConfig {
+fn config(redis: &impl RedisServer) -> RedisConfig {
     RedisConfig {
         url: redis.url(),
+        cluster: redis.is_cluster(),
         key_prefix: PREFIX.into(),
         connect_timeout: Duration::from_secs(2),
         response_timeout: Duration::from_millis(500),
@@ -42,17 +46,13 @@ fn config(redis: &Redis) -> RedisConfig {
     }
 }
 
-async fn connect(redis: &Redis) -> RedisConnection {
+async fn connect(redis: &impl RedisServer) -> RedisConnection {
     RedisConnection::connect(&config(redis)).await.unwrap_or_else(|e| panic!("{e}\n{}", redis.logs()))
 }
 
-/// A plain connection for looking at what the source and sink left in Redis.
-async fn admin(redis: &Redis) -> MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .expect("valid URL")
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", redis.logs()))
+/// A connection of its own for looking at what the source and sink left in Redis.
+async fn admin(redis: &impl RedisServer) -> Connection {
+    connect(redis).await.dedicated().await.unwrap_or_else(|e| panic!("{e}\n{}", redis.logs()))
 }
 
 /// A consumer that reacts fast: short blocks and backoffs.
@@ -75,7 +75,7 @@ async fn produce(connection: &RedisConnection, stream: &str, numbers: std::ops::
 }
 
 /// Entries of `stream` read by the group but not acknowledged.
-async fn pending(admin: &mut MultiplexedConnection, stream: &str) -> u64 {
+async fn pending(admin: &mut Connection, stream: &str) -> u64 {
     let reply: redis::Value = redis::cmd("XPENDING")
         .arg(format!("{PREFIX}{stream}"))
         .arg("workers")
@@ -90,12 +90,12 @@ async fn pending(admin: &mut MultiplexedConnection, stream: &str) -> u64 {
     }
 }
 
-async fn stream_len(admin: &mut MultiplexedConnection, key: &str) -> u64 {
+async fn stream_len(admin: &mut Connection, key: &str) -> u64 {
     redis::cmd("XLEN").arg(format!("{PREFIX}{key}")).query_async(admin).await.expect("XLEN")
 }
 
 /// Every entry of `key`, each as its fields.
-async fn entries(admin: &mut MultiplexedConnection, key: &str) -> Vec<HashMap<String, String>> {
+async fn entries(admin: &mut Connection, key: &str) -> Vec<HashMap<String, String>> {
     let reply: redis::streams::StreamRangeReply =
         redis::cmd("XRANGE").arg(format!("{PREFIX}{key}")).arg("-").arg("+").query_async(admin).await.expect("XRANGE");
     reply
@@ -111,10 +111,16 @@ async fn entries(admin: &mut MultiplexedConnection, key: &str) -> Vec<HashMap<St
         .collect()
 }
 
-/// `calls` of `cmdstat_<command>` in `INFO commandstats`.
-async fn command_calls(admin: &mut MultiplexedConnection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(admin).await.expect("INFO");
-    harvester_testbed::support::command_calls(&info, command)
+/// `calls` of `cmdstat_<command>` in `INFO commandstats`, summed over every node.
+async fn command_calls(redis: &impl RedisServer, command: &str) -> u64 {
+    let mut calls = 0;
+    for url in redis.node_urls() {
+        let client = redis::Client::open(url).expect("valid URL");
+        let mut node = client.get_multiplexed_async_connection().await.expect("a node connection");
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut node).await.expect("INFO");
+        calls += harvester_testbed::support::command_calls(&info, command);
+    }
+    calls
 }
 
 /// A pass-through stage, a memory sink behind an acking sink, and a source feeding them.
@@ -142,9 +148,8 @@ fn numbers(stored: &MemorySink<Job>) -> Vec<u64> {
     numbers
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_produced_record_is_stored_once_and_acknowledged() {
-    let redis = Redis::start();
+async fn every_produced_record_is_stored_once_and_acknowledged(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let connection = connect(&redis).await;
     let mut admin = admin(&redis).await;
     produce(&connection, "jobs", 0..3_000).await;
@@ -166,9 +171,8 @@ async fn every_produced_record_is_stored_once_and_acknowledged() {
     assert_eq!((report.received, report.output, report.in_flight_at_end), (3_000, 3_000, 0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashed_consumers_entries_are_taken_over_after_the_visibility_timeout() {
-    let redis = Redis::start();
+async fn a_crashed_consumers_entries_are_taken_over_after_the_visibility_timeout(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let connection = connect(&redis).await;
     let mut admin = admin(&redis).await;
     let visibility = Duration::from_millis(500);
@@ -244,9 +248,8 @@ async fn a_crashed_consumers_entries_are_taken_over_after_the_visibility_timeout
     assert_eq!(pending(&mut admin, "crash").await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn poison_entries_reach_the_dead_letter_stream_after_the_delivery_limit() {
-    let redis = Redis::start();
+async fn poison_entries_reach_the_dead_letter_stream_after_the_delivery_limit(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let connection = connect(&redis).await;
     let mut admin = admin(&redis).await;
     produce(&connection, "poison", 0..5).await;
@@ -328,9 +331,8 @@ async fn poison_entries_reach_the_dead_letter_stream_after_the_delivery_limit() 
     assert_eq!(pending(&mut admin, "poison").await, 0, "dead-lettered entries are acknowledged");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_and_dead_lettered_records_are_acknowledged_once_settled() {
-    let redis = Redis::start();
+async fn dropped_and_dead_lettered_records_are_acknowledged_once_settled(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let connection = connect(&redis).await;
     let admin = admin(&redis).await;
     produce(&connection, "settle", 0..10).await;
@@ -390,22 +392,21 @@ enum Mixed {
     Bad(Unserializable),
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sink_appends_a_batch_in_one_transaction_and_trims_the_stream() {
-    let redis = Redis::start();
+async fn the_sink_appends_a_batch_in_one_transaction_and_trims_the_stream(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let connection = connect(&redis).await;
     let mut admin = admin(&redis).await;
     let config = StreamSinkConfig { max_len: Some(100), ..StreamSinkConfig::new("out") };
     let sink = RedisStreamSink::<Job>::new(connection.clone(), config).expect("valid config");
-    let (xadd_before, exec_before) = (command_calls(&mut admin, "xadd").await, command_calls(&mut admin, "exec").await);
+    let (xadd_before, exec_before) = (command_calls(&redis, "xadd").await, command_calls(&redis, "exec").await);
 
     let jobs: Vec<Job> = (0..1_000).map(|n| Job { n }).collect();
     for batch in jobs.chunks(250) {
         sink.write(batch).await.expect("Redis is up");
     }
 
-    assert_eq!(command_calls(&mut admin, "xadd").await - xadd_before, 1_000);
-    assert_eq!(command_calls(&mut admin, "exec").await - exec_before, 4, "one transaction per batch");
+    assert_eq!(command_calls(&redis, "xadd").await - xadd_before, 1_000);
+    assert_eq!(command_calls(&redis, "exec").await - exec_before, 4, "one transaction per batch");
     let len = stream_len(&mut admin, "out").await;
     // `MAXLEN ~` trims whole nodes (100 entries by default): at least 100 are kept.
     assert!((100..250).contains(&len), "XLEN {len}");
@@ -464,9 +465,8 @@ async fn consumption_survives_a_redis_outage_and_resumes_after_the_restart() {
     assert!(!report.deadline_exceeded);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_entry_whose_dead_letter_cannot_be_stored_stays_pending() {
-    let redis = Redis::start();
+async fn an_entry_whose_dead_letter_cannot_be_stored_stays_pending(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let connection = connect(&redis).await;
     let mut admin = admin(&redis).await;
     // The dead-letter key holds a string: every XADD to it fails (WRONGTYPE).
@@ -493,9 +493,8 @@ async fn an_entry_whose_dead_letter_cannot_be_stored_stays_pending() {
     assert_eq!(stats.dead_lettered, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renewing_a_lease_never_takes_an_entry_back_from_the_consumer_that_took_it_over() {
-    let redis = Redis::start();
+async fn renewing_a_lease_never_takes_an_entry_back_from_the_consumer_that_took_it_over(kind: RedisKind) {
+    let redis = RedisDeployment::start(kind).await;
     let connection = connect(&redis).await;
     let mut admin = admin(&redis).await;
     produce(&connection, "taken", 0..1).await;
@@ -559,3 +558,13 @@ async fn renewing_a_lease_never_takes_an_entry_back_from_the_consumer_that_took_
     let _ = processor.abort().await;
     assert_eq!(owners[0].1, "b", "A's renewal took the entry back: {owners:?}");
 }
+
+on_standalone_and_cluster!(
+    every_produced_record_is_stored_once_and_acknowledged,
+    a_crashed_consumers_entries_are_taken_over_after_the_visibility_timeout,
+    poison_entries_reach_the_dead_letter_stream_after_the_delivery_limit,
+    dropped_and_dead_lettered_records_are_acknowledged_once_settled,
+    the_sink_appends_a_batch_in_one_transaction_and_trims_the_stream,
+    an_entry_whose_dead_letter_cannot_be_stored_stays_pending,
+    renewing_a_lease_never_takes_an_entry_back_from_the_consumer_that_took_it_over,
+);

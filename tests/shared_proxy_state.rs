@@ -1,5 +1,7 @@
-//! Proxy state shared through a real redis-server on loopback: two pools in one process,
-//! each with its own `SharedState` task, as two instances of a collector would be.
+//! Proxy state shared through a real redis-server on loopback, and through a real Redis
+//! Cluster of three masters (each test written for both runs as `<test>::standalone` and
+//! `<test>::cluster`): two pools in one process, each with its own `SharedState` task, as
+//! two instances of a collector would be.
 //! An ejection or a ban made by one is honoured by the other (a ban only for its host);
 //! proxies registered by one reach the other's pool and leave it when their instance
 //! stops; losing Redis leaves both picking on local health, and sharing resumes when it
@@ -21,7 +23,8 @@ use harvester::proxypool::{
     EjectionConfig, Outcome, PoolConfig, PoolError, Proxy, ProxyMeta, ProxyPool, RequestContext, Requirements,
 };
 use harvester_redis::{RedisConfig, RedisConnection};
-use harvester_testbed::support::{Redis, eventually_some};
+use harvester_testbed::on_standalone_and_cluster;
+use harvester_testbed::support::{Redis, RedisDeployment, RedisKind, RedisServer, eventually_some};
 
 /// Longest wait for anything shared to arrive. Announcements take milliseconds; the
 /// deadline only bounds a failing test.
@@ -33,9 +36,13 @@ async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, check: impl Fn
     eventually_some(DEADLINE, what, check).await
 }
 
-fn redis_config(redis: &Redis) -> RedisConfig {
+fn redis_config(redis: &RedisDeployment) -> RedisConfig {
+    RedisConfig { url: redis.url(), cluster: redis.is_cluster(), ..standalone_config(String::new()) }
+}
+
+fn standalone_config(url: String) -> RedisConfig {
     RedisConfig {
-        url: redis.url(),
+        url,
         key_prefix: "test:".into(),
         connect_timeout: Duration::from_secs(1),
         response_timeout: Duration::from_millis(300),
@@ -81,12 +88,12 @@ fn pool(ids: &[&str]) -> ProxyPool {
     pool
 }
 
-fn start(pool: &ProxyPool, redis: &Redis, instance: &str) -> SharedState {
+fn start(pool: &ProxyPool, redis: &RedisConfig, instance: &str) -> SharedState {
     start_with(pool, redis, shared_config(instance))
 }
 
-fn start_with(pool: &ProxyPool, redis: &Redis, config: SharedStateConfig) -> SharedState {
-    let connection = RedisConnection::lazy(&redis_config(redis)).expect("valid Redis config");
+fn start_with(pool: &ProxyPool, redis: &RedisConfig, config: SharedStateConfig) -> SharedState {
+    let connection = RedisConnection::lazy(redis).expect("valid Redis config");
     SharedState::start(pool.clone(), connection, config).expect("starts")
 }
 
@@ -119,13 +126,26 @@ fn keep_picking(pool: &ProxyPool, times: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ejection_by_one_instance_is_honoured_by_another() {
-    let redis = Redis::start();
+async fn an_ejection_by_one_instance_is_honoured_by_another(kind: RedisKind) {
+    let server = RedisDeployment::start(kind).await;
+    let redis = redis_config(&server);
+    // On a cluster, subscriptions go through the seed node and the announcing script runs
+    // on the node of the namespace's slot: a namespace served by another node makes the
+    // announcement cross nodes.
+    let fleet = |instance| SharedStateConfig { namespace: "fleet:".into(), ..shared_config(instance) };
+    if server.is_cluster() {
+        let seed = redis::Client::open(server.url()).expect("URL");
+        let mut seed = seed.get_multiplexed_async_connection().await.expect("the seed node");
+        let elsewhere = redis::cmd("GET").arg("test:{fleet}:verdicts").query_async::<Option<String>>(&mut seed).await;
+        assert!(
+            elsewhere.as_ref().is_err_and(|e| e.to_string().to_ascii_uppercase().contains("MOVED")),
+            "the namespace's slot is another node's: {elsewhere:?}"
+        );
+    }
     let (pool_a, pool_b) = (pool(&["p1", "p2", "p3"]), pool(&["p1", "p2", "p3"]));
     // b polls once at start only: what it learns next comes through the announcement.
-    let announced_only = SharedStateConfig { poll_interval: Duration::from_secs(3600), ..shared_config("b") };
-    let (a, b) = (start(&pool_a, &redis, "a"), start_with(&pool_b, &redis, announced_only));
+    let announced_only = SharedStateConfig { poll_interval: Duration::from_secs(3600), ..fleet("b") };
+    let (a, b) = (start_with(&pool_a, &redis, fleet("a")), start_with(&pool_b, &redis, announced_only));
     subscribed(&[&a, &b]).await;
 
     eject(&pool_a, "p1");
@@ -139,9 +159,9 @@ async fn an_ejection_by_one_instance_is_honoured_by_another() {
     assert_eq!(a.status().received, 0, "a ignores its own announcement");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_that_starts_later_learns_the_running_verdicts_from_the_keys() {
-    let redis = Redis::start();
+async fn an_instance_that_starts_later_learns_the_running_verdicts_by_polling(kind: RedisKind) {
+    let server = RedisDeployment::start(kind).await;
+    let redis = redis_config(&server);
     let (pool_a, pool_late) = (pool(&["p1", "p2"]), pool(&["p1", "p2"]));
     let a = start(&pool_a, &redis, "a");
     subscribed(&[&a]).await;
@@ -166,9 +186,9 @@ async fn an_instance_that_starts_later_learns_the_running_verdicts_from_the_keys
     assert!(ban.remaining <= Duration::from_secs(60), "it lasts what it has left: {ban:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ban_by_one_instance_bars_the_proxy_everywhere_from_that_host_only() {
-    let redis = Redis::start();
+async fn a_ban_by_one_instance_bars_the_proxy_everywhere_from_that_host_only(kind: RedisKind) {
+    let server = RedisDeployment::start(kind).await;
+    let redis = redis_config(&server);
     let (pool_a, pool_b) = (pool(&["p1", "p2"]), pool(&["p1", "p2"]));
     let (a, b) = (start(&pool_a, &redis, "a"), start(&pool_b, &redis, "b"));
     subscribed(&[&a, &b]).await;
@@ -191,9 +211,9 @@ async fn a_ban_by_one_instance_bars_the_proxy_everywhere_from_that_host_only() {
     assert!(!is_ejected(&pool_b, "p1"), "a ban is not an ejection");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxies_registered_by_one_instance_reach_the_others_pool_with_their_credentials() {
-    let redis = Redis::start();
+async fn proxies_registered_by_one_instance_reach_the_others_pool_with_their_credentials(kind: RedisKind) {
+    let server = RedisDeployment::start(kind).await;
+    let redis = redis_config(&server);
     let (pool_a, pool_b) = (pool(&[]), pool(&["local"]));
     let meta = ProxyMeta {
         id: Some("alpha".into()),
@@ -224,9 +244,9 @@ async fn proxies_registered_by_one_instance_reach_the_others_pool_with_their_cre
     assert!(!shown.contains("pa55word") && !shown.contains("us3r"), "credentials shown: {shown}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxies_of_an_instance_that_stops_leave_the_registry_and_the_other_pools() {
-    let redis = Redis::start();
+async fn proxies_of_an_instance_that_stops_leave_the_registry_and_the_other_pools(kind: RedisKind) {
+    let server = RedisDeployment::start(kind).await;
+    let redis = redis_config(&server);
     let (pool_a, pool_b, pool_c) = (pool(&["alpha"]), pool(&[]), pool(&["gamma"]));
     let (a, b, c) = (start(&pool_a, &redis, "a"), start(&pool_b, &redis, "b"), start(&pool_c, &redis, "c"));
     a.register(pool_a.proxies()).await.expect("registered");
@@ -251,9 +271,9 @@ async fn proxies_of_an_instance_that_stops_leave_the_registry_and_the_other_pool
     eventually("gamma leaves b's pool", || async { pool_b.is_empty().then_some(()) }).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registering_a_pool_that_holds_another_instances_proxies_registers_only_its_own() {
-    let redis = Redis::start();
+async fn registering_a_pool_that_holds_another_instances_proxies_registers_only_its_own(kind: RedisKind) {
+    let server = RedisDeployment::start(kind).await;
+    let redis = redis_config(&server);
     let (pool_a, pool_b) = (pool(&["alpha"]), pool(&["beta"]));
     let (a, b) = (start(&pool_a, &redis, "a"), start(&pool_b, &redis, "b"));
     a.register(pool_a.proxies()).await.expect("registered");
@@ -277,7 +297,8 @@ async fn registering_a_pool_that_holds_another_instances_proxies_registers_only_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_redis_leaves_local_health_and_sharing_resumes_when_it_returns() {
-    let mut redis = Redis::start();
+    let mut server = Redis::start();
+    let redis = standalone_config(server.url());
     let ids = ["p1", "p2", "p3", "p4"];
     let (pool_a, pool_b) = (pool(&ids), pool(&ids));
     let alpha = Arc::new(proxy("alpha", 9200));
@@ -289,7 +310,7 @@ async fn losing_redis_leaves_local_health_and_sharing_resumes_when_it_returns() 
     subscribed(&[&a, &b]).await;
     eventually("alpha reaches b", || async { pool_b.get("alpha") }).await;
 
-    redis.stop();
+    server.stop();
     keep_picking(&pool_a, 50);
     keep_picking(&pool_b, 50);
     eject(&pool_a, "p1");
@@ -299,7 +320,7 @@ async fn losing_redis_leaves_local_health_and_sharing_resumes_when_it_returns() 
     assert!(!is_ejected(&pool_b, "p1"), "b cannot know yet");
     assert!(pool_b.get("alpha").is_some(), "b keeps what it mirrored while Redis is away");
 
-    redis.restart();
+    server.restart();
     eventually("a's ejection from the outage reaches b", || async { is_ejected(&pool_b, "p1").then_some(()) }).await;
     assert_eq!(a.status().pending, 0);
     subscribed(&[&a, &b]).await;
@@ -314,9 +335,9 @@ async fn losing_redis_leaves_local_health_and_sharing_resumes_when_it_returns() 
     keep_picking(&pool_b, 20);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_remote_ejection_lasts_no_longer_than_this_pools_own_maximum_however_often_it_is_polled() {
-    let redis = Redis::start();
+async fn a_remote_ejection_lasts_no_longer_than_this_pools_own_maximum_however_often_it_is_polled(kind: RedisKind) {
+    let server = RedisDeployment::start(kind).await;
+    let redis = redis_config(&server);
     let config = PoolConfig {
         ejection: EjectionConfig {
             consecutive_failures: 3,
@@ -333,19 +354,25 @@ async fn a_remote_ejection_lasts_no_longer_than_this_pools_own_maximum_however_o
     let shared = start(&pool, &redis, "b");
     subscribed(&[&shared]).await;
     // Another instance (or anyone who can write the namespace) keeps a 20 s ejection in Redis.
-    let mut admin =
-        redis::Client::open(redis.url()).expect("URL").get_multiplexed_async_connection().await.expect("admin");
+    let mut admin = RedisConnection::connect(&redis).await.expect("admin").manager();
     let verdict = r#"{"v":1,"origin":"other","proxy":"p1","kind":"ejected","ms":20000}"#;
-    let key = "test:proxies:verdict:eject:p1";
-    let _: () =
-        redis::cmd("SET").arg(key).arg(verdict).arg("PX").arg(20_000).query_async(&mut admin).await.expect("SET");
-    let _: i64 = redis::cmd("ZADD")
-        .arg("test:proxies:verdicts")
-        .arg(9_999_999_999_999i64)
-        .arg(key)
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut admin).await.expect("TIME");
+    let ends = seconds * 1000 + micros / 1000 + 20_000;
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("HSET")
+        .arg("test:{proxies}:verdicts:json")
+        .arg("eject:p1")
+        .arg(verdict)
+        .ignore()
+        .cmd("ZADD")
+        .arg("test:{proxies}:verdicts")
+        .arg(ends)
+        .arg("eject:p1")
+        .ignore()
         .query_async(&mut admin)
         .await
-        .expect("ZADD");
+        .expect("HSET and ZADD");
     eventually("the polled verdict is applied", || async { is_ejected(&pool, "p1").then_some(()) }).await;
     // The ejection ends at this pool's 1 s maximum (the deadline, 10 s, is half the 20 s the
     // verdict asks for)
@@ -364,3 +391,13 @@ async fn a_remote_ejection_lasts_no_longer_than_this_pools_own_maximum_however_o
     drop(shared);
     assert!(!still, "p1 ejected again by polls of a remote verdict that this pool already cut at 1 s");
 }
+
+on_standalone_and_cluster!(
+    an_ejection_by_one_instance_is_honoured_by_another,
+    an_instance_that_starts_later_learns_the_running_verdicts_by_polling,
+    a_ban_by_one_instance_bars_the_proxy_everywhere_from_that_host_only,
+    proxies_registered_by_one_instance_reach_the_others_pool_with_their_credentials,
+    proxies_of_an_instance_that_stops_leave_the_registry_and_the_other_pools,
+    registering_a_pool_that_holds_another_instances_proxies_registers_only_its_own,
+    a_remote_ejection_lasts_no_longer_than_this_pools_own_maximum_however_often_it_is_polled,
+);

@@ -32,6 +32,15 @@ const LONGEST_TIMEOUT: Duration = Duration::from_secs(3600);
 /// response_timeout = "200ms"
 /// ```
 ///
+/// A Redis Cluster: `cluster = true`, and `url` names one node (any master or replica
+/// that answers; the others are found from it with `CLUSTER SLOTS`):
+///
+/// ```toml
+/// [redis]
+/// url = "redis://10.0.0.5:7000"
+/// cluster = true
+/// ```
+///
 /// ```
 /// use harvester_redis::RedisConfig;
 ///
@@ -54,8 +63,12 @@ pub struct RedisConfig {
     /// Password (`AUTH`); never printed, never serialized.
     #[serde(skip_serializing)]
     pub password: Option<String>,
-    /// Database number; default the URL's, else 0.
+    /// Database number; default the URL's, else 0. A cluster has database 0 only.
     pub database: Option<i64>,
+    /// Whether `url` is one node of a Redis Cluster (the seed the topology is discovered
+    /// from) rather than a standalone Redis. Must match the server: connecting checks
+    /// `INFO cluster` and refuses a mismatch, naming this field. Default `false`.
+    pub cluster: bool,
     /// Put before every key this crate writes. Default `harvester:`.
     pub key_prefix: String,
     /// Longest wait for a connection to be made. Default 1 s.
@@ -74,6 +87,7 @@ impl Default for RedisConfig {
             username: None,
             password: None,
             database: None,
+            cluster: false,
             key_prefix: "harvester:".to_owned(),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(200),
@@ -90,6 +104,17 @@ impl RedisConfig {
         }
         if self.database.is_some_and(|db| db < 0) {
             return Err(ConfigError::new("redis.database", "must be 0 or more"));
+        }
+        if self.cluster {
+            if matches!(scheme(&self.url), Some("redis+unix" | "unix")) {
+                return Err(ConfigError::new(
+                    "redis.url",
+                    "a cluster's seed must be redis:// or rediss:// (its nodes are found by address, not by socket)",
+                ));
+            }
+            if self.connection_info()?.redis_settings().db() != 0 {
+                return Err(ConfigError::new("redis.database", "must be 0 on a cluster (redis.cluster = true)"));
+            }
         }
         for (field, timeout) in
             [("redis.connect_timeout", self.connect_timeout), ("redis.response_timeout", self.response_timeout)]
@@ -167,7 +192,8 @@ impl RedisConfig {
 
 impl fmt::Display for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (prefix {:?})", self.redacted_url(), self.key_prefix)
+        let mode = if self.cluster { "cluster, " } else { "" };
+        write!(f, "{} ({mode}prefix {:?})", self.redacted_url(), self.key_prefix)
     }
 }
 
@@ -178,6 +204,7 @@ impl fmt::Debug for RedisConfig {
             .field("username", &self.username.as_ref().map(|_| "***"))
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("database", &self.database)
+            .field("cluster", &self.cluster)
             .field("key_prefix", &self.key_prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
@@ -311,6 +338,29 @@ mod tests {
     fn username_needs_a_password() {
         let config = RedisConfig { username: Some("app".into()), ..Default::default() };
         assert_eq!(config.validate().expect_err("invalid").field, "redis.password");
+    }
+
+    #[test]
+    fn a_cluster_seed_is_a_network_address_with_database_0() {
+        let unix = RedisConfig { url: "redis+unix:///run/redis.sock".into(), cluster: true, ..Default::default() };
+        assert_eq!(unix.validate().expect_err("invalid").field, "redis.url");
+        for config in [
+            RedisConfig { url: "redis://127.0.0.1:7000/2".into(), cluster: true, ..Default::default() },
+            RedisConfig { database: Some(1), cluster: true, ..Default::default() },
+        ] {
+            assert_eq!(config.validate().expect_err("invalid").field, "redis.database");
+        }
+        let seed = RedisConfig { url: "redis://127.0.0.1:7000".into(), cluster: true, ..Default::default() };
+        seed.validate().expect("valid");
+        assert_eq!(seed.to_string(), "redis://127.0.0.1:7000 (cluster, prefix \"harvester:\")");
+    }
+
+    #[test]
+    fn cluster_defaults_to_false_in_files() {
+        let config: RedisConfig = toml::from_str("url = \"redis://127.0.0.1:7000\"").expect("parses");
+        assert!(!config.cluster);
+        let config: RedisConfig = toml::from_str("cluster = true").expect("parses");
+        assert!(config.cluster);
     }
 
     #[test]

@@ -27,6 +27,19 @@ pub enum RedisError {
         /// Why, scrubbed of credentials.
         reason: String,
     },
+    /// The server is a cluster node and the configuration says standalone
+    /// ([`RedisConfig::cluster`](crate::RedisConfig::cluster) false), or the other way round.
+    #[error("{endpoint} is {}", if *cluster_node {
+        "a Redis Cluster node: set redis.cluster = true (RedisConfig::cluster) to use the cluster"
+    } else {
+        "a standalone Redis, not a cluster node: set redis.cluster = false (RedisConfig::cluster), or point redis.url at a cluster node"
+    })]
+    WrongMode {
+        /// The redacted URL.
+        endpoint: String,
+        /// Whether the server said `cluster_enabled:1`.
+        cluster_node: bool,
+    },
     /// Redis did not answer in time.
     #[error("no answer from {endpoint} within {after:?}")]
     TimedOut {

@@ -6,8 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harvester_redis::RedisConnection;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use harvester_redis::{Connection, RedisConnection};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 use redis::{RedisResult, Value};
 
@@ -67,7 +66,7 @@ impl Consumer {
     /// `NOGROUP` apart from other failures.
     async fn run<R, F, Fut>(&self, what: &str, command: F) -> Result<R, CommandError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<R>>,
     {
         let outcome = self
@@ -103,10 +102,7 @@ impl Consumer {
     /// `XREADGROUP ... BLOCK ... STREAMS <stream> >` on a dedicated connection (the block may
     /// outlast the shared connection's response timeout). A connection that failed or did
     /// not answer in time is dropped, so the next read makes a new one.
-    pub(crate) async fn read_new(
-        &self,
-        dedicated: &mut Option<MultiplexedConnection>,
-    ) -> Result<Vec<StreamId>, CommandError> {
+    pub(crate) async fn read_new(&self, dedicated: &mut Option<Connection>) -> Result<Vec<StreamId>, CommandError> {
         let connection = match dedicated {
             Some(connection) => connection,
             None => {

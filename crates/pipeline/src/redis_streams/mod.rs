@@ -15,7 +15,8 @@
 //!   `MULTI`/`EXEC` pipeline per batch.
 //! - [`StreamConfig`] and [`StreamSinkConfig`] configure them; [`SourceStats`] counts.
 //! - [`RedisConfig`] and [`RedisConnection`] (re-exported from `harvester-redis`) say where
-//!   Redis is and carry the key prefix and response timeout.
+//!   Redis is (one server, or a cluster) and carry the key prefix and response timeout;
+//!   [`Connection`] is what [`RedisConnection::run`] hands a command.
 //!
 //! # Entry format
 //!
@@ -53,11 +54,22 @@
 //! takes long in the pipeline is not taken from it. A reclaimed entry whose delivery count
 //! (`XPENDING`) now exceeds [`max_deliveries`](StreamConfig::max_deliveries) is poison: it
 //! goes to the dead-letter stream `<stream>:dead`, with the entry's fields plus `dead_id`,
-//! `dead_reason` and `dead_deliveries`, and is acknowledged in the same `MULTI`/`EXEC`.
+//! `dead_reason` and `dead_deliveries`, and is acknowledged once its dead letter is stored
+//! (two round trips, never one transaction: a failed `XADD` must leave the entry pending).
 //!
 //! Neither the dead-letter stream nor the group's consumer list is trimmed by the source:
 //! bound the first with `XTRIM` and remove consumers gone for good with
 //! `XGROUP DELCONSUMER` (a consumer name reused after a restart needs neither).
+//!
+//! **On a Redis Cluster** ([`RedisConfig::cluster`]) the source and the sink work
+//! unchanged: every command touches one key, so each goes to the node of its key's slot.
+//! `XREADGROUP`, `XAUTOCLAIM`, `XPENDING`, `XACK` and the lease renewal script (its stream
+//! in `KEYS`) touch the stream; a dead letter's `XADD` touches the dead-letter stream,
+//! and its `XACK` follows as a command of its own; the sink's `MULTI`/`EXEC` touches its
+//! one stream. The stream and its dead-letter stream may therefore live in different
+//! slots, and no hash tag is required. Giving the stream a hash tag (`{pages}`, whose
+//! default dead-letter stream `{pages}:dead` has the same tag) keeps both on one node,
+//! which is what a script or transaction over both would need.
 //!
 //! **When Redis is down** the source retries every command with exponential backoff
 //! ([`retry_base_delay`](StreamConfig::retry_base_delay) up to
@@ -122,7 +134,7 @@ pub use acking_sink::AckingSink;
 pub use config::{GroupStart, StreamConfig, StreamSinkConfig};
 pub use delivery::{Delivery, HandleRecord};
 pub use error::StreamError;
-pub use harvester_redis::{RedisConfig, RedisConnection};
+pub use harvester_redis::{Connection, RedisConfig, RedisConnection};
 pub use sink::RedisStreamSink;
 pub use source::{Closed, Inbox, RedisStreamSource, RunningSource};
 pub use stats::SourceStats;

@@ -6,8 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harvester_redis::RedisConnection;
-use redis::aio::MultiplexedConnection;
+use harvester_redis::{Connection, RedisConnection};
 use redis::streams::StreamId;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -256,7 +255,7 @@ struct Reader<T, I> {
     sender: I,
     _records: PhantomData<fn() -> T>,
     stop: watch::Receiver<bool>,
-    dedicated: Option<MultiplexedConnection>,
+    dedicated: Option<Connection>,
     group_ready: bool,
     failures: u32,
     next_reclaim: Instant,

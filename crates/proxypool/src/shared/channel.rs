@@ -1,5 +1,6 @@
 //! Health verdicts in Redis: announced on a pub/sub channel for low delay, and kept
-//! under keys with a TTL for whoever missed the announcement (the polling fallback).
+//! while they run (an index scored by their end, and a hash of their JSON) for whoever
+//! missed the announcement (the polling fallback).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,21 +36,21 @@ impl HealthChannel {
     pub(crate) async fn announce(&self, event: &HealthEvent) -> Result<(), RedisError> {
         let json = verdict::encode(&self.instance, event);
         let channel = self.keys.channel();
-        let index = self.keys.verdicts();
+        let (index, texts) = (self.keys.verdicts(), self.keys.verdict_json());
         let invocation = match (&event.kind, verdict::lasts(event)) {
             (HealthEventKind::Restored, _) | (_, None) => {
                 let mut invocation = RETRACT_SCRIPT.prepare_invoke();
-                invocation.key(self.keys.ejection(&event.proxy)).key(index).arg(json).arg(channel);
+                invocation.key(index).key(texts).arg(Keys::ejection(&event.proxy)).arg(json).arg(channel);
                 invocation
             }
             (kind, Some(lasts)) => {
-                let key = match kind {
-                    HealthEventKind::Banned { host, .. } => self.keys.ban(&event.proxy, host.as_deref()),
-                    _ => self.keys.ejection(&event.proxy),
+                let name = match kind {
+                    HealthEventKind::Banned { host, .. } => Keys::ban(&event.proxy, host.as_deref()),
+                    _ => Keys::ejection(&event.proxy),
                 };
                 let ms = u64::try_from(lasts.as_millis()).unwrap_or(u64::MAX).max(1);
                 let mut invocation = ANNOUNCE_SCRIPT.prepare_invoke();
-                invocation.key(key).key(index).arg(json).arg(ms).arg(channel);
+                invocation.key(index).key(texts).arg(name).arg(json).arg(ms).arg(channel);
                 invocation
             }
         };
@@ -61,11 +62,13 @@ impl HealthChannel {
     /// Up to `max` running verdicts, each lasting what its key has left, this instance's
     /// own and unreadable ones left out.
     pub(crate) async fn poll(&self, max: usize) -> Result<Vec<Verdict>, RedisError> {
-        let index = self.keys.verdicts();
-        let values: Vec<Value> = self
-            .connection
-            .run(|mut manager| async move { POLL_SCRIPT.key(index).arg(max).invoke_async(&mut manager).await })
-            .await?;
+        let (index, texts) = (self.keys.verdicts(), self.keys.verdict_json());
+        let values: Vec<Value> =
+            self.connection
+                .run(|mut manager| async move {
+                    POLL_SCRIPT.key(index).key(texts).arg(max).invoke_async(&mut manager).await
+                })
+                .await?;
         let mut verdicts = Vec::with_capacity(values.len() / 2);
         for pair in values.chunks_exact(2) {
             let (Value::BulkString(json), Value::Int(left)) = (&pair[0], &pair[1]) else { continue };

@@ -27,8 +27,10 @@ pub struct SharedStateConfig {
     /// This instance's name, in registry entries and announced verdicts (so that it
     /// ignores its own). Default: the process id and a random suffix, new at each start.
     pub instance: Option<String>,
-    /// Put after the connection's key prefix before every key and channel name. Default
-    /// `proxies:`; instances share state only within one namespace.
+    /// Put after the connection's key prefix before every key and channel name, as a
+    /// hash tag without its trailing colons (`harvester:{proxies}:...`), so that all the
+    /// namespace's keys are in one slot of a Redis Cluster. Default `proxies:`; instances
+    /// share state only within one namespace. Must not be empty nor hold `{` or `}`.
     pub namespace: String,
     /// How long a registry entry lives without a heartbeat: a proxy registered by an
     /// instance that died leaves the registry within this. Default 60 s.
@@ -95,6 +97,12 @@ impl SharedStateConfig {
         {
             return Err(ConfigError::new("shared.instance", "must not be blank (leave it out for a generated one)"));
         }
+        if self.namespace.trim_end_matches(':').is_empty() || self.namespace.contains(['{', '}']) {
+            return Err(ConfigError::new(
+                "shared.namespace",
+                "must be a name without { or } (it is the hash tag of every shared key), like `proxies:`",
+            ));
+        }
         for (field, value) in [
             ("shared.registry_ttl", self.registry_ttl),
             ("shared.heartbeat_interval", self.heartbeat_interval),
@@ -151,6 +159,19 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(config.validate().map_err(|e| e.field.into_owned()), Err("shared.heartbeat_interval".to_owned()));
+    }
+
+    #[test]
+    fn a_namespace_must_make_a_hash_tag() {
+        for namespace in ["", ":", "a{b", "x}:"] {
+            let config = SharedStateConfig { namespace: namespace.into(), ..Default::default() };
+            assert_eq!(
+                config.validate().map_err(|e| e.field.into_owned()),
+                Err("shared.namespace".to_owned()),
+                "{namespace:?}"
+            );
+        }
+        SharedStateConfig { namespace: "crawl-7".into(), ..Default::default() }.validate().expect("a tag");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The names of everything the shared state keeps in Redis, in one place.
 //!
-//! Every name starts with the connection's key prefix and the configured namespace
-//! (`harvester:` and `proxies:` by default). Proxy ids, regions, providers and hosts are
-//! user text: inside a name, `%` and `:` are percent-encoded, so that no two different
-//! inputs share a name (`a:b` + `c` never meets `a` + `b:c`).
+//! Every name starts with the connection's key prefix and the configured namespace as a
+//! hash tag (`harvester:{proxies}:` by default): every key of one namespace is in one
+//! slot of a Redis Cluster, so each script may touch any of them. Proxy ids, regions,
+//! providers and hosts are user text: inside a name, `%` and `:` are percent-encoded, so
+//! that no two different inputs share a name (`a:b` + `c` never meets `a` + `b:c`); `{`
+//! and `}` in them are harmless (the tag is the first one, in the prefix).
 
 use crate::proxy::ProxyId;
 
@@ -16,9 +18,11 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    /// Names under `key_prefix` + `namespace`.
+    /// Names under `key_prefix` + `{namespace}:` (the namespace without its trailing
+    /// colons as the hash tag; [`SharedStateConfig::validate`](super::SharedStateConfig::validate)
+    /// makes sure it is a tag).
     pub(crate) fn new(key_prefix: &str, namespace: &str) -> Keys {
-        Keys { prefix: format!("{key_prefix}{namespace}") }
+        Keys { prefix: format!("{key_prefix}{{{}}}:", namespace.trim_end_matches(':')) }
     }
 
     /// The registry entry of one proxy (a string holding its JSON, with a TTL).
@@ -46,20 +50,27 @@ impl Keys {
         format!("{}index:tier:{}", self.prefix, tier.as_str())
     }
 
-    /// The running ejection of one proxy (its verdict's JSON, TTL = the time left).
-    pub(crate) fn ejection(&self, id: &ProxyId) -> String {
-        format!("{}verdict:eject:{}", self.prefix, escape(id.as_str()))
+    /// The name of the running ejection of one proxy, a member of [`verdicts`](Self::verdicts)
+    /// and a field of [`verdict_json`](Self::verdict_json).
+    pub(crate) fn ejection(id: &ProxyId) -> String {
+        format!("eject:{}", escape(id.as_str()))
     }
 
-    /// The running ban of one proxy by one host (`None`: by every host).
-    pub(crate) fn ban(&self, id: &ProxyId, host: Option<&str>) -> String {
-        format!("{}verdict:ban:{}:{}", self.prefix, escape(id.as_str()), host.map(escape).unwrap_or_default())
+    /// The name of the running ban of one proxy by one host (`None`: by every host).
+    pub(crate) fn ban(id: &ProxyId, host: Option<&str>) -> String {
+        format!("ban:{}:{}", escape(id.as_str()), host.map(escape).unwrap_or_default())
     }
 
-    /// The index of running verdicts (a sorted set of verdict keys scored by expiry),
-    /// which the polling fallback reads.
+    /// The running verdicts: a sorted set of verdict names scored by their end (Redis
+    /// milliseconds), which the polling fallback reads.
     pub(crate) fn verdicts(&self) -> String {
         format!("{}verdicts", self.prefix)
+    }
+
+    /// The running verdicts' JSON: a hash from verdict name to JSON, beside
+    /// [`verdicts`](Self::verdicts), so that a script reading them names both keys.
+    pub(crate) fn verdict_json(&self) -> String {
+        format!("{}verdicts:json", self.prefix)
     }
 
     /// The pub/sub channel verdicts are announced on.
@@ -86,22 +97,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_start_with_prefix_and_namespace() {
+    fn names_start_with_prefix_and_namespace_as_hash_tag() {
         let keys = Keys::new("harvester:", "proxies:");
-        assert_eq!(keys.entry("p1"), "harvester:proxies:entry:p1");
-        assert_eq!(keys.region("eu-west"), "harvester:proxies:index:region:eu-west");
-        assert_eq!(keys.tier(QualityTier::High), "harvester:proxies:index:tier:high");
-        assert_eq!(keys.ban(&ProxyId::from("p1"), None), "harvester:proxies:verdict:ban:p1:");
-        assert_eq!(keys.channel(), "harvester:proxies:health");
+        assert_eq!(keys.entry("p1"), "harvester:{proxies}:entry:p1");
+        assert_eq!(keys.region("eu-west"), "harvester:{proxies}:index:region:eu-west");
+        assert_eq!(keys.tier(QualityTier::High), "harvester:{proxies}:index:tier:high");
+        assert_eq!(keys.verdicts(), "harvester:{proxies}:verdicts");
+        assert_eq!(keys.verdict_json(), "harvester:{proxies}:verdicts:json");
+        assert_eq!(Keys::ban(&ProxyId::from("p1"), None), "ban:p1:");
+        assert_eq!(keys.channel(), "harvester:{proxies}:health");
     }
 
     #[test]
     fn user_text_cannot_make_two_names_meet() {
-        let keys = Keys::new("", "");
-        let a = keys.ban(&ProxyId::from("a:b"), Some("c"));
-        let b = keys.ban(&ProxyId::from("a"), Some("b:c"));
+        let a = Keys::ban(&ProxyId::from("a:b"), Some("c"));
+        let b = Keys::ban(&ProxyId::from("a"), Some("b:c"));
         assert_ne!(a, b);
         assert_eq!(escape("50%:x"), "50%25%3Ax");
+    }
+
+    /// Every key one script call may get, for proxies and hosts of any text.
+    fn every_key(keys: &Keys, texts: &[String]) -> Vec<String> {
+        let mut all = vec![keys.all(), keys.verdicts(), keys.verdict_json()];
+        all.extend(QualityTier::ALL.map(|tier| keys.tier(tier)));
+        for text in texts {
+            all.extend([keys.entry(text), keys.region(text), keys.provider(text)]);
+        }
+        all
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_key_of_a_namespace_is_in_one_slot(
+            prefix in "[a-z:]{0,10}",
+            namespace in "[a-z0-9:.-]{1,10}",
+            texts in proptest::collection::vec(".{0,12}", 1..6),
+        ) {
+            proptest::prop_assume!(!namespace.trim_end_matches(':').is_empty());
+            let keys = Keys::new(&prefix, &namespace);
+            let every = every_key(&keys, &texts);
+            let tag = harvester_redis::hash_tag(&every[0]).map(str::to_owned);
+            proptest::prop_assert_eq!(tag.as_deref(), Some(namespace.trim_end_matches(':')));
+            for key in &every {
+                proptest::prop_assert_eq!(harvester_redis::hash_tag(key), tag.as_deref(), "{}", key);
+            }
+            proptest::prop_assert!(harvester_redis::same_slot(&every));
+        }
     }
 
     proptest::proptest! {

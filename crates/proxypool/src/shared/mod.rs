@@ -33,17 +33,23 @@
 //!
 //! **Secrets.** Registry entries hold each proxy's URL with its credentials: other
 //! instances need them to connect. Redis then holds secrets: give the instances a Redis
-//! user whose ACL allows only this namespace's keys (`~harvester:proxies:*`) and channel
-//! (`&harvester:proxies:*`), and use `rediss://` (feature `redis-tls`) outside a trusted
+//! user whose ACL allows only this namespace's keys (`~harvester:{proxies}:*`) and channel
+//! (`&harvester:{proxies}:*`), and use `rediss://` (feature `redis-tls`) outside a trusted
 //! network. Nothing here logs, prints or `Debug`s the credentials; anyone who can write
 //! those keys can eject the proxies of every instance (a remote verdict lasts at most
 //! the pool's own longest ejection or ban).
 //!
-//! Keys, under the connection's prefix and `namespace` (`harvester:proxies:` by
-//! default): `entry:{id}`, `index:all`, `index:region:{region}`,
-//! `index:provider:{provider}`, `index:tier:{tier}`, `verdict:eject:{id}`,
-//! `verdict:ban:{id}:{host}`, `verdicts`; channel `health`. Every script takes its time
-//! from Redis. Standalone Redis (the scripts touch keys they compute).
+//! Keys, under the connection's prefix and the namespace as a hash tag
+//! (`harvester:{proxies}:` by default): `entry:<id>`, `index:all`,
+//! `index:region:<region>`, `index:provider:<provider>`, `index:tier:<tier>`, and the
+//! running verdicts, `verdicts` (a sorted set of verdict names, `eject:<id>` and
+//! `ban:<id>:<host>`, scored by their end) with their JSON in the hash `verdicts:json`;
+//! channel `health`. Every script takes its time from Redis and receives every key it
+//! touches in `KEYS`, and the one hash tag puts all of a namespace's keys in one slot:
+//! the shared state works on a Redis Cluster as on one server
+//! ([`RedisConfig::cluster`](harvester_redis::RedisConfig::cluster)). (Until this layout,
+//! the namespace was not a tag — `harvester:proxies:entry:<id>` — and each verdict had a
+//! key of its own: instances of the two versions do not share state.)
 //!
 //! ```no_run
 //! use std::sync::Arc;

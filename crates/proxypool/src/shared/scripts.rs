@@ -3,8 +3,12 @@
 //!
 //! Indexes are sorted sets scored by the expiry (Redis milliseconds) of what they point
 //! at: members are pruned as they expire, and each index key expires with its
-//! longest-lived member. The entries and verdicts themselves carry their TTL; an index
-//! is a hint that readers check against them.
+//! longest-lived member. Registry entries carry their TTL; an index is a hint that
+//! readers check against them. Running verdicts live in their index (the score is their
+//! end) and a hash of their JSON beside it, pruned together.
+//!
+//! Every key a script touches comes in `KEYS` (none is built inside a script), and all of
+//! them carry the namespace's hash tag: one slot, as a Redis Cluster requires.
 
 use std::sync::LazyLock;
 
@@ -64,46 +68,61 @@ end
 return removed
 "#;
 
-/// Keeps a verdict under its key for its duration (never shortening a longer one),
-/// indexes it, and announces it.
+/// Removes the verdicts that have ended (from the index `KEYS[1]` and the JSON hash
+/// `KEYS[2]`), at Redis time `now`.
+const PRUNE: &str = r#"
+local function prune(now)
+  local ended = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+  for _, name in ipairs(ended) do redis.call('HDEL', KEYS[2], name) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+end
+"#;
+
+/// Keeps a verdict for its duration (never shortening a longer one running under the
+/// same name), and announces it.
 ///
-/// `KEYS`: the verdict key, the verdict index. `ARGV`: the JSON, the duration in ms, the
-/// channel. Returns how many subscribers heard it.
-pub(crate) const ANNOUNCE: &str = r#"
+/// `KEYS`: the verdict index, the verdict JSON hash. `ARGV`: the verdict's name, the JSON,
+/// the duration in ms, the channel. Returns how many subscribers (of the node that ran
+/// it) heard it.
+const ANNOUNCE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ms = tonumber(ARGV[2])
-if redis.call('PTTL', KEYS[1]) < ms then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ms)
-  redis.call('ZADD', KEYS[2], 'GT', now + ms, KEYS[1])
-  if redis.call('PTTL', KEYS[2]) < ms then redis.call('PEXPIRE', KEYS[2], ms) end
+local ms = tonumber(ARGV[3])
+local running = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
+if not running or running < now + ms then
+  redis.call('ZADD', KEYS[1], now + ms, ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-return redis.call('PUBLISH', ARGV[3], ARGV[1])
+prune(now)
+for _, key in ipairs(KEYS) do
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+end
+return redis.call('PUBLISH', ARGV[4], ARGV[2])
 "#;
 
 /// Ends a running verdict and announces the end.
 ///
-/// `KEYS`: the verdict key, the verdict index. `ARGV`: the JSON, the channel.
-pub(crate) const RETRACT: &str = r#"
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], KEYS[1])
-return redis.call('PUBLISH', ARGV[2], ARGV[1])
+/// `KEYS`: the verdict index, the verdict JSON hash. `ARGV`: the verdict's name, the JSON,
+/// the channel.
+const RETRACT: &str = r#"
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return redis.call('PUBLISH', ARGV[3], ARGV[2])
 "#;
 
 /// Reads up to `ARGV[1]` running verdicts, the longest-lasting first: a flat list of
 /// JSON and milliseconds left.
 ///
-/// `KEYS`: the verdict index.
-pub(crate) const POLL: &str = r#"
+/// `KEYS`: the verdict index, the verdict JSON hash.
+const POLL: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local keys = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+prune(now)
+local running = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
 local out = {}
-for _, key in ipairs(keys) do
-  local json = redis.call('GET', key)
-  local left = redis.call('PTTL', key)
+for i = 1, #running, 2 do
+  local json = redis.call('HGET', KEYS[2], running[i])
+  local left = math.floor(tonumber(running[i + 1]) - now)
   if json and left > 0 then
     table.insert(out, json)
     table.insert(out, left)
@@ -114,6 +133,6 @@ return out
 
 pub(crate) static REGISTER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REGISTER));
 pub(crate) static WITHDRAW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(WITHDRAW));
-pub(crate) static ANNOUNCE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ANNOUNCE));
+pub(crate) static ANNOUNCE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{PRUNE}{ANNOUNCE}")));
 pub(crate) static RETRACT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RETRACT));
-pub(crate) static POLL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(POLL));
+pub(crate) static POLL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{PRUNE}{POLL}")));

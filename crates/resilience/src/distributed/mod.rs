@@ -8,12 +8,18 @@
 //! loaded again when Redis answers `NOSCRIPT` (after a restart or `SCRIPT FLUSH`). A key
 //! expires once its TAT has passed: Redis holds only the keys that still matter.
 //!
+//! **On a Redis Cluster** each check touches one key, passed in `KEYS`: it runs on the
+//! node of that key's slot, and the keys of different hosts spread over the nodes.
+//!
 //! - [`RedisConfig`] says where Redis is (URL, user, password, database, key prefix,
 //!   timeouts); credentials never appear in `Debug`, `Display`, errors or logs.
-//! - [`RedisConnection`] is one multiplexed connection (`redis`'s `ConnectionManager`) that
-//!   reconnects by itself; limiters share it by cloning.
+//! - [`RedisConnection`] is one multiplexed connection (`redis`'s `ConnectionManager`, or
+//!   its cluster connection with [`RedisConfig::cluster`]) that reconnects by itself;
+//!   limiters share it by cloning.
+//! - [`Connection`] is what [`RedisConnection::run`] hands a command, standalone or
+//!   cluster alike.
 //!
-//!   Both come from the harvester-redis crate (re-exported here), which the shared proxy
+//!   These come from the harvester-redis crate (re-exported here), which the shared proxy
 //!   state and the Redis Streams of the other crates use too: one connection can serve
 //!   them all.
 //! - [`DistributedRateLimiter`] (one key) and [`DistributedKeyedRateLimiter`] (a key per
@@ -75,7 +81,7 @@ mod service;
 pub use config::{DistributedOptions, DistributedRateLimitConfig, FailurePolicy};
 pub use direct::DistributedRateLimiter;
 pub use error::{DistributedError, Refusal};
-pub use harvester_redis::{RedisConfig, RedisConnection};
+pub use harvester_redis::{Connection, RedisConfig, RedisConnection};
 pub use keyed::DistributedKeyedRateLimiter;
 pub use layer::DistributedRateLimitLayer;
 pub use limiter::DistributedStats;

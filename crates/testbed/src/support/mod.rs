@@ -10,6 +10,10 @@
 //! - [`Tinyproxy`]: an HTTP proxy with CONNECT, optionally behind basic auth.
 //! - [`Dante`]: a SOCKS5 proxy, optionally with username/password auth.
 //! - [`Redis`]: a throwaway redis-server, which a test can stop and restart on the same port.
+//! - [`RedisCluster`]: a throwaway Redis Cluster of three masters; [`RedisDeployment`] is
+//!   either, [`RedisServer`] what a test asks of any of them, and
+//!   [`on_standalone_and_cluster!`](crate::on_standalone_and_cluster) runs one
+//!   test body on both.
 //! - [`raw_http`]: just enough of an HTTP/1.1 client to speak through a proxy by hand.
 //! - [`raw_socks5`]: the same for SOCKS5.
 //! - [`eventually`] and [`eventually_some`]: wait, with a deadline, for a condition that
@@ -30,6 +34,7 @@ pub mod extremes;
 pub mod raw_http;
 pub mod raw_socks5;
 mod redis;
+mod redis_cluster;
 mod server;
 mod tinyproxy;
 
@@ -38,5 +43,6 @@ use crate::free_port;
 pub use dante::Dante;
 pub use eventually::{eventually, eventually_some};
 pub use redis::{Redis, command_calls};
+pub use redis_cluster::{RedisCluster, RedisDeployment, RedisKind, RedisServer};
 pub use server::{ServerProcess, find_program, is_root};
 pub use tinyproxy::Tinyproxy;
