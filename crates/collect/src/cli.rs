@@ -5,11 +5,17 @@
 //! collect                                                  # the embedded demo
 //! collect --proxies proxies.txt --urls urls.txt --out out.jsonl
 //! collect --proxies proxies.txt --urls urls.txt --extract-rules rules.toml
+//! collect --proxies proxies.txt --urls urls.txt --out out.jsonl --resume  # after a crash or Ctrl-C
 //! ```
 //!
 //! With no `--urls`, it runs the embedded demo ([`crate::demo`]). See `--help` for every
 //! flag. Bad input exits with code 2 before any work starts; Ctrl-C stops gracefully (the
-//! output still has every URL).
+//! output still has every URL). The URL list is streamed ([`crate::url_file`]): read once to
+//! check it, once to fetch, never held whole.
+//!
+//! `--resume` keeps what an earlier run with the same `--urls` left in `--out` and fetches
+//! only the URLs without a final line there ([`crate::resume`]): after a Ctrl-C, a SIGKILL
+//! or a power cut, as many times as it takes, `--out` ends with exactly one line per URL.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,12 +25,15 @@ use std::time::Duration;
 
 use crate::extraction::{Extractor, Rules};
 use crate::files;
-use crate::input::{self, UrlList};
+use crate::input;
+use crate::output::OutMode;
 use crate::report::Report;
+use crate::resume::{self, ResumeError};
 use crate::run::{self, Job};
 use crate::stack::StackSettings;
 use crate::telemetry::{self, ProgressMode};
-use crate::work::List;
+use crate::url_file::UrlFile;
+use crate::work::{List, Work};
 use clap::Parser;
 use harvester_proxypool::balance;
 use harvester_proxypool::{ConfigError, Proxy, ProxyPool};
@@ -50,6 +59,14 @@ struct Cli {
     /// never credentials), attempts, elapsed_ms, and record (when ok) or error (when failed).
     #[arg(long, value_name = "FILE", default_value = "collect.jsonl")]
     out: PathBuf,
+
+    /// Go on from what an earlier run with the same --urls left in --out: keep one final line
+    /// per URL (collected, or failed for a reason of its own), drop interrupted and repeated
+    /// lines and a last line cut short by a crash, and fetch only the other URLs, appending
+    /// them. --out ends with exactly one line per URL however often a run is stopped or
+    /// killed. Without an --out yet, a fresh run. Needs --urls.
+    #[arg(long)]
+    resume: bool,
 
     /// Per-host extraction rules (TOML): for a host, CSS selectors for name, price, currency
     /// and description (`field = "css"` or `field = { selector = "css", attribute = "content" }`),
@@ -174,6 +191,9 @@ pub fn main() -> ExitCode {
 async fn collect(cli: Cli) -> ExitCode {
     // Input first: nothing starts until every file and flag is known good, and no two
     // flags name one file (an output written over an input or over the other output).
+    if cli.resume && cli.urls.is_none() {
+        return refuse("--resume needs --urls (the demo always starts afresh)");
+    }
     let mut files = vec![files::Named::output("--out", &cli.out)];
     files.extend(cli.report.as_deref().map(|path| files::Named::output("--report", path)));
     files.extend(cli.urls.as_deref().map(|path| files::Named::input("--urls", path)));
@@ -197,13 +217,13 @@ async fn collect(cli: Cli) -> ExitCode {
     } else {
         None
     };
-    let (urls, proxies): (UrlList, Vec<Proxy>) = match (&cli.urls, &cli.proxies, &demo) {
-        (Some(urls), Some(proxies), _) => match (input::read_urls(urls), input::read_proxies(proxies)) {
-            (Ok(urls), Ok(proxies)) => (urls, proxies),
+    let (url_file, proxies): (Option<UrlFile>, Vec<Proxy>) = match (&cli.urls, &cli.proxies, &demo) {
+        (Some(urls), Some(proxies), _) => match (UrlFile::open(urls), input::read_proxies(proxies)) {
+            (Ok(urls), Ok(proxies)) => (Some(urls), proxies),
             (Err(e), _) | (_, Err(e)) => return refuse(e),
         },
         (Some(_), None, _) => return refuse("--urls needs --proxies"),
-        (None, _, Some(demo)) => (demo.urls(), demo.proxies()),
+        (None, _, Some(demo)) => (None, demo.proxies()),
         (None, _, None) => return refuse("nothing to collect"),
     };
     #[cfg(feature = "redis")]
@@ -241,9 +261,23 @@ async fn collect(cli: Cli) -> ExitCode {
     {
         return refuse(format!("--report {}: {e}", path.display()));
     }
+    let (work, out_mode, already_done): (Box<dyn Work>, OutMode, u64) = match (url_file, &demo) {
+        (Some(urls), _) => match resume_from_out(&cli, urls) {
+            Ok((urls, mode)) => {
+                let done = urls.already_done();
+                (Box::new(urls), mode, done)
+            }
+            Err(e) => return refuse(e),
+        },
+        (None, Some(demo)) => {
+            let urls = demo.urls();
+            (Box::new(List::new(urls.targets).with_duplicates(urls.duplicates as u64)), OutMode::Create, 0)
+        }
+        (None, None) => return refuse("nothing to collect"),
+    };
 
     let job = Job {
-        work: Box::new(List::new(urls.targets.clone()).with_duplicates(urls.duplicates as u64)),
+        work,
         pool: pool.clone(),
         stack: StackSettings {
             concurrency: cli.concurrency as usize,
@@ -259,6 +293,7 @@ async fn collect(cli: Cli) -> ExitCode {
         stage_workers: 1,
         scaling: run::Scaling::default(),
         out: cli.out.clone(),
+        out_mode,
         extra_root_pem: None,
     };
     let running = match run::start_with(job, Extractor::new(rules)).await {
@@ -310,7 +345,7 @@ async fn collect(cli: Cli) -> ExitCode {
     {
         eprintln!("collect: warning: --redis: {e}");
     }
-    let report = Report::new(&outcome);
+    let report = Report::new(&outcome).with_already_done(already_done);
     if let Some(path) = &cli.report {
         let written = serde_json::to_vec_pretty(&report)
             .map_err(|e| e.to_string())
@@ -337,6 +372,20 @@ async fn collect(cli: Cli) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS }
+}
+
+/// With `--resume`, repairs `--out` ([`resume::repair`]) and marks the URLs of its final
+/// lines done in `urls`, saying on standard error what was dropped; the run then appends.
+/// Without, the run truncates `--out`.
+fn resume_from_out(cli: &Cli, mut urls: UrlFile) -> Result<(UrlFile, OutMode), ResumeError> {
+    if !cli.resume {
+        return Ok((urls, OutMode::Create));
+    }
+    let repair = resume::repair(&cli.out, |url| urls.mark_done(url))?;
+    for note in repair.notes(&cli.out) {
+        eprintln!("collect: --resume: {note}");
+    }
+    Ok((urls, OutMode::Append))
 }
 
 /// Connects to the Redis of `--redis`. A bad URL is refused; a Redis that does not answer
@@ -367,6 +416,9 @@ fn print_summary(report: &Report, cli: &Cli) {
         report.ok_per_sec,
         if report.interrupted { ", interrupted" } else { "" }
     );
+    if cli.resume {
+        println!("resumed: {} URLs already done in {}, skipped", report.already_done, cli.out.display());
+    }
     println!("attempts: {} in all, at most {} for one URL", totals.attempts, totals.max_attempts_per_url);
     for (reason, count) in &totals.failure_reasons {
         println!("  failed, {reason}: {count}");

@@ -25,6 +25,9 @@
 //! - [`stack`]: the tower stack every fetch goes through.
 //! - [`records`]: the output line, and the pipeline stages that turn a fetched page into a
 //!   cleaned `DataRecord` (validate → extract → transform).
+//! - [`resume`]: `--resume`: the final lines an earlier run left in `--out` kept (one per
+//!   URL, a torn last line and interrupted lines dropped), the file repaired atomically, and
+//!   their URLs skipped.
 //! - [`output`]: the JSONL file, written by the pipeline's sink and its dead-letter sink, and
 //!   the tally the report is made of.
 //! - [`run`]: the job itself: fetch every URL, feed the pipeline, stop cleanly on request.
@@ -37,7 +40,7 @@
 //! Each module imports only from the modules listed before it; the workspace's
 //! `tests/layering.rs` reads this list and checks every import against it:
 //! `files`, `input` → `url_set` → `work` → `url_file`, `extraction`, `demo`, `stack` → `records` →
-//! `output` → `telemetry` → `run` → `report` → `cli`.
+//! `resume` → `output` → `telemetry` → `run` → `report` → `cli`.
 //!
 //! ## The request path
 //!
@@ -82,6 +85,7 @@ pub mod input;
 pub mod output;
 pub mod records;
 pub mod report;
+pub mod resume;
 pub mod run;
 pub mod stack;
 pub mod telemetry;

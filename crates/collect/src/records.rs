@@ -12,7 +12,7 @@ use bytes::Bytes;
 use harvester_pipeline::record::{DataRecord, FieldMapping, clean_text, validate_required};
 use harvester_pipeline::{ErrorPolicy, Stage, StageOutcome};
 use harvester_proxypool::client::Verdict;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::extraction::{Extractor, Source};
@@ -21,7 +21,7 @@ use crate::stack::Page;
 use crate::work::Receipt;
 
 /// Whether a URL was collected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Status {
@@ -138,8 +138,14 @@ impl Line {
     /// own. A URL cut short by a stop (`interrupted: …`) is not done: a resumed run or
     /// another collector fetches it again.
     pub fn is_final(&self) -> bool {
-        self.status == Status::Ok || !self.error.as_deref().is_some_and(|error| error.starts_with(INTERRUPTED))
+        is_final(self.status, self.error.as_deref())
     }
+}
+
+/// Whether a line of `status` and `error` is its URL's last word (see [`Line::is_final`]):
+/// also how a resumed run reads the lines already in `--out`.
+pub fn is_final(status: Status, error: Option<&str>) -> bool {
+    status == Status::Ok || !error.is_some_and(|error| error.starts_with(INTERRUPTED))
 }
 
 fn millis(elapsed: Duration) -> u64 {

@@ -22,7 +22,7 @@ use tower::ServiceExt;
 
 use crate::extraction::{Extractor, PageClassifier};
 use crate::input::Target;
-use crate::output::{FailedLines, OutputSink, Tally};
+use crate::output::{FailedLines, OutMode, OutputSink, Tally};
 use crate::records::{self, Fetched, INTERRUPTED};
 use crate::stack::{self, Fetch, FetchService, Stack, StackSettings};
 pub use crate::telemetry::Watch;
@@ -42,6 +42,8 @@ pub struct Job {
     pub scaling: Scaling,
     /// The output file.
     pub out: PathBuf,
+    /// Whether the output file is truncated or appended to (`--resume`).
+    pub out_mode: OutMode,
     /// Trust this PEM root as well (the demo's self-signed target).
     pub extra_root_pem: Option<Vec<u8>>,
 }
@@ -175,7 +177,7 @@ pub async fn start_with(job: Job, extractor: Extractor) -> Result<Running, JobEr
     let stack = stack::build(client, &job.stack).map_err(|e| JobError::Config(e.to_string()))?;
 
     let tally = Arc::new(Tally::default());
-    let output = OutputSink::create(&job.out, tally.clone(), crate::telemetry::record_url)
+    let output = OutputSink::open(&job.out, job.out_mode, tally.clone(), crate::telemetry::record_url)
         .await
         .map_err(|e| JobError::Output(e.to_string()))?;
     let mut builder = StreamProcessor::builder();
