@@ -9,9 +9,9 @@
 //! ```
 //!
 //! With no `--urls`, it runs the embedded demo ([`crate::demo`]). See `--help` for every
-//! flag. Bad input exits with code 2 before any work starts; Ctrl-C stops gracefully (the
-//! output still has every URL). The URL list is streamed ([`crate::url_file`]): read once to
-//! check it, once to fetch, never held whole.
+//! flag. Bad input exits with code 2 before any work starts; Ctrl-C or SIGTERM stops
+//! gracefully (the output still has every URL, exit code 130). The URL list is streamed
+//! ([`crate::url_file`]): read once to check it, once to fetch, never held whole.
 //!
 //! `--resume` keeps what an earlier run with the same `--urls` left in `--out` and fetches
 //! only the URLs without a final line there ([`crate::resume`]): after a Ctrl-C, a SIGKILL
@@ -323,13 +323,13 @@ async fn collect(cli: Cli) -> ExitCode {
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     background.push(tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if let Some(signal) = stop_signal().await {
             eprintln!(
-                "collect: stopping (Ctrl-C): in-flight fetches get one timeout to finish; Ctrl-C again to quit now"
+                "collect: stopping ({signal}): in-flight fetches get one timeout to finish; Ctrl-C again to quit now"
             );
             let _ = stop_tx.send(true);
         }
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if stop_signal().await.is_some() {
             eprintln!("collect: quitting now: URLs in flight are missing from --out");
             std::process::exit(130);
         }
@@ -372,6 +372,19 @@ async fn collect(cli: Cli) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS }
+}
+
+/// Resolves when the process is asked to stop, saying how: Ctrl-C (SIGINT) or, on Unix,
+/// SIGTERM (what a service manager or Kubernetes sends); `None` if no handler can be set.
+async fn stop_signal() -> Option<&'static str> {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        return tokio::select! {
+            stop = tokio::signal::ctrl_c() => stop.ok().map(|()| "Ctrl-C"),
+            _ = term.recv() => Some("SIGTERM"),
+        };
+    }
+    tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
 }
 
 /// With `--resume`, repairs `--out` ([`resume::repair`]) and marks the URLs of its final
