@@ -186,3 +186,59 @@ impl Work for UrlFile {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    fn list(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("urls.txt");
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    async fn drain(file: &mut UrlFile) -> Vec<String> {
+        let mut urls = Vec::new();
+        while let Some(assignment) = file.next().await.expect("reads") {
+            urls.push(assignment.target.url.to_string());
+        }
+        urls
+    }
+
+    #[tokio::test]
+    async fn each_url_is_handed_out_once_in_order_and_those_marked_done_are_skipped() {
+        // Given a list of 2 500 URLs (three chunks), each listed twice, the 7th marked done
+        let url = |n: usize| format!("http://a.test/{n}");
+        let text: String = (0..2_500).chain(0..2_500).map(|n| url(n) + "\n").collect();
+        let (_dir, path) = list(&text);
+        let mut file = UrlFile::open(&path).expect("opens");
+        assert_eq!(file.mark_done(&url(7)), Marked::First);
+        assert_eq!(file.mark_done("http://a.test/elsewhere"), Marked::Unlisted);
+        // When the run takes them, a first call cancelled mid-read
+        let first = file.next().now_or_never();
+        let mut urls: Vec<String> =
+            first.and_then(|next| next.expect("reads")).map(|a| a.target.url.to_string()).into_iter().collect();
+        urls.extend(drain(&mut file).await);
+        // Then every URL but the done one comes once, in the list's order
+        let expected: Vec<String> = (0..2_500).filter(|&n| n != 7).map(url).collect();
+        assert_eq!(urls, expected);
+        assert_eq!((file.total(), file.duplicates(), file.already_done()), (Some(2_499), 2_500, 1));
+    }
+
+    #[tokio::test]
+    async fn a_list_changed_during_the_run_stops_it() {
+        let (_dir, path) = list("http://a.test/1\nhttp://a.test/2\n");
+        let mut file = UrlFile::open(&path).expect("opens");
+        std::fs::write(&path, "http://a.test/1\nhttp://a.test/3\n").expect("rewrite");
+        let error = loop {
+            match file.next().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the change went unnoticed"),
+                Err(error) => break error,
+            }
+        };
+        assert!(error.to_string().contains("line 2: http://a.test/3 was not in the list"), "{error}");
+    }
+}

@@ -134,6 +134,64 @@ async fn sigkilled_runs_resumed_until_done_leave_one_final_line_per_url_and_refe
         "{again} pages fetched again over {} crashes with {concurrency} in flight",
         crashes.len()
     );
+
+    // and resuming a finished run fetches nothing and leaves --out as it is
+    let finished = std::fs::read(&out).expect("out");
+    let output = resume_command(&urls, &proxies, &out, concurrency).output().await.expect("collect runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("collected 0 of 0 URLs") && stdout.contains(&format!("resumed: {pages} URLs already done")),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(&out).expect("out"), finished);
+    assert_eq!(requests(&site), end);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_with_sigterm_and_resumed_fetches_every_page_exactly_once() {
+    // Given a site of 300 pages behind a proxy that takes 40 ms per request, 4 at a time
+    let site = TargetServer::start().await.expect("site starts");
+    let proxy = FaultProxy::slow(Duration::from_millis(40)).await.expect("proxy starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pages = 300;
+    let urls =
+        write(dir.path(), "urls.txt", &(0..pages).map(|n| format!("{}/product/{n}\n", site.url())).collect::<String>());
+    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=only\n", proxy.url()));
+    let out = dir.path().join("out.jsonl");
+
+    // When a run is stopped with SIGTERM once 40 lines are written
+    let child = resume_command(&urls, &proxies, &out, 4).spawn().expect("collect starts");
+    let written = &out;
+    eventually(Duration::from_secs(60), "40 lines written", || async move { whole_lines(written).len() >= 40 }).await;
+    let pid = child.id().expect("running").to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
+    let output =
+        tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("stops").expect("exit");
+    assert_eq!(output.status.code(), Some(130), "a stopped run exits 130: {}", stderr(&output));
+    assert!(stderr(&output).contains("stopping (SIGTERM)"), "{}", stderr(&output));
+    // it leaves a line for every page, those not fetched interrupted
+    let lines = whole_lines(&out);
+    let interrupted = lines.iter().filter(|line| !is_final(line)).count();
+    assert_eq!(lines.len(), pages);
+    assert!(interrupted > 0, "stopped before the end");
+
+    // and when it is resumed
+    let output = resume_command(&urls, &proxies, &out, 4).output().await.expect("collect runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // Then every page has one final line and was asked for exactly once over both runs:
+    // fetches in flight at the stop had their grace period to finish
+    let lines = whole_lines(&out);
+    let seen: HashSet<&str> = lines.iter().filter_map(|line| line["url"].as_str()).collect();
+    assert_eq!((lines.len(), seen.len()), (pages, pages));
+    assert!(lines.iter().all(|line| line["status"] == "ok"));
+    for n in 0..pages {
+        assert_eq!(site.requests_to(&format!("/product/{n}")), 1, "page {n}");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("collected {interrupted} of {interrupted} URLs")), "{stdout}");
+    assert!(stdout.contains(&format!("resumed: {} URLs already done", pages - interrupted)), "{stdout}");
 }
 
 /// A line as collect writes it (the fields a resume reads, and some it skips).
