@@ -14,6 +14,7 @@ use harvester_pipeline::{ErrorPolicy, Stage, StageOutcome};
 use harvester_proxypool::client::Verdict;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::extraction::{Extractor, Source};
 use crate::input::Target;
@@ -70,6 +71,11 @@ pub struct Fetched {
     pub body: Option<Bytes>,
     /// Settled once the line is written, if final (a queue acknowledges the URL then).
     pub receipt: Option<Arc<dyn Receipt>>,
+    /// The run's slot (one of `--concurrency`) that the URL holds from its fetch until its
+    /// line is written and the last copy of this value is dropped: so at any time at most
+    /// `--concurrency` pages are fetched but not yet in the file, and a crash makes a resumed
+    /// run fetch at most that many again.
+    pub slot: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 /// Written as its line alone: the in-flight parts never reach the file.
@@ -92,7 +98,14 @@ impl Fetched {
             record: None,
             error: None,
         };
-        Fetched { line, host: target.host.clone(), verdict: Some(page.verdict), body: Some(page.body), receipt: None }
+        Fetched {
+            line,
+            host: target.host.clone(),
+            verdict: Some(page.verdict),
+            body: Some(page.body),
+            receipt: None,
+            slot: None,
+        }
     }
 
     /// A URL that could not be collected.
@@ -107,7 +120,7 @@ impl Fetched {
             record: None,
             error: Some(error),
         };
-        Fetched { line, host: target.host.clone(), verdict: None, body: None, receipt: None }
+        Fetched { line, host: target.host.clone(), verdict: None, body: None, receipt: None, slot: None }
     }
 
     /// Marks the URL failed for `error`, keeping what was known (status, proxy).
@@ -122,6 +135,12 @@ impl Fetched {
     /// The same, settling `receipt` once its line is written (if final).
     pub fn with_receipt(mut self, receipt: Option<Arc<dyn Receipt>>) -> Self {
         self.receipt = receipt;
+        self
+    }
+
+    /// The same, holding the run's `slot` until its line is written.
+    pub fn with_slot(mut self, slot: OwnedSemaphorePermit) -> Self {
+        self.slot = Some(Arc::new(slot));
         self
     }
 

@@ -242,7 +242,8 @@ impl Running {
         crate::telemetry::sample_gauges(self.job.pool.clone(), stages)
     }
 
-    /// Fetches every URL, `concurrency` at a time (the job's one concurrency limit), until
+    /// Fetches every URL, `concurrency` at a time (the job's one concurrency limit: a URL
+    /// holds its slot from its fetch until its line is written), until
     /// done or until `stop` turns true. After a stop, fetches in flight get a grace period
     /// as long as one attempt may take to finish; what is left is written as failed
     /// (interrupted), so the output still has every URL.
@@ -286,9 +287,10 @@ impl Running {
                 let fetched = fetched.unwrap_or_else(|_| {
                     Fetched::failed(&target, "internal error: the fetch panicked".to_owned(), 0, Duration::ZERO)
                 });
-                drop(permit);
+                // The slot is given back once the line is written, not now: pages fetched
+                // but not yet in the file stay within --concurrency (what a crash refetches).
                 // Refused only if the pipeline is gone, which `run` prevents.
-                let _ = sender.send(fetched.with_receipt(receipt)).await;
+                let _ = sender.send(fetched.with_receipt(receipt).with_slot(permit)).await;
             });
         }
         if interrupted && work.lists_the_rest_on_stop() {
