@@ -74,7 +74,7 @@ fn main() -> Result<(), Error> {
     );
     std::fs::write(&proxy_file, format!("{} id=local\n", proxy.url()))?;
     let stride = urls / fetched;
-    let to_fetch = |n: usize| n % stride == 0 && n / stride < fetched;
+    let to_fetch = |n: usize| n.is_multiple_of(stride) && n / stride < fetched;
     {
         let (mut list, mut lines) =
             (BufWriter::new(std::fs::File::create(&url_file)?), BufWriter::new(std::fs::File::create(&out)?));
