@@ -18,13 +18,27 @@ find_program() {
     return 1
 }
 
+# Each program the tests start, and the Debian package that has it.
+declare -A package_of=(
+    [redis-server]=redis-server
+    [redis-cli]=redis-tools
+    [tinyproxy]=tinyproxy-bin
+    [danted]=dante-server
+    [prometheus]=prometheus
+    [promtool]=prometheus
+)
+programs=(redis-server redis-cli tinyproxy danted prometheus promtool)
 missing=()
-for program in redis-server tinyproxy danted; do
-    find_program "$program" || missing+=("$program")
+packages=()
+for program in "${programs[@]}"; do
+    if ! find_program "$program"; then
+        missing+=("$program")
+        [[ " ${packages[*]} " == *" ${package_of[$program]} "* ]] || packages+=("${package_of[$program]}")
+    fi
 done
 
 if ((${#missing[@]} > 0)); then
-    log "missing test servers: ${missing[*]}; installing redis-server tinyproxy-bin dante-server"
+    log "missing test programs: ${missing[*]}; installing ${packages[*]}"
     if [[ "$(id -u)" -eq 0 ]]; then
         as_root=()
     elif command -v sudo >/dev/null 2>&1; then
@@ -35,16 +49,17 @@ if ((${#missing[@]} > 0)); then
     fi
     export DEBIAN_FRONTEND=noninteractive
     "${as_root[@]}" apt-get update </dev/null
+    # No recommends: prometheus would bring exporters and a web UI the tests do not use.
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y redis-server tinyproxy-bin dante-server </dev/null
-    for program in redis-server tinyproxy danted; do
+        apt-get install -y --no-install-recommends "${packages[@]}" </dev/null
+    for program in "${missing[@]}"; do
         if ! find_program "$program"; then
             echo "error: $program still not found after installing its package" >&2
             exit 1
         fi
     done
 else
-    log "test servers present: redis-server tinyproxy danted"
+    log "test programs present: ${programs[*]}"
 fi
 
 # Tests start their own server instances on free loopback ports; any system service the

@@ -34,7 +34,7 @@ use crate::stack::StackSettings;
 use crate::telemetry::{self, ProgressMode};
 use crate::url_file::UrlFile;
 use crate::work::{List, Work};
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use harvester_proxypool::balance;
 use harvester_proxypool::{ConfigError, Proxy, ProxyPool};
 
@@ -43,8 +43,11 @@ use harvester_proxypool::{ConfigError, Proxy, ProxyPool};
 ///
 /// Without --urls, runs the embedded demo (a local product site and a faulty local fleet).
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Proxy list: one proxy URL per line (http, https, socks5, socks5h; `key=value` metadata
     /// after it), or a .json / .toml list. Required with --urls.
     #[arg(long, value_name = "FILE")]
@@ -121,6 +124,31 @@ struct Cli {
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
 
+    /// Take the URLs from this shared queue on --redis (loaded by `collect enqueue`) instead
+    /// of --urls: any number of collectors on any number of machines share it, and each
+    /// ends when the queue is drained. Needs --redis and --proxies.
+    #[arg(long, value_name = "NAME", conflicts_with = "urls")]
+    queue: Option<String>,
+
+    /// This collector's name in the queue's consumer group [default: host name and process
+    /// id]. Unique among running collectors.
+    #[arg(long, value_name = "NAME", requires = "queue")]
+    consumer: Option<String>,
+
+    /// Seconds after which the URLs held by a collector that stopped (crashed, killed,
+    /// cut off) are taken over by the others.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_claim_idle)]
+    claim_idle: f64,
+
+    /// Times a URL may be handed out; a URL that kept killing collectors goes to the
+    /// queue's dead stream (exported as failed, with the reason) after this many.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    max_deliveries: u32,
+
+    /// Keep waiting for new URLs when the queue is drained, instead of ending.
+    #[arg(long, requires = "queue")]
+    follow: bool,
+
     /// Serve Prometheus /metrics, /health and /ready here while running (e.g. 127.0.0.1:9000).
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
@@ -137,6 +165,58 @@ struct Cli {
     /// info, debug or trace. Credentials are never logged, at any level.
     #[arg(long, value_name = "LEVEL", default_value = "warn", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: String,
+}
+
+/// `collect enqueue` and `collect export`: the shared queue's two ends.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load a URL list into a shared queue on Redis, each URL once per queue (the list is
+    /// checked whole first, then streamed).
+    Enqueue(EnqueueArgs),
+    /// Write one JSON line per URL of a shared queue: every collector's result, and each
+    /// dead URL as failed with its reason.
+    Export(ExportArgs),
+}
+
+/// Where the queue is.
+#[derive(Debug, Args)]
+struct QueueArgs {
+    /// The Redis holding the queue (redis://host:port).
+    #[arg(long, value_name = "URL")]
+    redis: String,
+
+    /// The queue's name: letters, digits, '.', '_' and '-'.
+    #[arg(long, value_name = "NAME")]
+    queue: String,
+}
+
+#[derive(Debug, Args)]
+struct EnqueueArgs {
+    #[command(flatten)]
+    queue: QueueArgs,
+
+    /// URL list, as for `collect --urls`.
+    #[arg(long, value_name = "FILE")]
+    urls: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    queue: QueueArgs,
+
+    /// Write the lines here (replaced atomically once complete).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+fn parse_claim_idle(text: &str) -> Result<f64, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs.is_finite() && (0.1..=86_400.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{secs} must be between 0.1 and 86400 seconds"))
+    }
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -185,14 +265,94 @@ pub fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return refuse(format!("cannot start the runtime: {e}")),
     };
-    runtime.block_on(collect(cli))
+    match cli.command {
+        #[cfg(feature = "redis")]
+        Some(Command::Enqueue(args)) => runtime.block_on(enqueue(args)),
+        #[cfg(feature = "redis")]
+        Some(Command::Export(args)) => runtime.block_on(export(args)),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => refuse("this build has no Redis support (build with `--features redis`)"),
+        None => runtime.block_on(collect(cli)),
+    }
+}
+
+/// Connects to the queue's Redis, which must answer: nothing is done without it.
+#[cfg(feature = "redis")]
+async fn open_queue(args: &QueueArgs) -> Result<crate::queue::Queue, String> {
+    use harvester_resilience::distributed::RedisConnection;
+    let name = crate::queue::QueueName::parse(&args.queue).map_err(|e| e.to_string())?;
+    let config = redis_config(&args.redis);
+    config.validate().map_err(|e| format!("--redis: {e}"))?;
+    let redis = RedisConnection::connect(&config).await.map_err(|e| format!("--redis: {e}"))?;
+    Ok(crate::queue::Queue::new(redis, name))
+}
+
+#[cfg(feature = "redis")]
+async fn enqueue(args: EnqueueArgs) -> ExitCode {
+    if let Err(e) = files::check(&[files::Named::input("--urls", &args.urls)]) {
+        return refuse(e);
+    }
+    let queue = match open_queue(&args.queue).await {
+        Ok(queue) => queue,
+        Err(e) => return refuse(e),
+    };
+    match queue.enqueue(&args.urls).await {
+        Ok(enqueued) => {
+            println!(
+                "enqueued {} URLs to queue {} ({} already queued or repeated, left out)",
+                enqueued.added,
+                queue.name().as_str(),
+                enqueued.already_queued
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ crate::queue::QueueError::Input(_)) => refuse(e),
+        Err(e) => {
+            eprintln!("collect: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn export(args: ExportArgs) -> ExitCode {
+    if let Err(e) = files::check(&[files::Named::output("--out", &args.out)]) {
+        return refuse(e);
+    }
+    let queue = match open_queue(&args.queue).await {
+        Ok(queue) => queue,
+        Err(e) => return refuse(e),
+    };
+    match queue.export(&args.out).await {
+        Err(e @ crate::queue::QueueError::Empty { .. }) => refuse(e),
+        Ok(exported) => {
+            println!(
+                "exported {} lines ({} dead URLs) from queue {} to {}",
+                exported.lines,
+                exported.dead,
+                queue.name().as_str(),
+                args.out.display()
+            );
+            if exported.unfinished > 0 {
+                eprintln!(
+                    "collect: {} URLs of the queue have no final line yet (still waiting or held by a collector)",
+                    exported.unfinished
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("collect: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn collect(cli: Cli) -> ExitCode {
     // Input first: nothing starts until every file and flag is known good, and no two
     // flags name one file (an output written over an input or over the other output).
     if cli.resume && cli.urls.is_none() {
-        return refuse("--resume needs --urls (the demo always starts afresh)");
+        return refuse("--resume needs --urls (the demo always starts afresh, and a --queue keeps its own progress)");
     }
     let mut files = vec![files::Named::output("--out", &cli.out)];
     files.extend(cli.report.as_deref().map(|path| files::Named::output("--report", path)));
@@ -206,9 +366,26 @@ async fn collect(cli: Cli) -> ExitCode {
         Ok(rules) => Arc::new(rules.unwrap_or_default()),
         Err(e) => return refuse(e),
     };
-    let demo = if cli.urls.is_none() {
+    if cli.queue.is_some() {
+        if cli.redis.is_none() {
+            return refuse("--queue needs --redis (the queue lives there)");
+        }
+        if cli.proxies.is_none() {
+            return refuse("--queue needs --proxies");
+        }
+    }
+    #[cfg(feature = "redis")]
+    let queue_name = match cli.queue.as_deref().map(crate::queue::QueueName::parse).transpose() {
+        Ok(name) => name,
+        Err(e) => return refuse(e),
+    };
+    #[cfg(not(feature = "redis"))]
+    if cli.queue.is_some() {
+        return refuse("--queue: this build has no Redis support (build with `--features redis`)");
+    }
+    let demo = if cli.urls.is_none() && cli.queue.is_none() {
         if cli.proxies.is_some() {
-            return refuse("--proxies needs --urls (without --urls the demo brings its own fleet)");
+            return refuse("--proxies needs --urls or --queue (without them the demo brings its own fleet)");
         }
         match crate::demo::Demo::start().await {
             Ok(demo) => Some(demo),
@@ -223,12 +400,16 @@ async fn collect(cli: Cli) -> ExitCode {
             (Err(e), _) | (_, Err(e)) => return refuse(e),
         },
         (Some(_), None, _) => return refuse("--urls needs --proxies"),
+        (None, Some(proxies), None) => match input::read_proxies(proxies) {
+            Ok(proxies) => (None, proxies),
+            Err(e) => return refuse(e),
+        },
         (None, _, Some(demo)) => (None, demo.proxies()),
-        (None, _, None) => return refuse("nothing to collect"),
+        (None, None, None) => return refuse("nothing to collect"),
     };
     #[cfg(feature = "redis")]
     let redis = match &cli.redis {
-        Some(url) => match connect_redis(url).await {
+        Some(url) => match connect_redis(url, cli.queue.is_some()).await {
             Ok(connection) => Some(connection),
             Err(e) => return refuse(e),
         },
@@ -273,9 +454,26 @@ async fn collect(cli: Cli) -> ExitCode {
             let urls = demo.urls();
             (Box::new(List::new(urls.targets).with_duplicates(urls.duplicates as u64)), OutMode::Create, 0)
         }
+        #[cfg(feature = "redis")]
+        (None, None) => {
+            let (Some(redis), Some(name)) = (&redis, queue_name) else {
+                return refuse("--queue needs --redis");
+            };
+            let settings = crate::queue::WorkerSettings {
+                consumer: cli.consumer.clone().unwrap_or_else(default_consumer),
+                claim_idle: Duration::from_secs_f64(cli.claim_idle),
+                max_deliveries: cli.max_deliveries,
+                follow: cli.follow,
+                concurrency: cli.concurrency as usize,
+            };
+            match crate::queue::Queue::new(redis.clone(), name).work(&settings) {
+                Ok(work) => (Box::new(work), OutMode::Create, 0),
+                Err(e) => return refuse(e),
+            }
+        }
+        #[cfg(not(feature = "redis"))]
         (None, None) => return refuse("nothing to collect"),
     };
-
     let job = Job {
         work,
         pool: pool.clone(),
@@ -404,17 +602,41 @@ fn resume_from_out(cli: &Cli, mut urls: UrlFile) -> Result<(UrlFile, OutMode), R
 /// Connects to the Redis of `--redis`. A bad URL is refused; a Redis that does not answer
 /// yet is not (its limiter then decides locally on a share of the rate until it does).
 #[cfg(feature = "redis")]
-async fn connect_redis(url: &str) -> Result<harvester_resilience::distributed::RedisConnection, String> {
-    use harvester_resilience::distributed::{RedisConfig, RedisConnection};
-    let config = RedisConfig { url: url.to_owned(), key_prefix: "harvester:".to_owned(), ..RedisConfig::default() };
+async fn connect_redis(url: &str, queue: bool) -> Result<harvester_resilience::distributed::RedisConnection, String> {
+    use harvester_resilience::distributed::RedisConnection;
+    let config = redis_config(url);
     config.validate().map_err(|e| format!("--redis: {e}"))?;
     match RedisConnection::connect(&config).await {
         Ok(connection) => Ok(connection),
+        // The queue is the work: without it there is nothing to do.
+        Err(e) if queue => Err(format!("--redis: {e}")),
         Err(e) => {
             eprintln!("collect: warning: {e}; going on, each collector limiting itself to a share of --rate");
             RedisConnection::lazy(&config).map_err(|e| format!("--redis: {e}"))
         }
     }
+}
+
+/// The settings of `--redis URL`.
+#[cfg(feature = "redis")]
+fn redis_config(url: &str) -> harvester_resilience::distributed::RedisConfig {
+    harvester_resilience::distributed::RedisConfig {
+        url: url.to_owned(),
+        key_prefix: "harvester:".to_owned(),
+        ..Default::default()
+    }
+}
+
+/// The name a collector goes by in a queue's consumer group: host name and process id.
+#[cfg(feature = "redis")]
+fn default_consumer() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "collector".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 fn print_summary(report: &Report, cli: &Cli) {
@@ -450,6 +672,21 @@ fn print_summary(report: &Report, cli: &Cli) {
             proxy.times_ejected,
             if proxy.bans_active.is_empty() { "" } else { ", banned" }
         );
+    }
+    let costs = &report.costs;
+    if costs.total.cost > 0.0 {
+        println!(
+            "cost: {:.4} for {} requests, {} per collected URL",
+            costs.total.cost,
+            costs.total.requests,
+            costs.cost_per_ok_url.map_or("-".to_owned(), |cost| format!("{cost:.6}"))
+        );
+        for advice in &costs.recommendations {
+            println!("  {advice}");
+        }
+    }
+    for anomaly in &report.anomalies {
+        println!("anomaly: {anomaly}");
     }
     println!("output: {}", cli.out.display());
     if let Some(path) = &cli.report {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use harvester_proxypool::{Proxy, ProxyMeta};
+use harvester_proxypool::{Proxy, ProxyKind, ProxyMeta};
 use harvester_testbed::{FaultProxy, TargetServer};
 use tokio::task::JoinHandle;
 
@@ -62,15 +62,28 @@ impl Demo {
         self.fleet
             .iter()
             .filter_map(|(id, provider, proxy)| {
+                let (kind, cost_per_request) = terms(provider);
                 let meta = ProxyMeta {
                     id: Some((*id).into()),
                     provider: Some((*provider).into()),
                     region: Some("local".into()),
+                    kind: Some(kind),
+                    cost_per_request,
                     ..ProxyMeta::default()
                 };
                 Proxy::with_meta(&proxy.url(), meta).ok()
             })
             .collect()
+    }
+}
+
+/// What each of the demo's providers sells, and at what price per request (made up, in the
+/// proportions of real offers: residential dearer than datacenter, mobile dearest).
+fn terms(provider: &str) -> (ProxyKind, f64) {
+    match provider {
+        "acme" => (ProxyKind::Residential, 0.003),
+        "globex" | "initech" => (ProxyKind::Datacenter, 0.0005),
+        _ => (ProxyKind::Mobile, 0.008),
     }
 }
 

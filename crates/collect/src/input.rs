@@ -98,7 +98,7 @@ pub fn parse_urls(text: &str, path: &Path) -> Result<UrlList, InputError> {
     let mut seen = HashSet::new();
     for (index, line) in text.lines().enumerate() {
         let bad = |reason| InputError::BadUrl { path: path.to_owned(), line: index + 1, reason };
-        let Some(target) = parse_url_line(line).map_err(bad)? else { continue };
+        let Some(target) = parse_line(line).map_err(bad)? else { continue };
         if seen.insert(target.url.clone()) {
             list.targets.push(target);
         } else {
@@ -113,7 +113,7 @@ pub fn parse_urls(text: &str, path: &Path) -> Result<UrlList, InputError> {
 
 /// One line of a URL list: its URL, `None` for a blank or comment line, or why it is not a
 /// URL we can collect.
-pub fn parse_url_line(line: &str) -> Result<Option<Target>, String> {
+pub fn parse_line(line: &str) -> Result<Option<Target>, String> {
     let line = without_comment(line.trim_start_matches('\u{feff}')).trim();
     if line.is_empty() {
         return Ok(None);
@@ -187,7 +187,7 @@ impl UrlLines {
             let number = line.number;
             let bad = |reason| InputError::BadUrl { path: self.path.clone(), line: number, reason };
             let text = std::str::from_utf8(line.bytes).map_err(|_| bad("not UTF-8 text".to_owned()))?;
-            if let Some(target) = parse_url_line(text).map_err(bad)? {
+            if let Some(target) = parse_line(text).map_err(bad)? {
                 return Ok(Some((number, target)));
             }
         }

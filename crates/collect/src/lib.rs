@@ -30,6 +30,10 @@
 //!   their URLs skipped.
 //! - [`output`]: the JSONL file, written by the pipeline's sink and its dead-letter sink, and
 //!   the tally the report is made of.
+//! - `queue` (feature `redis`): a work queue on Redis Streams shared by many collectors:
+//!   enqueue, take over a dead collector's URLs, export one line per URL.
+//! - [`costs`]: what the run cost per provider, kind of proxy and site, per request and per
+//!   collected URL, and which proxies to prefer where.
 //! - [`run`]: the job itself: fetch every URL, feed the pipeline, stop cleanly on request.
 //! - [`report`]: the JSON summary.
 //! - [`telemetry`]: Prometheus `/metrics`, `/health` and `/ready`, progress on a terminal or
@@ -40,7 +44,7 @@
 //! Each module imports only from the modules listed before it; the workspace's
 //! `tests/layering.rs` reads this list and checks every import against it:
 //! `files`, `input` → `url_set` → `work` → `url_file`, `extraction`, `demo`, `stack` → `records` →
-//! `resume` → `output` → `telemetry` → `run` → `report` → `cli`.
+//! `resume` → `output` → `queue`, `costs` → `telemetry` → `run` → `report` → `cli`.
 //!
 //! ## The request path
 //!
@@ -78,11 +82,15 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod costs;
 pub mod demo;
 pub mod extraction;
 pub mod files;
 pub mod input;
 pub mod output;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod queue;
 pub mod records;
 pub mod report;
 pub mod resume;

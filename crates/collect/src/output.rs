@@ -21,8 +21,11 @@ pub struct Tally {
     failed: AtomicU64,
     attempts: AtomicU64,
     max_attempts: AtomicU64,
+    elapsed_ms: AtomicU64,
     /// Failures by their reason (the error text up to its first `:` detail).
     reasons: Mutex<BTreeMap<String, u64>>,
+    /// URLs collected, by host.
+    ok_by_host: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A point-in-time copy of the [`Tally`].
@@ -36,8 +39,12 @@ pub struct Counts {
     pub attempts: u64,
     /// The most attempts one URL took.
     pub max_attempts_per_url: u64,
+    /// Milliseconds from first attempt to last answer, summed over every URL.
+    pub elapsed_ms: u64,
     /// Failed URLs by reason.
     pub failure_reasons: BTreeMap<String, u64>,
+    /// URLs collected, by host.
+    pub ok_by_host: BTreeMap<String, u64>,
 }
 
 impl Counts {
@@ -48,13 +55,23 @@ impl Counts {
 }
 
 impl Tally {
-    fn count(&self, line: &Line) {
+    fn count(&self, host: &str, line: &Line) {
+        if line.status == Status::Ok {
+            let mut hosts = self.ok_by_host.lock().unwrap_or_else(PoisonError::into_inner);
+            match hosts.get_mut(host) {
+                Some(count) => *count += 1,
+                None => {
+                    hosts.insert(host.to_owned(), 1);
+                }
+            }
+        }
         match line.status {
             Status::Ok => self.ok.fetch_add(1, Relaxed),
             Status::Failed => self.failed.fetch_add(1, Relaxed),
         };
         self.attempts.fetch_add(u64::from(line.attempts), Relaxed);
         self.max_attempts.fetch_max(u64::from(line.attempts), Relaxed);
+        self.elapsed_ms.fetch_add(line.elapsed_ms, Relaxed);
         if let Some(error) = &line.error {
             let reason = error.split(':').next().unwrap_or(error).trim().to_owned();
             *self.reasons.lock().unwrap_or_else(PoisonError::into_inner).entry(reason).or_default() += 1;
@@ -68,7 +85,9 @@ impl Tally {
             failed: self.failed.load(Relaxed),
             attempts: self.attempts.load(Relaxed),
             max_attempts_per_url: self.max_attempts.load(Relaxed),
+            elapsed_ms: self.elapsed_ms.load(Relaxed),
             failure_reasons: self.reasons.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            ok_by_host: self.ok_by_host.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         }
     }
 }
@@ -129,7 +148,7 @@ impl Sink<Fetched> for OutputSink {
         }
         // Counted once written, so the tally never runs ahead of the file.
         for fetched in batch {
-            self.tally.count(&fetched.line);
+            self.tally.count(&fetched.host, &fetched.line);
             (self.on_written)(&fetched.host, &fetched.line);
             if let Some(receipt) = &fetched.receipt
                 && fetched.line.is_final()

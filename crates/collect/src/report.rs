@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use harvester_pipeline::Report as PipelineReport;
 use harvester_proxypool::PoolStats;
+use harvester_scaler::anomaly::AnomalyEvent;
 use serde::Serialize;
 
+use crate::costs::Costs;
 use crate::output::Counts;
 use crate::run::RunOutcome;
 
@@ -45,6 +47,11 @@ pub struct Report {
     pub scaler_decisions: Vec<ScalerDecision>,
     /// Rounds the scaler ran, changes or not.
     pub scaler_rounds: usize,
+    /// What the run cost, per provider, kind and site, and what to prefer where.
+    pub costs: Costs,
+    /// Anomalies of the run: each change of state of the error rate, latency, queue depth
+    /// or memory against its rolling baseline (warning, critical, back to normal).
+    pub anomalies: Vec<AnomalyEvent>,
 }
 
 /// One change of a stage's workers.
@@ -85,6 +92,7 @@ impl Report {
     /// The report of `outcome`.
     pub fn new(outcome: &RunOutcome) -> Self {
         let totals = outcome.tally.counts();
+        let costs = Costs::of(&outcome.pool, &totals);
         let urls = outcome.urls.unwrap_or_else(|| totals.done());
         let ok = totals.ok;
         let elapsed = outcome.elapsed.as_secs_f64();
@@ -133,6 +141,8 @@ impl Report {
                 })
                 .collect(),
             scaler_rounds: outcome.scaler_decisions.len(),
+            anomalies: outcome.anomalies.clone(),
+            costs,
         }
     }
 }

@@ -25,8 +25,10 @@ use crate::input::Target;
 use crate::output::{FailedLines, OutMode, OutputSink, Tally};
 use crate::records::{self, Fetched, INTERRUPTED};
 use crate::stack::{self, Fetch, FetchService, Stack, StackSettings};
+use crate::telemetry::AnomalyWatch;
 pub use crate::telemetry::Watch;
 use crate::work::{Assignment, Work, WorkError};
+use harvester_scaler::anomaly::AnomalyEvent;
 
 /// Everything the job needs.
 pub struct Job {
@@ -122,6 +124,9 @@ pub struct RunOutcome {
     pub duplicates: u64,
     /// Why the URLs stopped coming before their end, if they did.
     pub work_error: Option<WorkError>,
+    /// Every change of state the anomaly detector saw (error rate, latency, queue depth,
+    /// memory), in order.
+    pub anomalies: Vec<AnomalyEvent>,
 }
 
 /// Why the job could not start.
@@ -239,7 +244,7 @@ impl Running {
             .into_iter()
             .filter_map(|stage| self.processor.stage_control(stage).ok())
             .collect();
-        crate::telemetry::sample_gauges(self.job.pool.clone(), stages)
+        crate::telemetry::sample_gauges(self.job.pool.clone(), stages, self.tally.clone())
     }
 
     /// Fetches every URL, `concurrency` at a time (the job's one concurrency limit: a URL
@@ -252,6 +257,9 @@ impl Running {
         let Running { job, stack, processor, scalers, tally, _ready: ready, .. } = self;
         let Job { mut work, pool, stack: settings, .. } = job;
         let _ = ready.send(true);
+        let stages = ["validate", "extract", "transform"];
+        let stages = stages.into_iter().filter_map(|stage| processor.stage_control(stage).ok()).collect();
+        let anomalies = AnomalyWatch::start(tally.clone(), stages);
         let sender = processor.sender();
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         // Not a timeout of the fetch: how long a stop waits for fetches in flight.
@@ -302,6 +310,8 @@ impl Running {
         let _ = ready.send(false);
         drop(sender);
         let pipeline = processor.shutdown(Duration::from_secs(60)).await;
+        work.finish().await;
+        let anomalies = anomalies.stop();
         let mut scaler_decisions = Vec::new();
         for (stage, driver) in SCALED_STAGES.into_iter().zip(scalers) {
             let history = driver.stop().await.unwrap_or_else(|failed| {
@@ -321,6 +331,7 @@ impl Running {
             urls: work.total(),
             duplicates: work.duplicates(),
             work_error,
+            anomalies,
         }
     }
 }

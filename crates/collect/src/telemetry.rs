@@ -8,7 +8,13 @@
 //! every second, and `circuit_breaker_state{host}` (0 closed, 1 open, 2 half-open, 3 other)
 //! with `circuit_breakers_open` read from the live breakers at each scrape, so that a breaker
 //! forgotten for idleness leaves no series behind; the crates add their own
-//! (`pipeline_stage_*`, `harvester_retry_*`, `harvester_breaker_*`…).
+//! (`pipeline_stage_*`, `harvester_retry_*`, `harvester_breaker_*`…). Sampled every second
+//! too: the pool (`harvester_pool_proxies`, `_ejected`, `_banned`) and what the run cost
+//! (`harvester_proxy_spend{provider}`, `harvester_site_spend{platform, kind}` with its
+//! `_requests` and `_successes`, `harvester_site_ok_urls{platform}`); on each change of
+//! state of an anomaly, `harvester_anomaly_severity{signal}` and
+//! `harvester_anomalies_total{signal, severity}`. `ops/prometheus/harvester.rules.yml`
+//! alerts on them and `ops/grafana/harvester.json` draws them.
 //!
 //! Host labels are bounded: the first `--metrics-hosts` hosts seen (default 100) get their
 //! own, every later one counts as `other`. A crawl over 20 000 sites would otherwise make
@@ -19,7 +25,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,15 +43,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::output::Tally;
+use crate::costs::Costs;
+use crate::output::{Counts, Tally};
 use crate::records::{Line, Status};
+use harvester_scaler::anomaly::{AnomalyConfig, AnomalyEvent, Detector, Signal};
 
 /// What the running job shares with whoever watches it (progress, metrics, health).
 #[derive(Clone)]
 pub struct Watch {
     /// Lines written so far.
     pub tally: Arc<Tally>,
-    /// URLs in the job.
+    /// URLs in the job; 0 when not known (a shared queue).
     pub total: u64,
     /// True while the job takes work: from the start of the run until it stops or ends (for
     /// `/ready`).
@@ -192,13 +200,31 @@ fn escape_label(value: &str) -> String {
 
 /// Samples what has no natural event (proxy success rates, queue depths) into gauges every
 /// second, until aborted.
-pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>) -> JoinHandle<()> {
+pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, tally: Arc<Tally>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
+            let stats = pool.stats();
+            metrics::gauge!("harvester_pool_proxies").set(stats.size as f64);
+            metrics::gauge!("harvester_pool_proxies_ejected").set(stats.ejected as f64);
+            metrics::gauge!("harvester_pool_proxies_banned").set(stats.banned_somewhere as f64);
+            let costs = Costs::of(&pool, &tally.counts());
+            for (provider, spend) in &costs.by_provider {
+                metrics::gauge!("harvester_proxy_spend", "provider" => provider.clone()).set(spend.cost);
+            }
+            for (host, site) in &costs.by_site {
+                let host = host_label(host).into_owned();
+                metrics::gauge!("harvester_site_ok_urls", "platform" => host.clone()).set(site.ok_urls as f64);
+                for (kind, spend) in &site.by_kind {
+                    let labels = [("platform", host.clone()), ("kind", kind.clone())];
+                    metrics::gauge!("harvester_site_spend", &labels).set(spend.cost);
+                    metrics::gauge!("harvester_site_spend_requests", &labels).set(spend.requests as f64);
+                    metrics::gauge!("harvester_site_spend_successes", &labels).set(spend.successes as f64);
+                }
+            }
             let mut by_group: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
-            for proxy in pool.stats().proxies {
+            for proxy in stats.proxies {
                 let group = (proxy.provider.unwrap_or_default(), proxy.region.unwrap_or_default());
                 let entry = by_group.entry(group).or_default();
                 entry.0 += proxy.successes;
@@ -216,6 +242,79 @@ pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>) -> JoinHandle<(
             }
         }
     })
+}
+
+/// How often the run's signals are judged for anomalies.
+pub const ANOMALY_SAMPLING: Duration = Duration::from_millis(250);
+
+/// Anomaly detection over a run: every [`ANOMALY_SAMPLING`], the error rate and mean latency
+/// of the lines written since the last sample (lines of URLs cut short by a stop left out),
+/// the pipeline's queued records and the process's resident memory go to a
+/// [`Detector`](harvester_scaler::anomaly::Detector), which logs and counts each change of
+/// state; [`AnomalyWatch::stop`] returns them for the report.
+pub struct AnomalyWatch {
+    task: JoinHandle<()>,
+    events: Arc<Mutex<Vec<AnomalyEvent>>>,
+}
+
+impl AnomalyWatch {
+    /// Starts watching.
+    pub fn start(tally: Arc<Tally>, stages: Vec<StageControl>) -> AnomalyWatch {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        // A quarter second a sample: a minute of baseline, judged after five seconds.
+        let config = AnomalyConfig { window: 240, warm_up: 20, ..AnomalyConfig::default() };
+        let task = tokio::spawn(async move {
+            let Ok(mut detector) = Detector::new(config) else { return };
+            let mut tick = tokio::time::interval(ANOMALY_SAMPLING);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last = Counts::default();
+            loop {
+                tick.tick().await;
+                let now = tally.counts();
+                let final_lines = |counts: &Counts| {
+                    let cut_short = counts.failure_reasons.get("interrupted").copied().unwrap_or(0);
+                    (counts.done().saturating_sub(cut_short), counts.failed.saturating_sub(cut_short))
+                };
+                let ((done, failed), (done_before, failed_before)) = (final_lines(&now), final_lines(&last));
+                let lines = done.saturating_sub(done_before);
+                let mut signals = Vec::with_capacity(4);
+                if lines > 0 {
+                    let failed = failed.saturating_sub(failed_before);
+                    signals.push((Signal::ErrorRate, failed as f64 / lines as f64));
+                    let elapsed = now.elapsed_ms.saturating_sub(last.elapsed_ms);
+                    signals.push((Signal::Latency, elapsed as f64 / lines as f64 / 1000.0));
+                }
+                let queued: usize =
+                    stages.iter().filter_map(|stage| stage.snapshot().ok()).map(|s| s.queue_depth).sum();
+                signals.push((Signal::QueueDepth, queued as f64));
+                if let Some(rss) = resident_bytes() {
+                    signals.push((Signal::Memory, rss as f64));
+                }
+                last = now;
+                for (signal, value) in signals {
+                    if let Some(event) = detector.observe(signal, value) {
+                        seen.lock().unwrap_or_else(PoisonError::into_inner).push(event);
+                    }
+                }
+            }
+        });
+        AnomalyWatch { task, events }
+    }
+
+    /// Stops watching; every change of state seen, in order.
+    pub fn stop(self) -> Vec<AnomalyEvent> {
+        self.task.abort();
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The process's resident memory (`VmRSS`), on Linux.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Records one URL, as written to the output, in the seed's request metrics: `status` is
@@ -291,9 +390,12 @@ pub fn show_progress(mode: ProgressMode, watch: Watch) -> JoinHandle<()> {
     tokio::spawn(async move {
         let started = tokio::time::Instant::now();
         let bar = (mode == ProgressMode::Bar).then(|| {
-            let bar = ProgressBar::new(watch.total);
-            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} {per_sec} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            // A shared queue's size is not this collector's: then a count, not a bar.
+            let (bar, template) = match watch.total {
+                0 => (ProgressBar::no_length(), "{spinner} {pos} done {msg} {per_sec}"),
+                total => (ProgressBar::new(total), "{bar:30} {pos}/{len} {msg} {per_sec} ETA {eta}"),
+            };
+            let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar
         });
@@ -306,6 +408,15 @@ pub fn show_progress(mode: ProgressMode, watch: Watch) -> JoinHandle<()> {
                 (Some(bar), _) => {
                     bar.set_position(counts.done());
                     bar.set_message(format!("ok {} failed {}", counts.ok, counts.failed));
+                }
+                (None, ProgressMode::Lines) if counts.done() > 0 && watch.total == 0 => {
+                    let rate = counts.done() as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    eprintln!(
+                        "collect: {} done ({} ok, {} failed), {rate:.1} URLs/s",
+                        counts.done(),
+                        counts.ok,
+                        counts.failed
+                    );
                 }
                 (None, ProgressMode::Lines) if counts.done() > 0 => {
                     let secs = started.elapsed().as_secs_f64();

@@ -59,6 +59,10 @@ pub trait Work: Send {
     /// interrupted line (a list: its output names every URL), or left where they are (a
     /// shared queue: another collector takes them).
     fn lists_the_rest_on_stop(&self) -> bool;
+
+    /// Called once the run has written its last line: a queue hands back what it holds
+    /// and waits for its last acknowledgements.
+    async fn finish(&mut self) {}
 }
 
 /// URLs held in memory, each once: the demo's, and tests'.

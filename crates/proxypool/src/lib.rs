@@ -90,4 +90,4 @@ pub use list::{ListError, ListFormat, Loaded, Location, ProxyList, RejectReason,
 pub use pool::{BatchReport, ProxyPool, ProxyPoolBuilder};
 pub use proxy::{Credentials, Proxy, ProxyError, ProxyId, ProxyKind, ProxyMeta, Scheme};
 pub use requirements::{RequestContext, Requirements};
-pub use stats::{HostBan, PoolStats, ProxyStats};
+pub use stats::{HostBan, PoolStats, ProxyStats, SiteSpend};

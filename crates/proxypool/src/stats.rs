@@ -112,6 +112,22 @@ impl ProxyStats {
     }
 }
 
+/// What the requests through one kind of proxy cost at one site: every request sent
+/// (hedges and failures included) since the pool first heard of the site.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SiteSpend {
+    /// The target host.
+    pub host: String,
+    /// The proxies' kind; `None` for proxies without one.
+    pub kind: Option<ProxyKind>,
+    /// Requests sent.
+    pub requests: u64,
+    /// Of them, answered with a success.
+    pub successes: u64,
+    /// The sum of their proxies' `cost_per_request`.
+    pub cost: f64,
+}
+
 /// The whole pool's state.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PoolStats {

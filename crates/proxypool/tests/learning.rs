@@ -358,3 +358,43 @@ fn what_a_balancer_sees_is_shared_through_arcs_too() {
     let pool = pool_with(Arc::new(ExpectedSuccess::new()), vec![proxy("a", None, 0.0)]);
     assert!(pool.acquire(&Requirements::ANY, &at(SHOP)).is_ok());
 }
+
+/// Every request is accounted at its site and kind, with its proxy's cost: successes and
+/// failures alike, and the sum per site equals the per-proxy requests times their cost.
+#[test]
+fn every_request_is_accounted_by_site_and_kind_with_its_cost() {
+    let pool = pool_with(
+        ExpectedSuccess::new(),
+        vec![
+            proxy("res", Some(ProxyKind::Residential), 0.004),
+            proxy("dc", Some(ProxyKind::Datacenter), 0.0005),
+            proxy("none", None, 0.0),
+        ],
+    );
+    let plan: [(&str, &str, bool, usize); 5] = [
+        ("res", "shop.example", true, 30),
+        ("res", "shop.example", false, 2),
+        ("dc", "shop.example", false, 20),
+        ("dc", "news.example", true, 7),
+        ("none", "news.example", true, 5),
+    ];
+    for (id, host, ok, times) in plan {
+        let outcome = if ok { Outcome::success(MS) } else { Outcome::ban(MS, Some(Duration::ZERO)) };
+        report(&pool, id, host, outcome, times);
+    }
+    let mut rows: Vec<(String, Option<ProxyKind>, u64, u64, f64)> = pool
+        .site_spending()
+        .into_iter()
+        .map(|row| (row.host, row.kind, row.requests, row.successes, (row.cost * 1e6).round() / 1e6))
+        .collect();
+    rows.sort_by(|a, b| (&a.0, a.1.map(|k| k as u8)).cmp(&(&b.0, b.1.map(|k| k as u8))));
+    assert_eq!(
+        rows,
+        vec![
+            ("news.example".to_owned(), None, 5, 5, 0.0),
+            ("news.example".to_owned(), Some(ProxyKind::Datacenter), 7, 7, 0.0035),
+            ("shop.example".to_owned(), Some(ProxyKind::Residential), 32, 30, 0.128),
+            ("shop.example".to_owned(), Some(ProxyKind::Datacenter), 20, 0, 0.01),
+        ]
+    );
+}

@@ -13,6 +13,10 @@
 //! | [`Scheduled`] | any engine, with daily or weekly windows that raise the minimum |
 //! | [`CostCap`] | any engine, with the cost per hour reported and a budget that caps replicas |
 //!
+//! [`anomaly::Detector`] watches error rate, latency, queue depth and memory against rolling
+//! baselines (median and MAD) and reports warnings and critical anomalies as events, log
+//! lines and metrics.
+//!
 //! Every engine implements [`Engine`], so wrappers stack and a [`Driver`] runs any of them: a
 //! tokio task that samples a [`MetricSource`] at an interval, asks the engine, applies the
 //! answer through an [`Actuator`] and keeps a bounded history of its [`Decision`]s.
@@ -44,6 +48,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod actuator;
+pub mod anomaly;
 pub mod concurrency;
 pub mod cost;
 pub mod driver;

@@ -124,5 +124,5 @@ pub use delivery::{Delivery, HandleRecord};
 pub use error::StreamError;
 pub use harvester_redis::{RedisConfig, RedisConnection};
 pub use sink::RedisStreamSink;
-pub use source::{RedisStreamSource, RunningSource};
+pub use source::{Closed, Inbox, RedisStreamSource, RunningSource};
 pub use stats::SourceStats;

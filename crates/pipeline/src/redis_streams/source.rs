@@ -67,6 +67,34 @@ impl<T> fmt::Debug for RedisStreamSource<T> {
     }
 }
 
+/// Where a source hands its deliveries: a processor's [`Sender`] (the usual case), or a
+/// bounded tokio channel for code that takes deliveries itself (a fetch loop that admits
+/// work as it has room). The source waits while the inbox is full: its backpressure.
+pub trait Inbox<T>: Send + Sync + 'static {
+    /// Hands over `items` in order, waiting for room; `Err` once the inbox is closed (the
+    /// items not taken are dropped, so their entries are delivered again).
+    fn hand_over(&self, items: Vec<T>) -> impl Future<Output = Result<(), Closed>> + Send;
+}
+
+/// The inbox no longer takes deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+impl<T: Send + 'static> Inbox<T> for Sender<T> {
+    async fn hand_over(&self, items: Vec<T>) -> Result<(), Closed> {
+        self.send_all(items).await.map_err(|_| Closed)
+    }
+}
+
+impl<T: Send + 'static> Inbox<T> for tokio::sync::mpsc::Sender<T> {
+    async fn hand_over(&self, items: Vec<T>) -> Result<(), Closed> {
+        for item in items {
+            self.send(item).await.map_err(|_| Closed)?;
+        }
+        Ok(())
+    }
+}
+
 impl<T: DeserializeOwned + Send + Sync + 'static> RedisStreamSource<T> {
     /// A source reading `config.stream` (after the connection's key prefix) through
     /// `connection`. Nothing is sent to Redis before [`spawn`](Self::spawn).
@@ -84,7 +112,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> RedisStreamSource<T> {
     /// creates the group if needed, then reads new entries, reclaims idle ones every half
     /// visibility timeout, renews the leases of the entries it holds, and acknowledges
     /// what the sinks stored. Redis failures are retried with backoff, never returned.
-    pub fn spawn(self, sender: Sender<Delivery<T>>) -> Result<RunningSource, StreamError> {
+    /// Any [`Inbox`] serves instead of a processor's sender, e.g. a
+    /// `tokio::sync::mpsc::Sender<Delivery<T>>`.
+    pub fn spawn(self, sender: impl Inbox<Delivery<T>>) -> Result<RunningSource, StreamError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(StreamError::NoRuntime);
         }
@@ -98,6 +128,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> RedisStreamSource<T> {
             consumer: consumer.clone(),
             acks,
             sender,
+            _records: PhantomData,
             stop: stop_signal,
             dedicated: None,
             group_ready: false,
@@ -219,10 +250,11 @@ enum Flow {
 }
 
 /// The task that reads, reclaims and hands records to the processor.
-struct Reader<T> {
+struct Reader<T, I> {
     consumer: Arc<Consumer>,
     acks: Arc<Acks>,
-    sender: Sender<Delivery<T>>,
+    sender: I,
+    _records: PhantomData<fn() -> T>,
     stop: watch::Receiver<bool>,
     dedicated: Option<MultiplexedConnection>,
     group_ready: bool,
@@ -231,7 +263,7 @@ struct Reader<T> {
     reclaim_cursor: String,
 }
 
-impl<T: DeserializeOwned + Send + Sync + 'static> Reader<T> {
+impl<T: DeserializeOwned + Send + Sync + 'static, I: Inbox<Delivery<T>>> Reader<T, I> {
     async fn run(mut self) {
         while !self.stopping() {
             match self.step().await {
@@ -359,7 +391,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Reader<T> {
             tokio::select! {
                 // The send first: a stop hands over what was read if there is room for it.
                 biased;
-                sent = self.sender.send_all(deliveries) => {
+                sent = self.sender.hand_over(deliveries) => {
                     if sent.is_err() {
                         tracing::info!(stream = %self.consumer.config().stream, "processor closed its input; stream source stops");
                         return Ok(Flow::Stop);

@@ -112,6 +112,10 @@ impl HealthContext {
         let group = kind_group(proxy.meta().kind);
         let site = host.map(|host| (&**host, self.evidence.site(host, group, now, &self.config)));
         let expected = site.as_ref().map_or(1.0, |(_, (_, expected))| *expected);
+        if let Some((_, (stats, _))) = &site {
+            let success = matches!(outcome.kind(), super::OutcomeKind::Success);
+            stats.record_spend(group, success, proxy.meta().cost_per_request);
+        }
         let recorded = health.record(&outcome, host.map(|h| &**h), expected, now, &self.config, &self.ejections);
         let report = Report {
             outcome: &outcome,

@@ -60,6 +60,12 @@ impl SiteTable {
         site
     }
 
+    /// Every known site's account, by kind group.
+    pub(crate) fn spending(&self) -> Vec<(Arc<str>, [SpendCounts; KIND_GROUPS])> {
+        let sites = self.sites.read().unwrap_or_else(PoisonError::into_inner);
+        sites.iter().map(|(host, site)| (host.clone(), site.spending())).collect()
+    }
+
     /// Sites known now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -93,6 +99,29 @@ pub(crate) struct SiteStats {
     tolerance: RateTolerance,
     pub(crate) latency: LatencyStats,
     pub(crate) leaders: Leaders,
+    /// Requests sent, answered and paid for, by [`kind_group`]: an account, not evidence
+    /// (it never fades).
+    spend: [Spend; KIND_GROUPS],
+}
+
+/// One kind group's account at a site.
+#[derive(Debug, Default)]
+struct Spend {
+    requests: AtomicU64,
+    successes: AtomicU64,
+    /// In billionths of the proxies' currency: an integer sum, exact and lock-free.
+    cost_nanos: AtomicU64,
+}
+
+/// Billionths of a currency unit per unit.
+const NANOS_PER_UNIT: f64 = 1e9;
+
+/// A kind group's account at a site, read.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct SpendCounts {
+    pub(crate) requests: u64,
+    pub(crate) successes: u64,
+    pub(crate) cost: f64,
 }
 
 impl SiteStats {
@@ -100,6 +129,30 @@ impl SiteStats {
     pub(crate) fn record_answer(&self, group: usize, accepted: bool, now: Nanos, half_life: f64) {
         let (good, bad) = if accepted { (1.0, 0.0) } else { (0.0, 1.0) };
         self.by_kind[group.min(KIND_GROUPS - 1)].add(good, bad, now, half_life);
+    }
+
+    /// Accounts one request through a proxy of `group` costing `cost`: whether the site
+    /// answered it with a success.
+    pub(crate) fn record_spend(&self, group: usize, success: bool, cost: f64) {
+        let spend = &self.spend[group.min(KIND_GROUPS - 1)];
+        spend.requests.fetch_add(1, Ordering::Relaxed);
+        if success {
+            spend.successes.fetch_add(1, Ordering::Relaxed);
+        }
+        // A cost is finite and non-negative (checked when the proxy was made); saturating.
+        spend.cost_nanos.fetch_add((cost * NANOS_PER_UNIT).round() as u64, Ordering::Relaxed);
+    }
+
+    /// Each kind group's account.
+    pub(crate) fn spending(&self) -> [SpendCounts; KIND_GROUPS] {
+        std::array::from_fn(|group| {
+            let spend = &self.spend[group];
+            SpendCounts {
+                requests: spend.requests.load(Ordering::Relaxed),
+                successes: spend.successes.load(Ordering::Relaxed),
+                cost: spend.cost_nanos.load(Ordering::Relaxed) as f64 / NANOS_PER_UNIT,
+            }
+        })
     }
 
     /// Accepted and refused answers to proxies of each kind group.

@@ -27,9 +27,9 @@ use crate::health::{
     HealthContext, HealthEvent, HealthEventKind, LatencyQuantiles, ProbeResult, ProxyHealth, RemoteEffect,
 };
 use crate::lease::Lease;
-use crate::proxy::{Proxy, ProxyId};
+use crate::proxy::{Proxy, ProxyId, ProxyKind};
 use crate::requirements::{RequestContext, Requirements};
-use crate::stats::{PoolStats, ProxyStats};
+use crate::stats::{PoolStats, ProxyStats, SiteSpend};
 
 use crate::snapshot::{Filter, Member, Snapshot, Unavailable};
 pub use batch::BatchReport;
@@ -481,6 +481,29 @@ impl ProxyPool {
         let proxies: Vec<ProxyStats> =
             snap.slots.iter().map(|s| ProxyStats::read(s.proxy(), s.health(), ctx, now)).collect();
         PoolStats::summarise(proxies, ctx.in_panic(now), snap.generation)
+    }
+
+    /// What the requests cost, per site and kind of proxy: every request the pool recorded
+    /// for a known site, in no particular order. Sites forgotten past
+    /// [`EvidenceConfig::max_sites`](crate::config::EvidenceConfig) take their account with
+    /// them. Per proxy, [`ProxyStats::requests`] times the proxy's cost is the same sum.
+    pub fn site_spending(&self) -> Vec<SiteSpend> {
+        let groups: [Option<ProxyKind>; 4] = std::array::from_fn(|group| ProxyKind::ALL.get(group).copied());
+        let mut rows = Vec::new();
+        for (host, counts) in self.shared.context.evidence().sites.spending() {
+            for (group, counts) in counts.iter().enumerate() {
+                if counts.requests > 0 {
+                    rows.push(SiteSpend {
+                        host: host.to_string(),
+                        kind: groups.get(group).copied().flatten(),
+                        requests: counts.requests,
+                        successes: counts.successes,
+                        cost: counts.cost,
+                    });
+                }
+            }
+        }
+        rows
     }
 
     /// Latency quantiles of the successful answers from `host` over the last one to two

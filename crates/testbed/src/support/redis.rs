@@ -11,16 +11,29 @@ use super::ServerProcess;
 /// How long a restart may retry while the old instance's port is still being released.
 const RESTART_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A redis-server on 127.0.0.1 that persists nothing, stopped when dropped.
+/// A redis-server on 127.0.0.1, stopped when dropped: one that persists nothing, or a
+/// durable one that keeps every write across a restart.
 #[must_use = "the server stops as soon as it is dropped"]
 pub struct Redis {
     server: ServerProcess,
+    /// Where a durable instance keeps its append-only file, across restarts.
+    data: Option<tempfile::TempDir>,
 }
 
 impl Redis {
-    /// Starts an empty instance.
+    /// Starts an empty instance that persists nothing.
     pub fn start() -> Self {
-        Redis { server: ServerProcess::start("redis-server", arguments) }
+        Redis { server: ServerProcess::start("redis-server", |dir, port| arguments(dir, port, None)), data: None }
+    }
+
+    /// Starts an empty instance that syncs every write to its append-only file
+    /// (`appendfsync always`) and finds it again after [`restart`](Self::restart): a
+    /// Redis run as a work queue should be.
+    pub fn start_durable() -> Self {
+        let data = tempfile::Builder::new().prefix("redis-data").tempdir().expect("create a data directory");
+        let path = data.path().to_owned();
+        let server = ServerProcess::start("redis-server", move |dir, port| arguments(dir, port, Some(&path)));
+        Redis { server, data: Some(data) }
     }
 
     /// Stops the instance now, as a crash or an outage would take it away: clients see
@@ -29,8 +42,9 @@ impl Redis {
         self.server.stop_now();
     }
 
-    /// Starts a new, empty instance on the same port (stopping the old one first if it
-    /// still runs): what clients see when Redis restarts.
+    /// Starts a new instance on the same port (stopping the old one first if it still
+    /// runs): what clients see when Redis restarts. It is empty, unless this one is
+    /// durable: then it has every write the old one acknowledged.
     ///
     /// # Panics
     /// When the port cannot be had again within a deadline.
@@ -38,8 +52,9 @@ impl Redis {
         self.server.stop_now();
         let port = self.server.port();
         let deadline = Instant::now() + RESTART_DEADLINE;
+        let data = self.data.as_ref().map(|data| data.path().to_owned());
         loop {
-            match ServerProcess::start_on("redis-server", port, arguments) {
+            match ServerProcess::start_on("redis-server", port, |dir, port| arguments(dir, port, data.as_deref())) {
                 Ok(server) => {
                     self.server = server;
                     return;
@@ -67,8 +82,13 @@ impl Redis {
     }
 }
 
-/// An instance that persists nothing, in its own directory, on `port`.
-fn arguments(dir: &Path, port: u16) -> Vec<OsString> {
+/// An instance on `port`, logging in `dir`: persisting nothing, or with `data`, every
+/// write synced to an append-only file there.
+fn arguments(dir: &Path, port: u16, data: Option<&Path>) -> Vec<OsString> {
+    let (appendonly, dir) = match data {
+        Some(data) => ("yes", data),
+        None => ("no", dir),
+    };
     [
         "--port",
         &port.to_string(),
@@ -77,7 +97,9 @@ fn arguments(dir: &Path, port: u16) -> Vec<OsString> {
         "--save",
         "",
         "--appendonly",
-        "no",
+        appendonly,
+        "--appendfsync",
+        "always",
         "--daemonize",
         "no",
         "--dir",
