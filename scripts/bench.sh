@@ -10,7 +10,8 @@
 # Names: proxypool/acquire, resilience/{breaker,rate_limit,bulkhead,retry,stack,
 # distributed_rate_limit}, pipeline/throughput, pipeline/peak_rss, harvester/client,
 # harvester/fleet (the collect binary over a dirty fleet against a clean one),
-# harvester/selection (the proxy-selection simulator: every balancer against an oracle).
+# harvester/selection (the proxy-selection simulator: every balancer against an oracle),
+# collect/peak_rss (the collect binary's peak RSS resuming 100 000 and 1 000 000 URLs).
 #
 # After criterion's report each bench prints one line per figure,
 #   FIGURE<TAB>group<TAB>case<TAB>ours<TAB>anchor name<TAB>anchor<TAB>unit<TAB>target
@@ -39,8 +40,10 @@ BENCHES=(
     "harvester/client client"
     "harvester/fleet fleet"
     "harvester/selection selection"
+    "collect/peak_rss collect_rss"
 )
 PEAK_RSS_RECORDS=(1000000 10000000)
+COLLECT_RSS_URLS=(100000 1000000)
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -82,11 +85,13 @@ bench_targets=()
 example=false
 collect=false
 select=false
+collect_rss=false
 for entry in "${selected[@]}"; do
     read -r _ target <<<"$entry"
     case "$target" in
         peak_rss) example=true ;;
         selection) select=true ;;
+        collect_rss) collect_rss=true ;;
         fleet)
             collect=true
             bench_targets+=(--bench "$target")
@@ -111,6 +116,10 @@ if $collect && ! cargo build --release "${cargo_args[@]}" --bin collect; then
 fi
 if $select && ! cargo build --release "${cargo_args[@]}" --example select; then
     log "BUILD FAILED (the select example)"
+    exit 1
+fi
+if $collect_rss && ! cargo build --release "${cargo_args[@]}" --example collect_rss --bin collect; then
+    log "BUILD FAILED (the collect_rss example or the collect binary)"
     exit 1
 fi
 
@@ -145,42 +154,58 @@ run_bench() {
     fi
 }
 
-# The peak RSS at each size of PEAK_RSS_RECORDS, one process per run (VmHWM is per process),
-# against the smallest run of the same mode: DESIGN.md wants it flat.
-run_peak_rss() {
-    local name="$1" program="$target_dir/release/examples/peak_rss" run_log="$out/peak_rss.log"
-    local mode records output line anchor anchor_name
-    : >"$run_log"
-    for mode in one_by_one batched; do
-        anchor=""
-        for records in "${PEAK_RSS_RECORDS[@]}"; do
-            local args=("$records")
-            [[ "$mode" == batched ]] && args+=(batched)
-            log "$name: peak_rss ${args[*]}"
-            if ! output="$("$program" "${args[@]}" 2>&1)"; then
-                printf '%s\n' "$output" | tee -a "$run_log"
-                fail "$name" "peak_rss ${args[*]} failed, see ${run_log#"$PWD"/}"
-                return
-            fi
+# Runs `program SIZE ARGS...` at each of `sizes` (one process per run: VmHWM is per process),
+# appending its output to `run_log` and its FIGURE line to the figures: the first size's as
+# it is, each other one against it (named "SIZE what"), with DESIGN.md's target for a flat
+# peak RSS. False when a run fails or prints no FIGURE line (after saying so).
+rss_series() {
+    local name="$1" program="$2" run_log="$3" what="$4" sizes="$5"
+    shift 5
+    local size output line anchor="" anchor_name
+    for size in $sizes; do
+        log "$name: ${program##*/} $size $*"
+        if ! output="$("$program" "$size" "$@" 2>&1)"; then
             printf '%s\n' "$output" | tee -a "$run_log"
-            line="$(awk -F'\t' '$1 == "FIGURE"' <<<"$output")"
-            if [[ -z "$line" ]]; then
-                fail "$name" "peak_rss ${args[*]} printed no FIGURE line"
-                return
-            fi
-            if [[ -z "$anchor" ]]; then
-                anchor="$(cut -f4 <<<"$line")"
-                anchor_name="$records records"
-                printf '%s\t%s\n' "$name" "$line" >>"$figures"
-            else
-                # Flat: ten times the records may cost at most a quarter more memory (anything
-                # that grew with the records would be near 10×).
-                awk -F'\t' -v OFS='\t' -v name="$name" -v kb="$anchor" -v anchor_name="$anchor_name" \
-                    '{ $5 = anchor_name; $6 = kb; $8 = "ratio<=1.25"; print name, $0 }' \
-                    <<<"$line" >>"$figures"
-            fi
-        done
+            fail "$name" "${program##*/} $size $* failed, see ${run_log#"$PWD"/}"
+            return 1
+        fi
+        printf '%s\n' "$output" | tee -a "$run_log"
+        line="$(awk -F'\t' '$1 == "FIGURE"' <<<"$output")"
+        if [[ -z "$line" ]]; then
+            fail "$name" "${program##*/} $size $* printed no FIGURE line"
+            return 1
+        fi
+        if [[ -z "$anchor" ]]; then
+            anchor="$(cut -f4 <<<"$line")"
+            anchor_name="$size $what"
+            printf '%s\t%s\n' "$name" "$line" >>"$figures"
+        else
+            # Flat: ten times the input may cost at most a quarter more memory (anything
+            # that grew with it would be near 10×).
+            awk -F'\t' -v OFS='\t' -v name="$name" -v kb="$anchor" -v anchor_name="$anchor_name" \
+                '{ $5 = anchor_name; $6 = kb; $8 = "ratio<=1.25"; print name, $0 }' \
+                <<<"$line" >>"$figures"
+        fi
     done
+}
+
+# The pipeline's peak RSS at each size of PEAK_RSS_RECORDS, against the smallest run of the
+# same mode: DESIGN.md wants it flat.
+run_peak_rss() {
+    local name="$1" run_log="$out/peak_rss.log"
+    : >"$run_log"
+    local program="$target_dir/release/examples/peak_rss"
+    rss_series "$name" "$program" "$run_log" records "${PEAK_RSS_RECORDS[*]}" &&
+        rss_series "$name" "$program" "$run_log" records "${PEAK_RSS_RECORDS[*]}" batched
+}
+
+# The collect binary's peak RSS resuming COLLECT_RSS_URLS URLs (2 000 of them left to fetch,
+# the rest done in --out), against the smallest list: the streamed list and the resume scan
+# must keep it flat (the fingerprints, 8 bytes a URL, are what grows).
+run_collect_rss() {
+    local name="$1" run_log="$out/collect_rss.log"
+    : >"$run_log"
+    rss_series "$name" "$target_dir/release/examples/collect_rss" "$run_log" URLs "${COLLECT_RSS_URLS[*]}"
 }
 
 # The selection simulator's table, as figures: the default balancer against the oracle and
@@ -198,7 +223,8 @@ run_selection() {
 for entry in "${selected[@]}"; do
     read -r name target <<<"$entry"
     case "$target" in
-        peak_rss) run_peak_rss "$name" ;;
+        peak_rss) run_peak_rss "$name" || true ;;
+        collect_rss) run_collect_rss "$name" || true ;;
         selection) run_selection "$name" ;;
         *) run_bench "$name" "$target" ;;
     esac

@@ -5,11 +5,17 @@
 //! collect                                                  # the embedded demo
 //! collect --proxies proxies.txt --urls urls.txt --out out.jsonl
 //! collect --proxies proxies.txt --urls urls.txt --extract-rules rules.toml
+//! collect --proxies proxies.txt --urls urls.txt --out out.jsonl --resume  # after a crash or Ctrl-C
 //! ```
 //!
 //! With no `--urls`, it runs the embedded demo ([`crate::demo`]). See `--help` for every
-//! flag. Bad input exits with code 2 before any work starts; Ctrl-C stops gracefully (the
-//! output still has every URL).
+//! flag. Bad input exits with code 2 before any work starts; Ctrl-C or SIGTERM stops
+//! gracefully (the output still has every URL, exit code 130). The URL list is streamed
+//! ([`crate::url_file`]): read once to check it, once to fetch, never held whole.
+//!
+//! `--resume` keeps what an earlier run with the same `--urls` left in `--out` and fetches
+//! only the URLs without a final line there ([`crate::resume`]): after a Ctrl-C, a SIGKILL
+//! or a power cut, as many times as it takes, `--out` ends with exactly one line per URL.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,12 +25,15 @@ use std::time::Duration;
 
 use crate::extraction::{Extractor, Rules};
 use crate::files;
-use crate::input::{self, UrlList};
+use crate::input;
+use crate::output::OutMode;
 use crate::report::Report;
+use crate::resume::{self, ResumeError};
 use crate::run::{self, Job};
 use crate::stack::StackSettings;
 use crate::telemetry::{self, ProgressMode};
-use crate::work::List;
+use crate::url_file::UrlFile;
+use crate::work::{List, Work};
 use clap::{Args, Parser, Subcommand};
 use harvester_proxypool::balance;
 use harvester_proxypool::{ConfigError, Proxy, ProxyPool};
@@ -53,6 +62,14 @@ struct Cli {
     /// never credentials), attempts, elapsed_ms, and record (when ok) or error (when failed).
     #[arg(long, value_name = "FILE", default_value = "collect.jsonl")]
     out: PathBuf,
+
+    /// Go on from what an earlier run with the same --urls left in --out: keep one final line
+    /// per URL (collected, or failed for a reason of its own), drop interrupted and repeated
+    /// lines and a last line cut short by a crash, and fetch only the other URLs, appending
+    /// them. --out ends with exactly one line per URL however often a run is stopped or
+    /// killed. Without an --out yet, a fresh run. Needs --urls.
+    #[arg(long)]
+    resume: bool,
 
     /// Per-host extraction rules (TOML): for a host, CSS selectors for name, price, currency
     /// and description (`field = "css"` or `field = { selector = "css", attribute = "content" }`),
@@ -343,6 +360,9 @@ async fn export(args: ExportArgs) -> ExitCode {
 async fn collect(cli: Cli) -> ExitCode {
     // Input first: nothing starts until every file and flag is known good, and no two
     // flags name one file (an output written over an input or over the other output).
+    if cli.resume && cli.urls.is_none() {
+        return refuse("--resume needs --urls (the demo always starts afresh, and a --queue keeps its own progress)");
+    }
     let mut files = vec![files::Named::output("--out", &cli.out)];
     files.extend(cli.report.as_deref().map(|path| files::Named::output("--report", path)));
     files.extend(cli.urls.as_deref().map(|path| files::Named::input("--urls", path)));
@@ -383,8 +403,8 @@ async fn collect(cli: Cli) -> ExitCode {
     } else {
         None
     };
-    let (urls, proxies): (Option<UrlList>, Vec<Proxy>) = match (&cli.urls, &cli.proxies, &demo) {
-        (Some(urls), Some(proxies), _) => match (input::read_urls(urls), input::read_proxies(proxies)) {
+    let (url_file, proxies): (Option<UrlFile>, Vec<Proxy>) = match (&cli.urls, &cli.proxies, &demo) {
+        (Some(urls), Some(proxies), _) => match (UrlFile::open(urls), input::read_proxies(proxies)) {
             (Ok(urls), Ok(proxies)) => (Some(urls), proxies),
             (Err(e), _) | (_, Err(e)) => return refuse(e),
         },
@@ -393,7 +413,7 @@ async fn collect(cli: Cli) -> ExitCode {
             Ok(proxies) => (None, proxies),
             Err(e) => return refuse(e),
         },
-        (None, _, Some(demo)) => (Some(demo.urls()), demo.proxies()),
+        (None, _, Some(demo)) => (None, demo.proxies()),
         (None, None, None) => return refuse("nothing to collect"),
     };
     #[cfg(feature = "redis")]
@@ -431,11 +451,20 @@ async fn collect(cli: Cli) -> ExitCode {
     {
         return refuse(format!("--report {}: {e}", path.display()));
     }
-
-    let work: Box<dyn crate::work::Work> = match urls {
-        Some(urls) => Box::new(List::new(urls.targets).with_duplicates(urls.duplicates as u64)),
+    let (work, out_mode, already_done): (Box<dyn Work>, OutMode, u64) = match (url_file, &demo) {
+        (Some(urls), _) => match resume_from_out(&cli, urls) {
+            Ok((urls, mode)) => {
+                let done = urls.already_done();
+                (Box::new(urls), mode, done)
+            }
+            Err(e) => return refuse(e),
+        },
+        (None, Some(demo)) => {
+            let urls = demo.urls();
+            (Box::new(List::new(urls.targets).with_duplicates(urls.duplicates as u64)), OutMode::Create, 0)
+        }
         #[cfg(feature = "redis")]
-        None => {
+        (None, None) => {
             let (Some(url), Some(name)) = (cli.redis.as_deref(), queue_name) else {
                 return refuse("--queue needs --redis");
             };
@@ -461,12 +490,12 @@ async fn collect(cli: Cli) -> ExitCode {
                 Err(e) => return refuse(e),
             }
             match queue.work(&settings) {
-                Ok(work) => Box::new(work),
+                Ok(work) => (Box::new(work), OutMode::Create, 0),
                 Err(e) => return refuse(e),
             }
         }
         #[cfg(not(feature = "redis"))]
-        None => return refuse("nothing to collect"),
+        (None, None) => return refuse("nothing to collect"),
     };
     let job = Job {
         work,
@@ -485,6 +514,7 @@ async fn collect(cli: Cli) -> ExitCode {
         stage_workers: 1,
         scaling: run::Scaling::default(),
         out: cli.out.clone(),
+        out_mode,
         extra_root_pem: None,
     };
     let running = match run::start_with(job, Extractor::new(rules)).await {
@@ -514,22 +544,13 @@ async fn collect(cli: Cli) -> ExitCode {
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     background.push(tokio::spawn(async move {
-        // SIGTERM (what Docker and Kubernetes send) stops as Ctrl-C does.
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let mut stop_signal = async || match terminate.as_mut() {
-            Some(terminate) => tokio::select! {
-                interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
-                terminated = terminate.recv() => terminated.is_some(),
-            },
-            None => tokio::signal::ctrl_c().await.is_ok(),
-        };
-        if stop_signal().await {
+        if let Some(signal) = stop_signal().await {
             eprintln!(
-                "collect: stopping (Ctrl-C or SIGTERM): in-flight fetches get one timeout to finish; again to quit now"
+                "collect: stopping ({signal}): in-flight fetches get one timeout to finish; Ctrl-C again to quit now"
             );
             let _ = stop_tx.send(true);
         }
-        if stop_signal().await {
+        if stop_signal().await.is_some() {
             eprintln!("collect: quitting now: URLs in flight are missing from --out");
             std::process::exit(130);
         }
@@ -545,7 +566,7 @@ async fn collect(cli: Cli) -> ExitCode {
     {
         eprintln!("collect: warning: --redis: {e}");
     }
-    let report = Report::new(&outcome);
+    let report = Report::new(&outcome).with_already_done(already_done);
     if let Some(path) = &cli.report {
         let written = serde_json::to_vec_pretty(&report)
             .map_err(|e| e.to_string())
@@ -572,6 +593,33 @@ async fn collect(cli: Cli) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS }
+}
+
+/// Resolves when the process is asked to stop, saying how: Ctrl-C (SIGINT) or, on Unix,
+/// SIGTERM (what a service manager or Kubernetes sends); `None` if no handler can be set.
+async fn stop_signal() -> Option<&'static str> {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        return tokio::select! {
+            stop = tokio::signal::ctrl_c() => stop.ok().map(|()| "Ctrl-C"),
+            _ = term.recv() => Some("SIGTERM"),
+        };
+    }
+    tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
+}
+
+/// With `--resume`, repairs `--out` ([`resume::repair`]) and marks the URLs of its final
+/// lines done in `urls`, saying on standard error what was dropped; the run then appends.
+/// Without, the run truncates `--out`.
+fn resume_from_out(cli: &Cli, mut urls: UrlFile) -> Result<(UrlFile, OutMode), ResumeError> {
+    if !cli.resume {
+        return Ok((urls, OutMode::Create));
+    }
+    let repair = resume::repair(&cli.out, |url| urls.mark_done(url))?;
+    for note in repair.notes(&cli.out) {
+        eprintln!("collect: --resume: {note}");
+    }
+    Ok((urls, OutMode::Append))
 }
 
 /// Connects to the Redis of `--redis`. A bad URL is refused; a Redis that does not answer
@@ -626,6 +674,9 @@ fn print_summary(report: &Report, cli: &Cli) {
         report.ok_per_sec,
         if report.interrupted { ", interrupted" } else { "" }
     );
+    if cli.resume {
+        println!("resumed: {} URLs already done in {}, skipped", report.already_done, cli.out.display());
+    }
     println!("attempts: {} in all, at most {} for one URL", totals.attempts, totals.max_attempts_per_url);
     for (reason, count) in &totals.failure_reasons {
         println!("  failed, {reason}: {count}");

@@ -1,7 +1,11 @@
 //! What the job reads: the URL list and the proxy list. Both are checked whole before any work
-//! starts, and a problem is reported with the file and line at fault.
+//! starts, and a problem is reported with the file and line at fault. The URL list is
+//! streamed ([`UrlLines`], over a [`LineReader`] that holds one line at a time), never read
+//! whole.
 
 use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -85,22 +89,16 @@ pub struct UrlList {
     pub duplicates: usize,
 }
 
-/// Parses a URL list: one URL per line, blank lines and comments skipped, every line
-/// checked (the first bad one is reported with its number). A comment starts with a `#`
-/// at the start of a line or after white space; a `#` inside a URL is its fragment.
+/// Parses a URL list held in memory: one URL per line, blank lines and comments skipped,
+/// every line checked (the first bad one is reported with its number). A comment starts
+/// with a `#` at the start of a line or after white space; a `#` inside a URL is its
+/// fragment. The `--urls` file is not read this way but streamed ([`UrlLines`]).
 pub fn parse_urls(text: &str, path: &Path) -> Result<UrlList, InputError> {
     let mut list = UrlList::default();
     let mut seen = HashSet::new();
     for (index, line) in text.lines().enumerate() {
-        let line = without_comment(line.trim_start_matches('\u{feff}')).trim();
-        if line.is_empty() {
-            continue;
-        }
-        let target = Target::parse(line).map_err(|reason| InputError::BadUrl {
-            path: path.to_owned(),
-            line: index + 1,
-            reason,
-        })?;
+        let bad = |reason| InputError::BadUrl { path: path.to_owned(), line: index + 1, reason };
+        let Some(target) = parse_line(line).map_err(bad)? else { continue };
         if seen.insert(target.url.clone()) {
             list.targets.push(target);
         } else {
@@ -113,10 +111,14 @@ pub fn parse_urls(text: &str, path: &Path) -> Result<UrlList, InputError> {
     Ok(list)
 }
 
-/// One line of a URL list: its URL, `None` for a blank or comment line, or what is wrong.
+/// One line of a URL list: its URL, `None` for a blank or comment line, or why it is not a
+/// URL we can collect.
 pub fn parse_line(line: &str) -> Result<Option<Target>, String> {
     let line = without_comment(line.trim_start_matches('\u{feff}')).trim();
-    if line.is_empty() { Ok(None) } else { Target::parse(line).map(Some) }
+    if line.is_empty() {
+        return Ok(None);
+    }
+    Target::parse(line).map(Some)
 }
 
 /// `line` up to its comment: a `#` at the start or after white space.
@@ -131,11 +133,155 @@ fn without_comment(line: &str) -> &str {
     line
 }
 
-/// Reads and parses the URL list at `path`.
+/// Reads and parses the URL list at `path`, whole, into memory. A run streams its list
+/// instead ([`UrlLines`]).
 pub fn read_urls(path: &Path) -> Result<UrlList, InputError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| InputError::Unreadable { path: path.to_owned(), source })?;
     parse_urls(&text, path)
+}
+
+/// The longest line of a URL list: a URL is at most 64 KiB (`http::Uri`'s own limit), so a
+/// longer line is refused without being held whole.
+pub const MAX_URL_LINE: usize = 64 * 1024;
+
+/// The URLs of a list file, streamed: one [`Target`] per URL line, in order, repeats
+/// included, each bad line an [`InputError::BadUrl`] with its number. Memory stays at one
+/// line whatever the file's size.
+///
+/// ```no_run
+/// # fn main() -> Result<(), harvester_collect::input::InputError> {
+/// let mut urls = harvester_collect::input::UrlLines::open("urls.txt".as_ref())?;
+/// while let Some((line, target)) = urls.next_url()? {
+///     println!("line {line}: {}", target.url);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct UrlLines {
+    path: PathBuf,
+    lines: LineReader<BufReader<File>>,
+}
+
+impl UrlLines {
+    /// Opens the list at `path`.
+    pub fn open(path: &Path) -> Result<Self, InputError> {
+        let file = File::open(path).map_err(|source| InputError::Unreadable { path: path.to_owned(), source })?;
+        Ok(UrlLines { path: path.to_owned(), lines: LineReader::new(BufReader::with_capacity(64 * 1024, file)) })
+    }
+
+    /// The next URL and its line number, or `None` at the end of the file.
+    pub fn next_url(&mut self) -> Result<Option<(usize, Target)>, InputError> {
+        loop {
+            let line = match self.lines.next_line(MAX_URL_LINE) {
+                Ok(Some(line)) => line,
+                Ok(None) => return Ok(None),
+                Err(LineError::Read(source)) => {
+                    return Err(InputError::Unreadable { path: self.path.clone(), source });
+                }
+                Err(LineError::TooLong { line }) => {
+                    let reason = format!("longer than {MAX_URL_LINE} bytes: not a URL");
+                    return Err(InputError::BadUrl { path: self.path.clone(), line, reason });
+                }
+            };
+            let number = line.number;
+            let bad = |reason| InputError::BadUrl { path: self.path.clone(), line: number, reason };
+            let text = std::str::from_utf8(line.bytes).map_err(|_| bad("not UTF-8 text".to_owned()))?;
+            if let Some(target) = parse_line(text).map_err(bad)? {
+                return Ok(Some((number, target)));
+            }
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// One line of a file, as read by a [`LineReader`].
+#[derive(Debug)]
+pub struct RawLine<'a> {
+    /// Its number, from 1.
+    pub number: usize,
+    /// Where it starts in the file, in bytes.
+    pub offset: u64,
+    /// Its bytes, without the newline.
+    pub bytes: &'a [u8],
+    /// Whether a newline ends it (the last line of a file may lack one).
+    pub ended: bool,
+}
+
+/// Why a [`LineReader`] gave no line.
+#[derive(Debug)]
+pub enum LineError {
+    /// The file could not be read.
+    Read(std::io::Error),
+    /// Line `line` is longer than the limit asked for.
+    TooLong {
+        /// Its number, from 1.
+        line: usize,
+    },
+}
+
+/// Reads a file line by line as bytes, numbering the lines and refusing one longer than a
+/// limit before it is held whole: the URL list and the `--out` of a resumed run are read
+/// this way, one line in memory at a time.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    inner: R,
+    line: Vec<u8>,
+    number: usize,
+    offset: u64,
+}
+
+impl<R: BufRead> LineReader<R> {
+    /// Reads from `inner`, from its current position (counted as offset 0, line 1).
+    pub fn new(inner: R) -> Self {
+        LineReader { inner, line: Vec::new(), number: 0, offset: 0 }
+    }
+
+    /// The next line, or `None` at the end; a line longer than `max` bytes is refused.
+    pub fn next_line(&mut self, max: usize) -> Result<Option<RawLine<'_>>, LineError> {
+        self.line.clear();
+        let start = self.offset;
+        let mut ended = false;
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LineError::Read(e)),
+            };
+            if available.is_empty() {
+                break;
+            }
+            let (take, found) = match available.iter().position(|&b| b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (available.len(), false),
+            };
+            let content = if found { take - 1 } else { take };
+            if self.line.len() + content > max {
+                return Err(LineError::TooLong { line: self.number + 1 });
+            }
+            self.line.extend_from_slice(&available[..content]);
+            self.inner.consume(take);
+            self.offset += take as u64;
+            if found {
+                ended = true;
+                break;
+            }
+        }
+        if !ended && self.line.is_empty() {
+            return Ok(None);
+        }
+        self.number += 1;
+        Ok(Some(RawLine { number: self.number, offset: start, bytes: &self.line, ended }))
+    }
+
+    /// Whether the reader is at the end of its input.
+    pub fn at_end(&mut self) -> std::io::Result<bool> {
+        self.inner.fill_buf().map(<[u8]>::is_empty)
+    }
 }
 
 /// Reads the proxy list at `path` in the format its extension names (text, `.json`, `.toml`),
@@ -219,6 +365,64 @@ mod tests {
                 Err(other) => prop_assert!(false, "unexpected {other}"),
             }
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// The streamed list reads every text as the whole-text parser does: the same URLs
+        /// in the same order with their repeats, or a refusal of the same line.
+        #[test]
+        fn the_streamed_list_agrees_with_the_parser(
+            parts in prop::collection::vec(prop::sample::select(URL_FRAGMENTS), 0..40)
+        ) {
+            let text = parts.concat();
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("urls.txt");
+            std::fs::write(&path, &text).expect("write");
+            let mut streamed = Vec::new();
+            let streamed = UrlLines::open(&path).and_then(|mut lines| {
+                while let Some((_, target)) = lines.next_url()? {
+                    streamed.push(target.url.to_string());
+                }
+                Ok(streamed)
+            });
+            match (parse_urls(&text, &path), streamed) {
+                (Ok(list), Ok(streamed)) => {
+                    let mut seen = HashSet::new();
+                    let firsts: Vec<String> = streamed.iter().filter(|url| seen.insert(url.as_str())).cloned().collect();
+                    prop_assert_eq!(list.targets.iter().map(|t| t.url.to_string()).collect::<Vec<_>>(), firsts);
+                    prop_assert_eq!(list.duplicates, streamed.len() - seen.len());
+                }
+                (Err(InputError::NoUrls { .. }), Ok(streamed)) => prop_assert!(streamed.is_empty()),
+                (Err(InputError::BadUrl { line: a, .. }), Err(InputError::BadUrl { line: b, .. })) => prop_assert_eq!(a, b),
+                (parsed, streamed) => prop_assert!(false, "parsed {parsed:?}, streamed {streamed:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_too_long_for_a_url_is_refused_with_its_number_without_being_held() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("urls.txt");
+        let long = format!("http://a.test/1\nhttp://a.test/{}\n", "x".repeat(MAX_URL_LINE));
+        std::fs::write(&path, long).expect("write");
+        let mut lines = UrlLines::open(&path).expect("opens");
+        assert!(matches!(lines.next_url(), Ok(Some((1, _)))));
+        match lines.next_url() {
+            Err(e @ InputError::BadUrl { line: 2, .. }) => assert!(e.to_string().contains("longer than"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_refused_with_its_number() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("urls.txt");
+        std::fs::write(&path, b"http://a.test/1\n\xff\xfe\n").expect("write");
+        let mut lines = UrlLines::open(&path).expect("opens");
+        assert!(matches!(lines.next_url(), Ok(Some((1, _)))));
+        assert!(matches!(lines.next_url(), Err(InputError::BadUrl { line: 2, .. })));
     }
 
     /// The lists of the README's quick start, read from the README itself, parse as shown.

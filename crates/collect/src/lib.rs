@@ -11,15 +11,23 @@
 //! - [`cli`]: the command line: flags, checks before any work, summary, exit codes.
 //! - [`demo`]: the embedded demo, a product site and a faulty fleet on 127.0.0.1.
 //! - [`files`]: the files a run names, refused together when two are one file.
-//! - [`input`]: the URL list and the proxy list, refused with the line at fault.
+//! - [`input`]: the URL list and the proxy list, refused with the line at fault; the URL
+//!   list streamed a line at a time.
+//! - [`url_set`]: the URLs of a list as 64-bit fingerprints, each with a mark (handed out,
+//!   or done).
 //! - [`work`]: where a run's URLs come from (a list, a shared queue) and how a URL's work
 //!   is settled once its final line is written.
+//! - [`url_file`]: the `--urls` file as a run's work, read twice (checked, then handed
+//!   out), never held whole.
 //! - [`extraction`]: reading a product out of a real page (JSON-LD, microdata, OpenGraph and
 //!   meta tags, the visible page, per-host rules of `--extract-rules`), telling ban and
 //!   captcha pages by their structure, and soft 404s.
 //! - [`stack`]: the tower stack every fetch goes through.
 //! - [`records`]: the output line, and the pipeline stages that turn a fetched page into a
 //!   cleaned `DataRecord` (validate → extract → transform).
+//! - [`resume`]: `--resume`: the final lines an earlier run left in `--out` kept (one per
+//!   URL, a torn last line and interrupted lines dropped), the file repaired atomically, and
+//!   their URLs skipped.
 //! - [`output`]: the JSONL file, written by the pipeline's sink and its dead-letter sink, and
 //!   the tally the report is made of.
 //! - `queue` (feature `redis`): a work queue on Redis Streams shared by many collectors:
@@ -35,8 +43,8 @@
 //!
 //! Each module imports only from the modules listed before it; the workspace's
 //! `tests/layering.rs` reads this list and checks every import against it:
-//! `files`, `input` → `work`, `extraction`, `demo`, `stack` → `records` → `output` → `queue`, `costs` → `telemetry` → `run` →
-//! `report` → `cli`.
+//! `files`, `input` → `url_set` → `work` → `url_file`, `extraction`, `demo`, `stack` → `records` →
+//! `resume` → `output` → `queue`, `costs` → `telemetry` → `run` → `report` → `cli`.
 //!
 //! ## The request path
 //!
@@ -85,7 +93,10 @@ pub mod output;
 pub mod queue;
 pub mod records;
 pub mod report;
+pub mod resume;
 pub mod run;
 pub mod stack;
 pub mod telemetry;
+pub mod url_file;
+pub mod url_set;
 pub mod work;

@@ -92,6 +92,17 @@ impl Tally {
     }
 }
 
+/// How a run opens its output file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutMode {
+    /// Truncated: the run writes the file whole.
+    #[default]
+    Create,
+    /// Kept, the run's lines appended: a resumed run, once [`crate::resume::repair`] has left
+    /// one final line per URL done.
+    Append,
+}
+
 /// The output file and its tally: the pipeline's sink.
 pub struct OutputSink {
     file: JsonlSink<Fetched>,
@@ -103,8 +114,20 @@ impl OutputSink {
     /// Opens `path`, truncating it: a run writes the file whole.
     /// `on_written` sees each line once it is in the file (the job records its metrics there).
     pub async fn create(path: &Path, tally: Arc<Tally>, on_written: fn(&str, &Line)) -> Result<Arc<Self>, SinkError> {
-        std::fs::File::create(path)
-            .map_err(|e| SinkError::new("out", format!("cannot create {}: {e}", path.display())))?;
+        Self::open(path, OutMode::Create, tally, on_written).await
+    }
+
+    /// Opens `path` as `mode` says: truncated, or kept and appended to (creating it if missing).
+    pub async fn open(
+        path: &Path,
+        mode: OutMode,
+        tally: Arc<Tally>,
+        on_written: fn(&str, &Line),
+    ) -> Result<Arc<Self>, SinkError> {
+        if mode == OutMode::Create {
+            std::fs::File::create(path)
+                .map_err(|e| SinkError::new("out", format!("cannot create {}: {e}", path.display())))?;
+        }
         let file = JsonlSink::open(path, FsyncPolicy::OnFlush).await?.with_name("out");
         Ok(Arc::new(OutputSink { file, tally, on_written }))
     }

@@ -12,8 +12,9 @@ use bytes::Bytes;
 use harvester_pipeline::record::{DataRecord, FieldMapping, clean_text, validate_required};
 use harvester_pipeline::{ErrorPolicy, Stage, StageOutcome};
 use harvester_proxypool::client::Verdict;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::extraction::{Extractor, Source};
 use crate::input::Target;
@@ -21,7 +22,7 @@ use crate::stack::Page;
 use crate::work::Receipt;
 
 /// Whether a URL was collected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Status {
@@ -70,6 +71,11 @@ pub struct Fetched {
     pub body: Option<Bytes>,
     /// Settled once the line is written, if final (a queue acknowledges the URL then).
     pub receipt: Option<Arc<dyn Receipt>>,
+    /// The run's slot (one of `--concurrency`) that the URL holds from its fetch until its
+    /// line is written and the last copy of this value is dropped: so at any time at most
+    /// `--concurrency` pages are fetched but not yet in the file, and a crash makes a resumed
+    /// run fetch at most that many again.
+    pub slot: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 /// Written as its line alone: the in-flight parts never reach the file.
@@ -92,7 +98,14 @@ impl Fetched {
             record: None,
             error: None,
         };
-        Fetched { line, host: target.host.clone(), verdict: Some(page.verdict), body: Some(page.body), receipt: None }
+        Fetched {
+            line,
+            host: target.host.clone(),
+            verdict: Some(page.verdict),
+            body: Some(page.body),
+            receipt: None,
+            slot: None,
+        }
     }
 
     /// A URL that could not be collected.
@@ -107,7 +120,7 @@ impl Fetched {
             record: None,
             error: Some(error),
         };
-        Fetched { line, host: target.host.clone(), verdict: None, body: None, receipt: None }
+        Fetched { line, host: target.host.clone(), verdict: None, body: None, receipt: None, slot: None }
     }
 
     /// Marks the URL failed for `error`, keeping what was known (status, proxy).
@@ -125,6 +138,12 @@ impl Fetched {
         self
     }
 
+    /// The same, holding the run's `slot` until its line is written.
+    pub fn with_slot(mut self, slot: OwnedSemaphorePermit) -> Self {
+        self.slot = Some(Arc::new(slot));
+        self
+    }
+
     fn is_ok(&self) -> bool {
         self.line.status == Status::Ok
     }
@@ -138,8 +157,14 @@ impl Line {
     /// own. A URL cut short by a stop (`interrupted: …`) is not done: a resumed run or
     /// another collector fetches it again.
     pub fn is_final(&self) -> bool {
-        self.status == Status::Ok || !self.error.as_deref().is_some_and(|error| error.starts_with(INTERRUPTED))
+        is_final(self.status, self.error.as_deref())
     }
+}
+
+/// Whether a line of `status` and `error` is its URL's last word (see [`Line::is_final`]):
+/// also how a resumed run reads the lines already in `--out`.
+pub fn is_final(status: Status, error: Option<&str>) -> bool {
+    status == Status::Ok || !error.is_some_and(|error| error.starts_with(INTERRUPTED))
 }
 
 fn millis(elapsed: Duration) -> u64 {

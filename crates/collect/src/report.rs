@@ -20,6 +20,9 @@ pub struct Report {
     pub urls: u64,
     /// Lines of the URL list repeating an earlier URL (collected once).
     pub duplicate_urls: u64,
+    /// `--resume`: URLs of the list whose final line an earlier run left in `--out`,
+    /// skipped (not in `urls`).
+    pub already_done: u64,
     /// Why the URLs stopped coming before their end (the URL list became unreadable, the
     /// queue was lost), if they did.
     pub work_error: Option<String>,
@@ -80,6 +83,12 @@ pub struct BreakerReport {
 }
 
 impl Report {
+    /// The same, saying `already_done` URLs were done before this run and skipped.
+    pub fn with_already_done(mut self, already_done: u64) -> Self {
+        self.already_done = already_done;
+        self
+    }
+
     /// The report of `outcome`.
     pub fn new(outcome: &RunOutcome) -> Self {
         let totals = outcome.tally.counts();
@@ -109,6 +118,7 @@ impl Report {
             interrupted: outcome.interrupted,
             urls,
             duplicate_urls: outcome.duplicates,
+            already_done: 0,
             work_error: outcome.work_error.as_ref().map(ToString::to_string),
             success_rate: if urls == 0 { 0.0 } else { totals.ok as f64 / urls as f64 },
             totals,

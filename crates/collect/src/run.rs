@@ -22,7 +22,7 @@ use tower::ServiceExt;
 
 use crate::extraction::{Extractor, PageClassifier};
 use crate::input::Target;
-use crate::output::{FailedLines, OutputSink, Tally};
+use crate::output::{FailedLines, OutMode, OutputSink, Tally};
 use crate::records::{self, Fetched, INTERRUPTED};
 use crate::stack::{self, Fetch, FetchService, Stack, StackSettings};
 use crate::telemetry::AnomalyWatch;
@@ -44,6 +44,8 @@ pub struct Job {
     pub scaling: Scaling,
     /// The output file.
     pub out: PathBuf,
+    /// Whether the output file is truncated or appended to (`--resume`).
+    pub out_mode: OutMode,
     /// Trust this PEM root as well (the demo's self-signed target).
     pub extra_root_pem: Option<Vec<u8>>,
 }
@@ -180,7 +182,7 @@ pub async fn start_with(job: Job, extractor: Extractor) -> Result<Running, JobEr
     let stack = stack::build(client, &job.stack).map_err(|e| JobError::Config(e.to_string()))?;
 
     let tally = Arc::new(Tally::default());
-    let output = OutputSink::create(&job.out, tally.clone(), crate::telemetry::record_url)
+    let output = OutputSink::open(&job.out, job.out_mode, tally.clone(), crate::telemetry::record_url)
         .await
         .map_err(|e| JobError::Output(e.to_string()))?;
     let mut builder = StreamProcessor::builder();
@@ -245,7 +247,8 @@ impl Running {
         crate::telemetry::sample_gauges(self.job.pool.clone(), stages, self.tally.clone())
     }
 
-    /// Fetches every URL, `concurrency` at a time (the job's one concurrency limit), until
+    /// Fetches every URL, `concurrency` at a time (the job's one concurrency limit: a URL
+    /// holds its slot from its fetch until its line is written), until
     /// done or until `stop` turns true. After a stop, fetches in flight get a grace period
     /// as long as one attempt may take to finish; what is left is written as failed
     /// (interrupted), so the output still has every URL.
@@ -292,9 +295,10 @@ impl Running {
                 let fetched = fetched.unwrap_or_else(|_| {
                     Fetched::failed(&target, "internal error: the fetch panicked".to_owned(), 0, Duration::ZERO)
                 });
-                drop(permit);
+                // The slot is given back once the line is written, not now: pages fetched
+                // but not yet in the file stay within --concurrency (what a crash refetches).
                 // Refused only if the pipeline is gone, which `run` prevents.
-                let _ = sender.send(fetched.with_receipt(receipt)).await;
+                let _ = sender.send(fetched.with_receipt(receipt).with_slot(permit)).await;
             });
         }
         work.stop_taking().await;

@@ -57,6 +57,7 @@ fn help_explains_every_flag() {
         "--metrics-hosts",
         "--log-level",
         "--quiet",
+        "--resume",
     ] {
         assert!(help.contains(flag), "--help does not mention {flag}:\n{help}");
     }

@@ -105,6 +105,7 @@ async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_ou
         stage_workers: 1,
         scaling: run::Scaling::default(),
         out: out.clone(),
+        out_mode: Default::default(),
         extra_root_pem: None,
     };
     let started = Instant::now();

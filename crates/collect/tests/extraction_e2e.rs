@@ -53,6 +53,7 @@ async fn collect(urls: &[String], extractor: Extractor) -> (BTreeMap<String, Val
         stage_workers: 1,
         scaling: run::Scaling::default(),
         out: out.clone(),
+        out_mode: Default::default(),
         extra_root_pem: None,
     };
     let running = run::start_with(job, extractor).await.expect("job starts");

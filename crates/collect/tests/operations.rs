@@ -44,6 +44,7 @@ async fn a_site_that_starts_failing_is_a_critical_error_rate_anomaly_in_the_repo
         stage_workers: 1,
         scaling: run::Scaling::default(),
         out: dir.path().join("out.jsonl"),
+        out_mode: Default::default(),
         extra_root_pem: None,
     };
     let running = run::start(job).await.expect("job starts");
@@ -118,6 +119,7 @@ async fn the_report_counts_costs_exactly_and_recommends_the_cheaper_kind() {
         stage_workers: 1,
         scaling: run::Scaling::default(),
         out: dir.path().join("out.jsonl"),
+        out_mode: Default::default(),
         extra_root_pem: None,
     };
     let running = run::start(job).await.expect("job starts");
