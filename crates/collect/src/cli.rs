@@ -124,6 +124,10 @@ struct Cli {
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
 
+    /// --redis is one node of a Redis Cluster: the others and their slots are found from it.
+    #[arg(long, requires = "redis")]
+    redis_cluster: bool,
+
     /// Take the URLs from this shared queue on --redis (loaded by `collect enqueue`) instead
     /// of --urls: any number of collectors on any number of machines share it, and each
     /// ends when the queue is drained. Needs --redis and --proxies.
@@ -188,6 +192,10 @@ struct QueueArgs {
     /// The queue's name: letters, digits, '.', '_' and '-'.
     #[arg(long, value_name = "NAME")]
     queue: String,
+
+    /// --redis is one node of a Redis Cluster: the others and their slots are found from it.
+    #[arg(long)]
+    redis_cluster: bool,
 }
 
 #[derive(Debug, Args)]
@@ -280,17 +288,20 @@ pub fn main() -> ExitCode {
 #[cfg(feature = "redis")]
 async fn open_queue(args: &QueueArgs) -> Result<crate::queue::Queue, String> {
     let name = crate::queue::QueueName::parse(&args.queue).map_err(|e| e.to_string())?;
-    Ok(crate::queue::Queue::new(connect_queue_redis(&args.redis).await?, name))
+    Ok(crate::queue::Queue::new(connect_queue_redis(&args.redis, args.redis_cluster).await?, name))
 }
 
 /// A connection for a queue: it must answer now, and its commands carry whole pages (a
 /// line holds a page's text), so they get a long response timeout.
 #[cfg(feature = "redis")]
-async fn connect_queue_redis(url: &str) -> Result<harvester_resilience::distributed::RedisConnection, String> {
+async fn connect_queue_redis(
+    url: &str,
+    cluster: bool,
+) -> Result<harvester_resilience::distributed::RedisConnection, String> {
     use harvester_resilience::distributed::RedisConnection;
     let config = harvester_resilience::distributed::RedisConfig {
         response_timeout: crate::queue::RESPONSE_TIMEOUT,
-        ..redis_config(url)
+        ..redis_config(url, cluster)
     };
     config.validate().map_err(|e| format!("--redis: {e}"))?;
     RedisConnection::connect(&config).await.map_err(|e| format!("--redis: {e}"))
@@ -418,7 +429,7 @@ async fn collect(cli: Cli) -> ExitCode {
     };
     #[cfg(feature = "redis")]
     let redis = match &cli.redis {
-        Some(url) => match connect_redis(url, cli.queue.is_some()).await {
+        Some(url) => match connect_redis(url, cli.redis_cluster, cli.queue.is_some()).await {
             Ok(connection) => Some(connection),
             Err(e) => return refuse(e),
         },
@@ -477,7 +488,7 @@ async fn collect(cli: Cli) -> ExitCode {
             };
             // The queue gets its own connection: its lines are large, and the rate limit's
             // short response timeout would cut their writes.
-            let queue_redis = match connect_queue_redis(url).await {
+            let queue_redis = match connect_queue_redis(url, cli.redis_cluster).await {
                 Ok(connection) => connection,
                 Err(e) => return refuse(e),
             };
@@ -625,9 +636,13 @@ fn resume_from_out(cli: &Cli, mut urls: UrlFile) -> Result<(UrlFile, OutMode), R
 /// Connects to the Redis of `--redis`. A bad URL is refused; a Redis that does not answer
 /// yet is not (its limiter then decides locally on a share of the rate until it does).
 #[cfg(feature = "redis")]
-async fn connect_redis(url: &str, queue: bool) -> Result<harvester_resilience::distributed::RedisConnection, String> {
+async fn connect_redis(
+    url: &str,
+    cluster: bool,
+    queue: bool,
+) -> Result<harvester_resilience::distributed::RedisConnection, String> {
     use harvester_resilience::distributed::RedisConnection;
-    let config = redis_config(url);
+    let config = redis_config(url, cluster);
     config.validate().map_err(|e| format!("--redis: {e}"))?;
     match RedisConnection::connect(&config).await {
         Ok(connection) => Ok(connection),
@@ -642,9 +657,10 @@ async fn connect_redis(url: &str, queue: bool) -> Result<harvester_resilience::d
 
 /// The settings of `--redis URL`.
 #[cfg(feature = "redis")]
-fn redis_config(url: &str) -> harvester_resilience::distributed::RedisConfig {
+fn redis_config(url: &str, cluster: bool) -> harvester_resilience::distributed::RedisConfig {
     harvester_resilience::distributed::RedisConfig {
         url: url.to_owned(),
+        cluster,
         key_prefix: "harvester:".to_owned(),
         ..Default::default()
     }

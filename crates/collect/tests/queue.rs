@@ -366,6 +366,57 @@ async fn a_queue_whose_lag_redis_cannot_tell_is_drained_only_when_nothing_follow
     drop(child);
 }
 
+/// The shared queue on a Redis Cluster of three masters: enqueue, two collectors (which also
+/// share the rate limit and the proxies' health there) and export, every key of the queue in
+/// one slot; and `--redis-cluster` left out is refused, naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_runs_on_a_redis_cluster() {
+    let cluster = harvester_testbed::support::RedisCluster::start().await;
+    let url = cluster.url();
+    let site = TargetServer::start().await.expect("site starts");
+    let proxy = FaultProxy::slow(Duration::from_millis(5)).await.expect("proxy starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pages = 200;
+    let (list, expected) = url_list(&site, pages);
+    let urls = write(dir.path(), "urls.txt", &list);
+    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=only\n", proxy.url()));
+
+    let standalone = run(&["enqueue", "--redis", &url, "--queue", "shop", "--urls", text(&urls)]);
+    assert_eq!(standalone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&standalone.stderr).contains("cluster"), "{standalone:?}");
+
+    let enqueued = run(&["enqueue", "--redis", &url, "--redis-cluster", "--queue", "shop", "--urls", text(&urls)]);
+    assert!(enqueued.status.success(), "{}", String::from_utf8_lossy(&enqueued.stderr));
+    let collectors: Vec<Child> = ["k1", "k2"]
+        .into_iter()
+        .map(|consumer| {
+            tokio::process::Command::new(collect_binary())
+                .args(["--redis", &url, "--redis-cluster", "--queue", "shop", "--consumer", consumer, "--quiet"])
+                .args(["--rate", "100000", "--concurrency", "4"])
+                .arg("--proxies")
+                .arg(&proxies)
+                .arg("--out")
+                .arg(dir.path().join(format!("{consumer}.jsonl")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("collector starts")
+        })
+        .collect();
+    for (child, who) in collectors.into_iter().zip(["k1", "k2"]) {
+        succeeds(child, who).await;
+    }
+    let out = dir.path().join("export.jsonl");
+    let exported = run(&["export", "--redis", &url, "--redis-cluster", "--queue", "shop", "--out", text(&out)]);
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let lines = lines_of(&out);
+    let counts = by_url(&lines);
+    assert_eq!(counts.keys().cloned().collect::<HashSet<_>>(), expected);
+    assert!(counts.values().all(|&n| n == 1));
+    assert!(lines.iter().all(|line| line["status"] == "ok"));
+}
+
 /// Reads `path` of the HTTP server at `addr`; empty while it is not up.
 async fn http_get(addr: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
