@@ -15,6 +15,9 @@
 //!   for `claim_idle`, and moves a URL delivered more than `max_deliveries` times (one that
 //!   keeps killing collectors) to the dead stream with its reason. A collector ends when the
 //!   queue is drained: nothing left to read and nothing pending in any collector's hands.
+//!   It holds its fetches and one URL read ahead; on a stop it stops reading at once and
+//!   hands back what it read and did not start, as new entries (a stop is not a failed
+//!   delivery). While Redis does not take its results, it takes no new URL.
 //! - A URL is acknowledged only after its **final** line is synced to the collector's
 //!   `--out` and written to the queue's results: one script adds the line to the results
 //!   stream if the URL has none yet (`HSETNX` on the done hash), then the entry is
@@ -465,7 +468,8 @@ impl Queue {
         };
         let source = RedisStreamSource::<QueuedUrl>::new(self.redis.clone(), config)
             .map_err(|e| QueueError::Config(format!("--queue: {e}")))?;
-        let (inbox, deliveries) = mpsc::channel(settings.concurrency.max(1));
+        // One read ahead: a collector holds its fetches, this one, and the one being read.
+        let (inbox, deliveries) = mpsc::channel(1);
         let source = source.spawn(inbox).map_err(|e| QueueError::Config(format!("--queue: {e}")))?;
         let (completions, unsent) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));

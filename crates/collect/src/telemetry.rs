@@ -250,7 +250,7 @@ pub const ANOMALY_SAMPLING: Duration = Duration::from_millis(250);
 /// Anomaly detection over a run: every [`ANOMALY_SAMPLING`], the error rate and mean latency
 /// of the lines written since the last sample (lines of URLs cut short by a stop left out),
 /// the pipeline's queued records and the process's resident memory go to a
-/// [`Detector`](harvester_scaler::anomaly::Detector), which logs and counts each change of
+/// [`Detector`], which logs and counts each change of
 /// state; [`AnomalyWatch::stop`] returns them for the report.
 pub struct AnomalyWatch {
     task: JoinHandle<()>,
