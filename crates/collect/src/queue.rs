@@ -49,7 +49,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::input::{self, InputError, Target};
-use crate::records::{Line, Status};
+use crate::records::Line;
 use crate::work::{Assignment, Receipt, Work, WorkError};
 
 /// The longest wait for Redis to answer a queue command: the commands carry whole lines
@@ -560,17 +560,7 @@ struct QueuedUrl {
 
 /// The export's line of a dead URL.
 fn dead_line(url: &str, reason: &str) -> Vec<u8> {
-    let line = Line {
-        url: url.to_owned(),
-        status: Status::Failed,
-        http_status: None,
-        proxy: None,
-        attempts: 0,
-        elapsed_ms: 0,
-        record: None,
-        error: Some(format!("dead: {reason}")),
-    };
-    serde_json::to_vec(&line).unwrap_or_default()
+    serde_json::to_vec(&Line::unfetched(url, format!("dead: {reason}"))).unwrap_or_default()
 }
 
 /// `path` with `.part` appended, in the same directory (so a rename replaces atomically).
@@ -800,17 +790,7 @@ impl QueueWork {
                 })),
             }),
             Err(reason) => {
-                let line = Line {
-                    url: url.clone(),
-                    status: Status::Failed,
-                    http_status: None,
-                    proxy: None,
-                    attempts: 0,
-                    elapsed_ms: 0,
-                    record: None,
-                    error: Some(format!("bad url: {reason}")),
-                };
-                let line = serde_json::to_vec(&line).unwrap_or_default();
+                let line = serde_json::to_vec(&Line::unfetched(&url, format!("bad url: {reason}"))).unwrap_or_default();
                 if completions.send(Completion { url, line, delivery }).is_ok() {
                     self.backlog.fetch_add(1, Ordering::Relaxed);
                 }

@@ -153,6 +153,20 @@ impl Fetched {
 pub const INTERRUPTED: &str = "interrupted:";
 
 impl Line {
+    /// The failed line of a URL that was never fetched, for `error`.
+    pub fn unfetched(url: &str, error: String) -> Line {
+        Line {
+            url: url.to_owned(),
+            status: Status::Failed,
+            http_status: None,
+            proxy: None,
+            attempts: 0,
+            elapsed_ms: 0,
+            record: None,
+            error: Some(error),
+        }
+    }
+
     /// Whether this line is the URL's last word: collected, or failed for a reason of its
     /// own. A URL cut short by a stop (`interrupted: …`) is not done: a resumed run or
     /// another collector fetches it again.

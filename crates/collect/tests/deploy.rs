@@ -598,8 +598,9 @@ async fn every_collect_command_runs_with_its_files_against_a_real_redis() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut all = invocations();
     // Collectors on the empty queue first: nothing is fetched (the example URLs are
-    // placeholders), yet every flag is parsed for real and every file read. Then the
-    // enqueues, then the exports (a queue with no URLs is refused).
+    // placeholders), yet every flag is parsed for real and every file read: a draining
+    // collector is refused only by the last check before work, the queue's emptiness, and a
+    // following one waits. Then the enqueues, then the exports (which need URLs).
     all.sort_by_key(|i| match i.subcommand() {
         None => 0,
         Some("enqueue") => 1,
@@ -608,6 +609,19 @@ async fn every_collect_command_runs_with_its_files_against_a_real_redis() {
     for invocation in &all {
         let origin = invocation.origin.as_str();
         let local = localize(invocation, &redis, dir.path());
+        if !invocation.has("--follow") && invocation.subcommand().is_none() && invocation.has("--queue") {
+            let output = tokio::time::timeout(WITHIN, spawn(&local.args).wait_with_output())
+                .await
+                .expect("ends")
+                .expect("exit status");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                output.status.code() == Some(2) && stderr.contains("has no URLs"),
+                "{origin}: collect {:?} should get past every check but the empty queue: {stderr}",
+                local.args
+            );
+            continue;
+        }
         if !invocation.has("--follow") {
             let said = succeeds(&local.args, origin).await;
             if invocation.subcommand() == Some("enqueue") {
