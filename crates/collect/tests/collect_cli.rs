@@ -1,6 +1,9 @@
 //! The `collect` binary as a user runs it: the built binary, its exit codes, its files, and
 //! Ctrl-C (SIGINT) in the middle of a run. Everything it talks to is on 127.0.0.1.
 
+mod common;
+use common::{collect_binary, http_body, http_get, lines_of, run, stderr, write};
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -10,31 +13,12 @@ use harvester_testbed::support::eventually;
 use harvester_testbed::{FaultProxy, TargetServer};
 use serde_json::Value;
 
-/// The `collect` binary, built by cargo with this test's features.
-fn collect_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_collect"))
-}
-
 /// `collect` on `urls` through `proxies` into `out`, its standard output dropped: a test adds
 /// its other flags (and where standard error goes), then spawns it.
 fn collect_command(urls: &Path, proxies: &Path, out: &Path) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(collect_binary());
     command.arg("--urls").arg(urls).arg("--proxies").arg(proxies).arg("--out").arg(out).stdout(Stdio::null());
     command
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(collect_binary()).args(args).output().expect("collect runs")
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write input");
-    path
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -132,14 +116,6 @@ fn two_flags_naming_one_file_are_refused_and_no_file_is_touched() {
             assert_eq!(std::fs::read_to_string(file).expect("still there"), text, "{args:?} touched {file:?}");
         }
     }
-}
-
-fn lines_of(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,23 +315,6 @@ async fn a_busy_metrics_address_is_refused_before_the_output_is_touched() {
     assert_eq!(std::fs::read_to_string(&out).expect("out"), "{\"previous\":\"run\"}\n");
 }
 
-/// Reads `path` of the HTTP server at `addr` (a bare HTTP/1.1 GET); empty while the server
-/// is not up yet.
-async fn http_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return String::new() };
-        let request = format!("GET {path} HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n");
-        let mut response = String::new();
-        if stream.write_all(request.as_bytes()).await.is_ok() {
-            let _ = stream.read_to_string(&mut response).await;
-        }
-        response
-    };
-    // A stalled exporter must fail the test's deadline, not hang it.
-    tokio::time::timeout(Duration::from_secs(10), exchange).await.unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_never_leak_and_the_seed_metrics_are_served() {
     let site = TargetServer::start().await.expect("site starts");
@@ -418,7 +377,7 @@ async fn credentials_never_leak_and_the_seed_metrics_are_served() {
     ];
     let deadline = Instant::now() + Duration::from_secs(30);
     let (metrics, ready) = loop {
-        let metrics = http_get(&metrics_addr, "/metrics").await;
+        let metrics = http_body(&metrics_addr, "/metrics").await;
         if names.iter().all(|name| metrics.contains(name)) {
             break (metrics, http_get(&metrics_addr, "/ready").await);
         }
@@ -431,7 +390,7 @@ async fn credentials_never_leak_and_the_seed_metrics_are_served() {
         .expect("exit status");
     let log = String::from_utf8_lossy(&std::fs::read(&log).expect("log")).into_owned();
     assert!(output.status.success(), "{}", log.lines().rev().take(40).collect::<Vec<_>>().join("\n"));
-    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert_eq!(ready.map(|(status, _)| status), Some(200), "/ready while running");
 
     // Wrong credentials and a proxy answering 502 are the proxies' failures: retried on the
     // good proxies, never held against the site.

@@ -3,13 +3,16 @@
 //! banning and flapping), against a local product site of a few thousand pages, at a
 //! per-host rate that sets the pace and that the site must see respected.
 
+mod common;
+use common::lines_of;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harvester_collect::input::Target;
 use harvester_collect::report::Report;
-use harvester_collect::run::{self, Job};
+use harvester_collect::run;
 use harvester_collect::stack::StackSettings;
 use harvester_collect::work::List;
 use harvester_proxypool::balance::PowerOfTwoChoices;
@@ -32,14 +35,6 @@ const HEDGE_SHARE: f64 = 0.1;
 fn proxy(id: &str, url: &str) -> Proxy {
     let meta = ProxyMeta { id: Some(id.into()), provider: Some("test".into()), ..ProxyMeta::default() };
     Proxy::with_meta(url, meta).expect("valid proxy URL")
-}
-
-fn lines_of(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .expect("output written")
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,25 +84,16 @@ async fn a_dirty_fleet_collects_every_page_once_and_ends_with_the_bad_proxies_ou
         (0..PAGES).map(|n| Target::parse(&format!("{}/product/{n}", site.url())).expect("valid URL")).collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("out.jsonl");
-    let job = Job {
-        work: Box::new(List::new(targets.clone())),
-        pool: pool.clone(),
-        stack: StackSettings {
-            concurrency: CONCURRENCY,
-            rate_per_host: RATE,
-            max_attempts: MAX_ATTEMPTS,
-            attempt_timeout: TIMEOUT,
+    let job = common::job(
+        Box::new(List::new(targets.clone())),
+        pool.clone(),
+        out.clone(),
+        StackSettings {
             hedge_share: HEDGE_SHARE,
             adaptive_timeout: true,
-            #[cfg(feature = "redis")]
-            redis: None,
+            ..common::settings(CONCURRENCY, RATE, MAX_ATTEMPTS, TIMEOUT)
         },
-        stage_workers: 1,
-        scaling: run::Scaling::default(),
-        out: out.clone(),
-        out_mode: Default::default(),
-        extra_root_pem: None,
-    };
+    );
     let started = Instant::now();
     let running = run::start(job).await.expect("job starts");
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);

@@ -2,29 +2,17 @@
 //! mid-run (and mid-resume), then resumed until done; an `--out` with a torn last line
 //! repaired; and the refusals. Everything it talks to is on 127.0.0.1.
 
+mod common;
+use common::{collect_binary, stderr, write};
+
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use harvester_testbed::support::eventually;
 use harvester_testbed::{FaultProxy, TargetServer};
 use serde_json::Value;
-
-/// The `collect` binary, built by cargo with this test's features.
-fn collect_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_collect"))
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write input");
-    path
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// The whole lines of `path` (each ended by a newline), parsed; a torn last line is not one.
 fn whole_lines(path: &Path) -> Vec<Value> {

@@ -6,6 +6,9 @@
 //! targets the collectors; each Redis keeps its queue in an append-only file.
 #![cfg(feature = "redis")]
 
+mod common;
+use common::{collect_binary, http_get};
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,10 +27,6 @@ const POD_NAME: &str = "collector-5d8c7b9f4-x2x9q";
 const INPUT_FLAGS: [&str; 3] = ["--urls", "--proxies", "--extract-rules"];
 /// Flags whose value is a file the container writes.
 const OUTPUT_FLAGS: [&str; 2] = ["--out", "--report"];
-
-fn collect_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_collect"))
-}
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
@@ -533,23 +532,6 @@ fn localize(invocation: &Invocation, redis: &Redis, dir: &Path) -> Local {
         local.args.push(local_value);
     }
     local
-}
-
-/// Reads `path` of the HTTP server at `addr`: its status code and body; `None` while it is
-/// not up.
-async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: deploy-test\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.ok()?;
-        let status = response.split(' ').nth(1)?.parse().ok()?;
-        let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
-        Some((status, body))
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange).await.ok().flatten()
 }
 
 /// The metric families `/metrics` declares (`# TYPE name kind`).

@@ -1,18 +1,10 @@
 //! `--extract-rules` on the command line: documented in `--help`, and a bad rule file refused
 //! with exit code 2 before any work, naming the file, the host and what is wrong.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{run, write};
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_collect")).args(args).output().expect("collect runs")
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write input");
-    path
-}
+use std::path::Path;
 
 #[test]
 fn help_explains_the_rule_file() {

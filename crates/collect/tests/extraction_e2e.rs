@@ -4,6 +4,8 @@
 //! must come out exactly, each from the source its markup has; the captcha pages must never
 //! be recorded, and the shop's "not found" pages must be soft 404s.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -11,8 +13,7 @@ use std::time::Duration;
 
 use harvester_collect::extraction::{Extractor, Rules};
 use harvester_collect::input::Target;
-use harvester_collect::run::{self, Job};
-use harvester_collect::stack::StackSettings;
+use harvester_collect::run;
 use harvester_collect::work::List;
 use harvester_proxypool::{Proxy, ProxyMeta, ProxyPool};
 use harvester_testbed::{FaultProxy, Markup, Product, TargetServer};
@@ -37,25 +38,12 @@ async fn collect(urls: &[String], extractor: Extractor) -> (BTreeMap<String, Val
         .expect("unique ids");
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("out.jsonl");
-    let job = Job {
-        work: Box::new(List::new(urls.iter().map(|url| Target::parse(url).expect("valid URL")).collect())),
+    let job = common::job(
+        Box::new(List::new(urls.iter().map(|url| Target::parse(url).expect("valid URL")).collect())),
         pool,
-        stack: StackSettings {
-            concurrency: 8,
-            rate_per_host: 100_000,
-            max_attempts: 5,
-            attempt_timeout: Duration::from_secs(5),
-            hedge_share: 0.0,
-            adaptive_timeout: false,
-            #[cfg(feature = "redis")]
-            redis: None,
-        },
-        stage_workers: 1,
-        scaling: run::Scaling::default(),
-        out: out.clone(),
-        out_mode: Default::default(),
-        extra_root_pem: None,
-    };
+        out.clone(),
+        common::settings(8, 100_000, 5, Duration::from_secs(5)),
+    );
     let running = run::start_with(job, extractor).await.expect("job starts");
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     running.run(stop).await;

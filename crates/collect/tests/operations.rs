@@ -3,12 +3,13 @@
 //! the run raises nothing) and costs (exact sums per kind, provider and site on a known
 //! fleet, and the recommendation they lead to).
 
+mod common;
+
 use std::time::Duration;
 
 use harvester_collect::input::Target;
 use harvester_collect::report::Report;
-use harvester_collect::run::{self, Job};
-use harvester_collect::stack::StackSettings;
+use harvester_collect::run;
 use harvester_collect::work::List;
 use harvester_proxypool::{Proxy, ProxyMeta, ProxyPool};
 use harvester_scaler::anomaly::{Severity, Signal};
@@ -28,25 +29,12 @@ async fn a_site_that_starts_failing_is_a_critical_error_rate_anomaly_in_the_repo
     let gone = (0..3 * rate).map(|n| format!("{}/gone/{n}", site.url()));
     let targets: Vec<Target> = good.chain(gone).map(|url| Target::parse(&url).expect("valid URL")).collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    let job = Job {
-        work: Box::new(List::new(targets)),
+    let job = common::job(
+        Box::new(List::new(targets)),
         pool,
-        stack: StackSettings {
-            concurrency: 16,
-            rate_per_host: rate as u32,
-            max_attempts: 1,
-            attempt_timeout: Duration::from_secs(5),
-            hedge_share: 0.0,
-            adaptive_timeout: false,
-            #[cfg(feature = "redis")]
-            redis: None,
-        },
-        stage_workers: 1,
-        scaling: run::Scaling::default(),
-        out: dir.path().join("out.jsonl"),
-        out_mode: Default::default(),
-        extra_root_pem: None,
-    };
+        dir.path().join("out.jsonl"),
+        common::settings(16, rate as u32, 1, Duration::from_secs(5)),
+    );
     let running = run::start(job).await.expect("job starts");
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let outcome = running.run(stop).await;
@@ -103,25 +91,12 @@ async fn the_report_counts_costs_exactly_and_recommends_the_cheaper_kind() {
     let targets: Vec<Target> =
         (0..urls).map(|n| Target::parse(&format!("{}/product/{n}", site.url())).expect("valid URL")).collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    let job = Job {
-        work: Box::new(List::new(targets)),
+    let job = common::job(
+        Box::new(List::new(targets)),
         pool,
-        stack: StackSettings {
-            concurrency: 8,
-            rate_per_host: 100_000,
-            max_attempts: 1,
-            attempt_timeout: Duration::from_secs(5),
-            hedge_share: 0.0,
-            adaptive_timeout: false,
-            #[cfg(feature = "redis")]
-            redis: None,
-        },
-        stage_workers: 1,
-        scaling: run::Scaling::default(),
-        out: dir.path().join("out.jsonl"),
-        out_mode: Default::default(),
-        extra_root_pem: None,
-    };
+        dir.path().join("out.jsonl"),
+        common::settings(8, 100_000, 1, Duration::from_secs(5)),
+    );
     let running = run::start(job).await.expect("job starts");
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let report = Report::new(&running.run(stop).await);

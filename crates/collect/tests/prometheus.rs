@@ -11,6 +11,9 @@
 //! With `HARVESTER_DASHBOARD_SVG=path`, the dashboard is drawn from the run's own figures
 //! into that file (the README's picture comes from here).
 
+mod common;
+use common::http_body;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -150,22 +153,6 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
-/// `GET path` of the HTTP server at `addr`; the body, empty while it is not up.
-async fn http_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return String::new() };
-        // HTTP/1.0: the answer comes whole, never chunked.
-        let request = format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n");
-        let mut response = String::new();
-        if stream.write_all(request.as_bytes()).await.is_ok() {
-            let _ = stream.read_to_string(&mut response).await;
-        }
-        response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange).await.unwrap_or_default()
-}
-
 /// `text` percent-encoded for a query string.
 fn encode(text: &str) -> String {
     text.bytes()
@@ -178,7 +165,7 @@ fn encode(text: &str) -> String {
 
 /// The result vector of an instant query (empty while Prometheus has nothing).
 async fn query(prometheus: &str, expr: &str) -> Vec<Value> {
-    let body = http_get(prometheus, &format!("/api/v1/query?query={}", encode(expr))).await;
+    let body = http_body(prometheus, &format!("/api/v1/query?query={}", encode(expr))).await;
     let Ok(reply) = serde_json::from_str::<Value>(&body) else { return Vec::new() };
     assert_ne!(reply["status"], "error", "{expr}: {reply}");
     reply["data"]["result"].as_array().cloned().unwrap_or_default()
@@ -317,7 +304,7 @@ async fn a_real_prometheus_scrapes_a_collector_fires_alerts_and_answers_every_da
     for name in &names {
         let series = query(api_ref, name).await;
         if series.is_empty() {
-            let served = http_get(&metrics_addr, "/metrics").await;
+            let served = http_body(&metrics_addr, "/metrics").await;
             let lines: Vec<&str> = served.lines().filter(|line| line.contains(name.as_str())).take(3).collect();
             panic!(
                 "{name} is not served (used by the rules or the dashboard); the collector: {:?}, its /metrics: {lines:?}",
@@ -373,7 +360,7 @@ async fn draw_dashboard(prometheus: &str, queries: &[(String, String, String)], 
             }
         };
         let path = format!("/api/v1/query_range?query={}&start={}&end={end}&step=1", encode(expr), end - 60);
-        let body = http_get(prometheus, &path).await;
+        let body = http_body(prometheus, &path).await;
         let reply: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         let entry = panels.entry(index).or_insert_with(|| (title.clone(), Vec::new()));
         for series in reply["data"]["result"].as_array().cloned().unwrap_or_default() {

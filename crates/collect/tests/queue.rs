@@ -4,9 +4,12 @@
 //! mid-run each leave an export with every URL exactly once.
 #![cfg(feature = "redis")]
 
+mod common;
+use common::{collect_binary, http_body, lines_of, run, write};
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use harvester_testbed::support::{Redis, eventually};
@@ -17,30 +20,8 @@ use tokio::process::Child;
 /// Longest wait for a collector to finish or for an event of a run.
 const WITHIN: Duration = Duration::from_secs(120);
 
-fn collect_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_collect"))
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(collect_binary()).args(args).output().expect("collect runs")
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write input");
-    path
-}
-
 fn text(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
-}
-
-fn lines_of(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
 }
 
 /// `collect enqueue` of `urls`; panics unless it succeeds.
@@ -360,7 +341,7 @@ async fn a_queue_whose_lag_redis_cannot_tell_is_drained_only_when_nothing_follow
     // The collector takes c (the one left), fetches it (127.0.0.1:9 refuses: a failed
     // line), and then only a's entry is held, by someone else: depth 1, never 0.
     eventually(WITHIN, "the depth counts the held entry once c is done", || async move {
-        http_get(addr, "/metrics").await.contains("processing_queue_depth{queue_name=\"work-lag\"} 1")
+        http_body(addr, "/metrics").await.contains("processing_queue_depth{queue_name=\"work-lag\"} 1")
     })
     .await;
     drop(child);
@@ -417,21 +398,6 @@ async fn the_queue_runs_on_a_redis_cluster() {
     assert!(lines.iter().all(|line| line["status"] == "ok"));
 }
 
-/// Reads `path` of the HTTP server at `addr`; empty while it is not up.
-async fn http_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return String::new() };
-        let request = format!("GET {path} HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n");
-        let mut response = String::new();
-        if stream.write_all(request.as_bytes()).await.is_ok() {
-            let _ = stream.read_to_string(&mut response).await;
-        }
-        response
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange).await.unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_following_collector_takes_urls_enqueued_later_and_serves_the_queue_depth() {
     let redis = Redis::start_durable();
@@ -451,7 +417,7 @@ async fn a_following_collector_takes_urls_enqueued_later_and_serves_the_queue_de
     let (written, addr) = (&out, metrics_addr.as_str());
     eventually(WITHIN, "the first 5 URLs written and a depth of 0 served", || async move {
         lines_of(written).len() == 5
-            && http_get(addr, "/metrics").await.contains("processing_queue_depth{queue_name=\"work-follow\"} 0")
+            && http_body(addr, "/metrics").await.contains("processing_queue_depth{queue_name=\"work-follow\"} 0")
     })
     .await;
     // Drained, it waits; URLs enqueued now are taken too.
