@@ -19,8 +19,17 @@ static RUN_STARTED: OnceLock<SystemTime> = OnceLock::new();
 /// Marks the start of this run: estimates written before it are not this run's. Call it
 /// first thing in `main`; without it every estimate counts as stale and no figure prints
 /// (loud, since `scripts/bench.sh` fails a bench that prints no figure).
+///
+/// It also sets the clock the layers read as a program would: the time-stamp counter
+/// ([`harvester_core::time::use_tsc`]), or tokio's clock with `BENCH_CLOCK=tokio`, to
+/// measure what the seam saves.
 pub fn begin_run() {
     RUN_STARTED.get_or_init(SystemTime::now);
+    if std::env::var_os("BENCH_CLOCK").is_some_and(|clock| clock == "tokio") {
+        harvester_core::time::use_tokio();
+    } else {
+        harvester_core::time::use_tsc();
+    }
 }
 
 /// A figure and the interval it is known to: criterion's mean with its 95 % confidence

@@ -266,6 +266,9 @@ fn refuse(message: impl std::fmt::Display) -> ExitCode {
 /// `collect` example call.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A program, not a library: every layer may read the time-stamp counter, cheaper than
+    // the system clock on a virtual machine (see `harvester_core::time`).
+    harvester_core::time::use_tsc();
     // Warnings and errors of the crates (a failing sink, a Redis outage) go to standard error.
     let level = cli.log_level.parse().unwrap_or(tracing::Level::WARN);
     tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();

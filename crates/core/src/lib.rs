@@ -5,7 +5,8 @@
 //! target host is named one way ([`host`]: lower-case, IPv6 without brackets, no port);
 //! a `Retry-After` header reads one way ([`retry_after`]); a caught panic says what it
 //! said one way ([`panic_text`]); credentials in URLs decode one, strict way
-//! ([`percent`]).
+//! ([`percent`]); and the time is read one way ([`time::now`]: tokio's clock, or the CPU's
+//! time-stamp counter once a program asks for it).
 //!
 //! It depends on nothing of ours and is a leaf of every other crate.
 //!
@@ -25,6 +26,7 @@ pub mod host;
 mod panic;
 pub mod percent;
 pub mod retry_after;
+pub mod time;
 
 pub use config_error::ConfigError;
 pub use panic::panic_text;

@@ -34,7 +34,6 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::sink::{DeadLetter, Sink, SinkError, flush_guarded, write_guarded};
 use crate::sink_stats::{SinkStats, WriteStats};
@@ -373,7 +372,7 @@ impl<T: Send + 'static> Worker<T> {
                         self.write_batch().await;
                     }
                     if self.batch.is_empty() {
-                        timer.as_mut().reset(Instant::now() + self.config.max_wait);
+                        timer.as_mut().reset(harvester_core::time::now() + self.config.max_wait);
                     }
                     self.batch.push(record);
                     self.bytes = self.bytes.saturating_add(size);
@@ -409,10 +408,10 @@ impl<T: Send + 'static> Worker<T> {
         let retry = &self.config.retry;
         let mut attempt = 1;
         let error = loop {
-            let started = Instant::now();
+            let started = harvester_core::time::now();
             match write_guarded(self.inner.as_ref(), &batch).await {
                 Ok(()) => {
-                    self.stats.written(batch.len(), started.elapsed());
+                    self.stats.written(batch.len(), harvester_core::time::since(started));
                     return;
                 }
                 Err(e) => {

@@ -18,12 +18,12 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn new() -> Self {
-        Clock { epoch: Instant::now() }
+        Clock { epoch: harvester_core::time::now() }
     }
 
     pub(crate) fn now(&self) -> Nanos {
         // +1 keeps "now" distinct from the "never" sentinel at the very first instant.
-        duration_to_nanos(self.epoch.elapsed()).saturating_add(1)
+        duration_to_nanos(harvester_core::time::since(self.epoch)).saturating_add(1)
     }
 }
 

@@ -179,7 +179,7 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
     }
 
     fn start(config: StreamProcessorBuilder<T>, sink: Arc<dyn Sink<T>>, ordered: Option<usize>) -> Self {
-        let started = Instant::now();
+        let started = harvester_core::time::now();
         // A chunk must fit the ordered window too, or its sender could never be admitted.
         let run_length = run_length(config.queue_size).min(ordered.unwrap_or(usize::MAX));
         let totals = Arc::new(TotalCounters::new(sink.name()));
@@ -325,7 +325,7 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
 
     /// Counters of every stage and of the whole processor, now.
     pub fn metrics(&self) -> ProcessorMetrics {
-        let uptime = self.started.elapsed();
+        let uptime = harvester_core::time::since(self.started);
         let stages: Vec<StageSnapshot> = self
             .stages
             .iter()

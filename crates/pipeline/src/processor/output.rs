@@ -37,11 +37,11 @@ async fn write_with_retry<R: Send + Sync + 'static>(
 ) -> Result<(), (String, u32)> {
     let mut attempt = 1;
     loop {
-        let started = tokio::time::Instant::now();
+        let started = harvester_core::time::now();
         let written = write_guarded(sink, batch).await;
         if let Some(stats) = stats {
             match &written {
-                Ok(()) => stats.written(batch.len(), started.elapsed()),
+                Ok(()) => stats.written(batch.len(), harvester_core::time::since(started)),
                 Err(_) => stats.failed_attempt(),
             }
         }

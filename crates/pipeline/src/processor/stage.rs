@@ -208,7 +208,7 @@ pub(crate) async fn run_worker<T: Send + 'static>(
             stage.metrics.take_run(run.len());
         }
         let len = run.len();
-        let started = tokio::time::Instant::now();
+        let started = harvester_core::time::now();
         for entry in run.drain(..) {
             stage.metrics.start_record();
             let handled = handle_record(&stage, &outputs, entry, &mut kept).await;
@@ -222,7 +222,7 @@ pub(crate) async fn run_worker<T: Send + 'static>(
         if kept.pass_on(&stage, &outputs).await.is_err() {
             break;
         }
-        stage.metrics.finish_run(len, started.elapsed());
+        stage.metrics.finish_run(len, harvester_core::time::since(started));
     }
     stage.metrics.worker_stopped();
 }

@@ -152,7 +152,7 @@ impl ProxyClient {
         let mut abandoned: Vec<(Abandoned, Instant)> = Vec::new();
         let mut launch = |request, first| {
             let flag = Abandoned::default();
-            abandoned.push((flag.clone(), Instant::now()));
+            abandoned.push((flag.clone(), harvester_core::time::now()));
             // A hedge goes to a proxy this request has not tried, or not at all: one already
             // out (or already failed) for it would add nothing.
             let tried = if first { Tried::MayRepeat } else { Tried::Avoid };
@@ -160,7 +160,7 @@ impl ProxyClient {
         };
         let mut attempts = futures::stream::FuturesUnordered::new();
         attempts.push(launch(request, true));
-        let mut last_launch = Instant::now();
+        let mut last_launch = harvester_core::time::now();
         let mut hedges = 0;
         loop {
             // Until the host's latency is known, look again every so often: the pool
@@ -168,7 +168,7 @@ impl ProxyClient {
             // wait out its whole timeout for want of a figure.
             let due = self.inner.pool.latency_quantile(host, hedging.quantile).map(|q| q.max(hedging.min_delay));
             let may_hedge = hedges < hedging.max_hedges;
-            let wait = due.map_or(RECHECK, |due| due.saturating_sub(last_launch.elapsed()));
+            let wait = due.map_or(RECHECK, |due| due.saturating_sub(harvester_core::time::since(last_launch)));
             tokio::select! {
                 Some(result) = attempts.next() => {
                     let good = result.as_ref().is_ok_and(|r| r.verdict().is_answer());
@@ -178,7 +178,7 @@ impl ProxyClient {
                         // not waited that long says nothing about its proxy, so a good
                         // proxy that often races is not ejected for losing.
                         for (flag, launched) in &abandoned {
-                            if due.is_some_and(|due| launched.elapsed() >= due) {
+                            if due.is_some_and(|due| harvester_core::time::since(*launched) >= due) {
                                 flag.overdue();
                             } else {
                                 flag.cancel();
@@ -188,14 +188,14 @@ impl ProxyClient {
                     }
                 }
                 () = tokio::time::sleep(wait), if may_hedge => {
-                    if due.is_some_and(|due| last_launch.elapsed() >= due) {
+                    if due.is_some_and(|due| harvester_core::time::since(last_launch) >= due) {
                         let Some(copy) = spare.try_clone() else { continue };
                         if !budget.try_spend() {
                             hedges = hedging.max_hedges;
                             continue;
                         }
                         attempts.push(launch(copy, false));
-                        last_launch = Instant::now();
+                        last_launch = harvester_core::time::now();
                         hedges += 1;
                     }
                 }
@@ -290,22 +290,22 @@ impl ProxyClient {
         // From here the request is out: if this future is dropped (a timeout or retry
         // layer above gave up on it, or a hedge won), the guard reports it, so that a
         // hanging proxy is penalised even when our own timeout never fires.
-        let mut guard = ReportOnDrop { lease: Some(lease), started: Instant::now(), abandoned };
+        let mut guard = ReportOnDrop { lease: Some(lease), started: harvester_core::time::now(), abandoned };
         let exchange = exchange_once_more_if_stale(&client, request, inner.settings.config.max_body_bytes);
         tokio::pin!(exchange);
         let (mut timeout, mut known) = self.attempt_timeout(host);
         let exchanged = loop {
             // An adaptive timeout not yet known is looked up again every so often, so that
             // the attempts sent before the host's first answers are held to it too.
-            let remaining = timeout.saturating_sub(guard.started.elapsed());
+            let remaining = timeout.saturating_sub(harvester_core::time::since(guard.started));
             let wait = if known { remaining } else { remaining.min(RECHECK) };
             match tokio::time::timeout(wait, &mut exchange).await {
                 Ok(done) => break Ok(done),
-                Err(elapsed) if known || guard.started.elapsed() >= timeout => break Err(elapsed),
+                Err(elapsed) if known || harvester_core::time::since(guard.started) >= timeout => break Err(elapsed),
                 Err(_) => (timeout, known) = self.attempt_timeout(host),
             }
         };
-        let latency = guard.started.elapsed();
+        let latency = harvester_core::time::since(guard.started);
         let id = proxy.id().clone();
         let message = |m: &str| scrub(m, &proxy);
         match exchanged {

@@ -83,7 +83,7 @@ where
                     let failed = classifier.is_failure(&result);
                     match *started {
                         Some(started) => {
-                            let now = Instant::now();
+                            let now = harvester_core::time::now();
                             permit.record(failed, now.saturating_duration_since(started), Some(now));
                         }
                         None => permit.record(failed, Duration::ZERO, None),

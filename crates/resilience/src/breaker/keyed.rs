@@ -104,7 +104,7 @@ impl<K: Hash + Eq + Clone + fmt::Display> KeyedBreaker<K> {
                 map: DashMap::new(),
                 settings,
                 emitter,
-                base: Instant::now(),
+                base: harvester_core::time::now(),
                 last_sweep: AtomicU64::new(0),
             }),
         })
@@ -112,7 +112,7 @@ impl<K: Hash + Eq + Clone + fmt::Display> KeyedBreaker<K> {
 
     /// The breaker of `key`, created closed if the key is new; marks the key used.
     pub fn breaker(&self, key: &K) -> Breaker {
-        self.breaker_at(key, Instant::now())
+        self.breaker_at(key, harvester_core::time::now())
     }
 
     pub(crate) fn breaker_at(&self, key: &K, now: Instant) -> Breaker {
@@ -404,7 +404,7 @@ where
         let Some(key) = self.extractor.extract(&request) else {
             return ResponseFuture::unguarded(self.inner.call(request), self.classifier.clone());
         };
-        let now = Instant::now();
+        let now = harvester_core::time::now();
         let breaker = self.breakers.breaker_at(&key, now);
         let inner = &mut self.inner;
         ResponseFuture::guarded(breaker.shared, self.classifier.clone(), Some(now), || inner.call(request))

@@ -164,7 +164,7 @@ impl Shared {
                 BreakerState::Disabled => return Ok(Ticket::Free),
                 BreakerState::ForcedOpen => return Err(self.reject(BreakerState::ForcedOpen, None)),
                 BreakerState::Open => {
-                    let now = self.nanos(Instant::now());
+                    let now = self.nanos(harvester_core::time::now());
                     let until = self.open_until.load(Relaxed);
                     if now < until {
                         return Err(self.reject(BreakerState::Open, Some(Duration::from_nanos(until - now))));
@@ -310,7 +310,7 @@ impl Shared {
     /// [`move_to`](Self::move_to); with `renew`, a breaker already in `to` still starts a new
     /// generation with a fresh window (silently: nothing changed state).
     fn transition(&self, generation: Option<u64>, to: BreakerState, reason: Reason, renew: bool) -> bool {
-        let now = Instant::now();
+        let now = harvester_core::time::now();
         let change = {
             let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
             let w = self.word.load(Acquire);
@@ -364,7 +364,7 @@ impl Shared {
 
     fn snapshot(&self) -> Snapshot {
         let w = self.word.load(Acquire);
-        let now = self.nanos(Instant::now());
+        let now = self.nanos(harvester_core::time::now());
         let counts = self.period.load().window.counts(|| now);
         let state = word::state(w);
         Snapshot {
@@ -549,7 +549,7 @@ impl Breaker {
                 settings,
                 emitter,
                 key,
-                base: Instant::now(),
+                base: harvester_core::time::now(),
             }),
         }
     }

@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::time::Instant;
 use tower::Service;
 
 use super::future::ResponseFuture;
@@ -108,7 +107,7 @@ where
             return ResponseFuture::running(self.inner.call(req), place);
         }
         // The max wait counts from the call, not from the response future's first poll.
-        match partition.join_queue(Instant::now()) {
+        match partition.join_queue(harvester_core::time::now()) {
             Ok(slot) => {
                 let wait = Box::pin(Arc::clone(partition).wait_for_place(slot));
                 let clone = self.inner.clone();

@@ -1,5 +1,7 @@
-//! Where a limiter reads the time: tokio's clock by default, so that tests under
-//! `tokio::time::pause` are exact; any other monotonic source through [`Clock`].
+//! Where a limiter reads the time: the workspace's clock seam by default
+//! ([`harvester_core::time`]: tokio's clock, so that tests under `tokio::time::pause` are
+//! exact, or the time-stamp counter in a program that asks for it); any other monotonic
+//! source through [`Clock`].
 
 use std::fmt;
 
@@ -19,8 +21,9 @@ pub trait Clock: Send + Sync {
     fn now_nanos(&self) -> u64;
 }
 
-/// tokio's clock (`tokio::time::Instant`), counted from the instant the clock was made.
-/// Follows `tokio::time::pause` and `advance`.
+/// The workspace's clock ([`harvester_core::time::now`]: tokio's, unless the program chose
+/// the time-stamp counter), counted from the instant the clock was made. Follows
+/// `tokio::time::pause` and `advance` while it reads tokio's clock.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TokioClock {
     origin: Instant,
@@ -29,7 +32,7 @@ pub struct TokioClock {
 impl TokioClock {
     /// A clock whose origin is now.
     pub fn new() -> TokioClock {
-        TokioClock { origin: Instant::now() }
+        TokioClock { origin: harvester_core::time::now() }
     }
 
     /// The instant it counts from.
@@ -53,7 +56,7 @@ impl Default for TokioClock {
 impl Clock for TokioClock {
     #[inline]
     fn now_nanos(&self) -> u64 {
-        self.nanos_at(Instant::now())
+        self.nanos_at(harvester_core::time::now())
     }
 }
 

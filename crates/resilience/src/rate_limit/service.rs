@@ -6,7 +6,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use metrics::Counter;
-use tokio::time::Instant;
 use tower::Service;
 
 use super::clock::Clock;
@@ -149,7 +148,7 @@ where
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
                 // Deadline from tokio's clock, read after the reservation: never early.
-                ResponseFuture::waiting(Instant::now() + wait, ready, req)
+                ResponseFuture::waiting(harvester_core::time::now() + wait, ready, req)
             }
             Err(refused) => {
                 self.telemetry.rejected.increment(1);

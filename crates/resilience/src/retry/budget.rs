@@ -97,7 +97,7 @@ impl RetryBudget {
         RetryBudget {
             slots: std::array::from_fn(|_| AtomicU64::new(pack(u32::MAX, 0))),
             last_epoch: AtomicU32::new(0),
-            origin: Instant::now(),
+            origin: harvester_core::time::now(),
             slot_nanos,
             deposit_units,
             reserve_units,
@@ -202,7 +202,7 @@ impl RetryBudget {
     /// The current bucket's time index (wraps after 2^32 buckets: 13 years at the
     /// shortest TTL; only equality and short differences are ever compared).
     fn epoch(&self) -> u32 {
-        let elapsed = Instant::now().saturating_duration_since(self.origin);
+        let elapsed = harvester_core::time::now().saturating_duration_since(self.origin);
         let epoch = (saturating_nanos(elapsed) / self.slot_nanos) as u32;
         // A racing thread may store an older reading; deposits are then dated earlier,
         // which is the safe direction.

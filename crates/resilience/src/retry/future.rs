@@ -132,7 +132,7 @@ const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 /// `wait` from now, or [`FAR_FUTURE`] from now when that overflows `Instant`: a custom backoff
 /// or a caller's setting must not make a retry panic.
 fn deadline_after(wait: Duration) -> Instant {
-    let now = Instant::now();
+    let now = harvester_core::time::now();
     now.checked_add(wait).unwrap_or_else(|| now + FAR_FUTURE)
 }
 
