@@ -112,7 +112,7 @@ fn an_error_rate_that_jumps_is_critical_and_comes_back_to_normal() {
     let raised = events(&mut detector, Signal::ErrorRate, steady(&mut noise, Signal::ErrorRate, 0.6, 0.0, 5));
     assert_eq!(raised.len(), 1, "{raised:?}");
     assert_eq!((raised[0].previous, raised[0].severity), (Severity::Normal, Severity::Critical));
-    assert_eq!(raised[0].sample, 62);
+    assert_eq!(raised[0].sample, 60 + detector.config().confirm as u64);
     // Back to 2 %: normal again after `confirm` samples.
     let back = events(&mut detector, Signal::ErrorRate, steady(&mut noise, Signal::ErrorRate, 0.02, 0.0, 5));
     assert_eq!(back.len(), 1, "{back:?}");
@@ -126,8 +126,9 @@ fn one_spike_is_not_an_anomaly_and_does_not_move_the_baseline() {
     series.push(5.0);
     series.extend((0..30).map(|i| 0.200 + 0.002 * f64::from(i % 3)));
     assert!(events(&mut detector, Signal::Latency, series).is_empty());
-    // Two in a row are.
-    let raised = events(&mut detector, Signal::Latency, [5.0, 5.0]);
+    // Two in a row are not either; three in a row (`confirm`) are.
+    assert!(events(&mut detector, Signal::Latency, [5.0, 5.0]).is_empty());
+    let raised = events(&mut detector, Signal::Latency, [5.0]);
     assert_eq!(raised.len(), 1);
     assert_eq!(raised[0].severity, Severity::Critical);
 }
