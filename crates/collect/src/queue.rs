@@ -44,12 +44,13 @@ use async_trait::async_trait;
 use harvester_pipeline::redis_streams::{Delivery, RedisConnection, RedisStreamSource, RunningSource, StreamConfig};
 use harvester_redis::redis::{self, Script};
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::input::{self, InputError, Target};
+use crate::input::{InputError, Target};
 use crate::records::Line;
+use crate::url_file::UrlFile;
 use crate::work::{Assignment, Receipt, Work, WorkError};
 
 /// The longest wait for Redis to answer a queue command: the commands carry whole lines
@@ -86,6 +87,9 @@ pub enum QueueError {
     /// The URL list was refused.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The URL list could not be read to its end (it changed after it was checked).
+    #[error(transparent)]
+    List(WorkError),
     /// Redis refused or did not answer.
     #[error("--redis: {0}")]
     Redis(String),
@@ -244,25 +248,17 @@ impl Queue {
         &self.name
     }
 
-    /// Loads the URL list at `path`: every line is checked first (a bad one is refused with
-    /// its number before anything is sent), then the URLs go in, in order, in batches,
-    /// each once per queue. The file is read line by line, twice; memory stays bounded.
+    /// Loads the URL list at `path`, read as `--urls` is ([`UrlFile`]): every line is
+    /// checked first (a bad one is refused with its number before anything is sent), then
+    /// the URLs go in, in order, in batches, each once per queue. Memory stays bounded.
     pub async fn enqueue(&self, path: &Path) -> Result<Enqueued, QueueError> {
-        let mut lines = 0u64;
-        let mut check = UrlLines::open(path).await?;
-        while check.next().await?.is_some() {
-            lines += 1;
-        }
-        if lines == 0 {
-            return Err(InputError::NoUrls { path: path.to_owned() }.into());
-        }
-        let mut urls = UrlLines::open(path).await?;
+        let mut urls = UrlFile::open(path)?;
+        let lines = urls.urls() + urls.duplicates();
         let mut batch = Vec::with_capacity(ENQUEUE_BATCH);
-        let (mut added, mut sent) = (0, 0u64);
+        let mut added = 0;
         loop {
-            let target = urls.next().await?;
+            let target = urls.next().await.map_err(QueueError::List)?.map(|assignment| assignment.target);
             let end = target.is_none();
-            sent += u64::from(!end);
             batch.extend(target);
             if batch.len() == ENQUEUE_BATCH || (end && !batch.is_empty()) {
                 added += self.push(&batch).await?;
@@ -272,8 +268,7 @@ impl Queue {
                 break;
             }
         }
-        // Counted as sent: a file that grew between the passes is counted as it was read.
-        Ok(Enqueued { added, already_queued: sent.saturating_sub(added) })
+        Ok(Enqueued { added, already_queued: lines.saturating_sub(added) })
     }
 
     /// Adds `batch` (each URL unless already seen by the queue); returns how many went in.
@@ -568,40 +563,6 @@ fn temporary_beside(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(ToOwned::to_owned).unwrap_or_default();
     name.push(".part");
     path.with_file_name(name)
-}
-
-/// The URLs of a list, read line by line (repeats included); a bad line is refused with
-/// its number.
-struct UrlLines {
-    path: PathBuf,
-    lines: tokio::io::Lines<BufReader<tokio::fs::File>>,
-    number: usize,
-}
-
-impl UrlLines {
-    async fn open(path: &Path) -> Result<UrlLines, QueueError> {
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|source| InputError::Unreadable { path: path.to_owned(), source })?;
-        Ok(UrlLines { path: path.to_owned(), lines: BufReader::new(file).lines(), number: 0 })
-    }
-
-    async fn next(&mut self) -> Result<Option<Target>, QueueError> {
-        let path = &self.path;
-        while let Some(line) =
-            self.lines.next_line().await.map_err(|source| InputError::Unreadable { path: path.clone(), source })?
-        {
-            self.number += 1;
-            match input::parse_line(&line) {
-                Ok(Some(target)) => return Ok(Some(target)),
-                Ok(None) => {}
-                Err(reason) => {
-                    return Err(InputError::BadUrl { path: path.clone(), line: self.number, reason }.into());
-                }
-            }
-        }
-        Ok(None)
-    }
 }
 
 /// Adds URLs to the stream, each once per queue. `KEYS`: the stream, the seen set.
