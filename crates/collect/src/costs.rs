@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use harvester_proxypool::{ProxyKind, ProxyPool};
+use harvester_proxypool::{PoolStats, ProxyKind, ProxyPool};
 use serde::Serialize;
 
 use crate::output::Counts;
@@ -94,12 +94,13 @@ fn kind_name(kind: Option<ProxyKind>) -> String {
 }
 
 impl Costs {
-    /// The costs of the run so far: `pool`'s accounts, `counts`' collected URLs.
-    pub fn of(pool: &ProxyPool, counts: &Counts) -> Costs {
+    /// The costs of the run so far: `pool`'s accounts (`stats`, its statistics, already
+    /// read by the caller), `counts`' collected URLs.
+    pub fn of(pool: &ProxyPool, stats: &PoolStats, counts: &Counts) -> Costs {
         let mut costs = Costs { ok_urls: counts.ok, ..Costs::default() };
         let proxies: BTreeMap<String, _> =
             pool.proxies().into_iter().map(|proxy| (proxy.id().as_str().to_owned(), proxy)).collect();
-        for stats in pool.stats().proxies {
+        for stats in &stats.proxies {
             let Some(proxy) = proxies.get(stats.id.as_str()) else { continue };
             let cost = proxy.meta().cost_per_request * stats.requests as f64;
             let provider = proxy.meta().provider.clone().unwrap_or_else(|| "unknown".to_owned());

@@ -92,7 +92,8 @@ impl Report {
     /// The report of `outcome`.
     pub fn new(outcome: &RunOutcome) -> Self {
         let totals = outcome.tally.counts();
-        let costs = Costs::of(&outcome.pool, &totals);
+        let proxies = outcome.pool.stats();
+        let costs = Costs::of(&outcome.pool, &proxies, &totals);
         let urls = outcome.urls.unwrap_or_else(|| totals.done());
         let ok = totals.ok;
         let elapsed = outcome.elapsed.as_secs_f64();
@@ -125,7 +126,7 @@ impl Report {
             elapsed_secs: elapsed,
             ok_per_sec: if elapsed > 0.0 { ok as f64 / elapsed } else { 0.0 },
             retry_budget_left: outcome.stack.budget.as_ref().map(|budget| budget.balance()),
-            proxies: outcome.pool.stats(),
+            proxies,
             breakers,
             pipeline: outcome.pipeline.clone(),
             scaler_decisions: outcome

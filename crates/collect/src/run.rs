@@ -69,6 +69,11 @@ impl Default for Scaling {
     }
 }
 
+/// The controls of every stage of the job's pipeline, for their queue depths.
+fn stage_controls(processor: &StreamProcessor<Fetched>) -> Vec<harvester_pipeline::processor::StageControl> {
+    ["validate", "extract", "transform"].into_iter().filter_map(|stage| processor.stage_control(stage).ok()).collect()
+}
+
 /// The stages the scaler drives.
 const SCALED_STAGES: [&str; 2] = ["extract", "transform"];
 
@@ -240,11 +245,7 @@ impl Running {
     /// Starts sampling the proxies' success rates and the stages' queue depths into gauges,
     /// every second until the task is aborted.
     pub fn sample_gauges(&self) -> tokio::task::JoinHandle<()> {
-        let stages = ["validate", "extract", "transform"]
-            .into_iter()
-            .filter_map(|stage| self.processor.stage_control(stage).ok())
-            .collect();
-        crate::telemetry::sample_gauges(self.job.pool.clone(), stages, self.tally.clone())
+        crate::telemetry::sample_gauges(self.job.pool.clone(), stage_controls(&self.processor), self.tally.clone())
     }
 
     /// Fetches every URL, `concurrency` at a time (the job's one concurrency limit: a URL
@@ -257,9 +258,7 @@ impl Running {
         let Running { job, stack, processor, scalers, tally, _ready: ready, .. } = self;
         let Job { mut work, pool, stack: settings, .. } = job;
         let _ = ready.send(true);
-        let stages = ["validate", "extract", "transform"];
-        let stages = stages.into_iter().filter_map(|stage| processor.stage_control(stage).ok()).collect();
-        let anomalies = AnomalyWatch::start(tally.clone(), stages);
+        let anomalies = AnomalyWatch::start(tally.clone(), stage_controls(&processor));
         let sender = processor.sender();
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         // Not a timeout of the fetch: how long a stop waits for fetches in flight.

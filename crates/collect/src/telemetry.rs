@@ -209,7 +209,7 @@ pub fn sample_gauges(pool: ProxyPool, stages: Vec<StageControl>, tally: Arc<Tall
             metrics::gauge!("harvester_pool_proxies").set(stats.size as f64);
             metrics::gauge!("harvester_pool_proxies_ejected").set(stats.ejected as f64);
             metrics::gauge!("harvester_pool_proxies_banned").set(stats.banned_somewhere as f64);
-            let costs = Costs::of(&pool, &tally.counts());
+            let costs = Costs::of(&pool, &stats, &tally.counts());
             for (provider, spend) in &costs.by_provider {
                 metrics::gauge!("harvester_proxy_spend", "provider" => provider.clone()).set(spend.cost);
             }
