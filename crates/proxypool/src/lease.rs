@@ -60,7 +60,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.member.health.end();
+        self.member.hot.get().end();
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::clock::Nanos;
 use crate::config::HealthConfig;
 use crate::hash::hash_str;
-use crate::health::{HealthContext, ProxyHealth};
+use crate::health::{Chunk, HealthContext, Hot, HotRef, ProxyHealth};
 use crate::proxy::{Proxy, ProxyId};
 use crate::requirements::Requirements;
 
@@ -23,11 +23,44 @@ const NONE: u32 = u32::MAX;
 pub(crate) struct Member {
     pub(crate) proxy: Arc<Proxy>,
     pub(crate) health: Arc<ProxyHealth>,
+    /// The health's hot line, so that ending a lease touches this member and that line only.
+    pub(crate) hot: HotRef,
     pub(crate) context: Arc<HealthContext>,
 }
 
-/// One proxy in one snapshot: exactly one cache line, holding what filtering reads, so
-/// a pick touches this line and the proxy's hot health line and nothing else.
+/// What a pick reads of one slot before it looks at the slot itself, in a dense array
+/// beside the slots (24 bytes): where the proxy's hot line is, its session limit, and the
+/// member a lease takes. An unfiltered pick reads this and the hot line of each proxy it
+/// looks at, and the slot only of the one it takes.
+pub(crate) struct Dense {
+    chunk: Arc<Chunk>,
+    pub(crate) member: Arc<Member>,
+    /// 0 for no limit (0 sessions is refused when the proxy is built).
+    max_sessions: u32,
+    line: u16,
+}
+
+impl Dense {
+    /// The proxy's hot line.
+    #[inline]
+    pub(crate) fn hot(&self) -> &Hot {
+        self.chunk.line(self.line)
+    }
+
+    #[inline]
+    pub(crate) fn max_sessions(&self) -> Option<u32> {
+        (self.max_sessions != 0).then_some(self.max_sessions)
+    }
+
+    /// At its session limit.
+    #[inline]
+    fn is_full(&self, hot: &Hot) -> bool {
+        self.max_sessions != 0 && hot.in_flight() >= self.max_sessions
+    }
+}
+
+/// One proxy in one snapshot: exactly one cache line, holding what filtering reads, so a
+/// filtered pick touches this line besides its `Dense` entry and hot line.
 #[repr(align(64))]
 pub(crate) struct Slot {
     /// The same health as `member.health`, one pointer hop closer for picks.
@@ -38,8 +71,6 @@ pub(crate) struct Slot {
     pub(crate) id_hash: u64,
     region: u32,
     provider: u32,
-    /// 0 for no limit (0 sessions is refused when the proxy is built).
-    max_sessions: u32,
     kind_bit: u8,
 }
 
@@ -52,12 +83,6 @@ impl Slot {
     #[inline]
     pub(crate) fn proxy(&self) -> &Proxy {
         &self.member.proxy
-    }
-
-    /// At its session limit.
-    #[inline]
-    pub(crate) fn is_full(&self, health: &ProxyHealth) -> bool {
-        self.max_sessions != 0 && health.in_flight() >= self.max_sessions
     }
 
     #[inline]
@@ -73,46 +98,8 @@ impl Slot {
     }
 
     #[inline]
-    pub(crate) fn max_sessions(&self) -> Option<u32> {
-        (self.max_sessions != 0).then_some(self.max_sessions)
-    }
-
-    #[inline]
     pub(crate) fn matches(&self, f: &Filter, cfg: &HealthConfig) -> bool {
         (0..Filter::STEPS).all(|step| self.matches_step(f, step, cfg))
-    }
-
-    /// The one availability rule, for picking and for explaining an empty pick alike:
-    /// `None` when this proxy may serve a request now, else the first reason it may not,
-    /// checked in this order: the request's filter, the proxy's session limit, an ejection
-    /// (which does not count while `ejections_ignored`: panic mode), a ban by the target
-    /// host. The clock and panic mode are read only when needed.
-    #[inline]
-    pub(crate) fn unavailable(
-        &self,
-        filter: &Filter,
-        host: Option<&str>,
-        now: impl Fn() -> Nanos,
-        ejections_ignored: impl FnOnce() -> bool,
-        cfg: &HealthConfig,
-    ) -> Option<Unavailable> {
-        if filter.needs_check() && !self.matches(filter, cfg) {
-            return Some(Unavailable::Unmatched);
-        }
-        let health = self.health();
-        // The session limit first: one load, and the reason a pool under load sees most.
-        if self.is_full(health) {
-            return Some(Unavailable::Busy);
-        }
-        if let Some(until) = health.ejected_until(&now)
-            && !ejections_ignored()
-        {
-            return Some(Unavailable::Ejected { until });
-        }
-        if let Some(until) = health.banned_until(host, &now) {
-            return Some(Unavailable::Banned { until });
-        }
-        None
     }
 
     /// One filter of the evaluation order `Filter::describe` names.
@@ -130,7 +117,45 @@ impl Slot {
     }
 }
 
-/// Why a proxy may not serve a request now; see [`Slot::unavailable`].
+/// The one availability rule, for picking and for explaining an empty pick alike: `None`
+/// when the proxy in `slot` (with `dense` its entry) may serve a request now, else the
+/// first reason it may not, checked in this order: the request's filter, the proxy's
+/// session limit, an ejection (which does not count while `ejections_ignored`: panic
+/// mode), a ban by the target host. The clock and panic mode are read only when needed,
+/// and the slot and the proxy's health only when the hot line says they must be.
+#[inline]
+pub(crate) fn unavailable(
+    slot: &Slot,
+    dense: &Dense,
+    filter: &Filter,
+    host: Option<&str>,
+    now: impl Fn() -> Nanos,
+    ejections_ignored: impl FnOnce() -> bool,
+    cfg: &HealthConfig,
+) -> Option<Unavailable> {
+    if filter.needs_check() && !slot.matches(filter, cfg) {
+        return Some(Unavailable::Unmatched);
+    }
+    let hot = dense.hot();
+    // The session limit first: one load, and the reason a pool under load sees most.
+    if dense.is_full(hot) {
+        return Some(Unavailable::Busy);
+    }
+    if hot.ejection_end() != 0
+        && let Some(until) = slot.health().ejected_until(&now)
+        && !ejections_ignored()
+    {
+        return Some(Unavailable::Ejected { until });
+    }
+    if hot.may_be_banned(&now)
+        && let Some(until) = slot.health().banned_until(host, &now)
+    {
+        return Some(Unavailable::Banned { until });
+    }
+    None
+}
+
+/// Why a proxy may not serve a request now; see [`unavailable`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Unavailable {
     /// It does not meet the request's requirements.
@@ -198,6 +223,8 @@ impl Filter {
 pub(crate) struct Snapshot {
     pub(crate) generation: u64,
     pub(crate) slots: Vec<Slot>,
+    /// One entry per slot, in slot order.
+    pub(crate) dense: Vec<Dense>,
     by_id: HashMap<ProxyId, u32>,
     regions: HashMap<Box<str>, u32>,
     by_region: Vec<Vec<u32>>,
@@ -213,6 +240,7 @@ impl Snapshot {
         let mut s = Snapshot { generation, ..Snapshot::default() };
         let members = members.into_iter();
         s.slots.reserve(members.size_hint().0);
+        s.dense.reserve(members.size_hint().0);
         for member in members {
             let proxy = &member.proxy;
             let pos = s.slots.len() as u32;
@@ -227,10 +255,11 @@ impl Snapshot {
                 k.bit()
             });
             s.by_id.insert(proxy.id().clone(), pos);
+            let (chunk, line) = member.hot.clone().into_parts();
+            s.dense.push(Dense { chunk, line, max_sessions: meta.max_sessions.unwrap_or(0), member: member.clone() });
             s.slots.push(Slot {
                 id_hash: hash_str(proxy.id().as_str()),
                 cost: meta.cost_per_request,
-                max_sessions: meta.max_sessions.unwrap_or(0),
                 region,
                 provider,
                 kind_bit,
@@ -342,7 +371,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slot_is_one_cache_line() {
+    fn a_slot_is_one_cache_line_and_its_dense_entry_24_bytes() {
         assert_eq!(std::mem::size_of::<Slot>(), 64);
+        assert_eq!(std::mem::size_of::<Dense>(), 24);
     }
 }

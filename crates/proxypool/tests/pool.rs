@@ -387,6 +387,32 @@ fn removing_a_leased_proxy_is_safe_and_its_reports_no_longer_count() {
     assert_eq!(pool.remove(&"a".into()).err(), Some(PoolError::UnknownId("a".into())));
 }
 
+#[test]
+fn a_proxy_added_after_a_removal_never_shares_the_removed_ones_state() {
+    // Picks read each proxy's hot state from a dense table whose lines are reused after a
+    // removal: a line must stay with its proxy while any lease still holds that proxy.
+    let in_flight = |pool: &ProxyPool, id: &str| pool.proxy_stats(id).expect("present").in_flight;
+    let pool = round_robin_pool(PoolConfig::default(), &["a"]);
+    let held = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("a");
+    pool.remove(&"a".into()).expect("present");
+    pool.add(plain("b")).expect("new id");
+    let b = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("b");
+    assert_eq!(b.id().as_str(), "b");
+    assert_eq!(in_flight(&pool, "b"), 1);
+    held.report(Outcome::network_failure(MS));
+    assert_eq!(in_flight(&pool, "b"), 1, "ending a's lease leaves b's count alone");
+    drop(b);
+    assert_eq!(in_flight(&pool, "b"), 0);
+    // Once nothing holds b any more, a newcomer starts fresh wherever its state sits.
+    fail(&pool, &Requirements::ANY, 5);
+    assert_eq!(pool.stats().ejected, 1, "b failed five times in a row");
+    pool.remove(&"b".into()).expect("present");
+    pool.add(plain("c")).expect("new id");
+    let c = pool.proxy_stats("c").expect("present");
+    assert_eq!((c.in_flight, c.ejected_for, c.requests), (0, None, 0), "{c:?}");
+    assert_eq!(fail(&pool, &Requirements::ANY, 1), ["c"], "and it is in rotation");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_late_failure_after_an_ejection_ends_does_not_eject_again() {
     let config = PoolConfig {

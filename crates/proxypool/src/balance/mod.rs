@@ -64,10 +64,11 @@ pub use sticky::Sticky;
 pub use weighted::SmoothWeightedRoundRobin;
 
 use crate::clock::{Nanos, nanos_to_duration};
+use crate::health::Hot;
 use crate::health::learning::{Context, Estimate};
 use crate::health::{HealthContext, ProxyHealth};
 use crate::proxy::Proxy;
-use crate::snapshot::{Filter, Slot};
+use crate::snapshot::{Dense, Filter, Slot, unavailable};
 
 /// Chooses one proxy among the candidates for a request.
 ///
@@ -125,6 +126,7 @@ pub struct SuccessEstimate {
 /// mode) and is not banned by the target host.
 pub struct Candidates<'a> {
     slots: &'a [Slot],
+    dense: &'a [Dense],
     set: Option<&'a [u32]>,
     filter: &'a Filter,
     host: Option<&'a str>,
@@ -142,7 +144,7 @@ pub struct Candidates<'a> {
 impl<'a> Candidates<'a> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        slots: &'a [Slot],
+        (slots, dense): (&'a [Slot], &'a [Dense]),
         set: Option<&'a [u32]>,
         filter: &'a Filter,
         host: Option<&'a str>,
@@ -152,6 +154,7 @@ impl<'a> Candidates<'a> {
     ) -> Self {
         Candidates {
             slots,
+            dense,
             set,
             filter,
             host,
@@ -224,13 +227,44 @@ impl<'a> Candidates<'a> {
     /// Like every accessor taking a position, panics if `i >= len()`, as slice indexing does.
     #[inline]
     pub fn is_eligible(&self, i: usize) -> bool {
-        let slot = self.slot_ref(i);
+        let at = self.slot(i);
         let cfg = &self.ctx.config().health;
-        if slot.unavailable(self.filter, self.host, || self.now(), || self.in_panic(), cfg).is_some() {
+        let why = unavailable(
+            &self.slots[at],
+            &self.dense[at],
+            self.filter,
+            self.host,
+            || self.now(),
+            || self.in_panic(),
+            cfg,
+        );
+        if why.is_some() {
             return false;
         }
         self.last_eligible.set(i);
         true
+    }
+
+    /// The dense entry of candidate `i`: its hot line, session limit and member.
+    #[inline]
+    pub(crate) fn dense_ref(&self, i: usize) -> &'a Dense {
+        &self.dense[self.slot(i)]
+    }
+
+    /// Starts fetching what a pick reads of candidate `i` (its hot line, and the member a
+    /// lease on it takes), so that the fetches of a few candidates overlap instead of
+    /// following one another. Plain loads whose values are dropped: the crate has no
+    /// `unsafe`, so no prefetch instruction.
+    #[inline]
+    pub(crate) fn touch(&self, i: usize) {
+        let dense = self.dense_ref(i);
+        std::hint::black_box((dense.hot().in_flight(), Arc::strong_count(&dense.member)));
+    }
+
+    /// The hot line of candidate `i`: what eligibility and P2C read.
+    #[inline]
+    pub(crate) fn hot(&self, i: usize) -> &'a Hot {
+        self.dense_ref(i).hot()
     }
 
     /// The proxy at candidate `i`.
@@ -248,7 +282,7 @@ impl<'a> Candidates<'a> {
     /// Requests in flight through candidate `i` now.
     #[inline]
     pub fn in_flight(&self, i: usize) -> u32 {
-        self.health(i).in_flight()
+        self.hot(i).in_flight()
     }
 
     /// Candidate `i`'s latency average, if it has answered.
@@ -282,7 +316,7 @@ impl<'a> Candidates<'a> {
     /// first sample.
     #[inline]
     pub fn peak_key(&self, i: usize) -> f64 {
-        self.health(i).peak_key()
+        self.hot(i).peak.key()
     }
 
     /// Time since candidate `i` last succeeded; `None` if it never has.
@@ -315,8 +349,8 @@ impl<'a> Candidates<'a> {
     /// simplest form).
     #[inline]
     pub fn on_probation(&self, i: usize) -> bool {
-        let health = self.health(i);
-        !health.is_proven() && health.in_flight() > 0
+        let hot = self.hot(i);
+        !hot.proven.load(std::sync::atomic::Ordering::Relaxed) && hot.in_flight() > 0
     }
 
     /// Candidate `i`'s cost per request.

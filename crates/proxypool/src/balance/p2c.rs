@@ -1,4 +1,10 @@
+use std::cmp::Ordering;
+
 use super::{Balancer, Candidates};
+use crate::health::evidence::exp;
+
+/// The peak key of a proxy without a latency sample.
+const NO_SAMPLE: f64 = f64::NEG_INFINITY;
 
 /// Power of two choices: sample two distinct eligible candidates at random and take the
 /// one with the lower peak EWMA latency × (in-flight + 1), Finagle's and Envoy's load
@@ -35,7 +41,7 @@ impl PowerOfTwoChoices {
     /// request in flight. Reads the clock: for reports; picks compare [`Self::better`]
     /// instead.
     pub fn cost(c: &Candidates<'_>, i: usize) -> f64 {
-        let in_flight = c.health(i).in_flight();
+        let in_flight = c.in_flight(i);
         if c.peak_key(i) == f64::NEG_INFINITY {
             return if in_flight == 0 { 0.0 } else { f64::INFINITY };
         }
@@ -45,9 +51,27 @@ impl PowerOfTwoChoices {
     /// Of two eligible candidates, the one with the lower cost (fewer in flight on a tie).
     #[inline]
     pub fn better(c: &Candidates<'_>, a: usize, b: usize) -> usize {
-        let (fa, fb) = (c.health(a).in_flight(), c.health(b).in_flight());
-        let (ka, kb) = (log_cost(c, a, fa), log_cost(c, b, fb));
-        if kb < ka || (kb == ka && fb < fa) { b } else { a }
+        let (fa, fb) = (c.in_flight(a), c.in_flight(b));
+        let (ka, kb) = (c.peak_key(a), c.peak_key(b));
+        // A proxy without a sample costs nothing while idle and the most while busy.
+        let unsampled = |f: u32| if f == 0 { f64::NEG_INFINITY } else { f64::INFINITY };
+        let order = if ka == NO_SAMPLE || kb == NO_SAMPLE {
+            let (ca, cb) =
+                (if ka == NO_SAMPLE { unsampled(fa) } else { 0.0 }, if kb == NO_SAMPLE { unsampled(fb) } else { 0.0 });
+            cb.partial_cmp(&ca)
+        } else {
+            // cost = e^key × (in flight + 1) ÷ answer share, up to a factor both share, so
+            // b costs less when e^(kb − ka) × (fb + 1) × share(a) < (fa + 1) × share(b): one
+            // fast exponential instead of two logarithms.
+            let lhs = exp(kb - ka) * f64::from(fb + 1) * answer_share(c, a);
+            let rhs = f64::from(fa + 1) * answer_share(c, b);
+            lhs.partial_cmp(&rhs)
+        };
+        match order {
+            Some(Ordering::Less) => b,
+            Some(Ordering::Equal) if fb < fa => b,
+            _ => a,
+        }
     }
 }
 
@@ -55,20 +79,8 @@ impl PowerOfTwoChoices {
 /// stored (their ratio does not depend on when it is read), with one of each as a prior.
 #[inline]
 fn answer_share(c: &Candidates<'_>, i: usize) -> f64 {
-    let (answered, failed) = c.health(i).transport_raw();
+    let (answered, failed) = c.hot(i).transport.raw();
     (answered + 1.0) / (answered + failed + 2.0)
-}
-
-/// `ln(cost) + now / τ`: the peak key plus `ln(in_flight + 1) − ln(answer share)`, which
-/// keeps the order of the costs.
-#[inline]
-fn log_cost(c: &Candidates<'_>, i: usize, in_flight: u32) -> f64 {
-    let key = c.peak_key(i);
-    if key == f64::NEG_INFINITY {
-        return if in_flight == 0 { f64::NEG_INFINITY } else { f64::INFINITY };
-    }
-    let load = if in_flight == 0 { 0.0 } else { f64::from(in_flight + 1).ln() };
-    key + load - answer_share(c, i).ln()
 }
 
 impl Balancer for PowerOfTwoChoices {
@@ -84,8 +96,21 @@ impl Balancer for PowerOfTwoChoices {
             1 => return c.is_eligible(0).then_some(0),
             _ => {}
         }
+        // Both samples first, and their lines asked for before either is judged: a pick's
+        // time goes to fetching each candidate's entry, hot line and member from memory,
+        // and fetched side by side the two cost little more than one.
+        let a = c.random_below(n);
+        let b = other(c.random_below(n - 1), a);
+        c.touch(a);
+        c.touch(b);
+        match (c.is_eligible(a), c.is_eligible(b)) {
+            (true, true) => return Some(Self::better(c, a, b)),
+            (true, false) => return self.second(c, a, n),
+            (false, true) => return self.second(c, b, n),
+            (false, false) => {}
+        }
         let mut first = None;
-        for _ in 0..DRAWS {
+        for _ in 2..DRAWS {
             match first {
                 None => {
                     let i = c.random_below(n);
@@ -94,11 +119,7 @@ impl Balancer for PowerOfTwoChoices {
                     }
                 }
                 Some(a) => {
-                    // Drawn from the others, so the two are always distinct.
-                    let mut b = c.random_below(n - 1);
-                    if b >= a {
-                        b += 1;
-                    }
+                    let b = other(c.random_below(n - 1), a);
                     if c.is_eligible(b) {
                         return Some(Self::better(c, a, b));
                     }
@@ -111,5 +132,26 @@ impl Balancer for PowerOfTwoChoices {
         }
         let start = c.random_below(n);
         (start..n).chain(0..start).find(|&i| c.is_eligible(i))
+    }
+}
+
+/// Position `drawn` (below `n - 1`) among the candidates other than `a`: the two samples
+/// are always distinct.
+#[inline]
+fn other(drawn: usize, a: usize) -> usize {
+    if drawn >= a { drawn + 1 } else { drawn }
+}
+
+impl PowerOfTwoChoices {
+    /// With `a` eligible and the other sample not: a second eligible sample within the
+    /// draws left, or `a` alone.
+    fn second(&self, c: &Candidates<'_>, a: usize, n: usize) -> Option<usize> {
+        for _ in 2..DRAWS {
+            let b = other(c.random_below(n - 1), a);
+            if c.is_eligible(b) {
+                return Some(Self::better(c, a, b));
+            }
+        }
+        Some(a)
     }
 }

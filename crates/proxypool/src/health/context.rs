@@ -11,7 +11,9 @@ use tokio::sync::broadcast;
 
 use super::learning::{Context, PoolEvidence, Report};
 use super::sites::kind_group;
-use super::{Effect, EjectionTracker, Fades, HealthEvent, HealthEventKind, Outcome, ProbeResult, ProxyHealth};
+use super::{
+    Effect, EjectionTracker, Fades, HealthEvent, HealthEventKind, HotTable, Outcome, ProbeResult, ProxyHealth,
+};
 use crate::clock::{Clock, Nanos, nanos_to_duration};
 use crate::config::PoolConfig;
 use crate::proxy::{Proxy, ProxyId};
@@ -37,6 +39,7 @@ pub(crate) struct HealthContext {
     events: broadcast::Sender<HealthEvent>,
     evidence: PoolEvidence,
     random: RandomSource,
+    hot: HotTable,
 }
 
 impl HealthContext {
@@ -49,7 +52,13 @@ impl HealthContext {
             events,
             evidence: PoolEvidence::default(),
             random: RandomSource::new(seed),
+            hot: HotTable::default(),
         }
+    }
+
+    /// A fresh health for a proxy joining the pool, on a line of the pool's dense table.
+    pub(crate) fn new_health(&self) -> ProxyHealth {
+        ProxyHealth::new(self.hot.take())
     }
 
     #[inline]

@@ -80,6 +80,12 @@ impl FadingPair {
         self.stamp.fetch_max(now, Ordering::AcqRel);
     }
 
+    /// Back to no evidence.
+    pub(crate) fn reset(&self) {
+        self.packed.store(0, Ordering::Relaxed);
+        self.stamp.store(0, Ordering::Relaxed);
+    }
+
     /// The counts as of `now`.
     #[inline]
     pub(crate) fn get(&self, now: Nanos, half_life: f64) -> (f64, f64) {

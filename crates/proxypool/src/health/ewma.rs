@@ -79,6 +79,12 @@ impl PeakEwma {
         self.key.store((next.ln() + now as f64 / tau_nanos).to_bits(), Ordering::Release);
     }
 
+    /// Back to no sample.
+    pub(crate) fn reset(&self) {
+        self.key.store(NO_PEAK.to_bits(), Ordering::Relaxed);
+        self.stamp.store(0, Ordering::Relaxed);
+    }
+
     /// The log key; [`NO_PEAK`] before the first sample.
     #[inline]
     pub(crate) fn key(&self) -> f64 {

@@ -23,6 +23,7 @@ mod ejection;
 pub mod events;
 pub(crate) mod evidence;
 mod ewma;
+mod hot;
 pub(crate) mod latency;
 pub(crate) mod learning;
 mod outcome;
@@ -37,7 +38,9 @@ pub(crate) use context::{HealthContext, Picked};
 pub(crate) use ejection::EjectionTracker;
 pub use events::{HealthEvent, HealthEventKind, RemoteEffect};
 use evidence::FadingPair;
-use ewma::{Ewma, PeakEwma};
+use ewma::Ewma;
+use hot::HotCell;
+pub(crate) use hot::{Chunk, Hot, HotRef, HotTable};
 pub use latency::LatencyQuantiles;
 pub use outcome::{Outcome, OutcomeKind, ProbeResult};
 use targets::TargetTable;
@@ -49,25 +52,15 @@ use crate::config::{HealthConfig, PoolConfig};
 
 /// The live state of one proxy, shared by the pool and every lease on it.
 ///
-/// Laid out with the fields a pick reads first (in-flight count, ejection, peak key,
-/// answer counts, oldest request in flight, ban hint) in one cache line, aligned, so that
-/// a round-robin or P2C pick reads one line of it per proxy it looks at, and with the rest
-/// of what an estimate reads right behind.
-#[derive(Debug, Default)]
+/// What a round-robin or P2C pick reads sits in the proxy's line of the pool's dense
+/// table ([`hot`]); what an estimate reads besides (per-host answers, standing,
+/// latency) comes first here, aligned.
+#[derive(Debug)]
 #[repr(C, align(64))]
 pub(crate) struct ProxyHealth {
-    in_flight: AtomicU32,
-    /// Has succeeded since it joined the pool or last came back from an ejection.
-    proven: AtomicBool,
-    ejected_until: AtomicU64,
-    peak: PeakEwma,
-    /// Answers (of any kind) against network failures, timeouts and abandoned attempts:
-    /// does the proxy deliver at all?
-    transport: FadingPair,
-    /// When the oldest request in flight was sent, at the latest (0: unknown): the later
-    /// of the last completion and the moment the proxy went from idle to busy.
-    stall_since: AtomicU64,
-    /// Its ban hint ends the first cache line.
+    /// What picks read (in-flight count, ejection, ban hint, peak latency, answer share),
+    /// in the pool's dense table rather than here; see [`hot`].
+    hot: HotCell,
     targets: TargetTable,
     /// Answers that were not bans, against what its peers' acceptance at each host
     /// predicted for those answers, over every host: the proxy's standing (one banned
@@ -116,11 +109,50 @@ fn tau_nanos(cfg: &HealthConfig) -> f64 {
     cfg.peak_decay.as_secs_f64() * 1e9
 }
 
+impl Default for ProxyHealth {
+    /// A health with a line of its own, outside any pool's table.
+    fn default() -> Self {
+        ProxyHealth::new(HotCell::standalone())
+    }
+}
+
 impl ProxyHealth {
+    /// A fresh health on the line `hot`.
+    pub(crate) fn new(hot: HotCell) -> ProxyHealth {
+        ProxyHealth {
+            hot,
+            targets: TargetTable::default(),
+            standing: FadingPair::default(),
+            latency: Ewma::default(),
+            window: OutcomeWindow::default(),
+            consecutive_failures: AtomicU32::new(0),
+            times_ejected: AtomicU32::new(0),
+            last_success: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            bans: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    /// The proxy's line in the dense table.
+    #[inline]
+    pub(crate) fn hot(&self) -> &Hot {
+        self.hot.get()
+    }
+
+    /// A handle on that line, for snapshots and members.
+    pub(crate) fn hot_ref(&self) -> HotRef {
+        self.hot.share()
+    }
+
     /// Requests in flight through this proxy now.
     #[inline]
     pub fn in_flight(&self) -> u32 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.hot().in_flight()
     }
 
     /// Share of successes over the recent window; `None` before the first outcome.
@@ -165,13 +197,7 @@ impl ProxyHealth {
     /// Answers against failures (network, timeout, abandoned), fading, as of `now`.
     #[inline]
     pub(crate) fn transport(&self, now: Nanos, half_life: f64) -> (f64, f64) {
-        self.transport.get(now, half_life)
-    }
-
-    /// The same counts as last stored: their ratio, without the clock.
-    #[inline]
-    pub(crate) fn transport_raw(&self) -> (f64, f64) {
-        self.transport.raw()
+        self.hot().transport.get(now, half_life)
     }
 
     /// Accepted answers against what its peers' acceptance predicted, over every host,
@@ -185,7 +211,7 @@ impl ProxyHealth {
     /// next: such a proxy is on probation.
     #[inline]
     pub fn is_proven(&self) -> bool {
-        self.proven.load(Ordering::Relaxed)
+        self.hot().proven.load(Ordering::Relaxed)
     }
 
     /// The time since which the oldest request in flight has been out at least; `None`
@@ -196,9 +222,9 @@ impl ProxyHealth {
         if self.in_flight() == 0 {
             return None;
         }
-        match self.stall_since.load(Ordering::Relaxed) {
+        match self.hot().stall_since.load(Ordering::Relaxed) {
             0 => {
-                let _ = self.stall_since.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                let _ = self.hot().stall_since.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
                 Some(now)
             }
             at => Some(at),
@@ -237,39 +263,7 @@ impl ProxyHealth {
     }
 
     pub(crate) fn peak_latency(&self, now: Nanos, cfg: &HealthConfig) -> f64 {
-        self.peak.get(now, tau_nanos(cfg))
-    }
-
-    /// The peak EWMA's log key: orders proxies as their decayed estimates do, without
-    /// the clock (see `PeakEwma`). `-inf` before the first sample.
-    #[inline]
-    pub(crate) fn peak_key(&self) -> f64 {
-        self.peak.key()
-    }
-
-    /// Takes an in-flight place, refusing when `max_sessions` are already taken. When
-    /// the proxy was idle, its oldest request is this one, sent at `now()` (which
-    /// returns 0 when the pick did not read the clock: then the age is unknown).
-    #[inline]
-    pub(crate) fn try_begin(&self, max_sessions: Option<u32>, now: impl FnOnce() -> Nanos) -> bool {
-        let before = match max_sessions {
-            None => self.in_flight.fetch_add(1, Ordering::AcqRel),
-            Some(max) => {
-                match self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)) {
-                    Ok(before) => before,
-                    Err(_) => return false,
-                }
-            }
-        };
-        if before == 0 {
-            self.stall_since.store(now(), Ordering::Relaxed);
-        }
-        true
-    }
-
-    #[inline]
-    pub(crate) fn end(&self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.hot().peak.get(now, tau_nanos(cfg))
     }
 
     /// When this proxy's ejection ends, or `None` if it is in rotation. An ejection found
@@ -277,7 +271,7 @@ impl ProxyHealth {
     /// longer count.
     #[inline]
     pub(crate) fn ejected_until(&self, now: impl FnOnce() -> Nanos) -> Option<Nanos> {
-        let until = self.ejected_until.load(Ordering::Acquire);
+        let until = self.hot().ejected_until.load(Ordering::Acquire);
         if until == 0 {
             return None;
         }
@@ -288,24 +282,24 @@ impl ProxyHealth {
         // rotation with the failures that ejected it still counted.
         self.consecutive_failures.store(0, Ordering::Release);
         self.window.reset();
-        let _ = self.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.hot().ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire);
         None
     }
 
     #[inline]
     pub(crate) fn banned_until(&self, host: Option<&str>, now: impl FnOnce() -> Nanos) -> Option<Nanos> {
-        self.targets.banned_until(host, now)
+        self.targets.banned_until(host, &self.hot().ban_hint, now)
     }
 
     pub(crate) fn active_bans(&self, now: Nanos) -> Vec<ActiveBan> {
-        self.targets.active_bans(now)
+        self.targets.active_bans(&self.hot().ban_hint, now)
     }
 
     /// A removed proxy leaves the ejection count and never enters it again; leases still
     /// out may report on it without effect on the pool.
     pub(crate) fn mark_removed(&self, tracker: &EjectionTracker) {
         self.removed.store(true, Ordering::Release);
-        let until = self.ejected_until.swap(0, Ordering::AcqRel);
+        let until = self.hot().ejected_until.swap(0, Ordering::AcqRel);
         if until != 0 {
             tracker.release(until);
         }
@@ -333,11 +327,11 @@ impl ProxyHealth {
 
     /// Ends a running ejection now, with a fresh start; true when there was one.
     pub(crate) fn restore(&self, now: Nanos, tracker: &EjectionTracker) -> bool {
-        let until = self.ejected_until.load(Ordering::Acquire);
+        let until = self.hot().ejected_until.load(Ordering::Acquire);
         let restored = until > now && {
             self.consecutive_failures.store(0, Ordering::Release);
             self.window.reset();
-            self.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            self.hot().ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
         };
         if restored {
             tracker.release(until);
@@ -370,7 +364,7 @@ impl ProxyHealth {
             }
             // Already holds a place under the cap: move its end. A race with a removal
             // can leave that place taken until `until`, when pruning frees it.
-            if self.ejected_until.compare_exchange(current, until, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            if self.hot().ejected_until.compare_exchange(current, until, Ordering::AcqRel, Ordering::Acquire).is_err() {
                 return RemoteEffect::Unchanged;
             }
             tracker.extend(current, until);
@@ -379,12 +373,12 @@ impl ProxyHealth {
         if !tracker.try_reserve(until, now, &cfg.ejection) {
             return RemoteEffect::CapReached;
         }
-        if self.ejected_until.compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if self.hot().ejected_until.compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire).is_err() {
             tracker.release(until);
             return RemoteEffect::Unchanged;
         }
         if self.removed.load(Ordering::Acquire)
-            && self.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            && self.hot().ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
         {
             tracker.release(until);
             return RemoteEffect::UnknownProxy;
@@ -397,7 +391,7 @@ impl ProxyHealth {
     /// instance's word. Neither the host's statistics nor its ban streak change: those
     /// follow this pool's own reports.
     pub(crate) fn ban_remote(&self, host: Option<&str>, until: Nanos, now: Nanos, cfg: &PoolConfig) -> RemoteEffect {
-        if until > now && self.targets.impose(host, until, now, cfg) {
+        if until > now && self.targets.impose(host, until, (now, &self.hot().ban_hint), cfg) {
             RemoteEffect::Applied
         } else {
             RemoteEffect::Unchanged
@@ -421,18 +415,18 @@ impl ProxyHealth {
         let tau = tau_nanos(h);
         self.requests.fetch_add(1, Ordering::Relaxed);
         // A completion: whatever is still in flight has been out since now at least.
-        self.stall_since.store(now, Ordering::Relaxed);
+        self.hot().stall_since.store(now, Ordering::Relaxed);
         match outcome.kind() {
             OutcomeKind::Success => {
                 self.successes.fetch_add(1, Ordering::Relaxed);
                 self.window.record(true, h.success_window);
                 self.consecutive_failures.store(0, Ordering::Release);
                 self.latency.record(secs, h.latency_alpha);
-                self.peak.record(secs, now, tau);
+                self.hot().peak.record(secs, now, tau);
                 self.last_success.store(now, Ordering::Relaxed);
-                self.transport.add(1.0, 0.0, now, fades.evidence);
+                self.hot().transport.add(1.0, 0.0, now, fades.evidence);
                 self.standing.add(1.0, expected, now, fades.evidence);
-                self.proven.store(true, Ordering::Relaxed);
+                self.hot().proven.store(true, Ordering::Relaxed);
                 let target = host.map(|host| self.targets.record_accepted(host, expected, now, cfg, fades));
                 Recorded { effect: Effect::None, target, answered: Some(true) }
             }
@@ -445,17 +439,17 @@ impl ProxyHealth {
                     // A timeout is a latency of at least the timeout: it must weigh on
                     // latency-driven balancers.
                     self.latency.record(secs, h.latency_alpha);
-                    self.peak.record(secs, now, tau);
+                    self.hot().peak.record(secs, now, tau);
                 } else {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                     // A refused connection is fast and must not make the proxy look fast:
                     // the peak EWMA takes the bad-latency mark instead, so P2C avoids a
                     // proxy that fails fast (the evidence counts the failure itself).
-                    self.peak.record(secs.max(h.bad_latency.as_secs_f64()), now, tau);
+                    self.hot().peak.record(secs.max(h.bad_latency.as_secs_f64()), now, tau);
                 }
                 self.window.record(false, h.success_window);
                 self.consecutive_failures.fetch_add(1, Ordering::AcqRel);
-                self.transport.add(0.0, 1.0, now, fades.evidence);
+                self.hot().transport.add(0.0, 1.0, now, fades.evidence);
                 if let Some(host) = host {
                     self.targets.record_unanswered(host, now, cfg, fades);
                 }
@@ -471,9 +465,9 @@ impl ProxyHealth {
                 let _ = self.ejected_until(|| now);
                 self.slow.fetch_add(1, Ordering::Relaxed);
                 self.latency.record(secs, h.latency_alpha);
-                self.peak.record(secs, now, tau);
+                self.hot().peak.record(secs, now, tau);
                 self.consecutive_failures.fetch_add(1, Ordering::AcqRel);
-                self.transport.add(0.0, 1.0, now, fades.evidence);
+                self.hot().transport.add(0.0, 1.0, now, fades.evidence);
                 if let Some(host) = host {
                     self.targets.record_unanswered(host, now, cfg, fades);
                 }
@@ -482,15 +476,15 @@ impl ProxyHealth {
             OutcomeKind::Ban { retry_after } | OutcomeKind::RateLimited { retry_after } => {
                 self.bans.fetch_add(1, Ordering::Relaxed);
                 // The proxy delivered the site's answer: it works, the site refused it.
-                self.transport.add(1.0, 0.0, now, fades.evidence);
+                self.hot().transport.add(1.0, 0.0, now, fades.evidence);
                 // A ban weighs on latency-driven balancers as a failure does: a proxy that
                 // only ever gets refused must not look like the fastest one.
-                self.peak.record(secs.max(h.bad_latency.as_secs_f64()), now, tau);
+                self.hot().peak.record(secs.max(h.bad_latency.as_secs_f64()), now, tau);
                 let refusal = match outcome.kind() {
                     OutcomeKind::RateLimited { .. } => Refusal::RateLimit,
                     _ => Refusal::Ban,
                 };
-                let banned = self.targets.ban(host, retry_after, refusal, expected, now, cfg);
+                let banned = self.targets.ban(host, retry_after, refusal, expected, (now, &self.hot().ban_hint), cfg);
                 if banned.counted {
                     self.standing.add(0.0, expected, now, fades.evidence);
                 }
@@ -520,14 +514,14 @@ impl ProxyHealth {
         if !tracker.try_reserve(until, now, e) {
             return Effect::None;
         }
-        if self.ejected_until.compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if self.hot().ejected_until.compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire).is_err() {
             // Another report ejected it first; give back the place we took.
             tracker.release(until);
             return Effect::None;
         }
         // Removed meanwhile: `mark_removed` found nothing to release, so undo it here.
         if self.removed.load(Ordering::Acquire)
-            && self.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            && self.hot().ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
         {
             tracker.release(until);
             return Effect::None;
@@ -535,7 +529,7 @@ impl ProxyHealth {
         self.times_ejected.fetch_add(1, Ordering::AcqRel);
         // Back from an ejection, it proves itself again before it takes more than one
         // request at a time.
-        self.proven.store(false, Ordering::Relaxed);
+        self.hot().proven.store(false, Ordering::Relaxed);
         Effect::Ejected { until }
     }
 }
@@ -545,17 +539,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn what_a_pick_reads_sits_in_the_first_cache_line() {
+    fn what_an_estimate_reads_sits_in_the_first_lines() {
         assert_eq!(std::mem::align_of::<ProxyHealth>(), 64);
         let h = ProxyHealth::default();
         let base = &h as *const ProxyHealth as usize;
         let end_of = |field: usize, size: usize| field - base + size;
-        assert!(end_of(&h.in_flight as *const _ as usize, 4) <= 64);
-        assert!(end_of(&h.ejected_until as *const _ as usize, 8) <= 64);
-        assert!(end_of(&h.peak as *const _ as usize, std::mem::size_of::<PeakEwma>()) <= 64);
-        assert!(end_of(&h.transport as *const _ as usize, std::mem::size_of::<FadingPair>()) <= 64);
-        assert!(end_of(&h.stall_since as *const _ as usize, 8) <= 64);
-        assert!(end_of(&h.targets as *const _ as usize, 8) <= 64, "the ban hint");
-        assert!(end_of(&h.latency as *const _ as usize, 8) <= 192, "what an estimate reads besides, right after");
+        assert!(end_of(&h.standing as *const _ as usize, std::mem::size_of::<FadingPair>()) <= 128);
+        assert!(end_of(&h.latency as *const _ as usize, 8) <= 128);
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! A proxy banned by `shop.example` stays good for every other host. The table sits
 //! behind a read-write lock that reports take for writing and picks for reading; the
-//! eligibility check of every balancer takes it only while `ban_hint` says some ban of
-//! this proxy may still run. A ban is one entry's update, never a copy of the table, and
+//! eligibility check of every balancer takes it only while the proxy's ban hint (in its
+//! hot line, see `hot`, passed in here) says some ban of this proxy may still run. A ban is one entry's update, never a copy of the table, and
 //! the table holds at most `bans.max_hosts_per_proxy` hosts: when full, the least
 //! recently seen eighth of the hosts without a running ban is forgotten at once.
 
@@ -42,9 +42,6 @@ pub(crate) struct TargetView {
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct TargetTable {
-    /// The latest end of any ban ever set here; only while it lies in the future can a
-    /// ban be active, so picks skip the table otherwise.
-    ban_hint: AtomicU64,
     hosts: RwLock<HashMap<Box<str>, TargetState, RandomState>>,
 }
 
@@ -114,8 +111,13 @@ impl TargetTable {
 
     /// The end of the ban that bars this proxy from `host` at `now`, if any.
     #[inline]
-    pub(crate) fn banned_until(&self, host: Option<&str>, now: impl FnOnce() -> Nanos) -> Option<Nanos> {
-        let hint = self.ban_hint.load(Ordering::Acquire);
+    pub(crate) fn banned_until(
+        &self,
+        host: Option<&str>,
+        ban_hint: &AtomicU64,
+        now: impl FnOnce() -> Nanos,
+    ) -> Option<Nanos> {
+        let hint = ban_hint.load(Ordering::Acquire);
         if hint == 0 {
             return None;
         }
@@ -179,7 +181,7 @@ impl TargetTable {
         retry_after: Option<Duration>,
         refusal: Refusal,
         expected: f64,
-        now: Nanos,
+        (now, ban_hint): (Nanos, &AtomicU64),
         cfg: &PoolConfig,
     ) -> Banned {
         let fades = Fades::of(cfg);
@@ -207,14 +209,20 @@ impl TargetTable {
         state.ban_until = state.ban_until.max(until);
         let until = state.ban_until;
         let view = view_of(state, now, fades);
-        self.ban_hint.fetch_max(until, Ordering::AcqRel);
+        ban_hint.fetch_max(until, Ordering::AcqRel);
         Banned { until, view, counted }
     }
 
     /// Bars the proxy from `host` (or from every host) until `until`, as decided
     /// elsewhere: the host's evidence and ban streak stay as they are. False when a ban
     /// running at least as long was there already.
-    pub(crate) fn impose(&self, host: Option<&str>, until: Nanos, now: Nanos, cfg: &PoolConfig) -> bool {
+    pub(crate) fn impose(
+        &self,
+        host: Option<&str>,
+        until: Nanos,
+        (now, ban_hint): (Nanos, &AtomicU64),
+        cfg: &PoolConfig,
+    ) -> bool {
         let mut hosts = self.write();
         let state = entry(&mut hosts, host.unwrap_or(ANY_HOST), now, cfg);
         state.last_seen = now;
@@ -222,7 +230,7 @@ impl TargetTable {
             return false;
         }
         state.ban_until = until;
-        self.ban_hint.fetch_max(until, Ordering::AcqRel);
+        ban_hint.fetch_max(until, Ordering::AcqRel);
         true
     }
 
@@ -234,8 +242,8 @@ impl TargetTable {
         (answers > 0.0).then(|| view.accepted / answers)
     }
 
-    pub(crate) fn active_bans(&self, now: Nanos) -> Vec<ActiveBan> {
-        if self.ban_hint.load(Ordering::Acquire) <= now {
+    pub(crate) fn active_bans(&self, ban_hint: &AtomicU64, now: Nanos) -> Vec<ActiveBan> {
+        if ban_hint.load(Ordering::Acquire) <= now {
             return Vec::new();
         }
         let hosts = self.read();
@@ -304,13 +312,47 @@ mod tests {
         PoolConfig { bans, ..PoolConfig::default() }
     }
 
+    /// A table with its ban hint beside it, as a proxy's health holds them.
+    #[derive(Default)]
+    struct Table {
+        table: TargetTable,
+        hint: AtomicU64,
+    }
+
+    impl std::ops::Deref for Table {
+        type Target = TargetTable;
+        fn deref(&self) -> &TargetTable {
+            &self.table
+        }
+    }
+
+    impl Table {
+        fn ban(
+            &self,
+            host: Option<&str>,
+            after: Option<Duration>,
+            r: Refusal,
+            e: f64,
+            now: Nanos,
+            c: &PoolConfig,
+        ) -> Banned {
+            self.table.ban(host, after, r, e, (now, &self.hint), c)
+        }
+        fn impose(&self, host: Option<&str>, until: Nanos, now: Nanos, c: &PoolConfig) -> bool {
+            self.table.impose(host, until, (now, &self.hint), c)
+        }
+        fn banned_until(&self, host: Option<&str>, now: impl FnOnce() -> Nanos) -> Option<Nanos> {
+            self.table.banned_until(host, &self.hint, now)
+        }
+    }
+
     fn fades() -> Fades {
         Fades::of(&PoolConfig::default())
     }
 
     #[test]
     fn a_ban_bars_only_its_host() {
-        let t = TargetTable::default();
+        let t = Table::default();
         let until = t
             .ban(Some("a.example"), Some(Duration::from_secs(10)), Refusal::Ban, 1.0, SEC, &PoolConfig::default())
             .until;
@@ -322,7 +364,7 @@ mod tests {
 
     #[test]
     fn a_ban_without_host_bars_every_host() {
-        let t = TargetTable::default();
+        let t = Table::default();
         t.ban(None, None, Refusal::Ban, 1.0, SEC, &PoolConfig::default());
         assert!(t.banned_until(Some("any.example"), || 2 * SEC).is_some());
         assert!(t.banned_until(None, || 2 * SEC).is_some());
@@ -330,7 +372,7 @@ mod tests {
 
     #[test]
     fn cooldown_doubles_per_ban_and_resets_after_success() {
-        let t = TargetTable::default();
+        let t = Table::default();
         let c = cfg(BanConfig { base_cooldown: Duration::from_secs(10), ..BanConfig::default() });
         let lengths: Vec<Nanos> =
             (0..3).map(|_| t.ban(Some("h"), None, Refusal::Ban, 1.0, SEC, &c).until - SEC).collect();
@@ -341,7 +383,7 @@ mod tests {
 
     #[test]
     fn an_imposed_ban_lengthens_only_and_leaves_the_evidence_alone() {
-        let t = TargetTable::default();
+        let t = Table::default();
         let c = cfg(BanConfig { base_cooldown: Duration::from_secs(10), ..BanConfig::default() });
         assert!(t.impose(Some("h"), 30 * SEC, SEC, &c));
         assert!(!t.impose(Some("h"), 20 * SEC, SEC, &c), "a shorter ban changes nothing");
@@ -357,7 +399,7 @@ mod tests {
 
     #[test]
     fn a_rate_limit_counts_against_the_proxy_only_where_it_was_never_accepted() {
-        let t = TargetTable::default();
+        let t = Table::default();
         let c = PoolConfig::default();
         assert!(t.ban(Some("new"), None, Refusal::RateLimit, 1.0, SEC, &c).counted, "an address ban by 429");
         t.record_accepted("known", 1.0, SEC, &c, fades());
@@ -369,14 +411,14 @@ mod tests {
 
     #[test]
     fn retry_after_is_capped() {
-        let t = TargetTable::default();
+        let t = Table::default();
         let c = cfg(BanConfig { max_retry_after: Duration::from_secs(5), ..BanConfig::default() });
         assert_eq!(t.ban(Some("h"), Some(Duration::from_secs(86_400)), Refusal::Ban, 1.0, SEC, &c).until, 6 * SEC);
     }
 
     #[test]
     fn answers_and_requests_fade_at_their_own_pace() {
-        let t = TargetTable::default();
+        let t = Table::default();
         let c = PoolConfig::default();
         for _ in 0..3 {
             t.record_accepted("h", 0.5, SEC, &c, fades());
@@ -392,7 +434,7 @@ mod tests {
 
     #[test]
     fn table_forgets_the_least_recently_seen_unbanned_hosts_when_full() {
-        let t = TargetTable::default();
+        let t = Table::default();
         let c = cfg(BanConfig { max_hosts_per_proxy: 2, ..BanConfig::default() });
         t.ban(Some("banned"), None, Refusal::Ban, 1.0, SEC, &c);
         t.record_accepted("old", 1.0, 2 * SEC, &c, fades());
@@ -404,7 +446,7 @@ mod tests {
 
     #[test]
     fn many_hosts_stay_within_the_bound_and_each_ban_is_cheap() {
-        let t = TargetTable::default();
+        let t = Table::default();
         let c = cfg(BanConfig { max_hosts_per_proxy: 64, ..BanConfig::default() });
         for i in 0..10_000u64 {
             t.ban(Some(&format!("h{i}")), None, Refusal::Ban, 1.0, SEC + i, &c);

@@ -55,7 +55,7 @@ impl ProxyPool {
             for id in &order {
                 if let Some(proxy) = latest.remove(id) {
                     report.added += 1;
-                    kept.push(self.new_member(proxy, Arc::default()));
+                    kept.push(self.new_member(proxy, Arc::new(self.shared.context.new_health())));
                 }
             }
             *next = kept;
