@@ -243,6 +243,39 @@ async fn unordered_output_keeps_going_after_a_panic() {
     assert_eq!((report.output, report.dropped, report.dead_lettered, report.in_flight_at_end), (39, 1, 0, 0));
 }
 
+/// A handler that panics while it makes its future (before any `.await`, outside the async
+/// block) is caught the same way: its record is dropped, the worker goes on, and the stage's
+/// counts stay whole.
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_panics_before_its_future_exists_loses_only_its_record() {
+    let output = memory();
+    let processor = StreamProcessor::builder()
+        .stage(Stage::new("a", |n: u64| {
+            assert_ne!(n, 5, "bad record {n}");
+            async move { StageOutcome::Keep(n) }
+        }))
+        .queue_size(4)
+        .sink(output.clone())
+        .build()
+        .expect("valid configuration");
+    let sender = processor.sender();
+    let sent = tokio::time::timeout(Duration::from_secs(60), async {
+        for n in 0..20 {
+            sender.send(n).await.expect("open");
+        }
+    })
+    .await;
+    drop(sender);
+    let report = processor.shutdown(Duration::from_secs(10)).await;
+    assert!(sent.is_ok(), "input stalled after the panic");
+    let mut records = output.records();
+    records.sort_unstable();
+    assert_eq!(records, (0..20).filter(|n| *n != 5).collect::<Vec<u64>>());
+    assert_eq!((report.output, report.dropped, report.in_flight_at_end), (19, 1, 0));
+    let stage = &report.stages[0];
+    assert_eq!((stage.received, stage.ok, stage.dropped, stage.in_flight, stage.queue_depth), (20, 19, 1, 0, 0));
+}
+
 /// Without ordered mode, a send waiting for room in the first queue fails with `Closed`
 /// once the processor is aborted.
 #[tokio::test(start_paused = true)]

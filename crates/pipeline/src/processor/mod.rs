@@ -216,12 +216,12 @@ impl<T: Send + Sync + 'static> StreamProcessor<T> {
         for stage in config.stages.into_iter().rev() {
             let (tx, rx, gauge) = queue::queue(config.queue_size);
             let runtime = Arc::new(StageRuntime {
-                metrics: StageMetrics::new(&stage.name),
+                metrics: Arc::new(StageMetrics::new(&stage.name)),
                 name: stage.name,
                 timeout: stage.timeout,
                 backup: stage.backup,
                 policy: stage.policy,
-                handler: stage.handler,
+                worker: stage.worker,
                 input: Arc::new(tokio::sync::Mutex::new(rx)),
                 retire: tokio::sync::Notify::new(),
                 run_length,
@@ -381,7 +381,7 @@ impl<T: Send + Sync + 'static> StageSlot<T> {
                 dead_letters: outputs.dead_letters.clone(),
                 gaps: outputs.gaps.clone(),
             };
-            workers.push(tokio::spawn(stage::run_worker(self.runtime.clone(), outputs, self.target.clone())));
+            workers.push(tokio::spawn((self.runtime.worker)(self.runtime.clone(), outputs, self.target.clone())));
         }
     }
 }

@@ -42,7 +42,14 @@ pub enum ErrorPolicy {
     Drop,
 }
 
-type Handler<T> = Arc<dyn Fn(T) -> BoxFuture<'static, StageOutcome<T>> + Send + Sync>;
+/// Starts one worker of a stage. Made by [`Stage::new`], where the handler's type is known:
+/// the worker's loop is compiled for that handler, so each record's future lives inside
+/// the worker's own future instead of in an allocation of its own.
+pub(crate) type WorkerFn<T> = Arc<
+    dyn Fn(Arc<StageRuntime<T>>, WorkerOutputs<T>, Arc<std::sync::atomic::AtomicUsize>) -> BoxFuture<'static, ()>
+        + Send
+        + Sync,
+>;
 
 /// One step of the pipeline: a name, an async handler, its workers, a timeout and an error policy.
 ///
@@ -55,7 +62,7 @@ pub struct Stage<T> {
     /// or dead-lettered. Set only by [`Stage::timeout`], which is why only that needs `T: Clone`.
     pub(crate) backup: Option<fn(&T) -> T>,
     pub(crate) policy: ErrorPolicy,
-    pub(crate) handler: Handler<T>,
+    pub(crate) worker: WorkerFn<T>,
 }
 
 impl<T> fmt::Debug for Stage<T> {
@@ -76,13 +83,16 @@ impl<T: Send + 'static> Stage<T> {
         F: Fn(T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = StageOutcome<T>> + Send + 'static,
     {
+        let handler = Arc::new(handler);
         Stage {
             name: name.into(),
             workers: 1,
             timeout: None,
             backup: None,
             policy: ErrorPolicy::DeadLetter,
-            handler: Arc::new(move |record| Box::pin(handler(record))),
+            worker: Arc::new(move |stage, outputs, target| {
+                Box::pin(run_worker(stage, outputs, target, handler.clone()))
+            }),
         }
     }
 
@@ -134,9 +144,9 @@ pub(crate) struct StageRuntime<T> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) backup: Option<fn(&T) -> T>,
     pub(crate) policy: ErrorPolicy,
-    pub(crate) handler: Handler<T>,
+    pub(crate) worker: WorkerFn<T>,
     pub(crate) input: Arc<Mutex<QueueReceiver<T>>>,
-    pub(crate) metrics: StageMetrics,
+    pub(crate) metrics: Arc<StageMetrics>,
     /// Wakes idle workers when the target drops, so surplus ones retire at once.
     pub(crate) retire: tokio::sync::Notify,
     /// Most records taken per lock and passed on per chunk.
@@ -166,12 +176,18 @@ pub(crate) struct Closed;
 /// Records taken but not yet started are counted as held (reported with the queue depth);
 /// one record at a time is in flight. Time is read once before and once after a run: busy
 /// time is added per run and each record's latency is the run's time over its length.
-pub(crate) async fn run_worker<T: Send + 'static>(
+async fn run_worker<T, H, Fut>(
     stage: Arc<StageRuntime<T>>,
     outputs: WorkerOutputs<T>,
     target: Arc<std::sync::atomic::AtomicUsize>,
-) {
+    handler: Arc<H>,
+) where
+    T: Send + 'static,
+    H: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = StageOutcome<T>> + Send + 'static,
+{
     use std::sync::atomic::Ordering::Relaxed;
+    let tally = stage.metrics.tally();
     let max = stage.run_length;
     let mut run: Vec<Entry<T>> = Vec::with_capacity(max);
     let mut kept = Kept { records: Vec::with_capacity(max), max };
@@ -210,9 +226,9 @@ pub(crate) async fn run_worker<T: Send + 'static>(
         let len = run.len();
         let started = harvester_core::time::now();
         for entry in run.drain(..) {
-            stage.metrics.start_record();
-            let handled = handle_record(&stage, &outputs, entry, &mut kept).await;
-            stage.metrics.finish_record();
+            tally.start_record();
+            let handled = handle_record(&stage, &*handler, &outputs, entry, &mut kept).await;
+            tally.finish_record();
             if handled.is_err() {
                 // The next queue is gone: only abort does that, so there is nothing left to do
                 // (the rest of the run stays counted as held, like records left in a queue).
@@ -266,20 +282,26 @@ async fn await_passing_on<T, F: Future>(
 /// Handles one record to the end: kept (pushed to `kept`), dropped, or dead-lettered, with
 /// retries as the policy says. A handler that panics loses its record: it is counted as
 /// dropped and logged, and the worker goes on.
-async fn handle_record<T: Send + 'static>(
+async fn handle_record<T, Fut>(
     stage: &StageRuntime<T>,
+    handler: &(impl Fn(T) -> Fut + Sync),
     outputs: &WorkerOutputs<T>,
     entry: Entry<T>,
     kept: &mut Kept<T>,
-) -> Result<(), Closed> {
+) -> Result<(), Closed>
+where
+    T: Send + 'static,
+    Fut: Future<Output = StageOutcome<T>> + Send,
+{
     use futures::FutureExt;
     let Entry { seq, mut record } = entry;
     let mut attempts = 0u32;
     loop {
         attempts += 1;
         let copy = stage.backup.map(|backup| backup(&record));
-        // A panic must not take the worker (and, in ordered mode, the whole output) down.
-        let attempt = std::panic::AssertUnwindSafe((stage.handler)(record)).catch_unwind();
+        // A panic must not take the worker (and, in ordered mode, the whole output) down:
+        // neither one while the handler makes its future nor one while it runs.
+        let attempt = std::panic::AssertUnwindSafe(async { handler(record).await }).catch_unwind();
         let outcome = match stage.timeout {
             Some(limit) => match await_passing_on(tokio::time::timeout(limit, attempt), kept, stage, outputs).await? {
                 Ok(result) => result.map_err(|_| "panicked"),
