@@ -32,6 +32,12 @@
 //! balancer updates every candidate's score together under a mutex; and the moment an
 //! ejection has ended, the pool's ejection count is corrected once under a mutex.
 //!
+//! What a round-robin or P2C pick reads of a proxy (in flight, ejected, ban hint, peak
+//! latency, answer share) is one 64-byte line in a dense table of such lines, reached from
+//! a 24-byte entry per snapshot slot; the members leases hold are allocated side by side.
+//! Round robin gives each thread a cursor of its own, so no pick writes a line another
+//! thread's picks write, beyond the in-flight count of a proxy both happen to take.
+//!
 //! ## Layers
 //!
 //! Each module imports only from the modules listed before it (its own submodules

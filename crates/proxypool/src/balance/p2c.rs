@@ -62,9 +62,11 @@ impl PowerOfTwoChoices {
         } else {
             // cost = e^key × (in flight + 1) ÷ answer share, up to a factor both share, so
             // b costs less when e^(kb − ka) × (fb + 1) × share(a) < (fa + 1) × share(b): one
-            // fast exponential instead of two logarithms.
-            let lhs = exp(kb - ka) * f64::from(fb + 1) * answer_share(c, a);
-            let rhs = f64::from(fa + 1) * answer_share(c, b);
+            // fast exponential instead of two logarithms, and with each share's fraction
+            // multiplied out, no division.
+            let ((num_a, den_a), (num_b, den_b)) = (answer_share_parts(c, a), answer_share_parts(c, b));
+            let lhs = exp(kb - ka) * f64::from(fb + 1) * num_a * den_b;
+            let rhs = f64::from(fa + 1) * num_b * den_a;
             lhs.partial_cmp(&rhs)
         };
         match order {
@@ -79,8 +81,15 @@ impl PowerOfTwoChoices {
 /// stored (their ratio does not depend on when it is read), with one of each as a prior.
 #[inline]
 fn answer_share(c: &Candidates<'_>, i: usize) -> f64 {
+    let (numerator, denominator) = answer_share_parts(c, i);
+    numerator / denominator
+}
+
+/// [`answer_share`] as its numerator and denominator.
+#[inline]
+fn answer_share_parts(c: &Candidates<'_>, i: usize) -> (f64, f64) {
     let (answered, failed) = c.hot(i).transport.raw();
-    (answered + 1.0) / (answered + failed + 2.0)
+    (answered + 1.0, answered + failed + 2.0)
 }
 
 impl Balancer for PowerOfTwoChoices {
