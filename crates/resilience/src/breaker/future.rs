@@ -52,7 +52,7 @@ impl<F, C> ResponseFuture<F, C> {
     pub(crate) fn guarded(shared: Arc<Shared>, classifier: C, now: Option<Instant>, call: impl FnOnce() -> F) -> Self {
         match shared.acquire() {
             Ok(ticket) => {
-                let started = shared.times(ticket).then(|| now.unwrap_or_else(Instant::now));
+                let started = shared.times(ticket).then(|| now.unwrap_or_else(harvester_core::time::now));
                 let permit = (ticket != Ticket::Free).then(|| OwnedPermit::new(shared, ticket));
                 let future = call();
                 ResponseFuture { kind: Kind::Called { future, classifier, permit, started } }

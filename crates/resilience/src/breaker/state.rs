@@ -229,7 +229,7 @@ impl Shared {
         if period.generation != generation {
             return;
         }
-        let now_nanos = || self.nanos(now.unwrap_or_else(Instant::now));
+        let now_nanos = || self.nanos(now.unwrap_or_else(harvester_core::time::now));
         let Some(counts) = period.window.record(window::encode(failed, slow), self.settings.min_calls, now_nanos)
         else {
             return;

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use harvester_core::time::Mark;
 use tokio::time::Instant;
 
 use super::quota::duration_nanos;
@@ -26,24 +27,24 @@ pub trait Clock: Send + Sync {
 /// `tokio::time::pause` and `advance` while it reads tokio's clock.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TokioClock {
-    origin: Instant,
+    origin: Mark,
 }
 
 impl TokioClock {
     /// A clock whose origin is now.
     pub fn new() -> TokioClock {
-        TokioClock { origin: harvester_core::time::now() }
+        TokioClock { origin: Mark::now() }
     }
 
     /// The instant it counts from.
     pub fn origin(&self) -> Instant {
-        self.origin
+        self.origin.instant()
     }
 
     /// The reading at `at`: nanoseconds since the origin, zero for instants before it.
     #[inline]
     pub fn nanos_at(&self, at: Instant) -> u64 {
-        duration_nanos(at.saturating_duration_since(self.origin))
+        duration_nanos(at.saturating_duration_since(self.origin.instant()))
     }
 }
 
@@ -56,7 +57,8 @@ impl Default for TokioClock {
 impl Clock for TokioClock {
     #[inline]
     fn now_nanos(&self) -> u64 {
-        self.nanos_at(harvester_core::time::now())
+        // On the time-stamp counter, straight from raw readings (see `Mark`).
+        self.origin.elapsed_nanos()
     }
 }
 
