@@ -20,8 +20,41 @@ pub(crate) struct Entry<T> {
     pub(crate) record: T,
 }
 
-/// Records moved as one message.
-pub(crate) type Chunk<T> = Vec<Entry<T>>;
+/// Records moved as one message. A single record travels inline: a pipeline moving one
+/// record at a time allocates nothing per record on its way through the queues.
+pub(crate) enum Chunk<T> {
+    One(Entry<T>),
+    Many(Vec<Entry<T>>),
+}
+
+impl<T> Chunk<T> {
+    /// `records` as a chunk: inline when there is one.
+    pub(crate) fn of(mut records: Vec<Entry<T>>) -> Chunk<T> {
+        match records.pop() {
+            Some(one) if records.is_empty() => Chunk::One(one),
+            Some(last) => {
+                records.push(last);
+                Chunk::Many(records)
+            }
+            None => Chunk::Many(records),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Chunk::One(_) => 1,
+            Chunk::Many(records) => records.len(),
+        }
+    }
+
+    /// The records, in order.
+    pub(crate) fn into_vec(self) -> Vec<Entry<T>> {
+        match self {
+            Chunk::One(one) => vec![one],
+            Chunk::Many(records) => records,
+        }
+    }
+}
 
 /// The sending half; cloneable. The queue closes when every sender is gone.
 pub(crate) struct QueueSender<T> {
@@ -158,14 +191,14 @@ impl<T> QueueReceiver<T> {
         moved
     }
 
-    fn take(&self, run: &mut Vec<Entry<T>>, mut chunk: Chunk<T>) -> usize {
+    fn take(&self, run: &mut Vec<Entry<T>>, chunk: Chunk<T>) -> usize {
         let len = chunk.len();
         self.permits.add_permits(len);
-        if run.is_empty() {
-            // Take over the chunk's allocation rather than copying into the run's.
-            *run = chunk;
-        } else {
-            run.append(&mut chunk);
+        match chunk {
+            Chunk::One(one) => run.push(one),
+            // Take over the chunk's allocation rather than copying into a run too small for it.
+            Chunk::Many(records) if run.is_empty() && run.capacity() < records.len() => *run = records,
+            Chunk::Many(mut records) => run.append(&mut records),
         }
         len
     }

@@ -58,10 +58,10 @@ impl<T> Sender<T> {
 
     /// Sends `record`, waiting while the first queue is full (backpressure).
     pub async fn send(&self, record: T) -> Result<(), SendError<T>> {
-        let mut records = vec![record];
+        let mut records = One(Some(record));
         match self.send_chunk(&mut records).await {
             Ok(()) => Ok(()),
-            Err(()) => Err(SendError::Closed(take_one(records))),
+            Err(()) => Err(SendError::Closed(records.0.take().unwrap_or_else(|| unreachable!("a refused record comes back")))),
         }
     }
 
@@ -83,8 +83,8 @@ impl<T> Sender<T> {
     }
 
     /// Sends `records` (at most the run length) as one chunk; on error they stay in `records`.
-    async fn send_chunk(&self, records: &mut Vec<T>) -> Result<(), ()> {
-        let count = records.len();
+    async fn send_chunk(&self, records: &mut impl Outgoing<T>) -> Result<(), ()> {
+        let count = records.count();
         let admitted = match &self.sequencer {
             Some(sequencer) => Some(sequencer.admit(count).await.ok_or(())?),
             None => None,
@@ -95,7 +95,7 @@ impl<T> Sender<T> {
             (Some(sequencer), Some(admitted)) => sequencer.number(admitted, count),
             _ => 0,
         };
-        let chunk = number(std::mem::take(records), first);
+        let chunk = records.number(first);
         // Counted before the records can reach a stage, so no snapshot sees more leave than
         // arrived; taken back if the send fails.
         self.totals.received.fetch_add(count as u64, Relaxed);
@@ -103,7 +103,7 @@ impl<T> Sender<T> {
             Ok(()) => Ok(()),
             Err(chunk) => {
                 self.totals.received.fetch_sub(count as u64, Relaxed);
-                records.extend(chunk.into_iter().map(|entry| entry.record));
+                records.restore(chunk);
                 Err(())
             }
         }
@@ -129,11 +129,13 @@ impl<T> Sender<T> {
             _ => 0,
         };
         self.totals.received.fetch_add(1, Relaxed);
-        match self.input.send(reserved, vec![Entry { seq, record }]) {
+        match self.input.send(reserved, Chunk::One(Entry { seq, record })) {
             Ok(()) => Ok(()),
             Err(chunk) => {
                 self.totals.received.fetch_sub(1, Relaxed);
-                Err(SendError::Closed(take_one(chunk.into_iter().map(|entry| entry.record).collect())))
+                let mut back = One(None);
+                back.restore(chunk);
+                Err(SendError::Closed(back.0.take().unwrap_or_else(|| unreachable!("a refused record comes back"))))
             }
         }
     }
@@ -144,15 +146,46 @@ impl<T> Sender<T> {
     }
 }
 
-/// Numbers records from `first` on (all zero outside ordered mode).
-fn number<T>(records: Vec<T>, first: u64) -> Chunk<T> {
-    records.into_iter().zip(first..).map(|(record, seq)| Entry { seq, record }).collect()
+/// What a send carries: a record, or records, numbered into a chunk on the way in and
+/// given back if the queue refuses them.
+trait Outgoing<T> {
+    fn count(&self) -> usize;
+    /// The records as a chunk, numbered from `first`; leaves this empty.
+    fn number(&mut self, first: u64) -> Chunk<T>;
+    /// Takes back what the queue refused.
+    fn restore(&mut self, chunk: Chunk<T>);
 }
 
-fn take_one<T>(mut records: Vec<T>) -> T {
-    match records.pop() {
-        Some(record) => record,
-        // A chunk of one comes back whole; an empty one cannot be sent.
-        None => unreachable!("a refused chunk of one record came back empty"),
+/// One record (`None` once it is on its way).
+struct One<T>(Option<T>);
+
+impl<T> Outgoing<T> for One<T> {
+    fn count(&self) -> usize {
+        usize::from(self.0.is_some())
+    }
+
+    fn number(&mut self, first: u64) -> Chunk<T> {
+        match self.0.take() {
+            Some(record) => Chunk::One(Entry { seq: first, record }),
+            None => Chunk::Many(Vec::new()),
+        }
+    }
+
+    fn restore(&mut self, chunk: Chunk<T>) {
+        self.0 = chunk.into_vec().pop().map(|entry| entry.record);
+    }
+}
+
+impl<T> Outgoing<T> for Vec<T> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn number(&mut self, first: u64) -> Chunk<T> {
+        Chunk::of(std::mem::take(self).into_iter().zip(first..).map(|(record, seq)| Entry { seq, record }).collect())
+    }
+
+    fn restore(&mut self, chunk: Chunk<T>) {
+        self.extend(chunk.into_vec().into_iter().map(|entry| entry.record));
     }
 }

@@ -190,7 +190,7 @@ async fn run_worker<T, H, Fut>(
     let tally = stage.metrics.tally();
     let max = stage.run_length;
     let mut run: Vec<Entry<T>> = Vec::with_capacity(max);
-    let mut kept = Kept { records: Vec::with_capacity(max), max };
+    let mut kept = Kept { records: Vec::with_capacity(max) };
     'runs: loop {
         // Armed before the target is read, so a scale-down between the two still wakes it.
         let retire = stage.retire.notified();
@@ -245,8 +245,7 @@ async fn run_worker<T, H, Fut>(
 
 /// The records a worker kept and has not passed on yet.
 struct Kept<T> {
-    records: Chunk<T>,
-    max: usize,
+    records: Vec<Entry<T>>,
 }
 
 impl<T> Kept<T> {
@@ -255,7 +254,12 @@ impl<T> Kept<T> {
         if self.records.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.records, Vec::with_capacity(self.max));
+        // One record goes inline; more go in an allocation of their exact size, and this
+        // buffer keeps its own for the next run.
+        let chunk = match self.records.len() {
+            1 => Chunk::One(self.records.remove(0)),
+            _ => Chunk::Many(self.records.drain(..).collect()),
+        };
         stage.metrics.kept(chunk.len() as u64);
         outputs.next.send(chunk).await.map_err(|_| Closed)
     }
