@@ -178,9 +178,30 @@ impl<T> QueueReceiver<T> {
             },
         };
         let mut moved = self.take(run, first);
-        while moved < max {
+        self.fill(run, max, &mut moved);
+        moved
+    }
+
+    /// What [`recv_run`](Self::recv_run) moves, without waiting: 0 when nothing is ready
+    /// now (or the queue is closed and empty; `recv_run` tells them apart).
+    pub(crate) fn try_recv_run(&mut self, run: &mut Vec<Entry<T>>, max: usize) -> usize {
+        let first = match self.stash.take() {
+            Some(chunk) => chunk,
+            None => match self.rx.try_recv() {
+                Ok(chunk) => chunk,
+                Err(_) => return 0,
+            },
+        };
+        let mut moved = self.take(run, first);
+        self.fill(run, max, &mut moved);
+        moved
+    }
+
+    /// Adds what else is ready to a run of `moved` records, staying within `max`.
+    fn fill(&mut self, run: &mut Vec<Entry<T>>, max: usize, moved: &mut usize) {
+        while *moved < max {
             match self.rx.try_recv() {
-                Ok(chunk) if moved + chunk.len() <= max => moved += self.take(run, chunk),
+                Ok(chunk) if *moved + chunk.len() <= max => *moved += self.take(run, chunk),
                 Ok(chunk) => {
                     self.stash = Some(chunk);
                     break;
@@ -188,7 +209,6 @@ impl<T> QueueReceiver<T> {
                 Err(_) => break,
             }
         }
-        moved
     }
 
     fn take(&self, run: &mut Vec<Entry<T>>, chunk: Chunk<T>) -> usize {

@@ -61,7 +61,9 @@ impl<T> Sender<T> {
         let mut records = One(Some(record));
         match self.send_chunk(&mut records).await {
             Ok(()) => Ok(()),
-            Err(()) => Err(SendError::Closed(records.0.take().unwrap_or_else(|| unreachable!("a refused record comes back")))),
+            Err(()) => {
+                Err(SendError::Closed(records.0.take().unwrap_or_else(|| unreachable!("a refused record comes back"))))
+            }
         }
     }
 

@@ -192,36 +192,54 @@ async fn run_worker<T, H, Fut>(
     let mut run: Vec<Entry<T>> = Vec::with_capacity(max);
     let mut kept = Kept { records: Vec::with_capacity(max) };
     'runs: loop {
-        // Armed before the target is read, so a scale-down between the two still wakes it.
-        let retire = stage.retire.notified();
-        let mut retire = std::pin::pin!(retire);
-        retire.as_mut().enable();
+        // A busy stage: records are waiting and no other worker holds the queue. Taken
+        // without arming the retire notice (which costs a lock of its own each time).
         if stage.metrics.try_retire(target.load(Relaxed)) {
             return;
         }
-        {
-            // An idle worker waits for the queue; a scale-down wakes it to retire now rather
-            // than at its next record.
-            let mut input = tokio::select! {
-                biased;
-                () = &mut retire => continue 'runs,
-                input = stage.input.lock() => input,
-            };
-            // Checked again: the target may have dropped while this worker waited for the lock.
+        let taken_at_once = match stage.input.try_lock() {
+            Ok(mut input) => {
+                let taken = input.try_recv_run(&mut run, max);
+                if taken > 0 {
+                    // Counted before the lock is released, so taken records are never unaccounted.
+                    stage.metrics.take_run(run.len());
+                }
+                taken > 0
+            }
+            Err(_) => false,
+        };
+        if !taken_at_once {
+            // Armed before the target is read, so a scale-down between the two still wakes it.
+            let retire = stage.retire.notified();
+            let mut retire = std::pin::pin!(retire);
+            retire.as_mut().enable();
             if stage.metrics.try_retire(target.load(Relaxed)) {
                 return;
             }
-            // Cancelling `recv_run` while it waits loses nothing (see `QueueReceiver`).
-            let taken = tokio::select! {
-                biased;
-                () = &mut retire => continue 'runs,
-                taken = input.recv_run(&mut run, max) => taken,
-            };
-            if taken == 0 {
-                break;
+            {
+                // An idle worker waits for the queue; a scale-down wakes it to retire now rather
+                // than at its next record.
+                let mut input = tokio::select! {
+                    biased;
+                    () = &mut retire => continue 'runs,
+                    input = stage.input.lock() => input,
+                };
+                // Checked again: the target may have dropped while this worker waited for the lock.
+                if stage.metrics.try_retire(target.load(Relaxed)) {
+                    return;
+                }
+                // Cancelling `recv_run` while it waits loses nothing (see `QueueReceiver`).
+                let taken = tokio::select! {
+                    biased;
+                    () = &mut retire => continue 'runs,
+                    taken = input.recv_run(&mut run, max) => taken,
+                };
+                if taken == 0 {
+                    break;
+                }
+                // Counted before the lock is released, so taken records are never unaccounted.
+                stage.metrics.take_run(run.len());
             }
-            // Counted before the lock is released, so taken records are never unaccounted.
-            stage.metrics.take_run(run.len());
         }
         let len = run.len();
         let started = harvester_core::time::now();
