@@ -126,6 +126,52 @@ impl Mark {
     }
 }
 
+/// One reading of the clock, for timing a span: on the time-stamp counter just its raw
+/// value (no `Instant` is made), else tokio's instant. A breaker times every call with two
+/// of these; through [`now`] each reading also built an `Instant`.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp(Reading);
+
+#[derive(Clone, Copy, Debug)]
+enum Reading {
+    Raw(u64),
+    At(Instant),
+}
+
+impl Stamp {
+    /// The clock now, by [`now`]'s source.
+    #[inline]
+    pub fn now() -> Stamp {
+        if TSC.load(Ordering::Relaxed) {
+            Stamp(Reading::Raw(counter().clock.raw()))
+        } else {
+            Stamp(Reading::At(Instant::now()))
+        }
+    }
+
+    /// A reading already taken as an instant.
+    pub fn at(instant: Instant) -> Stamp {
+        Stamp(Reading::At(instant))
+    }
+
+    /// The time since the reading, by [`now`] (zero if the clock reads earlier).
+    #[inline]
+    pub fn elapsed(&self) -> Duration {
+        match self.0 {
+            Reading::Raw(raw) => {
+                let counter = counter();
+                if TSC.load(Ordering::Relaxed) {
+                    Duration::from_nanos(counter.clock.delta_as_nanos(raw, counter.clock.raw()))
+                } else {
+                    // The program went back to tokio's clock since: place the reading on it.
+                    since(counter.at + Duration::from_nanos(counter.clock.delta_as_nanos(counter.raw, raw)))
+                }
+            }
+            Reading::At(at) => since(at),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +210,18 @@ mod tests {
         assert!(by_raw.abs_diff(by_instant) < 1_000_000, "{by_raw} vs {by_instant}");
         use_tokio();
         assert!(mark.elapsed_nanos() >= by_raw, "back on tokio's clock it still counts from the mark");
+    }
+
+    #[test]
+    fn a_stamp_times_a_span_on_either_clock() {
+        use_tsc();
+        let stamp = Stamp::now();
+        std::thread::sleep(Duration::from_millis(2));
+        let on_counter = stamp.elapsed();
+        assert!(on_counter >= Duration::from_millis(2) && on_counter < Duration::from_secs(5), "{on_counter:?}");
+        use_tokio();
+        assert!(stamp.elapsed() + Duration::from_millis(1) >= on_counter, "read on tokio's clock after the switch");
+        let at = Stamp::at(Instant::now());
+        assert!(at.elapsed() < Duration::from_secs(5));
     }
 }

@@ -32,6 +32,7 @@
 
 pub mod breaker;
 pub mod bulkhead;
+mod deadline;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod distributed;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use harvester_core::time::Stamp;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
@@ -37,7 +38,7 @@ pin_project! {
             classifier: C,
             // Dropped with the future; its `Drop` releases a probe slot.
             permit: Option<OwnedPermit>,
-            started: Option<Instant>,
+            started: Option<Stamp>,
         },
         Refused {
             error: CircuitOpen,
@@ -52,7 +53,7 @@ impl<F, C> ResponseFuture<F, C> {
     pub(crate) fn guarded(shared: Arc<Shared>, classifier: C, now: Option<Instant>, call: impl FnOnce() -> F) -> Self {
         match shared.acquire() {
             Ok(ticket) => {
-                let started = shared.times(ticket).then(|| now.unwrap_or_else(harvester_core::time::now));
+                let started = shared.times(ticket).then(|| now.map_or_else(Stamp::now, Stamp::at));
                 let permit = (ticket != Ticket::Free).then(|| OwnedPermit::new(shared, ticket));
                 let future = call();
                 ResponseFuture { kind: Kind::Called { future, classifier, permit, started } }
@@ -82,10 +83,8 @@ where
                 if let Some(permit) = permit.take() {
                     let failed = classifier.is_failure(&result);
                     match *started {
-                        Some(started) => {
-                            let now = harvester_core::time::now();
-                            permit.record(failed, now.saturating_duration_since(started), Some(now));
-                        }
+                        // The window reads the clock itself only if it is time-based.
+                        Some(started) => permit.record(failed, started.elapsed(), None),
                         None => permit.record(failed, Duration::ZERO, None),
                     }
                 }

@@ -12,6 +12,7 @@ use tower::Service;
 
 use super::policy::{Decision, ErrorPolicy, PrepareRetry, ResponsePolicy, rejection_retry_in};
 use super::shared::Shared;
+use crate::deadline::deadline_after;
 use crate::error::{BoxError, RetryBudgetExhausted, TimedOut};
 
 pin_project! {
@@ -23,9 +24,9 @@ pin_project! {
         #[pin]
         state: State<S::Future>,
         // The running attempt's deadline, or the end of the wait before the next attempt:
-        // one timer for both, created when first needed and reset after.
-        #[pin]
-        sleep: Option<Sleep>,
+        // one timer for both, created when first needed and reset after. Boxed: most calls
+        // never need it, and every layer above moves this future by value.
+        sleep: Option<Pin<Box<Sleep>>>,
         service: S,
         shared: Arc<Shared<R, E, P>>,
         request: Req,
@@ -50,7 +51,7 @@ where
     S: Service<Req>,
 {
     pub(super) fn new(future: S::Future, service: S, shared: Arc<Shared<R, E, P>>, request: Req) -> Self {
-        let sleep = shared.settings.attempt_timeout.map(|after| sleep_until(deadline_after(after)));
+        let sleep = shared.settings.attempt_timeout.map(|after| Box::pin(sleep_until(deadline_after(after))));
         ResponseFuture {
             state: State::Calling { future },
             sleep,
@@ -81,10 +82,9 @@ where
                 StateProj::Calling { future } => {
                     let result = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
-                        Poll::Pending => match (this.shared.settings.attempt_timeout, this.sleep.as_mut().as_pin_mut())
-                        {
+                        Poll::Pending => match (this.shared.settings.attempt_timeout, this.sleep.as_mut()) {
                             (Some(after), Some(deadline)) => {
-                                ready!(deadline.poll(cx));
+                                ready!(deadline.as_mut().poll(cx));
                                 Err(TimedOut { after }.into())
                             }
                             _ => return Poll::Pending,
@@ -97,14 +97,14 @@ where
                         Next::Return(result) => return Poll::Ready(result),
                         Next::Retry(wait) if wait.is_zero() => this.state.set(State::Readying),
                         Next::Retry(wait) => {
-                            reset(this.sleep.as_mut(), deadline_after(wait));
+                            reset(this.sleep, deadline_after(wait));
                             this.state.set(State::Waiting);
                         }
                     }
                 }
                 StateProj::Waiting => {
-                    if let Some(wait) = this.sleep.as_mut().as_pin_mut() {
-                        ready!(wait.poll(cx));
+                    if let Some(wait) = this.sleep.as_mut() {
+                        ready!(wait.as_mut().poll(cx));
                     }
                     this.state.set(State::Readying);
                 }
@@ -115,7 +115,7 @@ where
                     *this.attempts += 1;
                     this.shared.settings.metrics.attempts.increment(1);
                     if let Some(after) = this.shared.settings.attempt_timeout {
-                        reset(this.sleep.as_mut(), deadline_after(after));
+                        reset(this.sleep, deadline_after(after));
                     }
                     let future = this.service.call(this.request.clone());
                     this.state.set(State::Calling { future });
@@ -126,20 +126,10 @@ where
     }
 }
 
-/// About 30 years: the deadline of a wait too long for `Instant` (tokio's `sleep` does the same).
-const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
-
-/// `wait` from now, or [`FAR_FUTURE`] from now when that overflows `Instant`: a custom backoff
-/// or a caller's setting must not make a retry panic.
-fn deadline_after(wait: Duration) -> Instant {
-    let now = harvester_core::time::now();
-    now.checked_add(wait).unwrap_or_else(|| now + FAR_FUTURE)
-}
-
-fn reset(mut sleep: Pin<&mut Option<Sleep>>, deadline: Instant) {
-    match sleep.as_mut().as_pin_mut() {
-        Some(timer) => timer.reset(deadline),
-        None => sleep.set(Some(sleep_until(deadline))),
+fn reset(sleep: &mut Option<Pin<Box<Sleep>>>, deadline: Instant) {
+    match sleep {
+        Some(timer) => timer.as_mut().reset(deadline),
+        None => *sleep = Some(Box::pin(sleep_until(deadline))),
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
+use crate::deadline::deadline_after;
 use crate::error::{BoxError, TimedOut};
 
 pin_project! {
@@ -23,7 +24,7 @@ pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(super) fn new(response: F, after: Duration) -> Self {
-        ResponseFuture { response, deadline: tokio::time::sleep(after), after }
+        ResponseFuture { response, deadline: tokio::time::sleep_until(deadline_after(after)), after }
     }
 }
 
