@@ -283,6 +283,39 @@ impl<T> Kept<T> {
     }
 }
 
+/// A handler panicked.
+struct Panicked;
+
+/// One attempt without a time limit: the handler's future, made and polled in place (no
+/// wrapper futures: this is every record's path), passing on the kept records first if it
+/// cannot finish at once. A panic while the handler makes its future or while it runs is
+/// caught.
+async fn attempt<T, Fut>(
+    handler: &impl Fn(T) -> Fut,
+    record: T,
+    kept: &mut Kept<T>,
+    stage: &StageRuntime<T>,
+    outputs: &WorkerOutputs<T>,
+) -> Result<Result<StageOutcome<T>, Panicked>, Closed>
+where
+    Fut: Future<Output = StageOutcome<T>>,
+{
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::Poll;
+    let Ok(future) = catch_unwind(AssertUnwindSafe(|| handler(record))) else { return Ok(Err(Panicked)) };
+    let mut future = std::pin::pin!(future);
+    let mut poll = |cx: &mut std::task::Context<'_>| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        Ok(Poll::Ready(outcome)) => Poll::Ready(Ok(outcome)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(_) => Poll::Ready(Err(Panicked)),
+    };
+    if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(poll(cx))).await {
+        return Ok(done);
+    }
+    kept.pass_on(stage, outputs).await?;
+    Ok(std::future::poll_fn(poll).await)
+}
+
 /// Awaits `future`, first passing on the kept records if it cannot finish at once.
 async fn await_passing_on<T, F: Future>(
     future: F,
@@ -323,20 +356,22 @@ where
         let copy = stage.backup.map(|backup| backup(&record));
         // A panic must not take the worker (and, in ordered mode, the whole output) down:
         // neither one while the handler makes its future nor one while it runs.
-        let attempt = std::panic::AssertUnwindSafe(async { handler(record).await }).catch_unwind();
         let outcome = match stage.timeout {
-            Some(limit) => match await_passing_on(tokio::time::timeout(limit, attempt), kept, stage, outputs).await? {
-                Ok(result) => result.map_err(|_| "panicked"),
-                Err(_) => {
-                    stage.metrics.count(Event::TimedOut);
-                    match copy {
-                        Some(copy) => Ok(StageOutcome::Error(copy, format!("timed out after {limit:?}"))),
-                        // `Stage::timeout` always sets the copy; without one the record is gone.
-                        None => Err("timed out, and no copy of the record was kept"),
+            Some(limit) => {
+                let attempt = std::panic::AssertUnwindSafe(async { handler(record).await }).catch_unwind();
+                match await_passing_on(tokio::time::timeout(limit, attempt), kept, stage, outputs).await? {
+                    Ok(result) => result.map_err(|_| "panicked"),
+                    Err(_) => {
+                        stage.metrics.count(Event::TimedOut);
+                        match copy {
+                            Some(copy) => Ok(StageOutcome::Error(copy, format!("timed out after {limit:?}"))),
+                            // `Stage::timeout` always sets the copy; without one the record is gone.
+                            None => Err("timed out, and no copy of the record was kept"),
+                        }
                     }
                 }
-            },
-            None => await_passing_on(attempt, kept, stage, outputs).await?.map_err(|_| "panicked"),
+            }
+            None => attempt(handler, record, kept, stage, outputs).await?.map_err(|Panicked| "panicked"),
         };
         let outcome = match outcome {
             Ok(outcome) => outcome,
