@@ -41,7 +41,10 @@ pub(crate) fn exp2(x: f64) -> f64 {
         return x;
     }
     let x = x.clamp(-1022.0, 1023.0);
-    let whole = x.floor();
+    // `floor` through an integer: `f64::floor` is a libm call on baseline x86-64 (no
+    // SSE4.1 `roundsd`): about 3 % of a P2C pick. `x` is clamped, so the cast is exact.
+    let truncated = x as i64 as f64;
+    let whole = if truncated > x { truncated - 1.0 } else { truncated };
     let f = x - whole;
     // 2^f = e^(f ln 2) on [0, 1): Taylor to the 8th power (error below 1e-7).
     let t = f * std::f64::consts::LN_2;
