@@ -46,7 +46,7 @@ impl AdaptiveQuality {
     pub fn score(&self, c: &Candidates<'_>, i: usize) -> f64 {
         let health = c.health(i);
         let meta = c.proxy(i).meta();
-        let in_flight = f64::from(health.in_flight());
+        let in_flight = f64::from(c.in_flight(i));
         let availability = match meta.max_sessions {
             Some(max) => (1.0 - in_flight / f64::from(max)).max(0.0),
             None => 1.0 / (1.0 + in_flight),

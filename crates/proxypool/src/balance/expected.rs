@@ -118,9 +118,8 @@ impl ExpectedSuccess {
             Objective::CostPerSuccess => (estimate.sampled / cost.max(1e-12), estimate.expected / cost.max(1e-12)),
             _ => (estimate.sampled, estimate.expected),
         };
-        let health = c.health(i);
-        let latency = health.latency_secs().unwrap_or(0.0);
-        let load = latency * f64::from(health.in_flight() + 1);
+        let latency = c.health(i).latency_secs().unwrap_or(0.0);
+        let load = latency * f64::from(c.in_flight(i) + 1);
         Weighed { position: i, value, expected, cost, load }
     }
 

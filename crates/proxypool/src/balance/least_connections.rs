@@ -20,6 +20,6 @@ impl Balancer for LeastConnections {
     }
 
     fn pick(&self, c: &Candidates<'_>) -> Option<usize> {
-        min_eligible_by(c, |i| c.health(i).in_flight(), |&load| load == 0)
+        min_eligible_by(c, |i| c.in_flight(i), |&load| load == 0)
     }
 }

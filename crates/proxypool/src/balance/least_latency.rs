@@ -23,9 +23,8 @@ impl Balancer for LeastLatency {
 
     fn pick(&self, c: &Candidates<'_>) -> Option<usize> {
         let key = |i: usize| {
-            let health = c.health(i);
-            let in_flight = health.in_flight();
-            let latency = match health.latency_secs() {
+            let in_flight = c.in_flight(i);
+            let latency = match c.health(i).latency_secs() {
                 Some(secs) => secs,
                 None if in_flight == 0 => f64::NEG_INFINITY,
                 None => f64::INFINITY,
