@@ -9,13 +9,13 @@ use super::{Balancer, Candidates};
 /// narrow), the turn skips past them as well, so the eligible ones keep taking equal
 /// turns instead of the first after a gap taking the gap's share.
 ///
-/// Each thread turns a cursor of its own (one of [`CURSORS`], each on its own cache
+/// Each thread turns a cursor of its own (one of 16, each on its own cache
 /// line), so threads picking at once never write the same line: with one shared counter,
 /// two threads made every pick 1.6× slower. One thread's picks follow the pool's order
 /// exactly, from the first candidate for the first thread that picks. The other threads'
 /// cursors start spread around the ring (at 1/2, 1/4, 3/4… of it), so that threads
 /// picking in step do not pile onto the same proxies; each still visits every candidate
-/// in turn. Beyond [`CURSORS`] threads, two may share a cursor and now and then take the
+/// in turn. Beyond 16 threads, two may share a cursor and now and then take the
 /// same turn. A cursor serves every candidate set the balancer is asked about, so across
 /// different requirements the rotation is even only on average.
 #[derive(Debug, Default)]
@@ -26,7 +26,7 @@ pub struct RoundRobin {
 }
 
 /// How many cursors a round robin keeps.
-pub const CURSORS: usize = 16;
+const CURSORS: usize = 16;
 
 /// One cursor: a position in `0..n`, alone on its cache line (128 bytes: adjacent-line
 /// prefetchers fetch lines in pairs).
