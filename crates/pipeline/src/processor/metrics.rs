@@ -56,10 +56,8 @@ pub(crate) struct StageMetrics {
     pub(crate) timed_out: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
-    /// Records whose handling started; `received - started` are taken from the queue but
-    /// not started (held), `started - finished` are in flight. Two counters rather than
-    /// moving one record between two gauges: one atomic add per record and event.
-    /// Records started and finished, per worker.
+    /// Records whose handling started and finished, per worker: `received - started` are
+    /// taken from the queue but not started (held), `started - finished` are in flight.
     tallies: std::sync::Mutex<Tallies>,
     pub(crate) workers: AtomicUsize,
     busy_nanos: AtomicU64,
@@ -80,7 +78,6 @@ struct FacadeHandles {
     queue_depth: Gauge,
 }
 
-/// Which counter an event bumps.
 /// The records one worker started and finished.
 ///
 /// Written per record by its worker alone, with a plain load and store rather than a
@@ -134,6 +131,7 @@ impl Drop for TallyGuard {
     }
 }
 
+/// Which counter an event bumps.
 #[derive(Clone, Copy)]
 pub(crate) enum Event {
     Dropped,
@@ -193,7 +191,6 @@ impl StageMetrics {
         self.facade.received.increment(len as u64);
     }
 
-    /// A held record starts: it moves from held to in flight.
     /// A tally for a worker that starts now; it leaves the stage's books when dropped,
     /// its counts kept.
     pub(crate) fn tally(self: &std::sync::Arc<Self>) -> TallyGuard {

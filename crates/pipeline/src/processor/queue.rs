@@ -30,14 +30,12 @@ pub(crate) enum Chunk<T> {
 impl<T> Chunk<T> {
     /// `records` as a chunk: inline when there is one.
     pub(crate) fn of(mut records: Vec<Entry<T>>) -> Chunk<T> {
-        match records.pop() {
-            Some(one) if records.is_empty() => Chunk::One(one),
-            Some(last) => {
-                records.push(last);
-                Chunk::Many(records)
-            }
-            None => Chunk::Many(records),
+        if records.len() == 1
+            && let Some(one) = records.pop()
+        {
+            return Chunk::One(one);
         }
+        Chunk::Many(records)
     }
 
     pub(crate) fn len(&self) -> usize {

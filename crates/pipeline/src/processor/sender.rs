@@ -58,12 +58,11 @@ impl<T> Sender<T> {
 
     /// Sends `record`, waiting while the first queue is full (backpressure).
     pub async fn send(&self, record: T) -> Result<(), SendError<T>> {
-        let mut records = One(Some(record));
-        match self.send_chunk(&mut records).await {
-            Ok(()) => Ok(()),
-            Err(()) => {
-                Err(SendError::Closed(records.0.take().unwrap_or_else(|| unreachable!("a refused record comes back"))))
-            }
+        let mut one = One(Some(record));
+        match (self.send_chunk(&mut one).await, one.0) {
+            (Ok(()), _) => Ok(()),
+            (Err(()), Some(record)) => Err(SendError::Closed(record)),
+            (Err(()), None) => unreachable!("a refused record comes back whole"),
         }
     }
 
@@ -135,9 +134,7 @@ impl<T> Sender<T> {
             Ok(()) => Ok(()),
             Err(chunk) => {
                 self.totals.received.fetch_sub(1, Relaxed);
-                let mut back = One(None);
-                back.restore(chunk);
-                Err(SendError::Closed(back.0.take().unwrap_or_else(|| unreachable!("a refused record comes back"))))
+                Err(SendError::Closed(only_record(chunk)))
             }
         }
     }
@@ -174,7 +171,7 @@ impl<T> Outgoing<T> for One<T> {
     }
 
     fn restore(&mut self, chunk: Chunk<T>) {
-        self.0 = chunk.into_vec().pop().map(|entry| entry.record);
+        self.0 = Some(only_record(chunk));
     }
 }
 
@@ -189,5 +186,13 @@ impl<T> Outgoing<T> for Vec<T> {
 
     fn restore(&mut self, chunk: Chunk<T>) {
         self.extend(chunk.into_vec().into_iter().map(|entry| entry.record));
+    }
+}
+
+/// The record of a refused chunk of one: it comes back whole, and an empty one is never sent.
+fn only_record<T>(chunk: Chunk<T>) -> T {
+    match chunk.into_vec().pop() {
+        Some(entry) => entry.record,
+        None => unreachable!("a refused chunk of one record came back empty"),
     }
 }

@@ -48,6 +48,18 @@ impl PowerOfTwoChoices {
         c.peak_latency(i) * f64::from(in_flight + 1) / answer_share(c, i)
     }
 
+    /// With `a` eligible: a second eligible sample within `draws` more draws, the better of
+    /// the two, or `a` alone.
+    fn second(c: &Candidates<'_>, a: usize, n: usize, draws: usize) -> Option<usize> {
+        for _ in 0..draws {
+            let b = other(c.random_below(n - 1), a);
+            if c.is_eligible(b) {
+                return Some(Self::better(c, a, b));
+            }
+        }
+        Some(a)
+    }
+
     /// Of two eligible candidates, the one with the lower cost (fewer in flight on a tie).
     #[inline]
     pub fn better(c: &Candidates<'_>, a: usize, b: usize) -> usize {
@@ -114,31 +126,17 @@ impl Balancer for PowerOfTwoChoices {
         c.touch(b);
         match (c.is_eligible(a), c.is_eligible(b)) {
             (true, true) => return Some(Self::better(c, a, b)),
-            (true, false) => return self.second(c, a, n),
-            (false, true) => return self.second(c, b, n),
+            (true, false) => return Self::second(c, a, n, DRAWS - 2),
+            (false, true) => return Self::second(c, b, n, DRAWS - 2),
             (false, false) => {}
         }
-        let mut first = None;
-        for _ in 2..DRAWS {
-            match first {
-                None => {
-                    let i = c.random_below(n);
-                    if c.is_eligible(i) {
-                        first = Some(i);
-                    }
-                }
-                Some(a) => {
-                    let b = other(c.random_below(n - 1), a);
-                    if c.is_eligible(b) {
-                        return Some(Self::better(c, a, b));
-                    }
-                }
+        for drawn in 2..DRAWS {
+            let i = c.random_below(n);
+            if c.is_eligible(i) {
+                return Self::second(c, i, n, DRAWS - drawn - 1);
             }
         }
-        // Most candidates are ineligible: the one found, or the first from a random start.
-        if first.is_some() {
-            return first;
-        }
+        // Most candidates are ineligible: the first eligible one from a random start.
         let start = c.random_below(n);
         (start..n).chain(0..start).find(|&i| c.is_eligible(i))
     }
@@ -149,18 +147,4 @@ impl Balancer for PowerOfTwoChoices {
 #[inline]
 fn other(drawn: usize, a: usize) -> usize {
     if drawn >= a { drawn + 1 } else { drawn }
-}
-
-impl PowerOfTwoChoices {
-    /// With `a` eligible and the other sample not: a second eligible sample within the
-    /// draws left, or `a` alone.
-    fn second(&self, c: &Candidates<'_>, a: usize, n: usize) -> Option<usize> {
-        for _ in 2..DRAWS {
-            let b = other(c.random_below(n - 1), a);
-            if c.is_eligible(b) {
-                return Some(Self::better(c, a, b));
-            }
-        }
-        Some(a)
-    }
 }
