@@ -6,7 +6,7 @@ mod common;
 use common::{collect_binary, stderr, write};
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -54,19 +54,39 @@ fn resume_command(urls: &Path, proxies: &Path, out: &Path, concurrency: usize) -
     command
 }
 
+/// A site of `pages` product pages behind one proxy that takes 40 ms per request, with the
+/// URL list, the proxy list and where the output goes in a temporary directory. Bind every
+/// field (`dir: _dir`, not `dir: _`): an unbound one is dropped at once, and with it the
+/// directory or the proxy.
+struct SlowSite {
+    site: TargetServer,
+    _proxy: FaultProxy,
+    dir: tempfile::TempDir,
+    urls: PathBuf,
+    proxies: PathBuf,
+    out: PathBuf,
+}
+
+impl SlowSite {
+    async fn start(pages: usize) -> SlowSite {
+        let site = TargetServer::start().await.expect("site starts");
+        let proxy = FaultProxy::slow(Duration::from_millis(40)).await.expect("proxy starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let list: String = (0..pages).map(|n| format!("{}/product/{n}\n", site.url())).collect();
+        let urls = write(dir.path(), "urls.txt", &list);
+        let proxies = write(dir.path(), "proxies.txt", &format!("{} id=only\n", proxy.url()));
+        let out = dir.path().join("out.jsonl");
+        SlowSite { site, _proxy: proxy, dir, urls, proxies, out }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_runs_resumed_until_done_leave_one_final_line_per_url_and_refetch_only_what_was_in_flight() {
     // Given a site of 400 pages behind a proxy that takes 40 ms per request, 4 at a time
-    let site = TargetServer::start().await.expect("site starts");
-    let proxy = FaultProxy::slow(Duration::from_millis(40)).await.expect("proxy starts");
-    let dir = tempfile::tempdir().expect("temp dir");
     let pages = 400;
     let concurrency = 4;
+    let SlowSite { site, _proxy, dir: _dir, urls, proxies, out } = SlowSite::start(pages).await;
     let paths: Vec<String> = (0..pages).map(|n| format!("/product/{n}")).collect();
-    let urls: String = paths.iter().map(|path| format!("{}{path}\n", site.url())).collect();
-    let urls = write(dir.path(), "urls.txt", &urls);
-    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=only\n", proxy.url()));
-    let out = dir.path().join("out.jsonl");
     let requests = |site: &TargetServer| -> HashMap<String, usize> {
         paths.iter().map(|path| (format!("{}{path}", site.url()), site.requests_to(path))).collect()
     };
@@ -139,14 +159,8 @@ async fn sigkilled_runs_resumed_until_done_leave_one_final_line_per_url_and_refe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stopped_with_sigterm_and_resumed_fetches_every_page_exactly_once() {
     // Given a site of 300 pages behind a proxy that takes 40 ms per request, 4 at a time
-    let site = TargetServer::start().await.expect("site starts");
-    let proxy = FaultProxy::slow(Duration::from_millis(40)).await.expect("proxy starts");
-    let dir = tempfile::tempdir().expect("temp dir");
     let pages = 300;
-    let urls =
-        write(dir.path(), "urls.txt", &(0..pages).map(|n| format!("{}/product/{n}\n", site.url())).collect::<String>());
-    let proxies = write(dir.path(), "proxies.txt", &format!("{} id=only\n", proxy.url()));
-    let out = dir.path().join("out.jsonl");
+    let SlowSite { site, _proxy, dir: _dir, urls, proxies, out } = SlowSite::start(pages).await;
 
     // When a run is stopped with SIGTERM once 40 lines are written
     let child = resume_command(&urls, &proxies, &out, 4).spawn().expect("collect starts");

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{gated_stage, keep, memory};
-use harvester_pipeline::processor::{BuildError, SendError, Stage, StageOutcome, StreamProcessor};
+use harvester_pipeline::processor::{BuildError, Report, SendError, Stage, StageOutcome, StreamProcessor};
 use harvester_pipeline::sinks::CallbackSink;
 use tokio::sync::Semaphore;
 
@@ -207,38 +207,43 @@ async fn ordered_mode_holds_at_most_its_window() {
     assert!(accepted < 500, "the input must wait once the window is full");
 }
 
-/// Without ordered mode, a panic does not stop the other records either: the panicking
-/// record is lost (counted as dropped), every other one comes out.
-#[tokio::test(start_paused = true)]
-async fn unordered_output_keeps_going_after_a_panic() {
+/// Sends records `0..count` through `stage` (unordered, queues of 4, a memory sink) and shuts
+/// down; returns what reached the sink, sorted, and the report. Fails if the input stalls.
+async fn send_through_unordered(stage: Stage<u64>, count: u64) -> (Vec<u64>, Report) {
     let output = memory();
     let processor = StreamProcessor::builder()
-        .stage(
-            Stage::new("a", |n: u64| async move {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                if n == 3 {
-                    panic!("bad record {n}");
-                }
-                StageOutcome::Keep(n)
-            })
-            .workers(2),
-        )
+        .stage(stage)
         .queue_size(4)
         .sink(output.clone())
         .build()
         .expect("valid configuration");
     let sender = processor.sender();
     let sent = tokio::time::timeout(Duration::from_secs(60), async {
-        for n in 0..40 {
+        for n in 0..count {
             sender.send(n).await.expect("open");
         }
     })
     .await;
     drop(sender);
     let report = processor.shutdown(Duration::from_secs(10)).await;
-    assert!(sent.is_ok(), "input stalled after one panic");
+    assert!(sent.is_ok(), "the input stalled");
     let mut records = output.records();
     records.sort_unstable();
+    (records, report)
+}
+
+/// Without ordered mode, a panic does not stop the other records either: the panicking
+/// record is lost (counted as dropped), every other one comes out.
+#[tokio::test(start_paused = true)]
+async fn unordered_output_keeps_going_after_a_panic() {
+    let stage = Stage::new("a", |n: u64| async move {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        if n == 3 {
+            panic!("bad record {n}");
+        }
+        StageOutcome::Keep(n)
+    });
+    let (records, report) = send_through_unordered(stage.workers(2), 40).await;
     assert_eq!(records, (0..40).filter(|n| *n != 3).collect::<Vec<u64>>());
     assert_eq!((report.output, report.dropped, report.dead_lettered, report.in_flight_at_end), (39, 1, 0, 0));
 }
@@ -248,28 +253,11 @@ async fn unordered_output_keeps_going_after_a_panic() {
 /// counts stay whole.
 #[tokio::test(start_paused = true)]
 async fn a_handler_that_panics_before_its_future_exists_loses_only_its_record() {
-    let output = memory();
-    let processor = StreamProcessor::builder()
-        .stage(Stage::new("a", |n: u64| {
-            assert_ne!(n, 5, "bad record {n}");
-            async move { StageOutcome::Keep(n) }
-        }))
-        .queue_size(4)
-        .sink(output.clone())
-        .build()
-        .expect("valid configuration");
-    let sender = processor.sender();
-    let sent = tokio::time::timeout(Duration::from_secs(60), async {
-        for n in 0..20 {
-            sender.send(n).await.expect("open");
-        }
-    })
-    .await;
-    drop(sender);
-    let report = processor.shutdown(Duration::from_secs(10)).await;
-    assert!(sent.is_ok(), "input stalled after the panic");
-    let mut records = output.records();
-    records.sort_unstable();
+    let stage = Stage::new("a", |n: u64| {
+        assert_ne!(n, 5, "bad record {n}");
+        async move { StageOutcome::Keep(n) }
+    });
+    let (records, report) = send_through_unordered(stage, 20).await;
     assert_eq!(records, (0..20).filter(|n| *n != 5).collect::<Vec<u64>>());
     assert_eq!((report.output, report.dropped, report.in_flight_at_end), (19, 1, 0));
     let stage = &report.stages[0];
