@@ -71,6 +71,8 @@ pub(crate) struct Slot {
     pub(crate) id_hash: u64,
     region: u32,
     provider: u32,
+    /// For the weighted balancer's scan, which would otherwise go to the proxy for it.
+    weight: u32,
     kind_bit: u8,
 }
 
@@ -88,6 +90,11 @@ impl Slot {
     #[inline]
     pub(crate) fn cost(&self) -> f64 {
         self.cost
+    }
+
+    #[inline]
+    pub(crate) fn weight(&self) -> u32 {
+        self.weight
     }
 
     /// The proxy's kind group (see `health::sites::kind_group`), without going to its
@@ -260,6 +267,7 @@ impl Snapshot {
             s.slots.push(Slot {
                 id_hash: hash_str(proxy.id().as_str()),
                 cost: meta.cost_per_request,
+                weight: meta.weight,
                 region,
                 provider,
                 kind_bit,

@@ -359,6 +359,12 @@ impl<'a> Candidates<'a> {
         self.slot_ref(i).cost()
     }
 
+    /// Candidate `i`'s weight (its metadata's `weight`).
+    #[inline]
+    pub fn weight(&self, i: usize) -> u32 {
+        self.slot_ref(i).weight()
+    }
+
     /// Candidates with the best evidence at the target host, as the pool keeps them (a
     /// few at most; eligibility not checked): a place to start that does not depend on
     /// the pool's size. Empty without a target host.

@@ -49,7 +49,7 @@ impl Balancer for SmoothWeightedRoundRobin {
                 continue;
             }
             let slot = c.slot(i);
-            let weight = i64::from(c.proxy(i).meta().weight);
+            let weight = i64::from(c.weight(i));
             state.current[slot] += weight;
             total += weight;
             if best.is_none_or(|(_, b)| state.current[slot] > state.current[b]) {

@@ -52,12 +52,9 @@ impl ProxyPool {
                     kept.push(member);
                 }
             }
-            for id in &order {
-                if let Some(proxy) = latest.remove(id) {
-                    report.added += 1;
-                    kept.push(self.new_member(proxy, Arc::new(self.shared.context.new_health())));
-                }
-            }
+            let joining: Vec<_> = order.iter().filter_map(|id| latest.remove(id)).map(|proxy| (proxy, None)).collect();
+            report.added += joining.len();
+            kept.extend(self.new_members(joining));
             *next = kept;
             Ok(report)
         });
