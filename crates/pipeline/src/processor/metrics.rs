@@ -92,10 +92,12 @@ pub(crate) struct WorkerTally {
 }
 
 impl WorkerTally {
+    #[inline]
     pub(crate) fn start_record(&self) {
         self.started.store(self.started.load(Relaxed) + 1, Relaxed);
     }
 
+    #[inline]
     pub(crate) fn finish_record(&self) {
         self.finished.store(self.finished.load(Relaxed) + 1, Relaxed);
     }

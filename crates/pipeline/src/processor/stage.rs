@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{Mutex, mpsc};
 
 use super::limits::{BuildError, LONGEST_WAIT, MAX_ATTEMPTS, MAX_WORKERS, check};
-use super::metrics::{Event, StageMetrics};
+use super::metrics::{Event, StageMetrics, WorkerTally};
 use super::queue::{Chunk, Entry, QueueReceiver, QueueSender};
 use crate::sink::DeadLetter;
 
@@ -191,6 +191,8 @@ async fn run_worker<T, H, Fut>(
     let max = stage.run_length;
     let mut run: Vec<Entry<T>> = Vec::with_capacity(max);
     let mut kept = Kept { records: Vec::with_capacity(max) };
+    // The one handler future in flight, in this worker's own state: see `handle_run`.
+    let mut slot = std::pin::pin!(None::<Fut>);
     'runs: loop {
         // A busy stage: records are waiting and no other worker holds the queue. Taken
         // without arming the retire notice (which costs a lock of its own each time).
@@ -243,15 +245,11 @@ async fn run_worker<T, H, Fut>(
         }
         let len = run.len();
         let started = harvester_core::time::now();
-        for entry in run.drain(..) {
-            tally.start_record();
-            let handled = handle_record(&stage, &*handler, &outputs, entry, &mut kept).await;
-            tally.finish_record();
-            if handled.is_err() {
-                // The next queue is gone: only abort does that, so there is nothing left to do
-                // (the rest of the run stays counted as held, like records left in a queue).
-                break 'runs;
-            }
+        let worker = Worker { stage: &stage, handler: &*handler, outputs: &outputs, tally: &tally };
+        if worker.handle_run(&mut run.drain(..), &mut kept, slot.as_mut()).await.is_err() {
+            // The next queue is gone: only abort does that, so there is nothing left to do
+            // (the rest of the run stays counted as held, like records left in a queue).
+            break 'runs;
         }
         if kept.pass_on(&stage, &outputs).await.is_err() {
             break;
@@ -259,6 +257,130 @@ async fn run_worker<T, H, Fut>(
         stage.metrics.finish_run(len, harvester_core::time::since(started));
     }
     stage.metrics.worker_stopped();
+}
+
+/// What a worker handles its records with.
+struct Worker<'a, T, H> {
+    stage: &'a StageRuntime<T>,
+    handler: &'a H,
+    outputs: &'a WorkerOutputs<T>,
+    tally: &'a WorkerTally,
+}
+
+/// Where the quick part of a run stopped.
+enum Stop<T> {
+    /// Every record of the run is handled.
+    Done,
+    /// The handler of record `seq` has to wait; its future is in the slot.
+    Waiting(u64),
+    /// The first attempt at record `seq` ended in a way the quick part does not settle.
+    Tried(u64, Attempt<T>),
+}
+
+/// How one attempt ended: the handler's outcome, or what went wrong ("panicked", ...).
+type Attempt<T> = Result<StageOutcome<T>, &'static str>;
+
+impl<T, H, Fut> Worker<'_, T, H>
+where
+    T: Send + 'static,
+    H: Fn(T) -> Fut + Sync,
+    Fut: Future<Output = StageOutcome<T>> + Send,
+{
+    /// Handles a run's records in order.
+    ///
+    /// Records whose handler finishes at once and keeps or drops the record are handled in
+    /// one poll of the worker, one after another: the handler's future is made in `slot`,
+    /// polled once and settled there, with no future of our own per record. That is every
+    /// record of a stage doing quick work, and what made the per-record cost. A handler that
+    /// has to wait passes the kept records on first and is then awaited in its slot; a
+    /// failure, a panic, and every record of a stage with a timeout take the full way
+    /// ([`handle_record`], [`Worker::settle`]).
+    async fn handle_run(
+        &self,
+        entries: &mut std::vec::Drain<'_, Entry<T>>,
+        kept: &mut Kept<T>,
+        mut slot: std::pin::Pin<&mut Option<Fut>>,
+    ) -> Result<(), Closed> {
+        if self.stage.timeout.is_some() {
+            for entry in entries {
+                self.tally.start_record();
+                handle_record(self.stage, self.handler, self.outputs, entry, kept).await?;
+                self.tally.finish_record();
+            }
+            return Ok(());
+        }
+        loop {
+            let stop =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(self.run_ready(cx, entries, kept, slot.as_mut())))
+                    .await;
+            let (seq, tried) = match stop {
+                Stop::Done => return Ok(()),
+                Stop::Tried(seq, tried) => (seq, tried),
+                Stop::Waiting(seq) => {
+                    kept.pass_on(self.stage, self.outputs).await?;
+                    let tried = std::future::poll_fn(|cx| poll_caught(slot.as_mut(), cx)).await;
+                    slot.set(None);
+                    (seq, tried)
+                }
+            };
+            settle(self.stage, self.handler, self.outputs, seq, tried, kept).await?;
+            self.tally.finish_record();
+        }
+    }
+
+    /// The quick part of [`handle_run`](Self::handle_run): handles records while their
+    /// handlers finish at once with `Keep` or `Drop`.
+    fn run_ready(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        entries: &mut std::vec::Drain<'_, Entry<T>>,
+        kept: &mut Kept<T>,
+        mut slot: std::pin::Pin<&mut Option<Fut>>,
+    ) -> Stop<T> {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        use std::task::Poll;
+        for Entry { seq, record } in entries {
+            self.tally.start_record();
+            // A panic must not take the worker (and, in ordered mode, the whole output)
+            // down: neither one while the handler makes its future nor one while it runs.
+            let Ok(future) = catch_unwind(AssertUnwindSafe(|| (self.handler)(record))) else {
+                return Stop::Tried(seq, Err("panicked"));
+            };
+            slot.set(Some(future));
+            match poll_caught(slot.as_mut(), cx) {
+                Poll::Pending => return Stop::Waiting(seq),
+                Poll::Ready(tried) => {
+                    slot.set(None);
+                    match tried {
+                        Ok(StageOutcome::Keep(record)) => kept.records.push(Entry { seq, record }),
+                        Ok(StageOutcome::Drop) => {
+                            self.stage.metrics.count(Event::Dropped);
+                            leave(self.outputs, seq);
+                        }
+                        tried => return Stop::Tried(seq, tried),
+                    }
+                    self.tally.finish_record();
+                }
+            }
+        }
+        Stop::Done
+    }
+}
+
+/// Polls the handler's future in `slot` (empty: pending), catching a panic.
+#[inline]
+fn poll_caught<T, Fut: Future<Output = StageOutcome<T>>>(
+    slot: std::pin::Pin<&mut Option<Fut>>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Attempt<T>> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::Poll;
+    let Some(future) = slot.as_pin_mut() else { return Poll::Pending };
+    match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        Ok(Poll::Ready(outcome)) => Poll::Ready(Ok(outcome)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(_) => Poll::Ready(Err("panicked")),
+    }
 }
 
 /// The records a worker kept and has not passed on yet.
@@ -335,8 +457,7 @@ async fn await_passing_on<T, F: Future>(
 }
 
 /// Handles one record to the end: kept (pushed to `kept`), dropped, or dead-lettered, with
-/// retries as the policy says. A handler that panics loses its record: it is counted as
-/// dropped and logged, and the worker goes on.
+/// retries as the policy says.
 async fn handle_record<T, Fut>(
     stage: &StageRuntime<T>,
     handler: &(impl Fn(T) -> Fut + Sync),
@@ -348,32 +469,62 @@ where
     T: Send + 'static,
     Fut: Future<Output = StageOutcome<T>> + Send,
 {
+    let Entry { seq, record } = entry;
+    let tried = try_once(stage, handler, outputs, record, kept).await?;
+    settle(stage, handler, outputs, seq, tried, kept).await
+}
+
+/// One attempt at `record`, within the stage's time limit if it has one.
+async fn try_once<T, Fut>(
+    stage: &StageRuntime<T>,
+    handler: &(impl Fn(T) -> Fut + Sync),
+    outputs: &WorkerOutputs<T>,
+    record: T,
+    kept: &mut Kept<T>,
+) -> Result<Attempt<T>, Closed>
+where
+    T: Send + 'static,
+    Fut: Future<Output = StageOutcome<T>> + Send,
+{
     use futures::FutureExt;
-    let Entry { seq, mut record } = entry;
-    let mut attempts = 0u32;
-    loop {
-        attempts += 1;
-        let copy = stage.backup.map(|backup| backup(&record));
-        // A panic must not take the worker (and, in ordered mode, the whole output) down:
-        // neither one while the handler makes its future nor one while it runs.
-        let outcome = match stage.timeout {
-            Some(limit) => {
-                let attempt = std::panic::AssertUnwindSafe(async { handler(record).await }).catch_unwind();
-                match await_passing_on(tokio::time::timeout(limit, attempt), kept, stage, outputs).await? {
-                    Ok(result) => result.map_err(|_| "panicked"),
-                    Err(_) => {
-                        stage.metrics.count(Event::TimedOut);
-                        match copy {
-                            Some(copy) => Ok(StageOutcome::Error(copy, format!("timed out after {limit:?}"))),
-                            // `Stage::timeout` always sets the copy; without one the record is gone.
-                            None => Err("timed out, and no copy of the record was kept"),
-                        }
-                    }
-                }
+    let Some(limit) = stage.timeout else {
+        return Ok(attempt(handler, record, kept, stage, outputs).await?.map_err(|Panicked| "panicked"));
+    };
+    let copy = stage.backup.map(|backup| backup(&record));
+    // A panic must not take the worker (and, in ordered mode, the whole output) down:
+    // neither one while the handler makes its future nor one while it runs.
+    let attempt = std::panic::AssertUnwindSafe(async { handler(record).await }).catch_unwind();
+    Ok(match await_passing_on(tokio::time::timeout(limit, attempt), kept, stage, outputs).await? {
+        Ok(result) => result.map_err(|_| "panicked"),
+        Err(_) => {
+            stage.metrics.count(Event::TimedOut);
+            match copy {
+                Some(copy) => Ok(StageOutcome::Error(copy, format!("timed out after {limit:?}"))),
+                // `Stage::timeout` always sets the copy; without one the record is gone.
+                None => Err("timed out, and no copy of the record was kept"),
             }
-            None => attempt(handler, record, kept, stage, outputs).await?.map_err(|Panicked| "panicked"),
-        };
-        let outcome = match outcome {
+        }
+    })
+}
+
+/// Settles record `seq` after its first attempt ended as `tried`: kept (pushed to `kept`),
+/// dropped, or dead-lettered, with further attempts as the policy says. A handler that
+/// panics loses its record: it is counted as dropped and logged, and the worker goes on.
+async fn settle<T, Fut>(
+    stage: &StageRuntime<T>,
+    handler: &(impl Fn(T) -> Fut + Sync),
+    outputs: &WorkerOutputs<T>,
+    seq: u64,
+    mut tried: Attempt<T>,
+    kept: &mut Kept<T>,
+) -> Result<(), Closed>
+where
+    T: Send + 'static,
+    Fut: Future<Output = StageOutcome<T>> + Send,
+{
+    let mut attempts = 1u32;
+    loop {
+        let outcome = match tried {
             Ok(outcome) => outcome,
             Err(what) => {
                 tracing::error!(stage = %stage.name, attempts, "stage handler {what}; the record is lost (counted as dropped)");
@@ -383,7 +534,7 @@ where
                 return Ok(());
             }
         };
-        match outcome {
+        let (failed, error) = match outcome {
             StageOutcome::Keep(record) => {
                 kept.records.push(Entry { seq, record });
                 return Ok(());
@@ -393,34 +544,29 @@ where
                 leave(outputs, seq);
                 return Ok(());
             }
-            StageOutcome::Error(failed, error) => {
-                stage.metrics.count(Event::Failed);
-                match stage.policy {
-                    ErrorPolicy::Retry { max_attempts, base_delay } if attempts < max_attempts => {
-                        stage.metrics.count(Event::Retried);
-                        let wait = base_delay.saturating_mul(1u32 << (attempts - 1).min(16));
-                        await_passing_on(tokio::time::sleep(wait), kept, stage, outputs).await?;
-                        record = failed;
-                    }
-                    ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter => {
-                        stage.metrics.count(Event::DeadLettered);
-                        leave(outputs, seq);
-                        let letter = DeadLetter {
-                            record: failed,
-                            stage: stage.name.clone(),
-                            error,
-                            attempts,
-                            at: SystemTime::now(),
-                        };
-                        outputs.dead_letters.send(letter).await.map_err(|_| Closed)?;
-                        return Ok(());
-                    }
-                    ErrorPolicy::Drop => {
-                        stage.metrics.count(Event::Dropped);
-                        leave(outputs, seq);
-                        return Ok(());
-                    }
-                }
+            StageOutcome::Error(failed, error) => (failed, error),
+        };
+        stage.metrics.count(Event::Failed);
+        match stage.policy {
+            ErrorPolicy::Retry { max_attempts, base_delay } if attempts < max_attempts => {
+                stage.metrics.count(Event::Retried);
+                let wait = base_delay.saturating_mul(1u32 << (attempts - 1).min(16));
+                await_passing_on(tokio::time::sleep(wait), kept, stage, outputs).await?;
+                attempts += 1;
+                tried = try_once(stage, handler, outputs, failed, kept).await?;
+            }
+            ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter => {
+                stage.metrics.count(Event::DeadLettered);
+                leave(outputs, seq);
+                let letter =
+                    DeadLetter { record: failed, stage: stage.name.clone(), error, attempts, at: SystemTime::now() };
+                outputs.dead_letters.send(letter).await.map_err(|_| Closed)?;
+                return Ok(());
+            }
+            ErrorPolicy::Drop => {
+                stage.metrics.count(Event::Dropped);
+                leave(outputs, seq);
+                return Ok(());
             }
         }
     }
