@@ -154,6 +154,17 @@ impl Stamp {
         Stamp(Reading::At(instant))
     }
 
+    /// The reading as an instant on tokio's timeline, what [`now`] would have said then.
+    pub fn instant(&self) -> Instant {
+        match self.0 {
+            Reading::Raw(raw) => {
+                let counter = counter();
+                counter.at + Duration::from_nanos(counter.clock.delta_as_nanos(counter.raw, raw))
+            }
+            Reading::At(at) => at,
+        }
+    }
+
     /// The time since the reading, by [`now`] (zero if the clock reads earlier).
     #[inline]
     pub fn elapsed(&self) -> Duration {

@@ -12,6 +12,10 @@ const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 /// make a layer panic. `tokio::time::sleep(wait)` would read tokio's clock for this, a
 /// system clock call on every request where the program chose the time-stamp counter.
 pub(crate) fn deadline_after(wait: Duration) -> Instant {
-    let now = harvester_core::time::now();
-    now.checked_add(wait).unwrap_or_else(|| now + FAR_FUTURE)
+    after(harvester_core::time::now(), wait)
+}
+
+/// `wait` after `start`, or [`FAR_FUTURE`] after it when that overflows `Instant`.
+pub(crate) fn after(start: Instant, wait: Duration) -> Instant {
+    start.checked_add(wait).unwrap_or_else(|| start + FAR_FUTURE)
 }

@@ -125,6 +125,52 @@ async fn fails_n_minus_one_times_then_succeeds_after_n_attempts() {
     }
 }
 
+/// The upstream, counting how often it is cloned.
+struct CountedClones {
+    upstream: Upstream,
+    clones: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Clone for CountedClones {
+    fn clone(&self) -> Self {
+        self.clones.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CountedClones { upstream: self.upstream.clone(), clones: self.clones.clone() }
+    }
+}
+
+impl Service<u32> for CountedClones {
+    type Response = Response;
+    type Error = BoxError;
+    type Future = futures::future::BoxFuture<'static, Result<Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        self.upstream.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: u32) -> Self::Future {
+        self.upstream.call(request)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_a_retried_call_clones_the_wrapped_service() {
+    let upstream = Upstream::new([ok(), ok(), ok(), fail("reset"), ok()]);
+    let clones = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = CountedClones { upstream: upstream.clone(), clones: clones.clone() };
+    let mut service =
+        RetryLayer::new(RetryConfig { max_attempts: 2, ..config() }).expect("valid config").layer(counted);
+    let made = clones.load(std::sync::atomic::Ordering::Relaxed);
+
+    for _ in 0..3 {
+        service.ready().await.expect("always ready").call(1).await.expect("answered at once");
+    }
+    assert_eq!(clones.load(std::sync::atomic::Ordering::Relaxed), made, "calls answered at once clone nothing");
+
+    service.ready().await.expect("always ready").call(1).await.expect("the second attempt succeeds");
+    assert_eq!(upstream.calls(), 5);
+    assert_eq!(clones.load(std::sync::atomic::Ordering::Relaxed), made + 1, "one clone for the retried call");
+}
+
 #[tokio::test(start_paused = true)]
 async fn gives_up_at_max_attempts_with_the_last_error() {
     let upstream = Upstream::new([fail("first"), fail("second"), fail("third"), ok()]);

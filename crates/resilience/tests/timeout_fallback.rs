@@ -86,6 +86,20 @@ async fn each_call_has_its_own_limit_from_when_it_was_made() {
     assert_eq!(second.await.expect("the call succeeds"), "page 8");
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_limit_counts_from_the_call_even_when_the_first_poll_comes_later() {
+    let mut service = TimeoutLayer::new(Duration::from_secs(10)).layer(takes_n_seconds());
+    let start = Instant::now();
+    let call = service.ready().await.expect("always ready").call(60);
+    tokio::time::advance(Duration::from_secs(7)).await;
+
+    let error = call.await.expect_err("the call fails");
+
+    // 3 s after the first poll, 10 s after the call.
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    assert!(error.is::<TimedOut>());
+}
+
 // ----- fallback -----
 
 #[tokio::test(start_paused = true)]

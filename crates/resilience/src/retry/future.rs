@@ -11,7 +11,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tower::Service;
 
 use super::policy::{Decision, ErrorPolicy, PrepareRetry, ResponsePolicy, rejection_retry_in};
-use super::shared::Shared;
+use super::shared::{Calls, Shared};
 use crate::deadline::deadline_after;
 use crate::error::{BoxError, RetryBudgetExhausted, TimedOut};
 
@@ -27,8 +27,10 @@ pin_project! {
         // one timer for both, created when first needed and reset after. Boxed: most calls
         // never need it, and every layer above moves this future by value.
         sleep: Option<Pin<Box<Sleep>>>,
-        service: S,
-        shared: Arc<Shared<R, E, P>>,
+        // The service for attempts after the first: a clone of the retry service's spare,
+        // made when a retry is decided (and not yet polled ready then).
+        service: Option<S>,
+        calls: Arc<Calls<S, R, E, P>>,
         request: Req,
         attempts: u32,
         previous_delay: Duration,
@@ -50,13 +52,13 @@ impl<S, Req, R, E, P> ResponseFuture<S, Req, R, E, P>
 where
     S: Service<Req>,
 {
-    pub(super) fn new(future: S::Future, service: S, shared: Arc<Shared<R, E, P>>, request: Req) -> Self {
-        let sleep = shared.settings.attempt_timeout.map(|after| Box::pin(sleep_until(deadline_after(after))));
+    pub(super) fn new(future: S::Future, calls: Arc<Calls<S, R, E, P>>, request: Req) -> Self {
+        let sleep = calls.shared.settings.attempt_timeout.map(|after| Box::pin(sleep_until(deadline_after(after))));
         ResponseFuture {
             state: State::Calling { future },
             sleep,
-            service,
-            shared,
+            service: None,
+            calls,
             request,
             attempts: 1,
             previous_delay: Duration::ZERO,
@@ -66,7 +68,7 @@ where
 
 impl<S, Req, R, E, P> Future for ResponseFuture<S, Req, R, E, P>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     Req: Clone,
     R: ResponsePolicy<S::Response>,
@@ -77,12 +79,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let shared = &this.calls.shared;
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let result = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
-                        Poll::Pending => match (this.shared.settings.attempt_timeout, this.sleep.as_mut()) {
+                        Poll::Pending => match (shared.settings.attempt_timeout, this.sleep.as_mut()) {
                             (Some(after), Some(deadline)) => {
                                 ready!(deadline.as_mut().poll(cx));
                                 Err(TimedOut { after }.into())
@@ -92,8 +95,8 @@ where
                     };
                     // Drops a timed-out attempt's future, cancelling it.
                     this.state.set(State::Done);
-                    this.shared.prepare.prepare(this.request, &result);
-                    match next(this.shared, result, *this.attempts, this.previous_delay) {
+                    shared.prepare.prepare(this.request, &result);
+                    match next(shared, result, *this.attempts, this.previous_delay) {
                         Next::Return(result) => return Poll::Ready(result),
                         Next::Retry(wait) if wait.is_zero() => this.state.set(State::Readying),
                         Next::Retry(wait) => {
@@ -109,15 +112,16 @@ where
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
-                    if let Err(error) = ready!(this.service.poll_ready(cx)) {
+                    let service = this.service.get_or_insert_with(|| this.calls.spare());
+                    if let Err(error) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(error.into()));
                     }
                     *this.attempts += 1;
-                    this.shared.settings.metrics.attempts.increment(1);
-                    if let Some(after) = this.shared.settings.attempt_timeout {
+                    shared.settings.metrics.attempts.increment(1);
+                    if let Some(after) = shared.settings.attempt_timeout {
                         reset(this.sleep, deadline_after(after));
                     }
-                    let future = this.service.call(this.request.clone());
+                    let future = service.call(this.request.clone());
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Done => return Poll::Pending,

@@ -10,7 +10,7 @@ use super::budget::RetryBudget;
 use super::config::RetryConfig;
 use super::policy::{DefaultErrorPolicy, NeverRetryResponses, SameRequest};
 use super::service::Retry;
-use super::shared::{RetryMetrics, Settings, Shared};
+use super::shared::{Calls, RetryMetrics, Settings, Shared};
 use crate::error::ConfigError;
 
 /// Wraps services in [`Retry`].
@@ -116,19 +116,18 @@ impl<R, E, P> RetryLayer<R, E, P> {
     }
 }
 
-impl<S, R: Clone, E: Clone, P: Clone> Layer<S> for RetryLayer<R, E, P> {
+impl<S: Clone, R: Clone, E: Clone, P: Clone> Layer<S> for RetryLayer<R, E, P> {
     type Service = Retry<S, R, E, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::from_shared(
-            inner,
-            Arc::new(Shared {
-                settings: self.settings.clone(),
-                response_policy: self.response_policy.clone(),
-                error_policy: self.error_policy.clone(),
-                prepare: self.prepare.clone(),
-            }),
-        )
+        let shared = Shared {
+            settings: self.settings.clone(),
+            response_policy: self.response_policy.clone(),
+            error_policy: self.error_policy.clone(),
+            prepare: self.prepare.clone(),
+        };
+        let calls = Arc::new(Calls::new(shared, &inner));
+        Retry::from_calls(inner, calls)
     }
 }
 

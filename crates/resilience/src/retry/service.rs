@@ -9,7 +9,7 @@ use tower::Service;
 use super::budget::RetryBudget;
 use super::future::ResponseFuture;
 use super::policy::{DefaultErrorPolicy, ErrorPolicy, NeverRetryResponses, PrepareRetry, ResponsePolicy, SameRequest};
-use super::shared::Shared;
+use super::shared::Calls;
 use crate::error::BoxError;
 
 /// Retries failed calls of `S` with backoff, within a retry budget; made by
@@ -17,15 +17,16 @@ use crate::error::BoxError;
 ///
 /// Every clone shares the settings, the policies and the budget. Each call keeps a clone of
 /// its request for the attempts after the first, hence `Req: Clone` (see the
-/// [module docs](super) for requests with bodies).
+/// [module docs](super) for requests with bodies). Those attempts go through a clone of the
+/// wrapped service as the layer received it, made only when a call is retried.
 pub struct Retry<S, R = NeverRetryResponses, E = DefaultErrorPolicy, P = SameRequest> {
     inner: S,
-    shared: Arc<Shared<R, E, P>>,
+    calls: Arc<Calls<S, R, E, P>>,
 }
 
 impl<S, R, E, P> Retry<S, R, E, P> {
-    pub(super) fn from_shared(inner: S, shared: Arc<Shared<R, E, P>>) -> Self {
-        Retry { inner, shared }
+    pub(super) fn from_calls(inner: S, calls: Arc<Calls<S, R, E, P>>) -> Self {
+        Retry { inner, calls }
     }
 
     /// The wrapped service.
@@ -45,13 +46,13 @@ impl<S, R, E, P> Retry<S, R, E, P> {
 
     /// The budget this service draws on, if any.
     pub fn retry_budget(&self) -> Option<&Arc<RetryBudget>> {
-        self.shared.settings.budget.as_ref()
+        self.calls.shared.settings.budget.as_ref()
     }
 }
 
 impl<S: Clone, R, E, P> Clone for Retry<S, R, E, P> {
     fn clone(&self) -> Self {
-        Retry { inner: self.inner.clone(), shared: Arc::clone(&self.shared) }
+        Retry { inner: self.inner.clone(), calls: Arc::clone(&self.calls) }
     }
 }
 
@@ -73,20 +74,19 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let settings = &self.shared.settings;
+        let settings = &self.calls.shared.settings;
         if let Some(budget) = &settings.budget {
             budget.deposit();
         }
         settings.metrics.attempts.increment(1);
         let spare = request.clone();
         let future = self.inner.call(request);
-        // The clone is not ready yet: the future polls it ready before each retry.
-        ResponseFuture::new(future, self.inner.clone(), Arc::clone(&self.shared), spare)
+        ResponseFuture::new(future, Arc::clone(&self.calls), spare)
     }
 }
 
 impl<S: fmt::Debug, R, E, P> fmt::Debug for Retry<S, R, E, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Retry").field("inner", &self.inner).field("settings", &self.shared.settings).finish()
+        f.debug_struct("Retry").field("inner", &self.inner).field("settings", &self.calls.shared.settings).finish()
     }
 }

@@ -1,7 +1,7 @@
 //! What every clone of a retry service and every attempt of its calls read: the settings
 //! fixed by the layer and the policies.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge};
@@ -15,6 +15,27 @@ pub(super) struct Shared<R, E, P> {
     pub(super) response_policy: R,
     pub(super) error_policy: E,
     pub(super) prepare: P,
+}
+
+/// What a retry service and its calls hold: the shared part, and a spare of the wrapped
+/// service for attempts after the first.
+pub(super) struct Calls<S, R, E, P> {
+    pub(super) shared: Shared<R, E, P>,
+    /// Cloned when a call needs a second attempt, so that a call answered at once clones
+    /// nothing. Cloning the wrapped service for every call, in case it failed, took and gave
+    /// back a reference for each `Arc` the service holds.
+    spare: Mutex<S>,
+}
+
+impl<S: Clone, R, E, P> Calls<S, R, E, P> {
+    pub(super) fn new(shared: Shared<R, E, P>, service: &S) -> Self {
+        Calls { shared, spare: Mutex::new(service.clone()) }
+    }
+
+    /// A clone of the wrapped service, not yet polled ready.
+    pub(super) fn spare(&self) -> S {
+        self.spare.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
 }
 
 /// What every attempt of every clone reads.
