@@ -157,7 +157,7 @@ proptest! {
     }
 }
 
-/// Sends 5 000 records into two stages feeding a sink that blocks; returns how many `send`
+/// Sends 20 000 records into two stages feeding a sink that blocks; returns how many `send`
 /// accepted before it had to wait, and checks none is lost once the sink is released.
 async fn accepted_while_the_sink_blocks(queue: usize, workers: usize, batch: usize) -> usize {
     let gate = Arc::new(Semaphore::new(0));
@@ -174,7 +174,7 @@ async fn accepted_while_the_sink_blocks(queue: usize, workers: usize, batch: usi
     let sender = processor.sender();
     let counter = accepted.clone();
     let producer = tokio::spawn(async move {
-        for n in 0..5_000u64 {
+        for n in 0..20_000u64 {
             sender.send(n).await.expect("open");
             counter.fetch_add(1, Ordering::SeqCst);
         }
@@ -183,13 +183,13 @@ async fn accepted_while_the_sink_blocks(queue: usize, workers: usize, batch: usi
     assert!(!producer.is_finished(), "send should be waiting");
     let held = accepted.load(Ordering::SeqCst);
 
-    gate.add_permits(10_000);
+    gate.add_permits(40_000);
     producer.await.expect("producer");
     let report = processor.shutdown(Duration::from_secs(10)).await;
-    assert_eq!(report.output, 5_000);
+    assert_eq!(report.output, 20_000);
     let mut written = output.records();
     written.sort_unstable();
-    assert_eq!(written, (0..5_000).collect::<Vec<u64>>());
+    assert_eq!(written, (0..20_000).collect::<Vec<u64>>());
     held
 }
 
@@ -197,8 +197,8 @@ async fn accepted_while_the_sink_blocks(queue: usize, workers: usize, batch: usi
 async fn a_blocked_sink_bounds_what_the_pipeline_holds() {
     // Documented bound: a queue per stage and one before the sink, a run per worker, and
     // what the sink task holds (a batch, or one run if runs are longer).
-    for (queue, workers, batch) in [(2, 1, 3), (5, 2, 1), (100, 3, 10), (1_000, 1, 50)] {
-        let run = queue.min(64);
+    for (queue, workers, batch) in [(2, 1, 3), (5, 2, 1), (100, 3, 10), (1_000, 1, 50), (4_000, 2, 50)] {
+        let run = (queue / 4).clamp(1, 256);
         let stages = 2;
         let bound = (stages + 1) * queue + stages * workers * run + batch.max(run);
         let held = accepted_while_the_sink_blocks(queue, workers, batch).await;

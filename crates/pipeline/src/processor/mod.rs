@@ -42,13 +42,14 @@
 //! - **Backpressure.** Every queue holds at most `queue_size` records; [`Sender::send`] waits
 //!   for room in the first. Without ordered mode the processor holds at most
 //!   `(stages + 1) × queue_size + Σ workers × run + max(batch_size, run)` records in its
-//!   stages, where `run = min(queue_size, 64)`: a queue per stage and one before the sink, a
+//!   stages, where `run = queue_size / 4` within 1 to 256: a queue per stage and one before the sink, a
 //!   run per worker, and what the sink task is writing (plus, for failures, the dead-letter
 //!   queue of `queue_size` and its batch). In ordered mode records that finished early wait
 //!   for earlier ones outside the queues: the ordered window bounds them instead.
-//! - **Micro-batching.** A worker takes a run of up to 64 records from its queue with one
-//!   queue operation and passes the records it kept on as one chunk, so a busy pipeline pays
-//!   per run, not per record, for its queues. Nothing waits for a run to fill (an idle
+//! - **Micro-batching.** A worker takes a run of up to a quarter of its queue (at most 256
+//!   records) with one queue operation and passes the records it kept on as one chunk, so a
+//!   busy pipeline pays per run, not per record, for its queues, and a queue holds at least
+//!   four runs, so a stage can fill one while the next takes another. Nothing waits for a run to fill (an idle
 //!   pipeline moves runs of one), and whenever a handler has to wait (I/O, a timer, a
 //!   retry's backoff) the records kept before it are passed on first. Handlers still see one record at a time, with the same outcomes,
 //!   timeouts and retries. [`Sender::send_all`] (and `feed`, which sends what its stream has
