@@ -29,6 +29,14 @@ thread_local! {
     static WYRAND: Cell<u64> = const { Cell::new(0) };
 }
 
+/// A thread's first state: out of line, so that the draw itself stays a few instructions
+/// inlined where it is used.
+#[cold]
+#[inline(never)]
+fn thread_seed() -> u64 {
+    rand::random::<u64>() | 1
+}
+
 #[inline]
 fn finish(s: u64) -> u64 {
     let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
@@ -51,7 +59,7 @@ impl RandomSource {
             RandomSource::PerThread => WYRAND.with(|state| {
                 let mut s = state.get();
                 if s == 0 {
-                    s = rand::random::<u64>() | 1;
+                    s = thread_seed();
                 }
                 s = s.wrapping_add(INCREMENT);
                 state.set(s);

@@ -151,6 +151,53 @@ async fn p2c_always_picks_the_better_of_two() {
     assert_eq!(pick(&pool, &RequestContext::new()), "bad");
 }
 
+/// Compares what `PowerOfTwoChoices::better` chooses with the costs it stands for.
+#[derive(Debug, Default)]
+struct BetterAgainstCost(std::sync::Mutex<Option<(usize, f64, f64)>>);
+
+impl Balancer for BetterAgainstCost {
+    fn name(&self) -> &'static str {
+        "better_against_cost"
+    }
+
+    fn pick(&self, c: &harvester_proxypool::balance::Candidates<'_>) -> Option<usize> {
+        let seen = (PowerOfTwoChoices::better(c, 0, 1), PowerOfTwoChoices::cost(c, 0), PowerOfTwoChoices::cost(c, 1));
+        *self.0.lock().expect("no panic while held") = Some(seen);
+        None
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The pick compares costs without computing them (at most one fast exponential,
+    /// often none): it must choose the cheaper proxy whenever the costs differ by more
+    /// than that exponential's error.
+    #[test]
+    fn p2c_chooses_the_proxy_of_lower_cost(
+        latency in prop::array::uniform2(1u64..5_000),
+        busy in prop::array::uniform2(0usize..5),
+        failed in prop::array::uniform2(0usize..3),
+        answered in prop::array::uniform2(1usize..4),
+    ) {
+        let pool = pool_of(PowerOfTwoChoices::new(), &["a", "b"]);
+        let mut held = Vec::new();
+        for (i, id) in ["a", "b"].into_iter().enumerate() {
+            report_latency(&pool, id, Duration::from_millis(latency[i]), answered[i]);
+            for _ in 0..failed[i] {
+                lease_of(&pool, id).report(Outcome::network_failure(Duration::from_millis(5)));
+            }
+            held.extend((0..busy[i]).map(|_| lease_of(&pool, id)));
+        }
+        let check = BetterAgainstCost::default();
+        let _ = pool.acquire_with(&Requirements::ANY, &RequestContext::new(), &check);
+        let (chosen, cost_a, cost_b) = check.0.lock().expect("no panic while held").expect("the pick ran");
+        if (cost_a - cost_b).abs() > 1e-6 * cost_a.max(cost_b) {
+            prop_assert_eq!(chosen, usize::from(cost_b < cost_a), "costs {} and {}", cost_a, cost_b);
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn p2c_never_picks_the_worst_proxy_and_samples_two_distinct() {
     let names = ids(8);

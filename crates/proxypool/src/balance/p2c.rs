@@ -73,13 +73,19 @@ impl PowerOfTwoChoices {
             cb.partial_cmp(&ca)
         } else {
             // cost = e^key × (in flight + 1) ÷ answer share, up to a factor both share, so
-            // b costs less when e^(kb − ka) × (fb + 1) × share(a) < (fa + 1) × share(b): one
-            // fast exponential instead of two logarithms, and with each share's fraction
-            // multiplied out, no division.
+            // b costs less when e^(kb − ka) × (fb + 1) × share(a) < (fa + 1) × share(b): at
+            // most one fast exponential instead of two logarithms, and with each share's
+            // fraction multiplied out, no division.
             let ((num_a, den_a), (num_b, den_b)) = (answer_share_parts(c, a), answer_share_parts(c, b));
-            let lhs = exp(kb - ka) * f64::from(fb + 1) * num_a * den_b;
-            let rhs = f64::from(fa + 1) * num_b * den_a;
-            lhs.partial_cmp(&rhs)
+            let (x, y) = (f64::from(fb + 1) * num_a * den_b, f64::from(fa + 1) * num_b * den_a);
+            let d = kb - ka;
+            if (d <= 0.0 && x <= y) || (d >= 0.0 && x >= y) {
+                // The exponential's side of 1 decides: no need to compute it.
+                let (by_peak, by_rest) = (d.partial_cmp(&0.0), x.partial_cmp(&y));
+                if by_peak == Some(Ordering::Equal) { by_rest } else { by_peak }
+            } else {
+                (exp(d) * x).partial_cmp(&y)
+            }
         };
         match order {
             Some(Ordering::Less) => b,
