@@ -290,11 +290,11 @@ where
     ///
     /// Records whose handler finishes at once and keeps or drops the record are handled in
     /// one poll of the worker, one after another: the handler's future is made in `slot`,
-    /// polled once and settled there, with no future of our own per record. That is every
-    /// record of a stage doing quick work, and what made the per-record cost. A handler that
-    /// has to wait passes the kept records on first and is then awaited in its slot; a
-    /// failure, a panic, and every record of a stage with a timeout take the full way
-    /// ([`handle_record`], [`Worker::settle`]).
+    /// polled once and settled there, with no future of our own per record (quick handlers
+    /// are the common case, and such a future per record was most of what a record cost).
+    /// A handler that has to wait passes the kept records on first and is then awaited in
+    /// its slot; a failure, a panic, and every record of a stage with a timeout take the
+    /// full way ([`handle_record`], [`settle`]).
     async fn handle_run(
         &self,
         entries: &mut std::vec::Drain<'_, Entry<T>>,
