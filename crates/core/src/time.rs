@@ -36,6 +36,14 @@ struct Counter {
 
 static COUNTER: OnceLock<Counter> = OnceLock::new();
 
+impl Counter {
+    /// The instant on tokio's timeline of the counter's `raw` reading.
+    #[inline]
+    fn place(&self, raw: u64) -> Instant {
+        self.at + Duration::from_nanos(self.clock.delta_as_nanos(self.raw, raw))
+    }
+}
+
 fn counter() -> &'static Counter {
     COUNTER.get_or_init(|| {
         let clock = quanta::Clock::new();
@@ -69,7 +77,7 @@ pub fn now() -> Instant {
     if TSC.load(Ordering::Relaxed) {
         let counter = counter();
         let raw = counter.clock.raw();
-        counter.at + Duration::from_nanos(counter.clock.delta_as_nanos(counter.raw, raw))
+        counter.place(raw)
     } else {
         Instant::now()
     }
@@ -101,7 +109,7 @@ impl Mark {
         if TSC.load(Ordering::Relaxed) {
             let counter = counter();
             let raw = counter.clock.raw();
-            let at = counter.at + Duration::from_nanos(counter.clock.delta_as_nanos(counter.raw, raw));
+            let at = counter.place(raw);
             Mark { at, raw: Some(raw) }
         } else {
             Mark { at: Instant::now(), raw: None }
@@ -159,7 +167,7 @@ impl Stamp {
         match self.0 {
             Reading::Raw(raw) => {
                 let counter = counter();
-                counter.at + Duration::from_nanos(counter.clock.delta_as_nanos(counter.raw, raw))
+                counter.place(raw)
             }
             Reading::At(at) => at,
         }
@@ -175,7 +183,7 @@ impl Stamp {
                     Duration::from_nanos(counter.clock.delta_as_nanos(raw, counter.clock.raw()))
                 } else {
                     // The program went back to tokio's clock since: place the reading on it.
-                    since(counter.at + Duration::from_nanos(counter.clock.delta_as_nanos(counter.raw, raw)))
+                    since(counter.place(raw))
                 }
             }
             Reading::At(at) => since(at),

@@ -48,8 +48,11 @@
 //!   for earlier ones outside the queues: the ordered window bounds them instead.
 //! - **Micro-batching.** A worker takes a run of up to a quarter of its queue (at most 256
 //!   records) with one queue operation and passes the records it kept on as one chunk, so a
-//!   busy pipeline pays per run, not per record, for its queues, and a queue holds at least
-//!   four runs, so a stage can fill one while the next takes another. Nothing waits for a run to fill (an idle
+//!   busy pipeline pays per run, not per record, for its queues, and a queue of four records
+//!   or more holds at least four runs, so a stage can fill one while the next takes another.
+//!   Handlers that finish at once run back to back within a run, without yielding to the
+//!   runtime: give CPU-heavy work its own thread (`tokio::task::spawn_blocking`) inside the
+//!   handler. Nothing waits for a run to fill (an idle
 //!   pipeline moves runs of one), and whenever a handler has to wait (I/O, a timer, a
 //!   retry's backoff) the records kept before it are passed on first. Handlers still see one record at a time, with the same outcomes,
 //!   timeouts and retries. [`Sender::send_all`] (and `feed`, which sends what its stream has

@@ -240,8 +240,8 @@ impl QueueGauge {
 /// Most records a worker takes per lock, and the longest chunk a queue is sent: long enough to
 /// spread a queue operation over many records (with chunks of 64, the pipeline parked and
 /// woke its threads half again as often per record as with 256), short enough that a run is
-/// handled quickly, and a quarter of the queue, so that a queue holds four runs: an upstream
-/// stage fills one while the stage takes another.
+/// handled quickly, and a quarter of the queue, so that a queue of four records or more holds
+/// four runs: an upstream stage fills one while the stage takes another.
 pub(crate) fn run_length(queue_size: usize) -> usize {
     (queue_size / 4).clamp(1, 256)
 }

@@ -317,7 +317,12 @@ where
                 Stop::Done => return Ok(()),
                 Stop::Tried(seq, tried) => (seq, tried),
                 Stop::Waiting(seq) => {
-                    kept.pass_on(self.stage, self.outputs).await?;
+                    if let Err(closed) = kept.pass_on(self.stage, self.outputs).await {
+                        // Dropped now, not after the worker has said it stopped: whatever the
+                        // handler holds is released with the worker.
+                        slot.set(None);
+                        return Err(closed);
+                    }
                     let tried = std::future::poll_fn(|cx| poll_caught(slot.as_mut(), cx)).await;
                     slot.set(None);
                     (seq, tried)
@@ -405,37 +410,30 @@ impl<T> Kept<T> {
     }
 }
 
-/// A handler panicked.
-struct Panicked;
-
-/// One attempt without a time limit: the handler's future, made and polled in place (no
-/// wrapper futures: this is every record's path), passing on the kept records first if it
-/// cannot finish at once. A panic while the handler makes its future or while it runs is
-/// caught.
+/// One attempt without a time limit (a retry's; first attempts take the quick path of
+/// [`Worker::handle_run`]): the handler's future, made and polled in place, passing on the
+/// kept records first if it cannot finish at once. A panic while the handler makes its
+/// future or while it runs is caught.
 async fn attempt<T, Fut>(
     handler: &impl Fn(T) -> Fut,
     record: T,
     kept: &mut Kept<T>,
     stage: &StageRuntime<T>,
     outputs: &WorkerOutputs<T>,
-) -> Result<Result<StageOutcome<T>, Panicked>, Closed>
+) -> Result<Attempt<T>, Closed>
 where
     Fut: Future<Output = StageOutcome<T>>,
 {
     use std::panic::{AssertUnwindSafe, catch_unwind};
-    use std::task::Poll;
-    let Ok(future) = catch_unwind(AssertUnwindSafe(|| handler(record))) else { return Ok(Err(Panicked)) };
-    let mut future = std::pin::pin!(future);
-    let mut poll = |cx: &mut std::task::Context<'_>| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-        Ok(Poll::Ready(outcome)) => Poll::Ready(Ok(outcome)),
-        Ok(Poll::Pending) => Poll::Pending,
-        Err(_) => Poll::Ready(Err(Panicked)),
-    };
-    if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(poll(cx))).await {
+    let Ok(future) = catch_unwind(AssertUnwindSafe(|| handler(record))) else { return Ok(Err("panicked")) };
+    let mut slot = std::pin::pin!(Some(future));
+    if let std::task::Poll::Ready(done) =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(poll_caught(slot.as_mut(), cx))).await
+    {
         return Ok(done);
     }
     kept.pass_on(stage, outputs).await?;
-    Ok(std::future::poll_fn(poll).await)
+    Ok(std::future::poll_fn(|cx| poll_caught(slot.as_mut(), cx)).await)
 }
 
 /// Awaits `future`, first passing on the kept records if it cannot finish at once.
@@ -488,7 +486,7 @@ where
 {
     use futures::FutureExt;
     let Some(limit) = stage.timeout else {
-        return Ok(attempt(handler, record, kept, stage, outputs).await?.map_err(|Panicked| "panicked"));
+        return attempt(handler, record, kept, stage, outputs).await;
     };
     let copy = stage.backup.map(|backup| backup(&record));
     // A panic must not take the worker (and, in ordered mode, the whole output) down:

@@ -28,7 +28,7 @@ pin_project! {
         // never need it, and every layer above moves this future by value.
         sleep: Option<Pin<Box<Sleep>>>,
         // The service for attempts after the first: a clone of the retry service's spare,
-        // made when a retry is decided (and not yet polled ready then).
+        // made when the first retry is due (after its wait), then polled ready.
         service: Option<S>,
         calls: Arc<Calls<S, R, E, P>>,
         request: Req,

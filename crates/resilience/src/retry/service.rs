@@ -18,7 +18,10 @@ use crate::error::BoxError;
 /// Every clone shares the settings, the policies and the budget. Each call keeps a clone of
 /// its request for the attempts after the first, hence `Req: Clone` (see the
 /// [module docs](super) for requests with bodies). Those attempts go through a clone of the
-/// wrapped service as the layer received it, made only when a call is retried.
+/// wrapped service as the layer received it (one spare, shared by the clones of this
+/// service), made only when a call is retried: a call answered at once clones nothing. A
+/// service that keeps state of its own per clone (not behind an `Arc`) therefore retries
+/// from the state it had when it was wrapped.
 pub struct Retry<S, R = NeverRetryResponses, E = DefaultErrorPolicy, P = SameRequest> {
     inner: S,
     calls: Arc<Calls<S, R, E, P>>,
@@ -34,7 +37,8 @@ impl<S, R, E, P> Retry<S, R, E, P> {
         &self.inner
     }
 
-    /// The wrapped service, mutably.
+    /// The wrapped service, mutably. A change reaches first attempts only: retries go
+    /// through clones of the service as the layer received it (see [`Retry`]).
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }

@@ -4,7 +4,9 @@
 //! the limit is dropped (which cancels it) and fails with [`TimedOut`](crate::TimedOut),
 //! whose `after` says which limit ran out. Errors of the inner service pass through as
 //! they are. The limit runs on tokio's clock, so tests drive it with
-//! `tokio::time::pause`.
+//! `tokio::time::pause`. It counts from the call; the timer itself is made only when the
+//! response is not ready at its first poll, so that poll (like any poll of a response that
+//! waits) must run inside a tokio runtime with time enabled.
 //!
 //! ```
 //! use std::time::Duration;
