@@ -335,3 +335,50 @@ async fn idle_surplus_workers_retire_as_soon_as_the_target_drops() {
     let report = processor.shutdown(Duration::from_secs(10)).await;
     assert_eq!(report.output, 200, "the remaining worker takes everything");
 }
+
+/// Ready handlers run back to back, but not for longer than tokio's budget: a stage busy
+/// with records whose handlers never wait lets the runtime's other tasks run in between, as
+/// a task reading a channel does. Without that, a worker with 10 000 such records queued ran
+/// them all without giving the thread up once.
+#[test]
+fn a_run_of_ready_handlers_lets_other_tasks_run() {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    runtime.block_on(async {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    ticks.fetch_add(1, Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        // What the ticker had counted when each record was handled.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler = {
+            let (ticks, seen) = (ticks.clone(), seen.clone());
+            move |n: u64| {
+                seen.lock().expect("no panic while held").push(ticks.load(Relaxed));
+                async move { StageOutcome::Keep(n) }
+            }
+        };
+        let processor = StreamProcessor::builder()
+            .stage(Stage::new("ready", handler))
+            .queue_size(10_000)
+            .sink(memory())
+            .build()
+            .expect("valid configuration");
+        processor.sender().send_all((0..10_000).collect()).await.expect("open");
+        let report = processor.shutdown(Duration::from_secs(10)).await;
+        ticker.abort();
+        assert_eq!(report.output, 10_000);
+        // The worker gives the thread up when tokio's budget runs out (128 units a poll, a
+        // unit per 8 records); the scheduler may resume it once more before the other task,
+        // so at most twice that.
+        let seen = seen.lock().expect("no panic while held");
+        let longest = seen.chunk_by(|a, b| a == b).map(<[u64]>::len).max().unwrap_or(0);
+        assert!(longest <= 2 * 128 * 8, "{longest} handlers ran back to back without the other task running");
+    });
+}

@@ -50,9 +50,10 @@
 //!   records) with one queue operation and passes the records it kept on as one chunk, so a
 //!   busy pipeline pays per run, not per record, for its queues, and a queue of four records
 //!   or more holds at least four runs, so a stage can fill one while the next takes another.
-//!   Handlers that finish at once run back to back within a run, without yielding to the
-//!   runtime: give CPU-heavy work its own thread (`tokio::task::spawn_blocking`) inside the
-//!   handler. Nothing waits for a run to fill (an idle
+//!   Handlers that finish at once run back to back, every eight records spending a unit of
+//!   tokio's task budget (128 a poll), so a busy worker yields to the runtime's other tasks
+//!   as a task reading a channel does; a handler that computes for long still holds its
+//!   thread while it runs: give such work its own (`tokio::task::spawn_blocking`). Nothing waits for a run to fill (an idle
 //!   pipeline moves runs of one), and whenever a handler has to wait (I/O, a timer, a
 //!   retry's backoff) the records kept before it are passed on first. Handlers still see one record at a time, with the same outcomes,
 //!   timeouts and retries. [`Sender::send_all`] (and `feed`, which sends what its stream has
