@@ -42,6 +42,12 @@ impl Counter {
     fn place(&self, raw: u64) -> Instant {
         self.at + Duration::from_nanos(self.clock.delta_as_nanos(self.raw, raw))
     }
+
+    /// Nanoseconds from the counter's `raw` reading to a reading now.
+    #[inline]
+    fn nanos_since(&self, raw: u64) -> u64 {
+        self.clock.delta_as_nanos(raw, self.clock.raw())
+    }
 }
 
 fn counter() -> &'static Counter {
@@ -127,8 +133,7 @@ impl Mark {
         if let Some(raw) = self.raw
             && TSC.load(Ordering::Relaxed)
         {
-            let counter = counter();
-            return counter.clock.delta_as_nanos(raw, counter.clock.raw());
+            return counter().nanos_since(raw);
         }
         u64::try_from(since(self.at).as_nanos()).unwrap_or(u64::MAX)
     }
@@ -165,10 +170,7 @@ impl Stamp {
     /// The reading as an instant on tokio's timeline, what [`now`] would have said then.
     pub fn instant(&self) -> Instant {
         match self.0 {
-            Reading::Raw(raw) => {
-                let counter = counter();
-                counter.place(raw)
-            }
+            Reading::Raw(raw) => counter().place(raw),
             Reading::At(at) => at,
         }
     }
@@ -180,7 +182,7 @@ impl Stamp {
             Reading::Raw(raw) => {
                 let counter = counter();
                 if TSC.load(Ordering::Relaxed) {
-                    Duration::from_nanos(counter.clock.delta_as_nanos(raw, counter.clock.raw()))
+                    Duration::from_nanos(counter.nanos_since(raw))
                 } else {
                     // The program went back to tokio's clock since: place the reading on it.
                     since(counter.place(raw))

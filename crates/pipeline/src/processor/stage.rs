@@ -438,13 +438,7 @@ where
     use std::panic::{AssertUnwindSafe, catch_unwind};
     let Ok(future) = catch_unwind(AssertUnwindSafe(|| handler(record))) else { return Ok(Err("panicked")) };
     let mut slot = std::pin::pin!(Some(future));
-    if let std::task::Poll::Ready(done) =
-        std::future::poll_fn(|cx| std::task::Poll::Ready(poll_caught(slot.as_mut(), cx))).await
-    {
-        return Ok(done);
-    }
-    kept.pass_on(stage, outputs).await?;
-    Ok(std::future::poll_fn(|cx| poll_caught(slot.as_mut(), cx)).await)
+    await_passing_on(std::future::poll_fn(|cx| poll_caught(slot.as_mut(), cx)), kept, stage, outputs).await
 }
 
 /// Awaits `future`, first passing on the kept records if it cannot finish at once.
