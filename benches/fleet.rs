@@ -14,9 +14,12 @@
 //! timeout and up to 5 attempts per URL; three rounds of the pair, reported as the mean of
 //! the rounds with their range. The figures: wall time of the dirty run against the clean
 //! one (DESIGN.md: ≤ 1.5×) and requests sent per URL (every attempt and hedge, as the pool
-//! counted them; ≤ 1.1× the clean run's). Every run must collect every URL. Then, for comparison, one dirty run with
-//! each of the other balancers (`--balancer p2c`, `round-robin`), tail control on, and one
-//! with the default balancer and tail control off (`--hedge 0 --fixed-timeout`).
+//! counted them; ≤ 1.1× the clean run's). Every run must collect every URL. Then, for
+//! comparison, as many dirty runs (one per round, reported the same way) with each of the
+//! other balancers (`--balancer p2c`, `round-robin`), tail control on, and with the default
+//! balancer and tail control off (`--hedge 0 --fixed-timeout`): one run each hid that a
+//! balancer's runs can differ tenfold by which bad proxies the ejection cap leaves in
+//! rotation.
 //!
 //! `FLEET_URLS` changes the number of URLs, `FLEET_ROUNDS` the rounds;
 //! `HARVESTER_COLLECT_BIN` points at the collect binary (default:
@@ -105,7 +108,7 @@ fn describe(name: &str, run: &Run) {
 struct Measured {
     clean: Vec<Run>,
     dirty: Vec<Run>,
-    others: Vec<(&'static str, Run)>,
+    others: Vec<(&'static str, Vec<Run>)>,
 }
 
 fn main() {
@@ -138,17 +141,22 @@ fn main() {
         let measured = tokio::task::spawn_blocking(move || -> Result<Measured, String> {
             let run =
                 |name: &str, list: &str, extra: &[&str]| collect(&binary, &dir_path, name, list, &url_list, extra);
-            let mut measured = Measured { clean: Vec::new(), dirty: Vec::new(), others: Vec::new() };
+            let others: [(&'static str, &[&str]); 3] = [
+                ("dirty, --balancer p2c", &["--balancer", "p2c"]),
+                ("dirty, --balancer round-robin", &["--balancer", "round-robin"]),
+                ("dirty, --hedge 0 --fixed-timeout", &["--hedge", "0", "--fixed-timeout"]),
+            ];
+            let mut measured = Measured {
+                clean: Vec::new(),
+                dirty: Vec::new(),
+                others: others.iter().map(|(name, _)| (*name, Vec::new())).collect(),
+            };
             for _ in 0..rounds {
                 measured.clean.push(run("clean", &clean_list, &[])?);
                 measured.dirty.push(run("dirty", &dirty_list, &[])?);
-            }
-            for (name, extra) in [
-                ("dirty, --balancer p2c", &["--balancer", "p2c"][..]),
-                ("dirty, --balancer round-robin", &["--balancer", "round-robin"][..]),
-                ("dirty, --hedge 0 --fixed-timeout", &["--hedge", "0", "--fixed-timeout"][..]),
-            ] {
-                measured.others.push((name, run("other", &dirty_list, extra)?));
+                for ((_, extra), (_, runs)) in others.iter().zip(&mut measured.others) {
+                    runs.push(run("other", &dirty_list, extra)?);
+                }
             }
             Ok(measured)
         })
@@ -168,8 +176,10 @@ fn main() {
         describe(&format!("round {}: 3 good only", n + 1), clean);
         describe(&format!("round {}: 3 good : 24 bad", n + 1), dirty);
     }
-    for (name, run) in &measured.others {
-        describe(name, run);
+    for (name, runs) in &measured.others {
+        for (n, run) in runs.iter().enumerate() {
+            describe(&format!("round {}: {name}", n + 1), run);
+        }
     }
     // Whole runs of the job, not criterion timings: the mean of the rounds with their range.
     let wall = |runs: &[Run]| Estimate::of_runs(&runs.iter().map(|r| r.wall.as_secs_f64()).collect::<Vec<_>>());
@@ -192,7 +202,7 @@ fn main() {
         "ratio<=1.1",
     );
     let all: Vec<&Run> =
-        measured.clean.iter().chain(&measured.dirty).chain(measured.others.iter().map(|(_, r)| r)).collect();
+        measured.clean.iter().chain(&measured.dirty).chain(measured.others.iter().flat_map(|(_, r)| r)).collect();
     let (ok, expected) = (all.iter().map(|r| r.ok).sum::<u64>(), all.iter().map(|r| r.urls).sum::<u64>());
     print_figure(
         "fleet",
@@ -202,19 +212,19 @@ fn main() {
         "URLs",
         "ratio>=1",
     );
-    for (name, run) in &measured.others {
+    for (name, runs) in &measured.others {
         print_figure(
             "fleet",
-            &format!("wall time, {name}"),
-            Some(Estimate::exact(run.wall.as_secs_f64())),
+            &format!("wall time, {name} (mean of the rounds)"),
+            Some(wall(runs)),
             Some(("3 good only", clean_wall)),
             "s",
             "-",
         );
         print_figure(
             "fleet",
-            &format!("requests per URL, {name}"),
-            Some(Estimate::exact(per_url(run))),
+            &format!("requests per URL, {name} (mean of the rounds)"),
+            Some(requests(runs)),
             Some(("3 good only", clean_requests)),
             "requests/URL",
             "-",

@@ -332,6 +332,13 @@ pub struct EvidenceConfig {
     /// A request still in flight after this many times its site's 99th-percentile
     /// latency makes its proxy suspect before any timeout fires. Default 3.
     pub suspect_after: f64,
+    /// The thresholds taken from a site's high latency quantiles (when the client hedges
+    /// an attempt, when its adaptive timeout gives up, when a request out makes its proxy
+    /// suspect) are at most this many times the site's median latency, 1 to 1e6. Default 8:
+    /// above the 95th and 99th percentiles of a typical site's own spread, so it binds only
+    /// when slow proxies have dragged those quantiles up to their own latency (see
+    /// [`ProxyPool::tail_latency`](crate::ProxyPool::tail_latency)).
+    pub tail_spread: f64,
     /// Sites remembered; past it the least recently seen are forgotten. Default 4096.
     pub max_sites: usize,
 }
@@ -347,6 +354,7 @@ impl Default for EvidenceConfig {
             latency_window: Duration::from_secs(60),
             min_latency_samples: 20,
             suspect_after: 3.0,
+            tail_spread: 8.0,
             max_sites: 4096,
         }
     }
@@ -375,6 +383,9 @@ impl EvidenceConfig {
                 "evidence.suspect_after",
                 format!("{} must be in [1, 1e6]", self.suspect_after),
             ));
+        }
+        if !(1.0..=1e6).contains(&self.tail_spread) {
+            return Err(ConfigError::new("evidence.tail_spread", format!("{} must be in [1, 1e6]", self.tail_spread)));
         }
         entries_in("evidence.max_sites", self.max_sites)?;
         Ok(())

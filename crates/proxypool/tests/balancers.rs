@@ -217,6 +217,23 @@ async fn p2c_never_picks_the_worst_proxy_and_samples_two_distinct() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn p2c_compares_two_candidates_even_when_most_of_the_pool_is_unavailable() {
+    // 60 proxies of one session each; 58 are busy, so random draws mostly miss and the
+    // two left (one fast, one slow) must still be compared, not taken as found.
+    let pool = ProxyPool::builder().balancer(PowerOfTwoChoices::new()).build().expect("valid config");
+    let names = ids(60);
+    pool.extend(names.iter().map(|id| proxy(id, ProxyMeta { max_sessions: Some(1), ..Default::default() })))
+        .expect("unique ids");
+    report_latency(&pool, "p017", Duration::from_millis(100), 3);
+    report_latency(&pool, "p042", Duration::from_secs(5), 3);
+    let _busy: Vec<Lease> =
+        names.iter().filter(|id| !matches!(id.as_str(), "p017" | "p042")).map(|id| lease_of(&pool, id)).collect();
+    for _ in 0..200 {
+        assert_eq!(pick(&pool, &RequestContext::new()), "p017", "the slow proxy is the worse of the only pair");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn p2c_forgets_a_latency_spike_with_time() {
     let pool = pool_of(PowerOfTwoChoices::new(), &["spiky", "steady"]);
     report_latency(&pool, "steady", Duration::from_millis(200), 1);

@@ -54,6 +54,7 @@ fn pool_config(p: &mut Picks) -> PoolConfig {
             latency_window: p.duration(v.latency_window),
             min_latency_samples: p.count(v.min_latency_samples),
             suspect_after: p.float(v.suspect_after),
+            tail_spread: p.float(v.tail_spread),
             max_sites: p.size(v.max_sites),
         },
     }
@@ -93,6 +94,7 @@ fn exercise(pool: &ProxyPool, rt: &tokio::runtime::Runtime) {
     }
     let _ = pool.stats();
     let _ = pool.latency_quantile("h1.example", 0.99);
+    let _ = pool.tail_latency("h1.example", 0.99);
     rt.block_on(tokio::time::advance(Duration::from_secs(8 * 86_400)));
     let _ = pool.acquire(&Requirements::ANY, &RequestContext::new().target_host("h2.example"));
 }

@@ -209,6 +209,35 @@ async fn a_request_overdue_far_beyond_the_sites_latency_makes_its_proxy_suspect(
     assert!((answered["a"] - answered["b"]).abs() < 0.05, "an answer clears the suspicion: {answered:?}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn slow_proxies_answering_a_third_of_a_sites_requests_do_not_set_its_tail_thresholds() {
+    let pool = pool_with(
+        ExpectedSuccess::new(),
+        vec![proxy("a", None, 0.0), proxy("b", None, 0.0), proxy("slow", None, 0.0), proxy("c", None, 0.0)],
+    );
+    for id in ["a", "b"] {
+        report(&pool, id, SHOP, Outcome::success(100 * MS), 40);
+    }
+    report(&pool, "slow", SHOP, Outcome::success(Duration::from_secs(5)), 40);
+    report(&pool, "c", SHOP, Outcome::success(100 * MS), 1);
+    let true_p99 = pool.latency_quantile(SHOP, 0.99).expect("121 samples");
+    assert!(true_p99 >= Duration::from_secs(5), "the quantile itself is the slow proxy's: {true_p99:?}");
+    let median = pool.latency_quantile(SHOP, 0.5).expect("121 samples");
+    for q in [0.95, 0.99] {
+        let tail = pool.tail_latency(SHOP, q).expect("121 samples");
+        assert!(tail <= median * 8, "{q}: {tail:?} is at most 8 × the median {median:?}");
+    }
+    // A request out 12 s is 120 times what the site takes through a working proxy:
+    // suspect, although the slow proxy's answers took 5 s (3 × its 5.6 s would wait 17 s).
+    let hanging = lease_of(&pool, "a", SHOP);
+    let sent = estimates(&pool, SHOP);
+    assert!((sent["a"] - sent["b"]).abs() < 0.05, "just sent: {sent:?}");
+    tokio::time::advance(Duration::from_secs(12)).await;
+    let overdue = estimates(&pool, SHOP);
+    assert!(overdue["a"] < 0.5 * overdue["b"], "suspect after 3 × the capped p99: {overdue:?}");
+    drop(hanging);
+}
+
 #[test]
 fn a_sites_rate_tolerance_is_learned_from_a_429_and_kept_under() {
     let ids: Vec<String> = (0..4).map(|i| format!("p{i}")).collect();

@@ -48,8 +48,12 @@ impl PowerOfTwoChoices {
         c.peak_latency(i) * f64::from(in_flight + 1) / answer_share(c, i)
     }
 
-    /// With `a` eligible: a second eligible sample within `draws` more draws, the better of
-    /// the two, or `a` alone.
+    /// With `a` eligible: the better of `a` and a second eligible candidate, or `a` when
+    /// it is the only one. The second is drawn at random (`draws` tries), then looked for
+    /// from a random position: when most of the pool is ejected or banned, draws miss,
+    /// and taking `a` alone would give each eligible proxy an equal share whatever its
+    /// cost (a hanging proxy among five eligible ones got a fifth of the requests on the
+    /// testbed's dirty fleet).
     fn second(c: &Candidates<'_>, a: usize, n: usize, draws: usize) -> Option<usize> {
         for _ in 0..draws {
             let b = other(c.random_below(n - 1), a);
@@ -57,7 +61,10 @@ impl PowerOfTwoChoices {
                 return Some(Self::better(c, a, b));
             }
         }
-        Some(a)
+        match next_eligible(c, n, Some(a)) {
+            Some(b) => Some(Self::better(c, a, b)),
+            None => Some(a),
+        }
     }
 
     /// Of two eligible candidates, the one with the lower cost (fewer in flight on a tie).
@@ -93,6 +100,12 @@ impl PowerOfTwoChoices {
             _ => a,
         }
     }
+}
+
+/// The first eligible candidate from a random position on, other than `except`.
+fn next_eligible(c: &Candidates<'_>, n: usize, except: Option<usize>) -> Option<usize> {
+    let start = c.random_below(n);
+    (start..n).chain(0..start).find(|&i| Some(i) != except && c.is_eligible(i))
 }
 
 /// The share of the proxy's attempts that got an answer, from its fading counts as
@@ -142,9 +155,10 @@ impl Balancer for PowerOfTwoChoices {
                 return Self::second(c, i, n, DRAWS - drawn - 1);
             }
         }
-        // Most candidates are ineligible: the first eligible one from a random start.
-        let start = c.random_below(n);
-        (start..n).chain(0..start).find(|&i| c.is_eligible(i))
+        // Most candidates are ineligible: the first eligible one from a random start, and
+        // then a second to compare it with.
+        let a = next_eligible(c, n, None)?;
+        Self::second(c, a, n, 0)
     }
 }
 

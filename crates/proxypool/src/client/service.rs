@@ -127,7 +127,7 @@ impl ProxyClient {
         let settings = &self.inner.settings;
         match &settings.config.adaptive_timeout {
             Some(adaptive) => {
-                let latency = self.inner.pool.latency_quantile(host, adaptive.quantile);
+                let latency = self.inner.pool.tail_latency(host, adaptive.quantile);
                 (adaptive.timeout(latency, settings.config.request_timeout), latency.is_some())
             }
             None => (settings.config.request_timeout, true),
@@ -166,7 +166,7 @@ impl ProxyClient {
             // Until the host's latency is known, look again every so often: the pool
             // learns it within the first answers, and a hanging first attempt must not
             // wait out its whole timeout for want of a figure.
-            let due = self.inner.pool.latency_quantile(host, hedging.quantile).map(|q| q.max(hedging.min_delay));
+            let due = self.inner.pool.tail_latency(host, hedging.quantile).map(|q| q.max(hedging.min_delay));
             let may_hedge = hedges < hedging.max_hedges;
             let wait = due.map_or(RECHECK, |due| due.saturating_sub(harvester_core::time::since(last_launch)));
             tokio::select! {

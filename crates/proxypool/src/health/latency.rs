@@ -3,7 +3,9 @@
 //!
 //! The quantiles set how long the client waits before it hedges an attempt and when it
 //! gives up on one, and how long a request may stay in flight before its proxy looks
-//! suspect. Buckets grow by a fifth from 0.1 ms to an hour (96 of them, so a quantile is
+//! suspect. Those tail thresholds are capped at a multiple of the median
+//! ([`tail`](Windows::tail)): a few slow proxies that still answer would otherwise drag
+//! the high quantiles up to their own latency, and then nothing they serve looks slow. Buckets grow by a fifth from 0.1 ms to an hour (96 of them, so a quantile is
 //! within 20 % of the truth, always rounded up: a timeout made from it errs long). Two
 //! windows rotate, as tower's hedge middleware does, so a change of regime shows within
 //! two windows and a quiet minute does not empty the histogram.
@@ -15,6 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::clock::Nanos;
+use crate::config::EvidenceConfig;
 
 const BUCKETS: usize = 96;
 /// The upper edge of bucket 0, in seconds.
@@ -22,6 +25,20 @@ const FIRST_EDGE: f64 = 1e-4;
 const GROWTH: f64 = 1.2;
 /// Quantiles are recomputed after this many samples (and at each rotation).
 const REFRESH_EVERY: u32 = 16;
+
+/// What makes a quantile a tail threshold: enough samples, and at most `spread` times the
+/// median (see [`Windows::tail`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TailLimits {
+    pub(crate) min_samples: u32,
+    pub(crate) spread: f64,
+}
+
+impl TailLimits {
+    pub(crate) fn of(e: &EvidenceConfig) -> TailLimits {
+        TailLimits { min_samples: e.min_latency_samples, spread: e.tail_spread }
+    }
+}
 
 /// Quantiles of the successful latencies at one host (or over the whole pool), over the
 /// last one to two windows.
@@ -66,12 +83,12 @@ impl Default for Windows {
     }
 }
 
-/// The histogram and its cached 99th percentile (nanoseconds, 0 until there are enough
-/// samples), which the pick path reads without the lock.
+/// The histogram and its cached tail threshold at the 99th percentile (nanoseconds, 0
+/// until there are enough samples), which the pick path reads without the lock.
 #[derive(Debug, Default)]
 pub(crate) struct LatencyStats {
     windows: Mutex<Windows>,
-    p99: AtomicU64,
+    tail_p99: AtomicU64,
 }
 
 fn bucket_of(secs: f64) -> usize {
@@ -131,6 +148,22 @@ impl Windows {
         }
         edge_nanos(BUCKETS - 1)
     }
+
+    /// The `q` quantile as a tail threshold: at most `spread` times the median.
+    ///
+    /// Why capped: the answers come through many proxies, and a proxy that adds a second
+    /// to every answer yet still answers is not ejected for failing. When round robin (or
+    /// P2C's occasional pair of two bad samples) gives two such proxies of five their
+    /// share, the 95th and 99th percentiles become their latency, so hedges wait for it and
+    /// the adaptive timeout never cuts them: the slow proxies make themselves look normal
+    /// (found on the testbed's dirty fleet, where this made whole runs 10× slower at
+    /// random). The median moves only once half the answers are slow; while fewer are, the
+    /// cap keeps the thresholds at the site's own spread of latency.
+    fn tail(&self, q: f64, spread: f64) -> u64 {
+        let cap = self.quantile(0.5) as f64 * spread;
+        // `as` saturates: a huge cap is no cap.
+        self.quantile(q).min(cap as u64)
+    }
 }
 
 impl LatencyStats {
@@ -139,7 +172,7 @@ impl LatencyStats {
     }
 
     /// Records a successful answer's latency.
-    pub(crate) fn record(&self, secs: f64, now: Nanos, window: Nanos, min_samples: u32) {
+    pub(crate) fn record(&self, secs: f64, now: Nanos, window: Nanos, limits: TailLimits) {
         let mut w = self.lock();
         w.rotate_if_due(now, window);
         let i = bucket_of(secs);
@@ -148,15 +181,24 @@ impl LatencyStats {
         w.since_refresh += 1;
         if w.since_refresh >= REFRESH_EVERY {
             w.since_refresh = 0;
-            let enough = w.samples() >= min_samples;
-            self.p99.store(if enough { w.quantile(0.99) } else { 0 }, Ordering::Release);
+            let enough = w.samples() >= limits.min_samples;
+            self.tail_p99.store(if enough { w.tail(0.99, limits.spread) } else { 0 }, Ordering::Release);
         }
     }
 
-    /// The cached 99th percentile, in nanoseconds; `None` before enough samples.
+    /// The cached tail threshold at the 99th percentile (see [`Self::tail`]), in
+    /// nanoseconds; `None` before enough samples.
     #[inline]
-    pub(crate) fn p99_nanos(&self) -> Option<u64> {
-        Some(self.p99.load(Ordering::Acquire)).filter(|&n| n > 0)
+    pub(crate) fn tail_p99_nanos(&self) -> Option<u64> {
+        Some(self.tail_p99.load(Ordering::Acquire)).filter(|&n| n > 0)
+    }
+
+    /// The `q` quantile as a tail threshold as of `now`: at most `limits.spread` times the
+    /// median; `None` with fewer than `limits.min_samples` samples.
+    pub(crate) fn tail(&self, q: f64, now: Nanos, window: Nanos, limits: TailLimits) -> Option<Duration> {
+        let mut w = self.lock();
+        w.rotate_if_due(now, window);
+        (w.samples() >= limits.min_samples.max(1)).then(|| Duration::from_nanos(w.tail(q, limits.spread)))
     }
 
     /// The `q` quantile as of `now`, or `None` with fewer than `min_samples` samples.
@@ -191,11 +233,15 @@ mod tests {
     const SEC: Nanos = 1_000_000_000;
     const WINDOW: Nanos = 60 * SEC;
 
+    fn limits(min_samples: u32) -> TailLimits {
+        TailLimits { min_samples, spread: 8.0 }
+    }
+
     #[test]
     fn quantiles_round_up_to_within_a_fifth() {
         let s = LatencyStats::default();
         for i in 1..=100 {
-            s.record(f64::from(i) / 1000.0, SEC, WINDOW, 20);
+            s.record(f64::from(i) / 1000.0, SEC, WINDOW, limits(20));
         }
         let q = s.quantiles(SEC, WINDOW, 20).expect("enough samples");
         for (got, truth) in [(q.p50, 0.050), (q.p90, 0.090), (q.p99, 0.099)] {
@@ -203,28 +249,67 @@ mod tests {
             assert!(got >= truth && got <= truth * GROWTH * 1.0001, "{got} for {truth}");
         }
         assert_eq!(q.samples, 100);
-        assert!(s.p99_nanos().is_some(), "the cached quantiles follow the records");
+        assert!(s.tail_p99_nanos().is_some(), "the cached threshold follows the records");
+        let tail = s.tail(0.99, SEC, WINDOW, limits(20)).expect("enough samples");
+        assert_eq!(tail, q.p99, "a site's own spread (p99 = 2 × the median) is below the cap");
     }
 
     #[test]
     fn too_few_samples_give_no_quantile() {
         let s = LatencyStats::default();
-        s.record(0.1, SEC, WINDOW, 20);
+        s.record(0.1, SEC, WINDOW, limits(20));
         assert_eq!(s.quantile(0.5, SEC, WINDOW, 20), None);
-        assert_eq!(s.p99_nanos(), None);
+        assert_eq!(s.tail_p99_nanos(), None);
+        assert_eq!(s.tail(0.99, SEC, WINDOW, limits(20)), None);
     }
 
     #[test]
     fn old_windows_rotate_out() {
         let s = LatencyStats::default();
         for _ in 0..50 {
-            s.record(2.0, SEC, WINDOW, 1);
+            s.record(2.0, SEC, WINDOW, limits(1));
         }
         for _ in 0..50 {
-            s.record(0.01, 70 * SEC, WINDOW, 1);
+            s.record(0.01, 70 * SEC, WINDOW, limits(1));
         }
         assert!(s.quantile(0.99, 70 * SEC, WINDOW, 1).expect("samples") >= Duration::from_secs(2), "both windows");
         assert!(s.quantile(0.99, 135 * SEC, WINDOW, 1).expect("samples") < Duration::from_millis(20), "one left");
         assert_eq!(s.quantile(0.5, 300 * SEC, WINDOW, 1), None, "nothing recent");
+    }
+
+    /// Answers at `fast` (3 ms) from most proxies and at `slow` (1 s) from the rest:
+    /// `slow_share` of `total`, interleaved.
+    fn mixed(slow_share: f64, total: u32) -> LatencyStats {
+        let s = LatencyStats::default();
+        let slow = (f64::from(total) * slow_share) as u32;
+        for i in 0..total {
+            let secs = if i * slow / total != (i + 1) * slow / total { 1.0 } else { 0.003 };
+            s.record(secs, SEC, WINDOW, limits(20));
+        }
+        s
+    }
+
+    #[test]
+    fn a_minority_of_slow_answers_cannot_drag_the_tail_threshold_up_to_them() {
+        for share in [0.05, 0.2, 0.4] {
+            let s = mixed(share, 1_000);
+            let true_p99 = s.quantile(0.99, SEC, WINDOW, 20).expect("samples");
+            assert!(true_p99 >= Duration::from_secs(1), "{share}: the quantile itself is the slow proxies'");
+            let median = s.quantile(0.5, SEC, WINDOW, 20).expect("samples");
+            assert!(median < Duration::from_millis(4), "{share}: the median is the fast ones'");
+            for q in [0.95, 0.99] {
+                let tail = s.tail(q, SEC, WINDOW, limits(20)).expect("samples");
+                assert!(tail <= median * 8, "{share}, {q}: {tail:?} is capped at 8 × the median");
+            }
+            let cached = Duration::from_nanos(s.tail_p99_nanos().expect("cached"));
+            assert!(cached <= median * 8, "{share}: the cached threshold is capped too: {cached:?}");
+        }
+    }
+
+    #[test]
+    fn once_most_answers_are_slow_the_tail_threshold_follows_them() {
+        let s = mixed(0.6, 1_000);
+        let tail = s.tail(0.99, SEC, WINDOW, limits(20)).expect("samples");
+        assert!(tail >= Duration::from_secs(1), "slow is the norm now: {tail:?}");
     }
 }

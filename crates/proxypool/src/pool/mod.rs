@@ -23,6 +23,7 @@ use crate::balance::{Balancer, Candidates, ExpectedSuccess};
 use crate::clock::{Nanos, duration_to_nanos, nanos_to_duration};
 use crate::config::PoolConfig;
 use crate::error::{ConfigError, PoolError};
+use crate::health::latency::TailLimits;
 use crate::health::{
     HealthContext, HealthEvent, HealthEventKind, LatencyQuantiles, ProbeResult, ProxyHealth, RemoteEffect,
 };
@@ -557,7 +558,8 @@ impl ProxyPool {
 
     /// The `q` quantile (0..=1) of the successful answers' latency at `host`, falling back
     /// to every host's while `host` has too few samples; `None` while neither has
-    /// enough. What the client sets hedges and timeouts from.
+    /// enough. The true quantile; the client sets hedges and timeouts from
+    /// [`tail_latency`](Self::tail_latency).
     pub fn latency_quantile(&self, host: &str, q: f64) -> Option<Duration> {
         let ctx = &*self.shared.context;
         let e = &ctx.config().evidence;
@@ -567,6 +569,27 @@ impl ProxyPool {
             .get(host)
             .and_then(|site| site.latency.quantile(q, now, window, e.min_latency_samples))
             .or_else(|| ctx.evidence().latency.quantile(q, now, window, e.min_latency_samples))
+    }
+
+    /// The `q` quantile of the successful answers' latency at `host` as a tail threshold:
+    /// like [`latency_quantile`](Self::latency_quantile), but at most
+    /// [`tail_spread`](crate::config::EvidenceConfig::tail_spread) times the median. What
+    /// the client hedges and times attempts out by.
+    ///
+    /// A proxy that adds a second to every answer still answers, so it is not ejected for
+    /// failing; when a few of them get a fair share of requests (round robin does that)
+    /// the high quantiles become their latency, and a threshold taken from them would
+    /// never find them slow. The median stays with the other proxies until half the
+    /// answers are slow.
+    pub fn tail_latency(&self, host: &str, q: f64) -> Option<Duration> {
+        let ctx = &*self.shared.context;
+        let e = &ctx.config().evidence;
+        let (now, window, limits) = (ctx.now(), duration_to_nanos(e.latency_window), TailLimits::of(e));
+        ctx.evidence()
+            .sites
+            .get(host)
+            .and_then(|site| site.latency.tail(q, now, window, limits))
+            .or_else(|| ctx.evidence().latency.tail(q, now, window, limits))
     }
 
     /// The report for one proxy.
