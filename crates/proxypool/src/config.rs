@@ -177,10 +177,13 @@ pub struct EjectionConfig {
     /// Longest ejection. Default 300 s, as Envoy.
     #[serde(with = "humantime_serde")]
     pub max_ejection: Duration,
-    /// Largest share of the pool ejected at once (at least one proxy may always be).
-    /// Default 0.5, not Envoy's 0.1: in a proxy fleet a fifth dead is an ordinary day,
-    /// and a 10 % cap would keep most dead proxies in rotation; beyond half, the fault
-    /// is more likely the target's or our own network's than the proxies'.
+    /// Largest share of the pool ejected at once while no proxy is answering (at least
+    /// one proxy may always be). Default 0.5, not Envoy's 0.1: in a proxy fleet a fifth
+    /// dead is an ordinary day, and a 10 % cap would keep most dead proxies in rotation;
+    /// beyond half, with nothing answering, the fault is more likely our own network's
+    /// than the proxies'. While some proxy of the pool answered within the last second,
+    /// the failures are the failing proxies' own, and ejection goes past this share, up
+    /// to where panic mode would start (`panic_threshold`).
     pub max_ejected_fraction: f64,
     /// Panic mode: when fewer than this share of the proxies a request may use (those
     /// matching its requirements) are healthy, that request ignores ejections rather

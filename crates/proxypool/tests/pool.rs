@@ -266,6 +266,34 @@ async fn ejections_stop_at_the_cap_on_the_share_of_the_pool() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn while_other_proxies_answer_ejections_go_past_the_cap_but_not_into_panic() {
+    let config = PoolConfig {
+        ejection: EjectionConfig { max_ejected_fraction: 0.5, panic_threshold: 0.3, ..EjectionConfig::default() },
+        ..PoolConfig::default()
+    };
+    let ids = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+    let pool = round_robin_pool(config, &ids);
+    // Eight of ten fail every request; two answer every one, in the same rounds.
+    for _ in 0..20 {
+        for _ in 0..ids.len() {
+            let lease = pool.acquire(&Requirements::ANY, &RequestContext::new()).expect("a proxy");
+            let outcome = if matches!(lease.id().as_str(), "a" | "b") {
+                Outcome::success(MS)
+            } else {
+                Outcome::network_failure(MS)
+            };
+            lease.report(outcome);
+        }
+        tokio::time::advance(Duration::from_millis(10)).await;
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.ejected, 7, "past the cap of 5, up to the 3 of 10 that panic mode needs healthy");
+    assert!(!stats.panic);
+    assert!(pool.proxy_stats("a").expect("present").ejected_for.is_none());
+    assert!(pool.proxy_stats("b").expect("present").ejected_for.is_none());
+}
+
+#[tokio::test(start_paused = true)]
 async fn panic_mode_uses_ejected_proxies_when_too_few_are_healthy() {
     let config = PoolConfig {
         ejection: EjectionConfig { max_ejected_fraction: 1.0, panic_threshold: 0.5, ..EjectionConfig::default() },

@@ -1,6 +1,14 @@
 //! Pool-wide bookkeeping for outlier ejection: how many proxies are out, the cap on
 //! that number, and panic mode.
 //!
+//! The cap guards against a common cause: when our own network fails, every proxy fails
+//! at once, and ejecting them all would leave nothing. But a fleet where more than the
+//! cap's share of proxies is bad is common, and there the cap kept bad proxies in rotation
+//! (on the testbed's dirty fleet, 15 of 27 deserve ejection and the cap of half left two
+//! hanging ones taking a share of every round robin). So past the cap a proxy is still
+//! ejected while some proxy of the pool answered within [`RECENT_ANSWER`]: the network
+//! works, and the failures are the proxy's own. Never so far that panic mode would start.
+//!
 //! The tracker keeps the end time of every running ejection, so its count is exact even
 //! for proxies no pick looks at any more (filtered out, or removed). Ejections are rare
 //! events, so that list sits behind a mutex; the pick path reads only two atomics unless
@@ -12,6 +20,12 @@ use std::sync::{Mutex, PoisonError};
 use crate::clock::Nanos;
 use crate::config::EjectionConfig;
 
+/// How recent an answer from some proxy must be for the cap to give way (see the module docs).
+pub(crate) const RECENT_ANSWER: Nanos = 1_000_000_000;
+/// The last answer's time is rewritten at most this often, so that answers on many
+/// threads do not all write one shared line.
+const ANSWER_GRAIN: Nanos = 10_000_000;
+
 #[derive(Debug, Default)]
 pub(crate) struct EjectionTracker {
     pool_size: AtomicUsize,
@@ -20,6 +34,8 @@ pub(crate) struct EjectionTracker {
     count: AtomicUsize,
     /// The earliest end among them (0 when none): until then `count` is exact.
     next_end: AtomicU64,
+    /// When some proxy last delivered an answer (0: never), to within [`ANSWER_GRAIN`].
+    last_answer: AtomicU64,
 }
 
 impl EjectionTracker {
@@ -38,15 +54,29 @@ impl EjectionTracker {
         ends.len()
     }
 
-    /// Takes one of the places the cap allows for an ejection ending at `until`; false
-    /// when the cap is reached.
+    /// Some proxy delivered an answer (of any kind) at `now`.
+    #[inline]
+    pub(crate) fn note_answer(&self, now: Nanos) {
+        if now.saturating_sub(self.last_answer.load(Ordering::Relaxed)) >= ANSWER_GRAIN {
+            self.last_answer.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes a place for an ejection ending at `until`: one of those the cap allows, or
+    /// past the cap while some proxy answered within [`RECENT_ANSWER`] and one more
+    /// ejection keeps the pool out of panic mode. False when neither holds.
     pub(crate) fn try_reserve(&self, until: Nanos, now: Nanos, cfg: &EjectionConfig) -> bool {
         let size = self.pool_size.load(Ordering::Acquire);
         let cap = ((size as f64 * cfg.max_ejected_fraction).floor() as usize).max(1);
         let mut ends = self.lock();
         self.prune(&mut ends, now);
         if ends.len() >= cap {
-            return false;
+            let last = self.last_answer.load(Ordering::Relaxed);
+            let others_answer = last != 0 && now.saturating_sub(last) <= RECENT_ANSWER;
+            let left = size.saturating_sub(ends.len() + 1);
+            if !others_answer || (left as f64) < cfg.panic_threshold * size as f64 {
+                return false;
+            }
         }
         ends.push(until);
         self.publish(&ends);
@@ -111,6 +141,26 @@ mod tests {
         assert!(!t.try_reserve(100, 1, &cfg), "10 % of 3 rounds down, but one is always allowed, and only one");
         t.release(100);
         assert!(t.try_reserve(100, 1, &cfg));
+    }
+
+    #[test]
+    fn past_the_cap_only_while_some_proxy_answers_and_never_into_panic() {
+        const SEC: Nanos = 1_000_000_000;
+        let t = EjectionTracker::default();
+        t.set_pool_size(10);
+        let cfg = EjectionConfig { max_ejected_fraction: 0.5, panic_threshold: 0.3, ..EjectionConfig::default() };
+        for _ in 0..5 {
+            assert!(t.try_reserve(100 * SEC, SEC, &cfg));
+        }
+        assert!(!t.try_reserve(100 * SEC, SEC, &cfg), "at the cap, and no proxy has answered: a common cause");
+        t.note_answer(SEC);
+        assert!(t.try_reserve(100 * SEC, SEC + 1, &cfg), "another proxy answers: the failures are the proxy's own");
+        assert!(t.try_reserve(100 * SEC, SEC + 2, &cfg));
+        assert_eq!(t.ejected(SEC + 2), 7);
+        assert!(!t.try_reserve(100 * SEC, SEC + 3, &cfg), "an eighth would leave 2 of 10: panic mode");
+        assert!(!t.in_panic(SEC + 3, &cfg));
+        t.release(100 * SEC);
+        assert!(!t.try_reserve(100 * SEC, 3 * SEC, &cfg), "the last answer is 2 s old: the cap holds again");
     }
 
     #[test]

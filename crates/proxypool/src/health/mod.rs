@@ -427,6 +427,7 @@ impl ProxyHealth {
                 self.hot().transport.add(1.0, 0.0, now, fades.evidence);
                 self.standing.add(1.0, expected, now, fades.evidence);
                 self.hot().proven.store(true, Ordering::Relaxed);
+                tracker.note_answer(now);
                 let target = host.map(|host| self.targets.record_accepted(host, expected, now, cfg, fades));
                 Recorded { effect: Effect::None, target, answered: Some(true) }
             }
@@ -477,6 +478,7 @@ impl ProxyHealth {
                 self.bans.fetch_add(1, Ordering::Relaxed);
                 // The proxy delivered the site's answer: it works, the site refused it.
                 self.hot().transport.add(1.0, 0.0, now, fades.evidence);
+                tracker.note_answer(now);
                 // A ban weighs on latency-driven balancers as a failure does: a proxy that
                 // only ever gets refused must not look like the fastest one.
                 self.hot().peak.record(secs.max(h.bad_latency.as_secs_f64()), now, tau);
