@@ -211,6 +211,7 @@ async fn a_request_overdue_far_beyond_the_sites_latency_makes_its_proxy_suspect(
 
 #[tokio::test(start_paused = true)]
 async fn slow_proxies_answering_a_third_of_a_sites_requests_do_not_set_its_tail_thresholds() {
+    // What the client hedges and times attempts out by; the true quantiles stay as they are.
     let pool = pool_with(
         ExpectedSuccess::new(),
         vec![proxy("a", None, 0.0), proxy("b", None, 0.0), proxy("slow", None, 0.0), proxy("c", None, 0.0)],
@@ -227,15 +228,6 @@ async fn slow_proxies_answering_a_third_of_a_sites_requests_do_not_set_its_tail_
         let tail = pool.tail_latency(SHOP, q).expect("121 samples");
         assert!(tail <= median * 8, "{q}: {tail:?} is at most 8 × the median {median:?}");
     }
-    // A request out 12 s is 120 times what the site takes through a working proxy:
-    // suspect, although the slow proxy's answers took 5 s (3 × its 5.6 s would wait 17 s).
-    let hanging = lease_of(&pool, "a", SHOP);
-    let sent = estimates(&pool, SHOP);
-    assert!((sent["a"] - sent["b"]).abs() < 0.05, "just sent: {sent:?}");
-    tokio::time::advance(Duration::from_secs(12)).await;
-    let overdue = estimates(&pool, SHOP);
-    assert!(overdue["a"] < 0.5 * overdue["b"], "suspect after 3 × the capped p99: {overdue:?}");
-    drop(hanging);
 }
 
 #[test]

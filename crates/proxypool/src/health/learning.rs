@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use super::evidence::{Belief, FadingPair};
-use super::latency::{LatencyStats, TailLimits};
+use super::latency::LatencyStats;
 use super::sites::{KIND_GROUPS, SiteStats, SiteTable};
 use super::{Fades, ProxyHealth, TargetView};
 use super::{Outcome, OutcomeKind};
@@ -99,14 +99,14 @@ impl PoolEvidence {
             self.acceptance.add(f64::from(u8::from(accepted)), f64::from(u8::from(!accepted)), now, fades.evidence);
         }
         if answered == Some(true) {
-            self.latency.record(secs, now, window, TailLimits::of(e));
+            self.latency.record(secs, now, window, e.min_latency_samples);
         }
         let Some((host, site)) = &report.host else { return };
         if let Some(accepted) = answered {
             site.record_answer(report.group, accepted, now, site_half);
         }
         if answered == Some(true) {
-            site.latency.record(secs, now, window, TailLimits::of(e));
+            site.latency.record(secs, now, window, e.min_latency_samples);
         }
         if let (OutcomeKind::RateLimited { .. }, Some(target)) = (report.outcome.kind(), report.target) {
             // Only a site that accepted this proxy before tells a rate by refusing it now;
@@ -160,11 +160,11 @@ impl<'a> Context<'a> {
         };
         let mut group_priors = [acceptance_prior; KIND_GROUPS];
         let mut tolerance = None;
-        let mut p99 = pool.latency.tail_p99_nanos();
+        let mut p99 = pool.latency.p99_nanos();
         if let Some(site) = &site {
             group_priors = group_acceptance(site, now, cfg, acceptance_prior);
             tolerance = site.rate_tolerance(now, e.rate_relax.as_secs_f64() * 1e9);
-            p99 = site.latency.tail_p99_nanos().or(p99);
+            p99 = site.latency.p99_nanos().or(p99);
         }
         let typical = p99.map_or(cfg.health.good_latency.as_secs_f64() * 1e9, |n| n as f64);
         Context {
