@@ -57,7 +57,9 @@ impl EjectionTracker {
     /// Some proxy delivered an answer (of any kind) at `now`.
     #[inline]
     pub(crate) fn note_answer(&self, now: Nanos) {
-        if now.saturating_sub(self.last_answer.load(Ordering::Relaxed)) >= ANSWER_GRAIN {
+        let last = self.last_answer.load(Ordering::Relaxed);
+        // The first answer counts whenever it comes, even within the pool's first grain.
+        if last == 0 || now.saturating_sub(last) >= ANSWER_GRAIN {
             self.last_answer.store(now, Ordering::Relaxed);
         }
     }
@@ -153,6 +155,9 @@ mod tests {
             assert!(t.try_reserve(100 * SEC, SEC, &cfg));
         }
         assert!(!t.try_reserve(100 * SEC, SEC, &cfg), "at the cap, and no proxy has answered: a common cause");
+        t.note_answer(1);
+        assert!(t.try_reserve(100 * SEC, SEC, &cfg), "the pool's first answer, however early, counts");
+        t.release(100 * SEC);
         t.note_answer(SEC);
         assert!(t.try_reserve(100 * SEC, SEC + 1, &cfg), "another proxy answers: the failures are the proxy's own");
         assert!(t.try_reserve(100 * SEC, SEC + 2, &cfg));

@@ -339,8 +339,8 @@ impl ProxyHealth {
         restored
     }
 
-    /// Ejects the proxy until `until` on another instance's word: within the cap like a
-    /// local ejection, and counted like one (the next local ejection lasts longer). A
+    /// Ejects the proxy until `until` on another instance's word: within the same limits
+    /// as a local ejection (the cap, or past it while this pool hears answers), and counted like one (the next local ejection lasts longer). A
     /// running ejection is only ever lengthened.
     pub(crate) fn eject_remote(
         &self,
