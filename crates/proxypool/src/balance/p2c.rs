@@ -29,6 +29,10 @@ pub struct PowerOfTwoChoices;
 
 /// Random draws for two eligible samples before falling back to a scan.
 const DRAWS: usize = 6;
+/// Candidates a search for the second sample looks at, at most: enough to find one when
+/// one in a hundred is eligible, while a pick with a single eligible proxy among 100k
+/// stays cheap (that one is then taken alone).
+const SECOND_SCAN: usize = 512;
 
 impl PowerOfTwoChoices {
     /// The balancer.
@@ -50,7 +54,7 @@ impl PowerOfTwoChoices {
 
     /// With `a` eligible: the better of `a` and a second eligible candidate, or `a` when
     /// it is the only one. The second is drawn at random (`draws` tries), then looked for
-    /// from a random position: when most of the pool is ejected or banned, draws miss,
+    /// from a random position (among [`SECOND_SCAN`] candidates at most): when most of the pool is ejected or banned, draws miss,
     /// and taking `a` alone would give each eligible proxy an equal share whatever its
     /// cost (a hanging proxy among five eligible ones got a fifth of the requests on the
     /// testbed's dirty fleet).
@@ -61,7 +65,7 @@ impl PowerOfTwoChoices {
                 return Some(Self::better(c, a, b));
             }
         }
-        match next_eligible(c, n, Some(a)) {
+        match next_eligible(c, n, Some(a), SECOND_SCAN) {
             Some(b) => Some(Self::better(c, a, b)),
             None => Some(a),
         }
@@ -102,10 +106,11 @@ impl PowerOfTwoChoices {
     }
 }
 
-/// The first eligible candidate from a random position on, other than `except`.
-fn next_eligible(c: &Candidates<'_>, n: usize, except: Option<usize>) -> Option<usize> {
+/// The first eligible candidate from a random position on, other than `except`, among
+/// the next `limit` candidates.
+fn next_eligible(c: &Candidates<'_>, n: usize, except: Option<usize>, limit: usize) -> Option<usize> {
     let start = c.random_below(n);
-    (start..n).chain(0..start).find(|&i| Some(i) != except && c.is_eligible(i))
+    (start..n).chain(0..start).take(limit).find(|&i| Some(i) != except && c.is_eligible(i))
 }
 
 /// The share of the proxy's attempts that got an answer, from its fading counts as
@@ -157,7 +162,7 @@ impl Balancer for PowerOfTwoChoices {
         }
         // Most candidates are ineligible: the first eligible one from a random start, and
         // then a second to compare it with.
-        let a = next_eligible(c, n, None)?;
+        let a = next_eligible(c, n, None, n)?;
         Self::second(c, a, n, 0)
     }
 }
