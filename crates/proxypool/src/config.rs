@@ -335,9 +335,9 @@ pub struct EvidenceConfig {
     /// A request still in flight after this many times its site's 99th-percentile
     /// latency makes its proxy suspect before any timeout fires. Default 3.
     pub suspect_after: f64,
-    /// The client's thresholds taken from a site's high latency quantiles (when it hedges
-    /// an attempt, when its adaptive timeout gives up) are at most this many times the
-    /// site's median latency, 1 to 1e6. Default 8:
+    /// The client's hedging delay, taken from a site's high latency quantile, is at most
+    /// this many times the site's median latency, 1 to 1e6 (the adaptive timeout keeps the
+    /// true quantile, so that a site's own slow pages are not cut off). Default 8:
     /// above the 95th and 99th percentiles of a typical site's own spread, so it binds only
     /// when slow proxies have dragged those quantiles up to their own latency (see
     /// [`ProxyPool::tail_latency`](crate::ProxyPool::tail_latency)).

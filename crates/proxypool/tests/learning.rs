@@ -211,7 +211,7 @@ async fn a_request_overdue_far_beyond_the_sites_latency_makes_its_proxy_suspect(
 
 #[tokio::test(start_paused = true)]
 async fn slow_proxies_answering_a_third_of_a_sites_requests_do_not_set_its_tail_thresholds() {
-    // What the client hedges and times attempts out by; the true quantiles stay as they are.
+    // What the client hedges by; the true quantiles (which its timeout follows) stay as they are.
     let pool = pool_with(
         ExpectedSuccess::new(),
         vec![proxy("a", None, 0.0), proxy("b", None, 0.0), proxy("slow", None, 0.0), proxy("c", None, 0.0)],

@@ -127,7 +127,10 @@ impl ProxyClient {
         let settings = &self.inner.settings;
         match &settings.config.adaptive_timeout {
             Some(adaptive) => {
-                let latency = self.inner.pool.tail_latency(host, adaptive.quantile);
+                // The true quantile, not the capped one: a site's own slow pages (a search
+                // beside static files) must not be cut off on every attempt, and a cut-off
+                // page never enters the histogram to move its median.
+                let latency = self.inner.pool.latency_quantile(host, adaptive.quantile);
                 (adaptive.timeout(latency, settings.config.request_timeout), latency.is_some())
             }
             None => (settings.config.request_timeout, true),

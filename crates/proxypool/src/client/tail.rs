@@ -2,9 +2,10 @@
 //!
 //! On a dirty fleet the slowest requests decide how long a job takes: a hanging proxy
 //! holds its request for the whole timeout. Two things cut that tail, both driven by the
-//! latency quantiles the pool keeps per host, taken as tail thresholds
-//! ([`ProxyPool::tail_latency`](crate::ProxyPool::tail_latency): at most a multiple of the
-//! host's median, so a few slow proxies cannot make themselves the norm):
+//! latency quantiles the pool keeps per host
+//! ([`ProxyPool::latency_quantile`](crate::ProxyPool::latency_quantile) for the timeout;
+//! [`ProxyPool::tail_latency`](crate::ProxyPool::tail_latency), at most a multiple of the
+//! host's median so that a few slow proxies cannot make themselves the norm, for hedges):
 //!
 //! - an [`AdaptiveTimeout`] gives up on an attempt after a multiple of the host's high
 //!   quantile, never later than the client's request timeout;

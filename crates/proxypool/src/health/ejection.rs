@@ -74,9 +74,10 @@ impl EjectionTracker {
         self.prune(&mut ends, now);
         if ends.len() >= cap {
             let last = self.last_answer.load(Ordering::Relaxed);
-            let others_answer = last != 0 && now.saturating_sub(last) <= RECENT_ANSWER;
+            let answering = last != 0 && now.saturating_sub(last) <= RECENT_ANSWER;
             let left = size.saturating_sub(ends.len() + 1);
-            if !others_answer || (left as f64) < cfg.panic_threshold * size as f64 {
+            // At least one proxy stays in, whatever `panic_threshold` (0 is valid).
+            if !answering || left == 0 || (left as f64) < cfg.panic_threshold * size as f64 {
                 return false;
             }
         }
@@ -166,6 +167,18 @@ mod tests {
         assert!(!t.in_panic(SEC + 3, &cfg));
         t.release(100 * SEC);
         assert!(!t.try_reserve(100 * SEC, 3 * SEC, &cfg), "the last answer is 2 s old: the cap holds again");
+    }
+
+    #[test]
+    fn past_the_cap_one_proxy_always_stays_in_even_without_a_panic_threshold() {
+        let t = EjectionTracker::default();
+        t.set_pool_size(4);
+        let cfg = EjectionConfig { max_ejected_fraction: 0.5, panic_threshold: 0.0, ..EjectionConfig::default() };
+        t.note_answer(1);
+        for _ in 0..3 {
+            assert!(t.try_reserve(100, 2, &cfg));
+        }
+        assert!(!t.try_reserve(100, 2, &cfg), "the fourth of four would leave none");
     }
 
     #[test]

@@ -558,8 +558,8 @@ impl ProxyPool {
 
     /// The `q` quantile (0..=1) of the successful answers' latency at `host`, falling back
     /// to every host's while `host` has too few samples; `None` while neither has
-    /// enough. The true quantile; the client sets hedges and timeouts from
-    /// [`tail_latency`](Self::tail_latency).
+    /// enough. The true quantile: what the client's adaptive timeout follows (its hedges
+    /// follow [`tail_latency`](Self::tail_latency)).
     pub fn latency_quantile(&self, host: &str, q: f64) -> Option<Duration> {
         let ctx = &*self.shared.context;
         let e = &ctx.config().evidence;
@@ -574,7 +574,7 @@ impl ProxyPool {
     /// The `q` quantile of the successful answers' latency at `host` as a tail threshold:
     /// like [`latency_quantile`](Self::latency_quantile), but at most
     /// [`tail_spread`](crate::config::EvidenceConfig::tail_spread) times the median. What
-    /// the client hedges and times attempts out by.
+    /// the client hedges by.
     ///
     /// A proxy that adds a second to every answer still answers, so it is not ejected for
     /// failing; when a few of them get a fair share of requests (round robin does that)
