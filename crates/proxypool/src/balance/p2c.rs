@@ -54,9 +54,9 @@ impl PowerOfTwoChoices {
 
     /// With `a` eligible: the better of `a` and a second eligible candidate, or `a` when
     /// it is the only one. The second is drawn at random (`draws` tries), then looked for
-    /// from a random position (among [`SECOND_SCAN`] candidates at most): when most of the pool is ejected or banned, draws miss,
-    /// and taking `a` alone would give each eligible proxy an equal share whatever its
-    /// cost (a hanging proxy among five eligible ones got a fifth of the requests on the
+    /// from a random position (among [`SECOND_SCAN`] candidates at most): when most of the
+    /// pool is ejected or banned, draws miss, and taking `a` alone would give each eligible
+    /// proxy an equal share whatever its cost (a hanging proxy among five eligible ones got a fifth of the requests on the
     /// testbed's dirty fleet).
     fn second(c: &Candidates<'_>, a: usize, n: usize, draws: usize) -> Option<usize> {
         for _ in 0..draws {

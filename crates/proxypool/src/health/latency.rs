@@ -3,9 +3,10 @@
 //!
 //! The quantiles set how long the client waits before it hedges an attempt and when it
 //! gives up on one, and how long a request may stay in flight before its proxy looks
-//! suspect. The client's thresholds are capped at a multiple of the median
+//! suspect. The client's hedging delay is capped at a multiple of the median
 //! ([`tail`](Windows::tail)): a few slow proxies that still answer would otherwise drag
-//! the high quantiles up to their own latency, and then nothing they serve looks slow. Buckets grow by a fifth from 0.1 ms to an hour (96 of them, so a quantile is
+//! the high quantiles up to their own latency, and then nothing they serve looks slow.
+//! Buckets grow by a fifth from 0.1 ms to an hour (96 of them, so a quantile is
 //! within 20 % of the truth, always rounded up: a timeout made from it errs long). Two
 //! windows rotate, as tower's hedge middleware does, so a change of regime shows within
 //! two windows and a quiet minute does not empty the histogram.
@@ -17,7 +18,6 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::clock::Nanos;
-use crate::config::EvidenceConfig;
 
 const BUCKETS: usize = 96;
 /// The upper edge of bucket 0, in seconds.
@@ -25,20 +25,6 @@ const FIRST_EDGE: f64 = 1e-4;
 const GROWTH: f64 = 1.2;
 /// Quantiles are recomputed after this many samples (and at each rotation).
 const REFRESH_EVERY: u32 = 16;
-
-/// What makes a quantile a tail threshold: enough samples, and at most `spread` times the
-/// median (see [`Windows::tail`]).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct TailLimits {
-    pub(crate) min_samples: u32,
-    pub(crate) spread: f64,
-}
-
-impl TailLimits {
-    pub(crate) fn of(e: &EvidenceConfig) -> TailLimits {
-        TailLimits { min_samples: e.min_latency_samples, spread: e.tail_spread }
-    }
-}
 
 /// Quantiles of the successful latencies at one host (or over the whole pool), over the
 /// last one to two windows.
@@ -154,11 +140,11 @@ impl Windows {
     /// Why capped: the answers come through many proxies, and a proxy that adds a second
     /// to every answer yet still answers is not ejected for failing. When round robin (or
     /// P2C's occasional pair of two bad samples) gives two such proxies of five their
-    /// share, the 95th and 99th percentiles become their latency, so hedges wait for it and
-    /// the adaptive timeout never cuts them: the slow proxies make themselves look normal
-    /// (found on the testbed's dirty fleet, where this made whole runs 10× slower at
-    /// random). The median moves only once half the answers are slow; while fewer are, the
-    /// cap keeps the thresholds at the site's own spread of latency.
+    /// share, the 95th and 99th percentiles become their latency, so hedges wait for it:
+    /// the slow proxies make themselves look normal (found on the testbed's dirty fleet,
+    /// where this made whole runs 10× slower at random). The median moves only once half
+    /// the answers are slow; while fewer are, the cap keeps the hedging delay at the site's
+    /// own spread of latency.
     fn tail(&self, q: f64, spread: f64) -> u64 {
         let cap = self.quantile(0.5) as f64 * spread;
         // `as` saturates: a huge cap is no cap.
@@ -192,19 +178,20 @@ impl LatencyStats {
         Some(self.p99.load(Ordering::Acquire)).filter(|&n| n > 0)
     }
 
-    /// The `q` quantile as a tail threshold as of `now`: at most `limits.spread` times the
-    /// median; `None` with fewer than `limits.min_samples` samples.
-    pub(crate) fn tail(&self, q: f64, now: Nanos, window: Nanos, limits: TailLimits) -> Option<Duration> {
+    /// The `q` quantile as of `now`, at most `spread` times the median when one is given
+    /// (see [`Windows::tail`]), or `None` with fewer than `min_samples` samples.
+    pub(crate) fn quantile(
+        &self,
+        q: f64,
+        spread: Option<f64>,
+        now: Nanos,
+        window: Nanos,
+        min_samples: u32,
+    ) -> Option<Duration> {
         let mut w = self.lock();
         w.rotate_if_due(now, window);
-        (w.samples() >= limits.min_samples.max(1)).then(|| Duration::from_nanos(w.tail(q, limits.spread)))
-    }
-
-    /// The `q` quantile as of `now`, or `None` with fewer than `min_samples` samples.
-    pub(crate) fn quantile(&self, q: f64, now: Nanos, window: Nanos, min_samples: u32) -> Option<Duration> {
-        let mut w = self.lock();
-        w.rotate_if_due(now, window);
-        (w.samples() >= min_samples.max(1)).then(|| Duration::from_nanos(w.quantile(q)))
+        let at = |w: &Windows| spread.map_or_else(|| w.quantile(q), |spread| w.tail(q, spread));
+        (w.samples() >= min_samples.max(1)).then(|| Duration::from_nanos(at(&w)))
     }
 
     /// The usual quantiles as of `now`, or `None` with fewer than `min_samples` samples.
@@ -232,10 +219,6 @@ mod tests {
     const SEC: Nanos = 1_000_000_000;
     const WINDOW: Nanos = 60 * SEC;
 
-    fn limits(min_samples: u32) -> TailLimits {
-        TailLimits { min_samples, spread: 8.0 }
-    }
-
     #[test]
     fn quantiles_round_up_to_within_a_fifth() {
         let s = LatencyStats::default();
@@ -249,7 +232,7 @@ mod tests {
         }
         assert_eq!(q.samples, 100);
         assert!(s.p99_nanos().is_some(), "the cached quantile follows the records");
-        let tail = s.tail(0.99, SEC, WINDOW, limits(20)).expect("enough samples");
+        let tail = s.quantile(0.99, Some(8.0), SEC, WINDOW, 20).expect("enough samples");
         assert_eq!(tail, q.p99, "a site's own spread (p99 = 2 × the median) is below the cap");
     }
 
@@ -257,9 +240,9 @@ mod tests {
     fn too_few_samples_give_no_quantile() {
         let s = LatencyStats::default();
         s.record(0.1, SEC, WINDOW, 20);
-        assert_eq!(s.quantile(0.5, SEC, WINDOW, 20), None);
+        assert_eq!(s.quantile(0.5, None, SEC, WINDOW, 20), None);
         assert_eq!(s.p99_nanos(), None);
-        assert_eq!(s.tail(0.99, SEC, WINDOW, limits(20)), None);
+        assert_eq!(s.quantile(0.99, Some(8.0), SEC, WINDOW, 20), None);
     }
 
     #[test]
@@ -271,9 +254,12 @@ mod tests {
         for _ in 0..50 {
             s.record(0.01, 70 * SEC, WINDOW, 1);
         }
-        assert!(s.quantile(0.99, 70 * SEC, WINDOW, 1).expect("samples") >= Duration::from_secs(2), "both windows");
-        assert!(s.quantile(0.99, 135 * SEC, WINDOW, 1).expect("samples") < Duration::from_millis(20), "one left");
-        assert_eq!(s.quantile(0.5, 300 * SEC, WINDOW, 1), None, "nothing recent");
+        assert!(
+            s.quantile(0.99, None, 70 * SEC, WINDOW, 1).expect("samples") >= Duration::from_secs(2),
+            "both windows"
+        );
+        assert!(s.quantile(0.99, None, 135 * SEC, WINDOW, 1).expect("samples") < Duration::from_millis(20), "one left");
+        assert_eq!(s.quantile(0.5, None, 300 * SEC, WINDOW, 1), None, "nothing recent");
     }
 
     /// Answers at `fast` (3 ms) from most proxies and at `slow` (1 s) from the rest:
@@ -292,12 +278,12 @@ mod tests {
     fn a_minority_of_slow_answers_cannot_drag_the_tail_threshold_up_to_them() {
         for share in [0.05, 0.2, 0.4] {
             let s = mixed(share, 1_000);
-            let true_p99 = s.quantile(0.99, SEC, WINDOW, 20).expect("samples");
+            let true_p99 = s.quantile(0.99, None, SEC, WINDOW, 20).expect("samples");
             assert!(true_p99 >= Duration::from_secs(1), "{share}: the quantile itself is the slow proxies'");
-            let median = s.quantile(0.5, SEC, WINDOW, 20).expect("samples");
+            let median = s.quantile(0.5, None, SEC, WINDOW, 20).expect("samples");
             assert!(median < Duration::from_millis(4), "{share}: the median is the fast ones'");
             for q in [0.95, 0.99] {
-                let tail = s.tail(q, SEC, WINDOW, limits(20)).expect("samples");
+                let tail = s.quantile(q, Some(8.0), SEC, WINDOW, 20).expect("samples");
                 assert!(tail <= median * 8, "{share}, {q}: {tail:?} is capped at 8 × the median");
             }
         }
@@ -306,7 +292,7 @@ mod tests {
     #[test]
     fn once_most_answers_are_slow_the_tail_threshold_follows_them() {
         let s = mixed(0.6, 1_000);
-        let tail = s.tail(0.99, SEC, WINDOW, limits(20)).expect("samples");
+        let tail = s.quantile(0.99, Some(8.0), SEC, WINDOW, 20).expect("samples");
         assert!(tail >= Duration::from_secs(1), "slow is the norm now: {tail:?}");
     }
 }

@@ -23,7 +23,7 @@ use crate::balance::{Balancer, Candidates, ExpectedSuccess};
 use crate::clock::{Nanos, duration_to_nanos, nanos_to_duration};
 use crate::config::PoolConfig;
 use crate::error::{ConfigError, PoolError};
-use crate::health::latency::TailLimits;
+use crate::health::latency::LatencyStats;
 use crate::health::{
     HealthContext, HealthEvent, HealthEventKind, LatencyQuantiles, ProbeResult, ProxyHealth, RemoteEffect,
 };
@@ -561,14 +561,7 @@ impl ProxyPool {
     /// enough. The true quantile: what the client's adaptive timeout follows (its hedges
     /// follow [`tail_latency`](Self::tail_latency)).
     pub fn latency_quantile(&self, host: &str, q: f64) -> Option<Duration> {
-        let ctx = &*self.shared.context;
-        let e = &ctx.config().evidence;
-        let (now, window) = (ctx.now(), duration_to_nanos(e.latency_window));
-        ctx.evidence()
-            .sites
-            .get(host)
-            .and_then(|site| site.latency.quantile(q, now, window, e.min_latency_samples))
-            .or_else(|| ctx.evidence().latency.quantile(q, now, window, e.min_latency_samples))
+        self.host_quantile(host, q, false)
     }
 
     /// The `q` quantile of the successful answers' latency at `host` as a tail threshold:
@@ -582,14 +575,17 @@ impl ProxyPool {
     /// never find them slow. The median stays with the other proxies until half the
     /// answers are slow.
     pub fn tail_latency(&self, host: &str, q: f64) -> Option<Duration> {
+        self.host_quantile(host, q, true)
+    }
+
+    /// The `q` quantile at `host`, falling back to every host's; `capped` at
+    /// `tail_spread` × the median.
+    fn host_quantile(&self, host: &str, q: f64, capped: bool) -> Option<Duration> {
         let ctx = &*self.shared.context;
         let e = &ctx.config().evidence;
-        let (now, window, limits) = (ctx.now(), duration_to_nanos(e.latency_window), TailLimits::of(e));
-        ctx.evidence()
-            .sites
-            .get(host)
-            .and_then(|site| site.latency.tail(q, now, window, limits))
-            .or_else(|| ctx.evidence().latency.tail(q, now, window, limits))
+        let (now, window, spread) = (ctx.now(), duration_to_nanos(e.latency_window), capped.then_some(e.tail_spread));
+        let at = |stats: &LatencyStats| stats.quantile(q, spread, now, window, e.min_latency_samples);
+        ctx.evidence().sites.get(host).and_then(|site| at(&site.latency)).or_else(|| at(&ctx.evidence().latency))
     }
 
     /// The report for one proxy.
